@@ -1,0 +1,264 @@
+"""The NER engine: documents in, entities out, as a stream.
+
+``NerEngine(model).predict(docs)`` tokenises each document once, cuts it into windows,
+packs windows of many documents into length-sorted batches under a token budget, scores
+every candidate span, decodes each window as SpanMarker does and merges the windows of a
+document back into character offsets of its text. Documents are read in chunks of about
+``lookahead_tokens`` window tokens, so memory is bounded by that budget (and by the largest
+single document), never by the corpus.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ner_core.batching import pack_by_budget
+from ner_core.decoding import Candidate, entity_char_range, merge_candidates, select_spans
+from ner_core.documents import Doc, DocResult, Entity
+from ner_core.errors import InferenceError
+from ner_core.inference import PRECISIONS, SpanScorer, WindowInput, make_scorer
+from ner_core.loading import NerModel
+from ner_core.windowing import TokenizedDoc, Window, WindowingConfig, cut_windows, enumerate_spans, tokenize_document
+
+__all__ = ["EngineConfig", "EngineStats", "NerEngine"]
+
+logger = logging.getLogger(__name__)
+
+EMBEDDINGS = ("none", "marker", "mean")
+_NO_EDGE = 1 << 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """How the engine runs a model.
+
+    Attributes:
+        window_tokens: Tokens per window with special tokens; ``None`` uses the model's
+            ``model_max_length`` (a larger value is refused: the model never saw it).
+        overlap_tokens: Tokens shared by consecutive windows; ``None`` is an eighth of the
+            window (32 tokens for 256-token windows).
+        batch_tokens: Token budget of one forward pass (text plus markers, padded).
+        max_batch_windows: Most windows in one forward pass.
+        lookahead_tokens: Window tokens gathered before sorting into batches; bounds memory.
+        precision: ``"exact"`` (float32, identical to SpanMarker) or ``"fast"`` (bf16
+            autocast on CPUs with AMX/AVX-512-BF16, bf16/fp16 on CUDA).
+        strategy: ``"auto"``, ``"text_once"`` or ``"padded"`` (see ``ner_core.inference``).
+        embeddings: ``"none"``, ``"marker"`` (concatenated start/end marker states, what the
+            classifier sees) or ``"mean"`` (mean of the span's text-token states).
+        min_context_words: When windows disagree about overlapping entities, one with at
+            least this many words of context on each side counts as fully seen.
+    """
+
+    window_tokens: int | None = None
+    overlap_tokens: int | None = None
+    batch_tokens: int = 4096
+    max_batch_windows: int = 64
+    lookahead_tokens: int = 65536
+    precision: str = "exact"
+    strategy: str = "auto"
+    embeddings: str = "none"
+    min_context_words: int = 8
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.embeddings not in EMBEDDINGS:
+            raise ValueError(f"embeddings must be one of {EMBEDDINGS}, got {self.embeddings!r}")
+        if self.strategy not in ("auto", "text_once", "padded"):
+            raise ValueError(f"strategy must be 'auto', 'text_once' or 'padded', got {self.strategy!r}")
+        for name in ("batch_tokens", "max_batch_windows", "lookahead_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.min_context_words < 0:
+            raise ValueError(f"min_context_words must not be negative, got {self.min_context_words}")
+
+
+@dataclass
+class EngineStats:
+    """Counters of one engine, cumulative over its ``predict`` calls."""
+
+    documents: int = 0
+    words: int = 0
+    tokens: int = 0
+    windows: int = 0
+    spans: int = 0
+    encoder_tokens: int = 0
+    batches: int = 0
+    split_words: int = 0
+    window_duplicates: int = 0
+    dropped_invisible: int = 0
+    seconds_tokenising: float = 0.0
+    seconds_scoring: float = 0.0
+    seconds_decoding: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _PendingDoc:
+    tokens: TokenizedDoc
+    windows: list[Window]
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+class NerEngine:
+    """Runs a SpanMarker model over documents of any length.
+
+    Example:
+        >>> engine = NerEngine(load_model("path/to/model"))
+        >>> for result in engine.predict(["Angela Merkel visited Paris."]):
+        ...     print([(e.text, e.label) for e in result.entities])
+    """
+
+    def __init__(self, model: NerModel, config: EngineConfig | None = None, *, scorer: SpanScorer | None = None) -> None:
+        self.model = model
+        self.config = config or EngineConfig()
+        window_tokens = self.config.window_tokens or model.model_max_length
+        if window_tokens > model.model_max_length:
+            raise ValueError(f"window_tokens {window_tokens} exceeds the model's model_max_length {model.model_max_length}")
+        overlap = self.config.overlap_tokens if self.config.overlap_tokens is not None else window_tokens // 8
+        self.windowing = WindowingConfig(window_tokens=window_tokens, overlap_tokens=overlap)
+        self.scorer = scorer or make_scorer(
+            model, strategy=self.config.strategy, precision=self.config.precision, embeddings=self.config.embeddings
+        )
+        specials = model.tokenizer.build_inputs_with_special_tokens([-1])
+        at = specials.index(-1)
+        self._prefix = np.asarray(specials[:at], dtype=np.int64)
+        self._suffix = np.asarray(specials[at + 1 :], dtype=np.int64)
+        self._capacity = window_tokens - len(self._prefix) - len(self._suffix)
+        self.stats = EngineStats()
+
+    def predict(self, docs: Iterable[str | Doc]) -> Iterator[DocResult]:
+        """Annotate documents, yielding one result per document in input order.
+
+        Args:
+            docs: Strings (given ids ``"0"``, ``"1"``, … in order) or :class:`Doc` records.
+
+        Yields:
+            A :class:`DocResult` per document, as soon as its chunk is done.
+        """
+        chunk: list[_PendingDoc] = []
+        chunk_tokens = 0
+        for i, doc in enumerate(docs):
+            if isinstance(doc, str):
+                doc = Doc(doc_id=str(i), text=doc)
+            pending = self._prepare(doc)
+            chunk.append(pending)
+            chunk_tokens += sum(w.n_tokens for w in pending.windows)
+            if chunk_tokens >= self.config.lookahead_tokens:
+                yield from self._run(chunk)
+                chunk, chunk_tokens = [], 0
+        if chunk:
+            yield from self._run(chunk)
+
+    def predict_text(self, text: str, doc_id: str = "0") -> DocResult:
+        """Annotate a single text."""
+        return next(self.predict([Doc(doc_id=doc_id, text=text)]))
+
+    def _prepare(self, doc: Doc) -> _PendingDoc:
+        t0 = time.perf_counter()
+        tokens = tokenize_document(self.model.tokenizer, doc.doc_id, doc.text, max_word_tokens=self._capacity)
+        windows = cut_windows(tokens, self.windowing, n_special=len(self._prefix) + len(self._suffix))
+        self.stats.seconds_tokenising += time.perf_counter() - t0
+        return _PendingDoc(tokens, windows)
+
+    def _run(self, chunk: list[_PendingDoc]) -> Iterator[DocResult]:
+        items = [(d, w) for d in chunk for w in d.windows]
+        inputs = [self._window_input(d.tokens, w) for d, w in items]
+        costs = [self.scorer.cost(x) for x in inputs]
+        batches = pack_by_budget(costs, self.config.batch_tokens, max_items=self.config.max_batch_windows)
+        for batch in batches:
+            t0 = time.perf_counter()
+            try:
+                scored = self.scorer.score([inputs[i] for i in batch])
+            except RuntimeError as e:
+                ids = tuple(sorted({items[i][0].tokens.doc_id for i in batch}))
+                raise InferenceError(f"model failed on a batch of {len(batch)} windows: {e}", doc_ids=ids) from e
+            t1 = time.perf_counter()
+            for i, scores in zip(batch, scored):
+                pending, window = items[i]
+                pending.candidates.extend(self._decode_window(pending.tokens, window, inputs[i], scores))
+            self.stats.seconds_scoring += t1 - t0
+            self.stats.seconds_decoding += time.perf_counter() - t1
+            self.stats.batches += 1
+            self.stats.encoder_tokens += sum(costs[i] for i in batch)
+        for pending in chunk:
+            yield self._finish(pending)
+
+    def _window_input(self, doc: TokenizedDoc, w: Window) -> WindowInput:
+        starts, ends = enumerate_spans(w.n_words, self.model.entity_max_length)
+        offset = len(self._prefix) - w.token_start
+        word_tok_start = doc.word_token_start[w.word_start : w.word_end] + offset
+        word_tok_end = doc.word_token_end[w.word_start : w.word_end] + offset
+        return WindowInput(
+            input_ids=np.concatenate((self._prefix, doc.input_ids[w.token_start : w.token_end], self._suffix)),
+            start_pos=word_tok_start[starts],
+            end_pos=word_tok_end[ends - 1] - 1,
+        )
+
+    def _decode_window(self, doc: TokenizedDoc, w: Window, x: WindowInput, s) -> list[Candidate]:
+        starts, ends = enumerate_spans(w.n_words, self.model.entity_max_length)
+        kept = select_spans(s.scores, s.label_ids, starts, ends, w.n_words, self.model.outside_id)
+        out = []
+        for i in kept:
+            a, b = int(starts[i]), int(ends[i])
+            left = _NO_EDGE if w.at_doc_start else a
+            right = _NO_EDGE if w.at_doc_end else w.n_words - b
+            out.append(
+                Candidate(
+                    word_start=w.word_start + a,
+                    word_end=w.word_start + b,
+                    label_id=int(s.label_ids[i]),
+                    score=float(s.scores[i]),
+                    context=min(left, right),
+                    embedding=self._embedding(x, s, i),
+                )
+            )
+        return out
+
+    def _embedding(self, x: WindowInput, s, i: int) -> np.ndarray | None:
+        if self.config.embeddings == "marker":
+            return np.array(s.marker_states[i], dtype=np.float32)
+        if self.config.embeddings == "mean":
+            return s.token_states[x.start_pos[i] : x.end_pos[i] + 1].mean(axis=0).astype(np.float32)
+        return None
+
+    def _finish(self, pending: _PendingDoc) -> DocResult:
+        doc = pending.tokens
+        merged, duplicates = merge_candidates(pending.candidates, doc.n_words, min_context=self.config.min_context_words)
+        entities = []
+        labels = self.model.labels
+        for c in merged:
+            span = entity_char_range(doc.word_char_start, doc.word_char_end, c.word_start, c.word_end)
+            if span is None:
+                self.stats.dropped_invisible += 1
+                continue
+            start, end = span
+            entities.append(
+                Entity(
+                    doc_id=doc.doc_id, start=start, end=end, text=doc.text[start:end],
+                    label=labels[c.label_id], score=c.score, embedding=c.embedding,
+                )
+            )
+        st = self.stats
+        st.documents += 1
+        st.words += doc.n_words
+        st.tokens += doc.n_tokens
+        st.windows += len(pending.windows)
+        st.spans += sum(len(enumerate_spans(w.n_words, self.model.entity_max_length)[0]) for w in pending.windows)
+        st.split_words += doc.n_split_words
+        st.window_duplicates += duplicates
+        return DocResult(
+            doc_id=doc.doc_id,
+            entities=tuple(entities),
+            n_chars=len(doc.text),
+            n_tokens=doc.n_tokens,
+            n_words=doc.n_words,
+            n_windows=len(pending.windows),
+            n_split_words=doc.n_split_words,
+            n_window_duplicates=duplicates,
+        )

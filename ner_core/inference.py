@@ -1,0 +1,358 @@
+"""Score every candidate span of a batch of windows with a SpanMarker model.
+
+Two ways to run the same model, with the same result:
+
+* :class:`PaddedScorer` builds exactly the inputs of SpanMarker's data collator (markers
+  after the text, position ids shifted by 2, the 2-D attention mask per sample, at most
+  ``marker_max_length`` marker pairs per sample) but pads each batch only to its longest
+  sample. It works with any encoder SpanMarker supports.
+* :class:`TextOnceScorer` uses what that attention mask implies: text tokens never attend
+  to markers, and a marker pair sees only the text and itself. So a window's text is
+  encoded once, however many samples its spans would need, and all of its marker pairs
+  attend to the text's keys in one pass. It runs the encoder's own BERT-family layers
+  (BERT, RoBERTa, XLM-R) module by module; dense layers see only real tokens, no padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ner_core.batching import round_up
+from ner_core.loading import NerModel
+
+__all__ = [
+    "WindowInput",
+    "WindowScores",
+    "SpanScorer",
+    "PaddedScorer",
+    "TextOnceScorer",
+    "make_scorer",
+    "supports_text_once",
+    "PRECISIONS",
+]
+
+PRECISIONS = ("exact", "fast")
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class WindowInput:
+    """What the model needs for one window.
+
+    Attributes:
+        input_ids: ``int64[T]`` the window's tokens with the model's special tokens.
+        start_pos: ``int64[n_spans]`` index in ``input_ids`` of each span's first token.
+        end_pos: ``int64[n_spans]`` index in ``input_ids`` of each span's last token.
+    """
+
+    input_ids: np.ndarray
+    start_pos: np.ndarray
+    end_pos: np.ndarray
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def n_spans(self) -> int:
+        return len(self.start_pos)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class WindowScores:
+    """The model's verdict on every span of a window.
+
+    Attributes:
+        scores: ``float32[n_spans]`` probability of the best label.
+        label_ids: ``int64[n_spans]`` the best label.
+        marker_states: ``float32[n_spans, 2*hidden]`` the start/end marker states the
+            classifier saw, when asked for.
+        token_states: ``float32[T, hidden]`` final text-token states, when asked for.
+    """
+
+    scores: np.ndarray
+    label_ids: np.ndarray
+    marker_states: np.ndarray | None = None
+    token_states: np.ndarray | None = None
+
+
+class SpanScorer:
+    """Turns windows into span scores. Subclasses define how the encoder is run."""
+
+    def __init__(self, model: NerModel, *, precision: str = "exact", marker_states: bool = False, token_states: bool = False) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.model = model
+        self.precision = precision
+        self.want_marker_states = marker_states
+        self.want_token_states = token_states
+        self._sm = model.span_marker
+        tok = model.tokenizer
+        self.pad_id = int(tok.pad_token_id)
+        self.start_marker_id, self.end_marker_id = (int(i) for i in tok.convert_tokens_to_ids(["<start>", "<end>"]))
+
+    def cost(self, window: WindowInput) -> int:
+        """Tokens the encoder processes for this window (the batching unit)."""
+        raise NotImplementedError
+
+    def score(self, windows: list[WindowInput]) -> list[WindowScores]:
+        """Score every span of every window of one batch."""
+        with torch.inference_mode(), self._autocast():
+            return self._score(windows)
+
+    def _score(self, windows: list[WindowInput]) -> list[WindowScores]:
+        raise NotImplementedError
+
+    def _autocast(self):
+        if self.precision == "exact":
+            return contextlib.nullcontext()
+        device = self.model.device.type
+        if device == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            dtype = torch.bfloat16
+        return torch.autocast(device_type=device, dtype=dtype)
+
+    def _classify(self, start_states: torch.Tensor, end_states: torch.Tensor, splits: list[int]) -> list[WindowScores]:
+        features = torch.cat((start_states, end_states), dim=-1)
+        probs = self._sm.classifier(features).float().softmax(-1)
+        scores, labels = probs.max(-1)
+        scores = scores.cpu().numpy()
+        labels = labels.cpu().numpy()
+        feats = features.float().cpu().numpy() if self.want_marker_states else None
+        out, at = [], 0
+        for n in splits:
+            out.append(
+                WindowScores(
+                    scores=scores[at : at + n],
+                    label_ids=labels[at : at + n],
+                    marker_states=feats[at : at + n] if feats is not None else None,
+                )
+            )
+            at += n
+        return out
+
+
+class PaddedScorer(SpanScorer):
+    """SpanMarker's collation, padded to the longest sample of the batch instead of
+    ``model_max_length + 2 * marker_max_length``."""
+
+    def cost(self, window: WindowInput) -> int:
+        samples = self._samples(window)
+        return sum(window.n_tokens + window.n_tokens % 2 + 2 * (b - a) for a, b in samples)
+
+    def _samples(self, window: WindowInput) -> list[tuple[int, int]]:
+        # SpanMarker's Trainer.spread_sample: as many pairs as fit beside the text.
+        cfg = self.model
+        space = (cfg.model_max_length + 2 * cfg.marker_max_length - window.n_tokens) // 2
+        n = window.n_spans
+        return [(a, min(a + space, n)) for a in range(0, n, space)] or [(0, 0)]
+
+    def _score(self, windows: list[WindowInput]) -> list[WindowScores]:
+        samples = [(w, a, b) for w in range(len(windows)) for a, b in self._samples(windows[w])]
+        lengths = [windows[w].n_tokens + windows[w].n_tokens % 2 + 2 * (b - a) for w, a, b in samples]
+        L = round_up(max(lengths), 8)
+        B = len(samples)
+        ids = torch.full((B, L), self.pad_id, dtype=torch.long)
+        pos = torch.ones((B, L), dtype=torch.long)
+        mask = torch.zeros((B, L, L), dtype=torch.bool)
+        start_rows, end_rows = [], []
+        for i, (w, a, b) in enumerate(samples):
+            win = windows[w]
+            T, n = win.n_tokens, b - a
+            s0 = T + T % 2
+            ids[i, :T] = torch.from_numpy(win.input_ids)
+            ids[i, s0 : s0 + n] = self.start_marker_id
+            ids[i, s0 + n : s0 + 2 * n] = self.end_marker_id
+            pos[i, :T] = torch.arange(T) + 2
+            pos[i, s0 : s0 + n] = torch.from_numpy(win.start_pos[a:b]) + 2
+            pos[i, s0 + n : s0 + 2 * n] = torch.from_numpy(win.end_pos[a:b]) + 2
+            mask[i, :T, :T] = True
+            mask[i, s0 : s0 + 2 * n, :T] = True
+            idx = torch.arange(s0, s0 + n)
+            mask[i, idx, idx] = True
+            mask[i, idx, idx + n] = True
+            mask[i, idx + n, idx] = True
+            mask[i, idx + n, idx + n] = True
+            start_rows.append(i * L + idx)
+            end_rows.append(i * L + idx + n)
+        dev = self.model.device
+        hidden = self._sm.encoder(
+            ids.to(dev), attention_mask=mask.to(dev), token_type_ids=torch.zeros_like(ids).to(dev), position_ids=pos.to(dev)
+        )[0]
+        flat = hidden.reshape(B * L, -1)
+        starts = flat[torch.cat(start_rows).to(dev)]
+        ends = flat[torch.cat(end_rows).to(dev)]
+        per_sample = self._classify(starts, ends, [b - a for _, a, b in samples])
+        out = []
+        for w, win in enumerate(windows):
+            parts = [s for s, (sw, _, _) in zip(per_sample, samples) if sw == w]
+            token_states = None
+            if self.want_token_states:
+                first = next(i for i, (sw, _, _) in enumerate(samples) if sw == w)
+                token_states = hidden[first, : win.n_tokens].float().cpu().numpy()
+            out.append(
+                WindowScores(
+                    scores=np.concatenate([p.scores for p in parts]),
+                    label_ids=np.concatenate([p.label_ids for p in parts]),
+                    marker_states=np.concatenate([p.marker_states for p in parts]) if self.want_marker_states else None,
+                    token_states=token_states,
+                )
+            )
+        return out
+
+
+def supports_text_once(model: NerModel) -> bool:
+    """Whether the encoder is a BERT-family stack this module can run layer by layer."""
+    enc = model.span_marker.encoder
+    cfg = enc.config
+    layers = getattr(getattr(enc, "encoder", None), "layer", None)
+    if layers is None or not hasattr(enc, "embeddings"):
+        return False
+    if getattr(cfg, "position_embedding_type", "absolute") != "absolute" or getattr(cfg, "is_decoder", False):
+        return False
+    layer = layers[0]
+    return all(
+        hasattr(obj, name)
+        for obj, names in (
+            (layer, ("attention", "intermediate", "output")),
+            (getattr(layer, "attention", None), ("self", "output")),
+            (getattr(getattr(layer, "attention", None), "self", None), ("query", "key", "value", "num_attention_heads")),
+        )
+        for name in names
+    )
+
+
+class TextOnceScorer(SpanScorer):
+    """Encode each window's text once; attend all of its marker pairs to it in one pass."""
+
+    def __init__(self, model: NerModel, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+        if not supports_text_once(model):
+            raise ValueError(f"encoder {type(model.span_marker.encoder).__name__} is not a BERT-family stack")
+        enc = model.span_marker.encoder
+        self._embeddings = enc.embeddings
+        self._layers = list(enc.encoder.layer)
+        attn = self._layers[0].attention.self
+        self._heads = int(attn.num_attention_heads)
+        self._head_dim = int(attn.attention_head_size)
+
+    def cost(self, window: WindowInput) -> int:
+        return window.n_tokens + 2 * window.n_spans
+
+    def _score(self, windows: list[WindowInput]) -> list[WindowScores]:
+        dev = self.model.device
+        B = len(windows)
+        T = [w.n_tokens for w in windows]
+        P = [w.n_spans for w in windows]
+        Tm, Pm = round_up(max(T), 8), round_up(max(max(P), 1), 4)
+        Mm = 2 * Pm
+
+        # Flat rows: every real text token, then every real marker (starts then ends per window).
+        text_ids = np.concatenate([w.input_ids for w in windows])
+        text_pos = np.concatenate([np.arange(t) + 2 for t in T])
+        text_pad = np.concatenate([b * Tm + np.arange(t) for b, t in enumerate(T)])
+        marker_ids = np.concatenate([np.r_[np.full(p, self.start_marker_id), np.full(p, self.end_marker_id)] for p in P])
+        marker_pos = np.concatenate([np.r_[w.start_pos, w.end_pos] + 2 for w in windows])
+        marker_pad = np.concatenate([b * Mm + np.r_[np.arange(p), Pm + np.arange(p)] for b, p in enumerate(P)])
+        # Each marker also attends to its pair: the start and the end marker of its span.
+        pair_start = np.concatenate([b * Mm + np.r_[np.arange(p), np.arange(p)] for b, p in enumerate(P)])
+        pair_end = pair_start + Pm
+        key_mask = torch.zeros((B, Tm), dtype=torch.bool)
+        for b, t in enumerate(T):
+            key_mask[b, :t] = True
+
+        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
+        text_pad_t, marker_pad_t = to(text_pad), to(marker_pad)
+        pair_start_t, pair_end_t = to(pair_start), to(pair_end)
+        key_mask = key_mask.to(dev)
+        n_text = len(text_ids)
+
+        ids = to(np.r_[text_ids, marker_ids]).long()
+        pos = to(np.r_[text_pos, marker_pos]).long()
+        h = self._embeddings(input_ids=ids[None], position_ids=pos[None], token_type_ids=torch.zeros_like(ids)[None])[0]
+
+        nh, d = self._heads, self._head_dim
+        scale = 1.0 / math.sqrt(d)
+        for layer in self._layers:
+            sa = layer.attention.self
+            q, k, v = sa.query(h), sa.key(h), sa.value(h)
+            ctx = torch.empty_like(q)
+            # Text: ordinary self-attention over each window's real tokens.
+            qt, kt, vt = (self._pad(x[:n_text], text_pad_t, B, Tm) for x in (q, k, v))
+            ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_mask[:, None, None, :])
+            ctx[:n_text] = self._unpad(ct, text_pad_t)
+            # Markers: the window's text keys plus the two keys of their own pair, one softmax.
+            qm = self._pad(q[n_text:], marker_pad_t, B, Mm)
+            scores_text = torch.matmul(qm, kt.transpose(-1, -2)) * scale
+            scores_text = scores_text.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+            km_flat = self._pad_flat(k[n_text:], marker_pad_t, B * Mm)
+            vm_flat = self._pad_flat(v[n_text:], marker_pad_t, B * Mm)
+            qm_flat = q[n_text:].view(-1, nh, d)
+            s_a = (qm_flat * km_flat[pair_start_t].view(-1, nh, d)).sum(-1) * scale
+            s_b = (qm_flat * km_flat[pair_end_t].view(-1, nh, d)).sum(-1) * scale
+            s_a = self._pad(s_a, marker_pad_t, B, Mm, heads_last=True)
+            s_b = self._pad(s_b, marker_pad_t, B, Mm, heads_last=True)
+            probs = torch.cat((scores_text, s_a[..., None], s_b[..., None]), dim=-1).softmax(-1)
+            cm = torch.matmul(probs[..., :Tm].to(vt.dtype), vt)
+            va = self._pad(vm_flat[pair_start_t], marker_pad_t, B, Mm)
+            vb = self._pad(vm_flat[pair_end_t], marker_pad_t, B, Mm)
+            cm = cm + probs[..., Tm : Tm + 1].to(va.dtype) * va + probs[..., Tm + 1 :].to(vb.dtype) * vb
+            ctx[n_text:] = self._unpad(cm, marker_pad_t)
+            attn_out = layer.attention.output(ctx, h)
+            h = layer.output(layer.intermediate(attn_out), attn_out)
+
+        markers = h[n_text:]
+        offsets = np.cumsum([0] + [2 * p for p in P])
+        starts_idx = np.concatenate([offsets[b] + np.arange(p) for b, p in enumerate(P)])
+        starts = markers[to(starts_idx)]
+        ends = markers[to(starts_idx + np.repeat(P, P))]
+        out = self._classify(starts, ends, P)
+        if self.want_token_states:
+            text_states = h[:n_text].float().cpu().numpy()
+            bounds = np.cumsum([0] + T)
+            out = [
+                WindowScores(scores=o.scores, label_ids=o.label_ids, marker_states=o.marker_states, token_states=text_states[bounds[b] : bounds[b + 1]])
+                for b, o in enumerate(out)
+            ]
+        return out
+
+    def _pad(self, flat: torch.Tensor, index: torch.Tensor, B: int, L: int, *, heads_last: bool = False) -> torch.Tensor:
+        """Scatter flat rows ``[N, H]`` (or ``[N, heads]``) into ``[B, heads, L, head_dim]`` (or ``[B, heads, L]``)."""
+        width = flat.shape[-1] if flat.dim() == 2 else flat.shape[-2] * flat.shape[-1]
+        padded = flat.new_zeros((B * L, width))
+        padded[index] = flat.reshape(len(flat), width)
+        if heads_last:
+            return padded.view(B, L, -1).transpose(1, 2)
+        return padded.view(B, L, self._heads, self._head_dim).transpose(1, 2)
+
+    def _pad_flat(self, flat: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
+        padded = flat.new_zeros((rows, flat.shape[-1]))
+        padded[index] = flat
+        return padded
+
+    def _unpad(self, padded: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        B, _, L, _ = padded.shape
+        return padded.transpose(1, 2).reshape(B * L, -1)[index]
+
+
+def make_scorer(model: NerModel, *, strategy: str = "auto", precision: str = "exact", embeddings: str = "none") -> SpanScorer:
+    """The scorer for a model: text-once where the encoder allows it, else padded.
+
+    Args:
+        model: The loaded model.
+        strategy: ``"auto"``, ``"text_once"`` or ``"padded"``.
+        precision: ``"exact"`` (float32) or ``"fast"`` (bf16 autocast on CPU, bf16/fp16 on CUDA).
+        embeddings: ``"none"``, ``"marker"`` or ``"mean"``: which states the scorer returns.
+    """
+    kwargs = dict(precision=precision, marker_states=embeddings == "marker", token_states=embeddings == "mean")
+    if strategy == "padded" or (strategy == "auto" and not supports_text_once(model)):
+        return PaddedScorer(model, **kwargs)
+    if strategy in ("auto", "text_once"):
+        return TextOnceScorer(model, **kwargs)
+    raise ValueError(f"strategy must be 'auto', 'text_once' or 'padded', got {strategy!r}")

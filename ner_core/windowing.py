@@ -1,0 +1,308 @@
+"""Tokenise a document once and cut it into model windows at word boundaries.
+
+A window holds at most ``model_max_length`` tokens with its special tokens. Consecutive
+windows overlap by about ``overlap`` tokens and prefer to start and end at sentence
+boundaries. Nothing is truncated: a single "word" longer than a window (a URL, a run of
+CJK without spaces, a base64 blob) is cut into window-sized pieces, and the pieces are
+counted so the caller can report them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TokenizedDoc", "Window", "WindowingConfig", "tokenize_document", "cut_windows", "enumerate_spans"]
+
+logger = logging.getLogger(__name__)
+
+# Characters after which a new sentence may begin (Latin, CJK, Arabic, Devanagari, ellipsis).
+_SENTENCE_END = frozenset(".!?;。！？；…؟۔।")
+# Tokenise long texts in blocks so the tokenizer's intermediate buffers stay small.
+_BLOCK_CHARS = 200_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowingConfig:
+    """How documents are cut into windows.
+
+    Attributes:
+        window_tokens: Tokens per window including special tokens (the model's
+            ``model_max_length`` unless smaller).
+        overlap_tokens: Tokens shared by consecutive windows, so an entity near a cut is
+            seen whole, with context, by at least one window.
+    """
+
+    window_tokens: int
+    overlap_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if self.window_tokens < 8:
+            raise ValueError(f"window_tokens must be at least 8, got {self.window_tokens}")
+        if not 0 <= self.overlap_tokens < self.window_tokens // 2:
+            raise ValueError(
+                f"overlap_tokens must satisfy 0 <= overlap_tokens < window_tokens // 2 "
+                f"({self.window_tokens // 2}), got {self.overlap_tokens}"
+            )
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class TokenizedDoc:
+    """A document tokenised once, with its words.
+
+    Attributes:
+        doc_id: Identifier of the document.
+        text: The text; all character offsets refer to it.
+        input_ids: ``int64[n_tokens]`` subword ids, no special tokens.
+        word_token_start: ``int64[n_words]`` first token of each word.
+        word_token_end: ``int64[n_words]`` one past the last token of each word.
+        word_char_start: ``int64[n_words]`` first character, leading whitespace stripped.
+        word_char_end: ``int64[n_words]`` one past the last character, trailing whitespace
+            stripped; equal to ``word_char_start`` for a word that covers no visible text.
+        sentence_start: ``bool[n_words]`` whether a sentence may start at this word.
+        n_split_words: Words longer than a window that were cut into pieces.
+    """
+
+    doc_id: str
+    text: str
+    input_ids: np.ndarray
+    word_token_start: np.ndarray
+    word_token_end: np.ndarray
+    word_char_start: np.ndarray
+    word_char_end: np.ndarray
+    sentence_start: np.ndarray
+    n_split_words: int = 0
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def n_words(self) -> int:
+        return len(self.word_token_start)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A slice ``[word_start, word_end)`` of a document's words that fits the model.
+
+    ``at_doc_start`` / ``at_doc_end`` say whether an edge of the window is an edge of the
+    document: an entity there lacks no context, so it is not penalised when windows merge.
+    """
+
+    word_start: int
+    word_end: int
+    token_start: int
+    token_end: int
+    at_doc_start: bool
+    at_doc_end: bool
+
+    @property
+    def n_tokens(self) -> int:
+        return self.token_end - self.token_start
+
+    @property
+    def n_words(self) -> int:
+        return self.word_end - self.word_start
+
+
+def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int) -> TokenizedDoc:
+    """Tokenise ``text`` once with the fast tokenizer and group subwords into words.
+
+    Args:
+        tokenizer: A transformers fast tokenizer (its backend must give word ids and
+            character offsets).
+        doc_id: Identifier carried into the result.
+        text: The document.
+        max_word_tokens: Longest word in tokens; longer words are cut into pieces.
+
+    Returns:
+        The tokenised document; empty arrays for an empty or whitespace-only text.
+    """
+    backend = _document_backend(tokenizer)
+    ids_parts, word_parts, offset_parts = [], [], []
+    next_word = 0
+    for block_start, block in _blocks(text):
+        enc = backend.encode(block, add_special_tokens=False)
+        if not enc.ids:
+            continue
+        words = np.array([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
+        keep = words >= 0
+        words = words[keep]
+        ids_parts.append(np.asarray(enc.ids, dtype=np.int64)[keep])
+        offset_parts.append(np.asarray(enc.offsets, dtype=np.int64)[keep] + block_start)
+        # Word ids restart in every block; make them unique across the document.
+        word_parts.append(words - words.min() + next_word if len(words) else words)
+        next_word = int(word_parts[-1].max()) + 1 if len(words) else next_word
+    if not ids_parts:
+        return _empty(doc_id, text)
+
+    input_ids = np.concatenate(ids_parts)
+    word_ids = np.concatenate(word_parts)
+    offsets = np.concatenate(offset_parts)
+    starts = np.flatnonzero(np.r_[True, word_ids[1:] != word_ids[:-1]])
+    ends = np.r_[starts[1:], len(word_ids)]
+    tok_start, tok_end, n_split = _split_long_words(starts, ends, max_word_tokens)
+    char_start = np.minimum.reduceat(offsets[:, 0], tok_start)
+    char_end = np.maximum.reduceat(offsets[:, 1], tok_start)
+    # reduceat reads up to the next start; pieces are contiguous so this is exact.
+    char_start, char_end = _strip_whitespace(text, char_start, char_end)
+    if n_split:
+        logger.info(
+            "doc %s: %d word(s) longer than %d tokens were cut into pieces; entities inside them "
+            "can only be found piecewise", doc_id, n_split, max_word_tokens,
+        )
+    return TokenizedDoc(
+        doc_id=doc_id,
+        text=text,
+        input_ids=input_ids,
+        word_token_start=tok_start,
+        word_token_end=tok_end,
+        word_char_start=char_start,
+        word_char_end=char_end,
+        sentence_start=_sentence_starts(text, char_start, char_end),
+        n_split_words=n_split,
+    )
+
+
+def cut_windows(doc: TokenizedDoc, config: WindowingConfig, *, n_special: int) -> list[Window]:
+    """Cut a tokenised document into overlapping windows at word boundaries.
+
+    Args:
+        doc: The tokenised document; its words must be at most ``window_tokens - n_special``
+            tokens long (``tokenize_document`` guarantees it).
+        config: Window size and overlap.
+        n_special: Special tokens the model adds around each window.
+
+    Returns:
+        Windows covering every word at least once, in document order.
+    """
+    n = doc.n_words
+    if n == 0:
+        return []
+    capacity = config.window_tokens - n_special
+    tok_start = doc.word_token_start.tolist()
+    tok_end = doc.word_token_end.tolist()
+    sentence = doc.sentence_start.tolist()
+    windows = []
+    s = 0
+    while True:
+        e = bisect.bisect_right(tok_end, tok_start[s] + capacity, lo=s)
+        if e >= n:
+            windows.append(Window(s, n, tok_start[s], tok_end[n - 1], s == 0, True))
+            return windows
+        # End at the last sentence start that still leaves the window at least half full.
+        half = tok_start[s] + capacity // 2
+        for b in range(e, s, -1):
+            if tok_start[b] < half:
+                break
+            if sentence[b]:
+                e = b
+                break
+        windows.append(Window(s, e, tok_start[s], tok_end[e - 1], s == 0, False))
+        # The next window starts about overlap tokens before this one ends, at a sentence
+        # start inside the overlap when there is one, and always moves forward.
+        ns = bisect.bisect_left(tok_start, tok_start[e] - config.overlap_tokens, lo=s + 1, hi=e)
+        for b in range(ns, e):
+            if sentence[b]:
+                ns = b
+                break
+        s = ns
+
+
+def enumerate_spans(n_words: int, entity_max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """All candidate spans of a window, in SpanMarker's order.
+
+    Returns:
+        ``(start, end)``: ``int64[n_spans]`` word indices, ``end`` exclusive, ordered by start
+        then length, exactly as ``SpanMarkerTokenizer.get_all_valid_spans``.
+    """
+    if n_words <= 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    lengths = np.minimum(entity_max_length, n_words - np.arange(n_words))
+    starts = np.repeat(np.arange(n_words), lengths)
+    group_begin = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    ends = starts + (np.arange(len(starts)) - group_begin) + 1
+    return starts, ends
+
+
+def _document_backend(tokenizer):
+    # A document that contains "[SEP]" or "<start>" is text, not a control token: encode
+    # special tokens like any other characters.
+    backend = getattr(tokenizer, "_nerflow_document_backend", None)
+    if backend is None:
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        backend.encode_special_tokens = True
+        backend.no_truncation()
+        backend.no_padding()
+        tokenizer._nerflow_document_backend = backend
+    return backend
+
+
+def _blocks(text: str):
+    """Yield ``(offset, block)`` pieces of ``text`` cut at whitespace, each a few 100k chars."""
+    start, n = 0, len(text)
+    while start < n:
+        end = min(start + _BLOCK_CHARS, n)
+        if end < n:
+            cut = max(text.rfind("\n", start, end), text.rfind(" ", start, end))
+            if cut > start:
+                end = cut
+        yield start, text[start:end]
+        start = end
+
+
+def _split_long_words(starts: np.ndarray, ends: np.ndarray, max_tokens: int):
+    lengths = ends - starts
+    too_long = lengths > max_tokens
+    if not too_long.any():
+        return starts, ends, 0
+    pieces = np.where(too_long, -(-lengths // max_tokens), 1)
+    new_starts = np.repeat(starts, pieces) + (np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)) * max_tokens
+    new_ends = np.minimum(new_starts + max_tokens, np.repeat(ends, pieces))
+    return new_starts, new_ends, int(too_long.sum())
+
+
+def _strip_whitespace(text: str, char_start: np.ndarray, char_end: np.ndarray):
+    # SentencePiece tokens carry the word-boundary space; an entity must never start or end
+    # with whitespace, so each word's range is trimmed to its visible characters.
+    cs, ce = char_start.tolist(), char_end.tolist()
+    for i in range(len(cs)):
+        a, b = cs[i], ce[i]
+        if a < b and (text[a].isspace() or text[b - 1].isspace()):
+            while a < b and text[a].isspace():
+                a += 1
+            while b > a and text[b - 1].isspace():
+                b -= 1
+            cs[i], ce[i] = a, b
+    return np.asarray(cs, dtype=np.int64), np.asarray(ce, dtype=np.int64)
+
+
+def _sentence_starts(text: str, char_start: np.ndarray, char_end: np.ndarray) -> np.ndarray:
+    n = len(char_start)
+    out = np.zeros(n, dtype=bool)
+    if n:
+        out[0] = True
+    cs, ce = char_start.tolist(), char_end.tolist()
+    prev_end = ce[0] if n else 0
+    for i in range(1, n):
+        if cs[i] == ce[i]:
+            continue
+        gap = text[prev_end : cs[i]]
+        out[i] = "\n" in gap or (prev_end > 0 and text[prev_end - 1] in _SENTENCE_END and gap != "")
+        prev_end = ce[i]
+    return out
+
+
+def _empty(doc_id: str, text: str) -> TokenizedDoc:
+    z = np.zeros(0, dtype=np.int64)
+    return TokenizedDoc(
+        doc_id=doc_id, text=text, input_ids=z, word_token_start=z, word_token_end=z,
+        word_char_start=z, word_char_end=z, sentence_start=np.zeros(0, dtype=bool),
+    )
