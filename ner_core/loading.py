@@ -39,7 +39,9 @@ class NerModel:
 
     Attributes:
         ref: The reference it was loaded from.
-        model_id: Stable identifier: directory name plus a digest of config and weights.
+        name: A readable name (the last component of the reference).
+        model_id: Stable identifier from the content alone (a digest of config and
+            weights), the same wherever the checkpoint is stored or cached.
         path: Local directory of the checkpoint.
         span_marker: The ``SpanMarkerModel`` in eval mode on ``device``.
         tokenizer: The fast tokenizer, with SpanMarker's word splitting (punctuation split
@@ -53,6 +55,7 @@ class NerModel:
     """
 
     ref: str
+    name: str
     model_id: str
     path: Path
     span_marker: torch.nn.Module
@@ -234,6 +237,7 @@ def _load(ref: str, path: Path, device: torch.device, *, allow_pickle: bool) -> 
     labels = tuple(config.id2label[i] for i in range(len(config.id2label)))
     nm = NerModel(
         ref=ref,
+        name=ref.rstrip("/").rsplit("/", 1)[-1] or path.name,
         model_id=_model_id(path, weights),
         path=path,
         span_marker=model,
@@ -271,9 +275,15 @@ def _weights_files(path: Path, ref: str, *, allow_pickle: bool) -> list[Path]:
 
 
 def _model_id(path: Path, weights: list[Path]) -> str:
-    digest = hashlib.sha256((path / "config.json").read_bytes())
+    # The config's own path fields differ between copies of one checkpoint; hash what the
+    # model computes with: its settings minus paths, and the weight bytes.
+    config = json.loads((path / "config.json").read_text())
+    config.pop("_name_or_path", None)
+    if isinstance(config.get("encoder"), dict):
+        config["encoder"].pop("_name_or_path", None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for file in weights:
         with open(file, "rb") as f:
             while chunk := f.read(1 << 24):
                 digest.update(chunk)
-    return f"{path.name}-{digest.hexdigest()[:12]}"
+    return f"spanmarker-{digest.hexdigest()[:16]}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -269,16 +270,22 @@ def _split_long_words(starts: np.ndarray, ends: np.ndarray, max_tokens: int):
     return new_starts, new_ends, int(too_long.sum())
 
 
+def _invisible(ch: str) -> bool:
+    """Whitespace, control and format characters (zero-width space, BOM, soft hyphen)."""
+    return ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf")
+
+
 def _strip_whitespace(text: str, char_start: np.ndarray, char_end: np.ndarray):
     # SentencePiece tokens carry the word-boundary space; an entity must never start or end
-    # with whitespace, so each word's range is trimmed to its visible characters.
+    # with whitespace or a zero-width character, so each word's range is trimmed to its
+    # visible characters (a word of only invisible characters becomes empty).
     cs, ce = char_start.tolist(), char_end.tolist()
     for i in range(len(cs)):
         a, b = cs[i], ce[i]
-        if a < b and (text[a].isspace() or text[b - 1].isspace()):
-            while a < b and text[a].isspace():
+        if a < b and (_invisible(text[a]) or _invisible(text[b - 1])):
+            while a < b and _invisible(text[a]):
                 a += 1
-            while b > a and text[b - 1].isspace():
+            while b > a and _invisible(text[b - 1]):
                 b -= 1
             cs[i], ce[i] = a, b
     return np.asarray(cs, dtype=np.int64), np.asarray(ce, dtype=np.int64)

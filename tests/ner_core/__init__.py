@@ -1,0 +1,1 @@
+"""Tests of the engine, :mod:`ner_core`."""

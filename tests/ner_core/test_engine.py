@@ -1,0 +1,170 @@
+import numpy as np
+import pytest
+
+from ner_core import Doc, EngineConfig, NerEngine
+from ner_core.inference import SpanScorer, WindowScores
+
+SENTENCES = [
+    "Angela Merkel visited Paris and the United Nations in New York .",
+    "John Smith works for the European Commission in Brussels , Belgium .",
+    "El presidente Pedro Sánchez viajó a Buenos Aires con Iberia .",
+    "Владимир Путин встретился с Ангелой Меркель в Москве .",
+    "Der Bundestag in Berlin stimmte am Montag über das Gesetz ab .",
+    "La Tour Eiffel se trouve à Paris , en France .",
+    "Il Milan ha battuto la Juventus allo stadio San Siro .",
+    "De Nederlandse regering in Den Haag keurde het plan goed .",
+    "A Petrobras anunciou lucro recorde no Rio de Janeiro .",
+    "Lech Wałęsa założył Solidarność w Gdańsku .",
+    "東京 と 大阪 は 日本 の 都市 です 。",
+    "Barack Obama met Xi Jinping at the G20 summit in Hangzhou , China , on Sunday .",
+    "a",
+    "Word-with-hyphens , e-mail@example.com and http://example.org/path?q=1 !",
+]
+
+
+def _predict_reference(model, sentences, batch_size=4):
+    """SpanMarker's own predict, with entity offsets stripped of the SentencePiece space."""
+    out = []
+    for ents in model.span_marker.predict(sentences, batch_size=batch_size):
+        row = []
+        for e in ents:
+            s, t = e["char_start_index"], e["char_end_index"]
+            text = e["span"]
+            s += len(text) - len(text.lstrip())
+            t -= len(text) - len(text.rstrip())
+            row.append((s, t, e["label"], e["score"]))
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["text_once", "padded"])
+def test_parity_with_span_marker_predict(tiny_model, strategy):
+    reference = _predict_reference(tiny_model, SENTENCES)
+    engine = NerEngine(tiny_model, EngineConfig(strategy=strategy, batch_tokens=512))
+    results = list(engine.predict(SENTENCES))
+    assert sum(len(r) for r in reference) > 10, "the tiny model must predict entities for parity to mean something"
+    for sentence, result, expected in zip(SENTENCES, results, reference):
+        assert result.n_windows == 1
+        got = [(e.start, e.end, e.label) for e in result.entities]
+        assert got == [(s, t, label) for s, t, label, _ in expected], sentence
+        np.testing.assert_allclose([e.score for e in result.entities], [x[3] for x in expected], atol=1e-5)
+        for e in result.entities:
+            assert sentence[e.start : e.end] == e.text
+
+
+def test_results_stream_in_input_order_with_ids(tiny_model):
+    engine = NerEngine(tiny_model, EngineConfig(lookahead_tokens=50, batch_tokens=256))
+    docs = [Doc(doc_id=f"doc-{i}", text=s) for i, s in enumerate(SENTENCES * 3)]
+    results = engine.predict(iter(docs))
+    assert [r.doc_id for r in results] == [d.doc_id for d in docs]
+    assert [r.doc_id for r in engine.predict(["x", "y"])] == ["0", "1"]
+    assert engine.stats.documents == len(docs) + 2
+
+
+def test_batching_does_not_change_results(tiny_model):
+    big = list(NerEngine(tiny_model, EngineConfig(batch_tokens=8192)).predict(SENTENCES))
+    small = list(NerEngine(tiny_model, EngineConfig(batch_tokens=64, max_batch_windows=1)).predict(SENTENCES))
+    for a, b in zip(big, small):
+        assert [(e.start, e.end, e.label) for e in a.entities] == [(e.start, e.end, e.label) for e in b.entities]
+        np.testing.assert_allclose([e.score for e in a.entities], [e.score for e in b.entities], atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["marker", "mean"])
+def test_embeddings_have_the_documented_shape(tiny_model, mode):
+    hidden = tiny_model.hidden_size
+    for strategy in ("text_once", "padded"):
+        engine = NerEngine(tiny_model, EngineConfig(embeddings=mode, strategy=strategy))
+        ents = [e for r in engine.predict(SENTENCES) for e in r.entities]
+        assert ents
+        for e in ents:
+            assert e.embedding.dtype == np.float32
+            assert e.embedding.shape == ((2 * hidden,) if mode == "marker" else (hidden,))
+            assert np.isfinite(e.embedding).all()
+
+
+def test_marker_embeddings_agree_between_strategies(tiny_model):
+    a = NerEngine(tiny_model, EngineConfig(embeddings="marker", strategy="text_once")).predict_text(SENTENCES[0])
+    b = NerEngine(tiny_model, EngineConfig(embeddings="marker", strategy="padded")).predict_text(SENTENCES[0])
+    for x, y in zip(a.entities, b.entities):
+        np.testing.assert_allclose(x.embedding, y.embedding, atol=1e-4)
+
+
+def test_fast_precision_runs_and_stays_close(tiny_model):
+    exact = NerEngine(tiny_model).predict_text(SENTENCES[0])
+    fast = NerEngine(tiny_model, EngineConfig(precision="fast")).predict_text(SENTENCES[0])
+    for e in fast.entities:
+        assert SENTENCES[0][e.start : e.end] == e.text
+    assert len(fast.entities) >= 1 and len(exact.entities) >= 1
+
+
+def test_engine_config_invariants(tiny_model):
+    with pytest.raises(ValueError, match="precision must be one of"):
+        EngineConfig(precision="int4")
+    with pytest.raises(ValueError, match="embeddings must be one of"):
+        EngineConfig(embeddings="cls")
+    with pytest.raises(ValueError, match="exceeds the model's model_max_length"):
+        NerEngine(tiny_model, EngineConfig(window_tokens=tiny_model.model_max_length + 1))
+
+
+class OracleScorer(SpanScorer):
+    """Labels exactly the token sequence of ``target`` as PER, everything else as O."""
+
+    def __init__(self, model, target_ids):
+        super().__init__(model)
+        self.target = tuple(target_ids)
+        self.per = model.labels.index("PER")
+
+    def cost(self, window):
+        return window.n_tokens + 2 * window.n_spans
+
+    def _score(self, windows):
+        out = []
+        for w in windows:
+            hit = np.array(
+                [tuple(w.input_ids[s : e + 1]) == self.target for s, e in zip(w.start_pos, w.end_pos)], dtype=bool
+            )
+            out.append(
+                WindowScores(
+                    scores=np.where(hit, 0.9, 0.99).astype(np.float32),
+                    label_ids=np.where(hit, self.per, self.model.outside_id).astype(np.int64),
+                )
+            )
+        return out
+
+
+def test_long_document_entities_at_every_window_boundary_found_once(tiny_model):
+    entity = "Zorblax Quintus"
+    target = tiny_model.tokenizer(entity, add_special_tokens=False)["input_ids"]
+    filler = "the quick brown fox jumps over a lazy dog and runs far away".split()
+    words, placed = [], []
+    i = 0
+    # An entity every few words: wherever a window is cut, one sits at its edge.
+    while sum(len(w) + 1 for w in words) < 4000:
+        if i % 3 == 0:
+            words.extend(entity.split())
+        else:
+            words.append(filler[i % len(filler)])
+        i += 1
+    words.extend(entity.split())
+    text = " ".join(words)
+    pos = 0
+    while (pos := text.find(entity, pos)) >= 0:
+        placed.append((pos, pos + len(entity)))
+        pos += len(entity)
+
+    engine = NerEngine(tiny_model, EngineConfig(overlap_tokens=24), scorer=OracleScorer(tiny_model, target))
+    result = engine.predict_text(text)
+    assert result.n_tokens > 10 * tiny_model.model_max_length
+    assert result.n_windows >= 10
+    assert [(e.start, e.end) for e in result.entities] == placed
+    assert all(e.text == entity and e.label == "PER" for e in result.entities)
+    assert result.n_window_duplicates > 0, "overlapping windows saw some entities twice"
+
+    # Every cut between windows has an entity in the words next to it.
+    from ner_core.windowing import cut_windows, tokenize_document
+
+    doc = tokenize_document(tiny_model.tokenizer, "d", text, max_word_tokens=engine._capacity)
+    windows = cut_windows(doc, engine.windowing, n_special=2)
+    starts = set(np.searchsorted(doc.word_char_start, [s for s, _ in placed]).tolist())
+    for w in windows[1:]:
+        assert starts & set(range(w.word_start - 3, w.word_start + 3))

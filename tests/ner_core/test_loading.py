@@ -1,0 +1,89 @@
+import pickle
+import shutil
+from pathlib import Path
+
+import fsspec
+import pytest
+
+from ner_core.errors import ModelConfigError, ModelNotFoundError, UnsafeCheckpointError, TransientError
+from ner_core.loading import clear_model_cache, load_model
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NERFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    clear_model_cache()
+    yield
+    clear_model_cache()
+
+
+def test_exposes_checkpoint_settings(tiny_wordpiece_model_dir):
+    model = load_model(tiny_wordpiece_model_dir, device="cpu")
+    assert model.labels[model.outside_id] == "O"
+    assert set(model.entity_labels) == {"PER", "ORG", "LOC", "MISC"}
+    assert model.model_max_length == 64
+    assert model.entity_max_length == 4
+    assert model.marker_max_length == 32
+    assert str(model.device) == "cpu"
+    assert model.name == Path(tiny_wordpiece_model_dir).name
+    assert model.model_id.startswith("spanmarker-")
+
+
+def test_one_model_per_process_and_device(tiny_wordpiece_model_dir):
+    assert load_model(tiny_wordpiece_model_dir) is load_model(str(tiny_wordpiece_model_dir), device="auto")
+
+
+def test_model_id_is_stable_across_loads(tiny_wordpiece_model_dir):
+    first = load_model(tiny_wordpiece_model_dir).model_id
+    clear_model_cache()
+    assert load_model(tiny_wordpiece_model_dir).model_id == first
+
+
+def test_pickle_only_checkpoint_is_refused(tiny_pickle_model_dir):
+    with pytest.raises(UnsafeCheckpointError, match="only pickle weights .*pytorch_model.bin.*allow_pickle=True"):
+        load_model(tiny_pickle_model_dir)
+    model = load_model(tiny_pickle_model_dir, allow_pickle=True)
+    assert model.labels[model.outside_id] == "O"
+
+
+def test_missing_and_wrong_references(tmp_path, tiny_wordpiece_model_dir):
+    with pytest.raises(ModelNotFoundError, match="no model directory"):
+        load_model(tmp_path / "nope")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ModelNotFoundError, match="must be a directory"):
+        load_model(tmp_path / "file.txt")
+    with pytest.raises(ModelNotFoundError, match="no weights"):
+        load_model(tmp_path)
+    encoder_only = tmp_path / "encoder"
+    shutil.copytree(tiny_wordpiece_model_dir, encoder_only)
+    cfg = (encoder_only / "config.json").read_text().replace('"span-marker"', '"bert"')
+    (encoder_only / "config.json").write_text(cfg)
+    with pytest.raises(ModelConfigError):
+        load_model(encoder_only)
+
+
+def test_fsspec_uri_is_downloaded_once_into_the_cache(tiny_wordpiece_model_dir, tmp_path):
+    fs = fsspec.filesystem("memory")
+    for file in Path(tiny_wordpiece_model_dir).iterdir():
+        fs.pipe(f"/models/tiny/{file.name}", file.read_bytes())
+    try:
+        model = load_model("memory://models/tiny")
+        assert str(model.path).startswith(str(tmp_path / "cache"))
+        assert (model.path / "model.safetensors").exists()
+        clear_model_cache()
+        cached_mtime = (model.path / "model.safetensors").stat().st_mtime_ns
+        again = load_model("memory://models/tiny")
+        assert again.path == model.path
+        assert (again.path / "model.safetensors").stat().st_mtime_ns == cached_mtime
+        assert again.model_id == load_model(tiny_wordpiece_model_dir).model_id
+        with pytest.raises(ModelNotFoundError, match="no objects under this URI"):
+            load_model("memory://models/absent")
+    finally:
+        fs.rm("/models", recursive=True)
+
+
+def test_errors_pickle_with_their_fields():
+    err = UnsafeCheckpointError("only pickle", ref="s3://b/m")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is UnsafeCheckpointError and back.ref == "s3://b/m" and str(back) == str(err)
+    assert not isinstance(err, TransientError)

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from ner_core.windowing import (
+    TokenizedDoc,
+    WindowingConfig,
+    cut_windows,
+    enumerate_spans,
+    tokenize_document,
+)
+
+
+def _doc(word_tokens: list[int], sentence_starts: set[int] = frozenset()) -> TokenizedDoc:
+    """A synthetic document whose i-th word has ``word_tokens[i]`` tokens."""
+    ends = np.cumsum(word_tokens)
+    starts = ends - np.asarray(word_tokens)
+    n = len(word_tokens)
+    sent = np.zeros(n, dtype=bool)
+    sent[list(sentence_starts | {0})] = True
+    return TokenizedDoc(
+        doc_id="d", text="", input_ids=np.zeros(int(ends[-1]), dtype=np.int64),
+        word_token_start=starts, word_token_end=ends,
+        word_char_start=np.arange(n), word_char_end=np.arange(n) + 1, sentence_start=sent,
+    )
+
+
+def test_windowing_config_rejects_bad_overlap():
+    with pytest.raises(ValueError, match="overlap_tokens must satisfy"):
+        WindowingConfig(window_tokens=64, overlap_tokens=32)
+    with pytest.raises(ValueError, match="window_tokens must be at least 8"):
+        WindowingConfig(window_tokens=4, overlap_tokens=0)
+
+
+@pytest.mark.parametrize("overlap", [0, 5, 20])
+def test_windows_fit_cover_and_overlap(overlap):
+    rng = np.random.default_rng(0)
+    doc = _doc(rng.integers(1, 6, size=400).tolist(), sentence_starts=set(range(0, 400, 17)))
+    windows = cut_windows(doc, WindowingConfig(window_tokens=64, overlap_tokens=overlap), n_special=2)
+    assert windows[0].word_start == 0 and windows[0].at_doc_start
+    assert windows[-1].word_end == doc.n_words and windows[-1].at_doc_end
+    covered = np.zeros(doc.n_words, dtype=bool)
+    for prev, w in zip(windows, windows[1:]):
+        assert w.word_start > prev.word_start, "windows always move forward"
+        assert w.word_start <= prev.word_end, "no word falls between two windows"
+        shared = doc.word_token_end[prev.word_end - 1] - doc.word_token_start[w.word_start]
+        assert shared >= min(overlap, 1) - 1
+    for w in windows:
+        assert w.n_tokens <= 62
+        covered[w.word_start : w.word_end] = True
+    assert covered.all()
+
+
+def test_windows_prefer_sentence_boundaries():
+    doc = _doc([1] * 200, sentence_starts={40, 95, 150})
+    windows = cut_windows(doc, WindowingConfig(window_tokens=66, overlap_tokens=0), n_special=2)
+    # 64 tokens fit; the window ends at the sentence start at word 40 (more than half full).
+    assert windows[0].word_end == 40
+    assert windows[1].word_start == 40
+
+
+def test_enumerate_spans_matches_span_marker_order():
+    from span_marker.tokenizer import SpanMarkerTokenizer
+
+    starts, ends = enumerate_spans(7, 3)
+    expected = list(SpanMarkerTokenizer.get_all_valid_spans(None, 7, 3))
+    assert list(zip(starts.tolist(), ends.tolist())) == expected
+    assert enumerate_spans(0, 3)[0].size == 0
+
+
+def test_long_word_is_split_not_dropped(tiny_model):
+    tok = tiny_model.tokenizer
+    # One "word" of many tokens; under 100 characters, where WordPiece would give up and
+    # emit a single [UNK] (as mBERT does).
+    blob = "QmFzZTY0xK9" * 9
+    assert len(tok(blob, add_special_tokens=False)["input_ids"]) > 8
+    text = f"Start {blob} end ."
+    doc = tokenize_document(tok, "d", text, max_word_tokens=8)
+    assert doc.n_split_words == 1
+    assert (doc.word_token_end - doc.word_token_start).max() <= 8
+    # The pieces cover the blob's characters contiguously, nothing lost.
+    blob_start = text.index(blob)
+    pieces = [(s, e) for s, e in zip(doc.word_char_start, doc.word_char_end) if blob_start <= s < blob_start + len(blob)]
+    assert pieces[0][0] == blob_start and pieces[-1][1] == blob_start + len(blob)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+
+
+def test_tokenize_document_word_ranges_have_no_outer_whitespace(tiny_model):
+    text = "  Hello   wörld,\n\tnew  line 東京タワー 🙂 end  "
+    doc = tokenize_document(tiny_model.tokenizer, "d", text, max_word_tokens=60)
+    for s, e in zip(doc.word_char_start.tolist(), doc.word_char_end.tolist()):
+        assert 0 <= s <= e <= len(text)
+        if e > s:
+            assert not text[s].isspace() and not text[e - 1].isspace()
+    assert doc.sentence_start[0]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t \u3000"])
+def test_empty_documents_have_no_words(tiny_model, text):
+    doc = tokenize_document(tiny_model.tokenizer, "d", text, max_word_tokens=60)
+    assert doc.n_words == 0 and doc.n_tokens == 0
+    assert cut_windows(doc, WindowingConfig(window_tokens=64, overlap_tokens=8), n_special=2) == []
+
+
+def test_special_token_text_is_plain_text(tiny_model):
+    tok = tiny_model.tokenizer
+    doc = tokenize_document(tok, "d", "a <start> b [SEP] </s> c", max_word_tokens=60)
+    specials = {tok.convert_tokens_to_ids(t) for t in ("<start>", "<end>")} | set(tok.all_special_ids)
+    assert not specials & set(doc.input_ids.tolist())
