@@ -46,7 +46,8 @@ class EngineConfig:
         max_batch_windows: Most windows in one forward pass.
         lookahead_tokens: Window tokens gathered before sorting into batches; bounds memory.
         precision: ``"exact"`` (float32, identical to SpanMarker) or ``"fast"`` (bf16
-            autocast on CPUs with AMX/AVX-512-BF16, bf16/fp16 on CUDA).
+            autocast on CPUs with AMX/AVX-512-BF16, int8 dynamic quantisation on other CPUs,
+            bf16/fp16 on CUDA; see ``ner_core.inference.cpu_fast_kind``).
         strategy: ``"auto"``, ``"text_once"`` or ``"padded"`` (see ``ner_core.inference``).
         embeddings: ``"none"``, ``"marker"`` (concatenated start/end marker states, what the
             classifier sees) or ``"mean"`` (mean of the span's text-token states).
@@ -56,7 +57,7 @@ class EngineConfig:
 
     window_tokens: int | None = None
     overlap_tokens: int | None = None
-    batch_tokens: int = 4096
+    batch_tokens: int = 2048
     max_batch_windows: int = 64
     lookahead_tokens: int = 65536
     precision: str = "exact"

@@ -16,7 +16,10 @@ Two ways to run the same model, with the same result:
 from __future__ import annotations
 
 import contextlib
+import copy
+import logging
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,10 +37,29 @@ __all__ = [
     "TextOnceScorer",
     "make_scorer",
     "supports_text_once",
+    "cpu_fast_kind",
     "PRECISIONS",
 ]
 
+logger = logging.getLogger(__name__)
+
 PRECISIONS = ("exact", "fast")
+
+
+def cpu_fast_kind() -> str:
+    """How "fast" precision runs on this CPU.
+
+    ``"bf16"`` where the CPU multiplies bfloat16 in hardware (AMX or AVX-512-BF16): there
+    bf16 matmuls run several times faster than float32. Elsewhere (AVX2-only CPUs) bf16 is
+    emulated and about 10x slower than float32, so ``"int8"``: the encoder's linear layers
+    are quantised dynamically (int8 weights, activations quantised per batch).
+    """
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        check = getattr(cpu, probe, None)
+        if check is not None and check():
+            return "bf16"
+    return "int8"
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -108,15 +130,21 @@ class SpanScorer:
     def _score(self, windows: list[WindowInput]) -> list[WindowScores]:
         raise NotImplementedError
 
-    def _autocast(self):
+    @property
+    def fast_kind(self) -> str | None:
+        """``None`` in exact mode, else ``"bf16"``, ``"fp16"`` or ``"int8"``."""
         if self.precision == "exact":
+            return None
+        if self.model.device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return cpu_fast_kind()
+
+    def _autocast(self):
+        kind = self.fast_kind
+        if kind not in ("bf16", "fp16"):
             return contextlib.nullcontext()
-        device = self.model.device.type
-        if device == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        else:
-            dtype = torch.bfloat16
-        return torch.autocast(device_type=device, dtype=dtype)
+        dtype = torch.bfloat16 if kind == "bf16" else torch.float16
+        return torch.autocast(device_type=self.model.device.type, dtype=dtype)
 
     def _classify(self, start_states: torch.Tensor, end_states: torch.Tensor, splits: list[int]) -> list[WindowScores]:
         features = torch.cat((start_states, end_states), dim=-1)
@@ -140,7 +168,16 @@ class SpanScorer:
 
 class PaddedScorer(SpanScorer):
     """SpanMarker's collation, padded to the longest sample of the batch instead of
-    ``model_max_length + 2 * marker_max_length``."""
+    ``model_max_length + 2 * marker_max_length``.
+
+    It runs the shared model as it is, so "fast" means autocast where the hardware has
+    bf16/fp16; on a CPU without it the scorer stays in float32 (and says so).
+    """
+
+    def __init__(self, model: NerModel, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+        if self.fast_kind == "int8":
+            logger.warning("fast precision on this CPU needs the text-once scorer; the padded scorer runs float32")
 
     def cost(self, window: WindowInput) -> int:
         samples = self._samples(window)
@@ -238,6 +275,8 @@ class TextOnceScorer(SpanScorer):
         enc = model.span_marker.encoder
         self._embeddings = enc.embeddings
         self._layers = list(enc.encoder.layer)
+        if self.fast_kind == "int8":
+            self._layers = [_quantised(layer) for layer in self._layers]
         attn = self._layers[0].attention.self
         self._heads = int(attn.num_attention_heads)
         self._head_dim = int(attn.attention_head_size)
@@ -271,6 +310,7 @@ class TextOnceScorer(SpanScorer):
         text_pad_t, marker_pad_t = to(text_pad), to(marker_pad)
         pair_start_t, pair_end_t = to(pair_start), to(pair_end)
         key_mask = key_mask.to(dev)
+        key_bias = torch.zeros((B, 1, 1, Tm), device=dev).masked_fill(~key_mask[:, None, None, :], float("-inf"))
         n_text = len(text_ids)
 
         ids = to(np.r_[text_ids, marker_ids]).long()
@@ -287,22 +327,25 @@ class TextOnceScorer(SpanScorer):
             qt, kt, vt = (self._pad(x[:n_text], text_pad_t, B, Tm) for x in (q, k, v))
             ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_mask[:, None, None, :])
             ctx[:n_text] = self._unpad(ct, text_pad_t)
-            # Markers: the window's text keys plus the two keys of their own pair, one softmax.
+            # Markers: the window's text keys plus the two keys of their own pair, under one
+            # softmax: attend to the text, then fold the pair in through the log-sum-exp.
             qm = self._pad(q[n_text:], marker_pad_t, B, Mm)
-            scores_text = torch.matmul(qm, kt.transpose(-1, -2)) * scale
-            scores_text = scores_text.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+            out_text, lse_text = _attend_with_lse(qm, kt, vt, key_bias, scale)
             km_flat = self._pad_flat(k[n_text:], marker_pad_t, B * Mm)
             vm_flat = self._pad_flat(v[n_text:], marker_pad_t, B * Mm)
             qm_flat = q[n_text:].view(-1, nh, d)
-            s_a = (qm_flat * km_flat[pair_start_t].view(-1, nh, d)).sum(-1) * scale
-            s_b = (qm_flat * km_flat[pair_end_t].view(-1, nh, d)).sum(-1) * scale
+            s_a = (qm_flat * km_flat[pair_start_t].view(-1, nh, d)).sum(-1).float() * scale
+            s_b = (qm_flat * km_flat[pair_end_t].view(-1, nh, d)).sum(-1).float() * scale
             s_a = self._pad(s_a, marker_pad_t, B, Mm, heads_last=True)
             s_b = self._pad(s_b, marker_pad_t, B, Mm, heads_last=True)
-            probs = torch.cat((scores_text, s_a[..., None], s_b[..., None]), dim=-1).softmax(-1)
-            cm = torch.matmul(probs[..., :Tm].to(vt.dtype), vt)
+            total = torch.logsumexp(torch.stack((lse_text, s_a, s_b)), dim=0)
             va = self._pad(vm_flat[pair_start_t], marker_pad_t, B, Mm)
             vb = self._pad(vm_flat[pair_end_t], marker_pad_t, B, Mm)
-            cm = cm + probs[..., Tm : Tm + 1].to(va.dtype) * va + probs[..., Tm + 1 :].to(vb.dtype) * vb
+            cm = (
+                (lse_text - total).exp()[..., None] * out_text.float()
+                + (s_a - total).exp()[..., None] * va.float()
+                + (s_b - total).exp()[..., None] * vb.float()
+            ).to(q.dtype)
             ctx[n_text:] = self._unpad(cm, marker_pad_t)
             attn_out = layer.attention.output(ctx, h)
             h = layer.output(layer.intermediate(attn_out), attn_out)
@@ -341,13 +384,45 @@ class TextOnceScorer(SpanScorer):
         return padded.transpose(1, 2).reshape(B * L, -1)[index]
 
 
+_flash_with_lse = getattr(getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None), "default", None)
+
+
+def _attend_with_lse(q, k, v, bias, scale):
+    """Softmax attention of ``q`` over ``k``/``v`` and the log-sum-exp of its logits.
+
+    Args:
+        q: ``[B, heads, M, d]``; k, v: ``[B, heads, T, d]``; bias: ``[B, 1, 1, T]`` additive
+            mask (``-inf`` on padding).
+
+    Returns:
+        ``(out [B, heads, M, d], lse float32[B, heads, M])``. On the CPU this is PyTorch's
+        flash kernel, which never materialises the ``M x T`` score matrix.
+    """
+    if q.device.type == "cpu" and _flash_with_lse is not None:
+        out, lse = _flash_with_lse(q, k, v, attn_mask=bias.to(q.dtype), scale=scale)
+        return out, lse.float()
+    logits = torch.matmul(q, k.transpose(-1, -2)).float() * scale + bias
+    lse = torch.logsumexp(logits, dim=-1)
+    return torch.matmul((logits - lse[..., None]).exp().to(v.dtype), v), lse
+
+
+def _quantised(layer: torch.nn.Module) -> torch.nn.Module:
+    """An int8 copy of a layer's linear maps; the shared model is left untouched."""
+    with warnings.catch_warnings():
+        # Eager dynamic quantisation is deprecated in favour of torchao, which is not a
+        # dependency; torch 2.13 (pinned) still ships it.
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(layer), {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def make_scorer(model: NerModel, *, strategy: str = "auto", precision: str = "exact", embeddings: str = "none") -> SpanScorer:
     """The scorer for a model: text-once where the encoder allows it, else padded.
 
     Args:
         model: The loaded model.
         strategy: ``"auto"``, ``"text_once"`` or ``"padded"``.
-        precision: ``"exact"`` (float32) or ``"fast"`` (bf16 autocast on CPU, bf16/fp16 on CUDA).
+        precision: ``"exact"`` (float32) or ``"fast"`` (bf16/fp16 autocast on CUDA and on CPUs
+            with bf16 hardware, int8 dynamic quantisation on other CPUs).
         embeddings: ``"none"``, ``"marker"`` or ``"mean"``: which states the scorer returns.
     """
     kwargs = dict(precision=precision, marker_states=embeddings == "marker", token_states=embeddings == "mean")
