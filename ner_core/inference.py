@@ -302,15 +302,15 @@ class TextOnceScorer(SpanScorer):
         # Each marker also attends to its pair: the start and the end marker of its span.
         pair_start = np.concatenate([b * Mm + np.r_[np.arange(p), np.arange(p)] for b, p in enumerate(P)])
         pair_end = pair_start + Pm
-        key_mask = torch.zeros((B, Tm), dtype=torch.bool)
+        # Additive mask over each window's padded text keys: 0 on real tokens, -inf on padding.
+        key_bias = torch.full((B, 1, 1, Tm), float("-inf"))
         for b, t in enumerate(T):
-            key_mask[b, :t] = True
+            key_bias[b, ..., :t] = 0.0
 
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
         text_pad_t, marker_pad_t = to(text_pad), to(marker_pad)
         pair_start_t, pair_end_t = to(pair_start), to(pair_end)
-        key_mask = key_mask.to(dev)
-        key_bias = torch.zeros((B, 1, 1, Tm), device=dev).masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        key_bias = key_bias.to(dev)
         n_text = len(text_ids)
 
         ids = to(np.r_[text_ids, marker_ids]).long()
@@ -325,7 +325,7 @@ class TextOnceScorer(SpanScorer):
             ctx = torch.empty_like(q)
             # Text: ordinary self-attention over each window's real tokens.
             qt, kt, vt = (self._pad(x[:n_text], text_pad_t, B, Tm) for x in (q, k, v))
-            ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_mask[:, None, None, :])
+            ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_bias.to(qt.dtype))
             ctx[:n_text] = self._unpad(ct, text_pad_t)
             # Markers: the window's text keys plus the two keys of their own pair, under one
             # softmax: attend to the text, then fold the pair in through the log-sum-exp.
