@@ -96,7 +96,6 @@ class EngineStats:
     seconds_tokenising: float = 0.0
     seconds_scoring: float = 0.0
     seconds_decoding: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -236,6 +235,8 @@ class NerEngine:
         for c in merged:
             span = entity_char_range(doc.word_char_start, doc.word_char_end, c.word_start, c.word_end)
             if span is None:
+                # Words of only whitespace or zero-width characters: no text to report.
+                logger.debug("doc %s: dropped a %s span with no visible characters", doc.doc_id, labels[c.label_id])
                 self.stats.dropped_invisible += 1
                 continue
             start, end = span

@@ -123,6 +123,9 @@ def load_model(
     ref = str(ref)
     dev = resolve_device(device)
     path = _resolve_local_path(ref, storage_options)
+    # Checked before the cache too: a model loaded once with allow_pickle=True must not be
+    # handed to a caller who did not opt in.
+    _weights_files(path, ref, allow_pickle=allow_pickle)
     key = (str(path.resolve()), str(dev))
     with _cache_lock:
         if key not in _cache:

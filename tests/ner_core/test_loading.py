@@ -44,6 +44,8 @@ def test_pickle_only_checkpoint_is_refused(tiny_pickle_model_dir):
         load_model(tiny_pickle_model_dir)
     model = load_model(tiny_pickle_model_dir, allow_pickle=True)
     assert model.labels[model.outside_id] == "O"
+    with pytest.raises(UnsafeCheckpointError):
+        load_model(tiny_pickle_model_dir)  # the cached copy is not handed out either
 
 
 def test_missing_and_wrong_references(tmp_path, tiny_wordpiece_model_dir):
