@@ -89,3 +89,18 @@ def test_errors_pickle_with_their_fields():
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is UnsafeCheckpointError and back.ref == "s3://b/m" and str(back) == str(err)
     assert not isinstance(err, TransientError)
+
+
+def test_loading_reads_only_the_checkpoint_directory(tiny_sentencepiece_model_dir, tmp_path):
+    # SpanMarker's own loader reloads tokenizer and encoder config from the encoder's original
+    # name (usually a hub id); ours must not, or offline loading of real checkpoints fails.
+    import json
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_sentencepiece_model_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["_name_or_path"] = config["encoder"]["_name_or_path"] = "some-org/not-on-any-hub"
+    (copy / "config.json").write_text(json.dumps(config))
+    model = load_model(copy)
+    assert model.model_id == load_model(tiny_sentencepiece_model_dir).model_id
+    assert type(model.tokenizer).__name__ == "XLMRobertaTokenizerFast"
