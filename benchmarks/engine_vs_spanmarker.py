@@ -166,8 +166,7 @@ def span_label_agreement(model, texts: list[str]) -> dict:
     exact, fast = NerEngine(model), NerEngine(model, EngineConfig(precision="fast"))
     inputs = []
     for i, text in enumerate(texts):
-        pending = exact._prepare(Doc(doc_id=str(i), text=text))
-        inputs += [exact._window_input(pending.tokens, w) for w in pending.windows]
+        inputs += exact.window_inputs(Doc(doc_id=str(i), text=text))
     same = total = 0
     worst = 0.0
     for start in range(0, len(inputs), 8):

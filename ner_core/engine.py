@@ -159,6 +159,15 @@ class NerEngine:
         """Annotate a single text."""
         return next(self.predict([Doc(doc_id=doc_id, text=text)]))
 
+    def window_inputs(self, doc: Doc) -> list[WindowInput]:
+        """The model inputs of a document's windows, as the scorer receives them (for
+        measuring or comparing scorers on exactly what the engine would run)."""
+        pending = self._prepare(doc)
+        return [
+            self._window_input(pending.tokens, w, enumerate_spans(w.n_words, self.model.entity_max_length))
+            for w in pending.windows
+        ]
+
     def _prepare(self, doc: Doc) -> _PendingDoc:
         t0 = time.perf_counter()
         tokens = tokenize_document(self.model.tokenizer, doc.doc_id, doc.text, max_word_tokens=self._capacity)
@@ -168,7 +177,9 @@ class NerEngine:
 
     def _run(self, chunk: list[_PendingDoc]) -> Iterator[DocResult]:
         items = [(d, w) for d in chunk for w in d.windows]
-        inputs = [self._window_input(d.tokens, w) for d, w in items]
+        # Candidate spans are enumerated once per window, for the model input and the decoding.
+        spans = [enumerate_spans(w.n_words, self.model.entity_max_length) for _, w in items]
+        inputs = [self._window_input(d.tokens, w, s) for (d, w), s in zip(items, spans)]
         costs = [self.scorer.cost(x) for x in inputs]
         batches = pack_by_budget(costs, self.config.batch_tokens, max_items=self.config.max_batch_windows)
         for batch in batches:
@@ -181,16 +192,17 @@ class NerEngine:
             t1 = time.perf_counter()
             for i, scores in zip(batch, scored):
                 pending, window = items[i]
-                pending.candidates.extend(self._decode_window(pending.tokens, window, inputs[i], scores))
+                pending.candidates.extend(self._decode_window(window, spans[i], inputs[i], scores))
             self.stats.seconds_scoring += t1 - t0
             self.stats.seconds_decoding += time.perf_counter() - t1
             self.stats.batches += 1
             self.stats.encoder_tokens += sum(costs[i] for i in batch)
+            self.stats.spans += sum(inputs[i].n_spans for i in batch)
         for pending in chunk:
             yield self._finish(pending)
 
-    def _window_input(self, doc: TokenizedDoc, w: Window) -> WindowInput:
-        starts, ends = enumerate_spans(w.n_words, self.model.entity_max_length)
+    def _window_input(self, doc: TokenizedDoc, w: Window, spans: tuple[np.ndarray, np.ndarray]) -> WindowInput:
+        starts, ends = spans
         offset = len(self._prefix) - w.token_start
         word_tok_start = doc.word_token_start[w.word_start : w.word_end] + offset
         word_tok_end = doc.word_token_end[w.word_start : w.word_end] + offset
@@ -200,8 +212,8 @@ class NerEngine:
             end_pos=word_tok_end[ends - 1] - 1,
         )
 
-    def _decode_window(self, doc: TokenizedDoc, w: Window, x: WindowInput, s) -> list[Candidate]:
-        starts, ends = enumerate_spans(w.n_words, self.model.entity_max_length)
+    def _decode_window(self, w: Window, spans: tuple[np.ndarray, np.ndarray], x: WindowInput, s) -> list[Candidate]:
+        starts, ends = spans
         kept = select_spans(s.scores, s.label_ids, starts, ends, w.n_words, self.model.outside_id)
         out = []
         for i in kept:
@@ -251,7 +263,6 @@ class NerEngine:
         st.words += doc.n_words
         st.tokens += doc.n_tokens
         st.windows += len(pending.windows)
-        st.spans += sum(len(enumerate_spans(w.n_words, self.model.entity_max_length)[0]) for w in pending.windows)
         st.split_words += doc.n_split_words
         st.window_duplicates += duplicates
         return DocResult(

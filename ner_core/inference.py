@@ -226,13 +226,15 @@ class PaddedScorer(SpanScorer):
         starts = flat[torch.cat(start_rows).to(dev)]
         ends = flat[torch.cat(end_rows).to(dev)]
         per_sample = self._classify(starts, ends, [b - a for _, a, b in samples])
+        samples_of: dict[int, list[int]] = {}
+        for i, (w, _, _) in enumerate(samples):
+            samples_of.setdefault(w, []).append(i)
         out = []
         for w, win in enumerate(windows):
-            parts = [s for s, (sw, _, _) in zip(per_sample, samples) if sw == w]
+            parts = [per_sample[i] for i in samples_of[w]]
             token_states = None
             if self.want_token_states:
-                first = next(i for i, (sw, _, _) in enumerate(samples) if sw == w)
-                token_states = hidden[first, : win.n_tokens].float().cpu().numpy()
+                token_states = hidden[samples_of[w][0], : win.n_tokens].float().cpu().numpy()
             out.append(
                 WindowScores(
                     scores=np.concatenate([p.scores for p in parts]),

@@ -125,11 +125,11 @@ def load_model(
     path = _resolve_local_path(ref, storage_options)
     # Checked before the cache too: a model loaded once with allow_pickle=True must not be
     # handed to a caller who did not opt in.
-    _weights_files(path, ref, allow_pickle=allow_pickle)
+    weights = _weights_files(path, ref, allow_pickle=allow_pickle)
     key = (str(path.resolve()), str(dev))
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = _load(ref, path, dev, allow_pickle=allow_pickle)
+            _cache[key] = _load(ref, path, weights, dev)
         return _cache[key]
 
 
@@ -192,14 +192,13 @@ def _fetch_remote(uri: str, storage_options: dict) -> Path:
     return target
 
 
-def _load(ref: str, path: Path, device: torch.device, *, allow_pickle: bool) -> NerModel:
+def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> NerModel:
     from safetensors.torch import load_file
     from span_marker import SpanMarkerConfig, SpanMarkerModel
     from span_marker.tokenizer import SpanMarkerTokenizer
     from tokenizers.pre_tokenizers import Punctuation, Sequence
     from transformers import AutoConfig, AutoModel, AutoTokenizer, XLMRobertaTokenizerFast
 
-    weights = _weights_files(path, ref, allow_pickle=allow_pickle)
     try:
         config = SpanMarkerConfig.from_pretrained(path)
     except (OSError, ValueError) as e:
