@@ -51,7 +51,7 @@ def cpu_fast_kind() -> str:
 
     ``"bf16"`` where the CPU multiplies bfloat16 in hardware (AMX or AVX-512-BF16): there
     bf16 matmuls run several times faster than float32. Elsewhere (AVX2-only CPUs) bf16 is
-    emulated and about 10x slower than float32, so ``"int8"``: the encoder's linear layers
+    emulated and about 9x slower than float32 (``benchmarks/cpu_matmul.py``), so ``"int8"``: the encoder's linear layers
     are quantised dynamically (int8 weights, activations quantised per batch).
     """
     cpu = getattr(torch, "cpu", None)
