@@ -21,7 +21,7 @@ from ner_core.batching import pack_by_budget
 from ner_core.decoding import Candidate, entity_char_range, merge_candidates, select_spans
 from ner_core.documents import Doc, DocResult, Entity
 from ner_core.errors import InferenceError
-from ner_core.inference import PRECISIONS, SpanScorer, WindowInput, make_scorer
+from ner_core.inference import PRECISIONS, SpanScorer, WindowInput, make_scorer, special_tokens, window_input
 from ner_core.loading import NerModel
 from ner_core.windowing import TokenizedDoc, Window, WindowingConfig, cut_windows, enumerate_spans, tokenize_document
 
@@ -125,10 +125,7 @@ class NerEngine:
         self.scorer = scorer or make_scorer(
             model, strategy=self.config.strategy, precision=self.config.precision, embeddings=self.config.embeddings
         )
-        specials = model.tokenizer.build_inputs_with_special_tokens([-1])
-        at = specials.index(-1)
-        self._prefix = np.asarray(specials[:at], dtype=np.int64)
-        self._suffix = np.asarray(specials[at + 1 :], dtype=np.int64)
+        self._prefix, self._suffix = special_tokens(model.tokenizer)
         self._capacity = window_tokens - len(self._prefix) - len(self._suffix)
         self.stats = EngineStats()
 
@@ -202,15 +199,7 @@ class NerEngine:
             yield self._finish(pending)
 
     def _window_input(self, doc: TokenizedDoc, w: Window, spans: tuple[np.ndarray, np.ndarray]) -> WindowInput:
-        starts, ends = spans
-        offset = len(self._prefix) - w.token_start
-        word_tok_start = doc.word_token_start[w.word_start : w.word_end] + offset
-        word_tok_end = doc.word_token_end[w.word_start : w.word_end] + offset
-        return WindowInput(
-            input_ids=np.concatenate((self._prefix, doc.input_ids[w.token_start : w.token_end], self._suffix)),
-            start_pos=word_tok_start[starts],
-            end_pos=word_tok_end[ends - 1] - 1,
-        )
+        return window_input(doc, w, spans, self._prefix, self._suffix)
 
     def _decode_window(self, w: Window, spans: tuple[np.ndarray, np.ndarray], x: WindowInput, s) -> list[Candidate]:
         starts, ends = spans

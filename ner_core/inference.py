@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ner_core.batching import round_up
 from ner_core.loading import NerModel
+from ner_core.windowing import TokenizedDoc, Window
 
 __all__ = [
     "WindowInput",
@@ -36,6 +37,9 @@ __all__ = [
     "PaddedScorer",
     "TextOnceScorer",
     "make_scorer",
+    "collate_samples",
+    "special_tokens",
+    "window_input",
     "supports_text_once",
     "cpu_fast_kind",
     "PRECISIONS",
@@ -84,6 +88,35 @@ class WindowInput:
     def n_spans(self) -> int:
         return len(self.start_pos)
 
+
+
+def special_tokens(tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """The ids the tokenizer puts before and after a sequence (``[CLS]``/``[SEP]``, ``<s>``/``</s>``)."""
+    specials = tokenizer.build_inputs_with_special_tokens([-1])
+    at = specials.index(-1)
+    return np.asarray(specials[:at], dtype=np.int64), np.asarray(specials[at + 1 :], dtype=np.int64)
+
+
+def window_input(
+    doc: TokenizedDoc, w: Window, spans: tuple[np.ndarray, np.ndarray], prefix: np.ndarray, suffix: np.ndarray
+) -> WindowInput:
+    """The model input of one window of a tokenised document.
+
+    Args:
+        spans: ``(starts, ends)`` word indices of the candidate spans within the window
+            (``ner_core.windowing.enumerate_spans``), ``ends`` exclusive.
+        prefix: Special tokens before the text.
+        suffix: Special tokens after the text.
+    """
+    starts, ends = spans
+    offset = len(prefix) - w.token_start
+    word_tok_start = doc.word_token_start[w.word_start : w.word_end] + offset
+    word_tok_end = doc.word_token_end[w.word_start : w.word_end] + offset
+    return WindowInput(
+        input_ids=np.concatenate((prefix, doc.input_ids[w.token_start : w.token_end], suffix)),
+        start_pos=word_tok_start[starts],
+        end_pos=word_tok_end[ends - 1] - 1,
+    )
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class WindowScores:
@@ -192,39 +225,17 @@ class PaddedScorer(SpanScorer):
 
     def _score(self, windows: list[WindowInput]) -> list[WindowScores]:
         samples = [(w, a, b) for w in range(len(windows)) for a, b in self._samples(windows[w])]
-        lengths = [windows[w].n_tokens + windows[w].n_tokens % 2 + 2 * (b - a) for w, a, b in samples]
-        L = round_up(max(lengths), 8)
-        B = len(samples)
-        ids = torch.full((B, L), self.pad_id, dtype=torch.long)
-        pos = torch.ones((B, L), dtype=torch.long)
-        mask = torch.zeros((B, L, L), dtype=torch.bool)
-        start_rows, end_rows = [], []
-        for i, (w, a, b) in enumerate(samples):
-            win = windows[w]
-            T, n = win.n_tokens, b - a
-            s0 = T + T % 2
-            ids[i, :T] = torch.from_numpy(win.input_ids)
-            ids[i, s0 : s0 + n] = self.start_marker_id
-            ids[i, s0 + n : s0 + 2 * n] = self.end_marker_id
-            pos[i, :T] = torch.arange(T) + 2
-            pos[i, s0 : s0 + n] = torch.from_numpy(win.start_pos[a:b]) + 2
-            pos[i, s0 + n : s0 + 2 * n] = torch.from_numpy(win.end_pos[a:b]) + 2
-            mask[i, :T, :T] = True
-            mask[i, s0 : s0 + 2 * n, :T] = True
-            idx = torch.arange(s0, s0 + n)
-            mask[i, idx, idx] = True
-            mask[i, idx, idx + n] = True
-            mask[i, idx + n, idx] = True
-            mask[i, idx + n, idx + n] = True
-            start_rows.append(i * L + idx)
-            end_rows.append(i * L + idx + n)
+        ids, pos, mask, start_rows, end_rows = collate_samples(
+            windows, samples, pad_id=self.pad_id, start_marker_id=self.start_marker_id, end_marker_id=self.end_marker_id
+        )
+        B, L = ids.shape
         dev = self.model.device
         hidden = self._sm.encoder(
             ids.to(dev), attention_mask=mask.to(dev), token_type_ids=torch.zeros_like(ids).to(dev), position_ids=pos.to(dev)
         )[0]
         flat = hidden.reshape(B * L, -1)
-        starts = flat[torch.cat(start_rows).to(dev)]
-        ends = flat[torch.cat(end_rows).to(dev)]
+        starts = flat[start_rows.to(dev)]
+        ends = flat[end_rows.to(dev)]
         per_sample = self._classify(starts, ends, [b - a for _, a, b in samples])
         samples_of: dict[int, list[int]] = {}
         for i, (w, _, _) in enumerate(samples):
@@ -244,6 +255,46 @@ class PaddedScorer(SpanScorer):
                 )
             )
         return out
+
+
+def collate_samples(
+    windows: list[WindowInput], samples: list[tuple[int, int, int]], *, pad_id: int, start_marker_id: int, end_marker_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SpanMarker's model inputs for samples ``(window index, first span, end span)``,
+    padded to the longest sample (a multiple of 8).
+
+    Returns:
+        ``(input_ids, position_ids, attention_mask, start_rows, end_rows)``: the mask is
+        ``bool[B, L, L]``; ``start_rows``/``end_rows`` index each pair's start and end marker
+        in the flattened ``[B * L]`` hidden states, in sample order.
+    """
+    lengths = [windows[w].n_tokens + windows[w].n_tokens % 2 + 2 * (b - a) for w, a, b in samples]
+    L = round_up(max(lengths), 8)
+    B = len(samples)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    pos = torch.ones((B, L), dtype=torch.long)
+    mask = torch.zeros((B, L, L), dtype=torch.bool)
+    start_rows, end_rows = [], []
+    for i, (w, a, b) in enumerate(samples):
+        win = windows[w]
+        T, n = win.n_tokens, b - a
+        s0 = T + T % 2
+        ids[i, :T] = torch.from_numpy(win.input_ids)
+        ids[i, s0 : s0 + n] = start_marker_id
+        ids[i, s0 + n : s0 + 2 * n] = end_marker_id
+        pos[i, :T] = torch.arange(T) + 2
+        pos[i, s0 : s0 + n] = torch.from_numpy(win.start_pos[a:b]) + 2
+        pos[i, s0 + n : s0 + 2 * n] = torch.from_numpy(win.end_pos[a:b]) + 2
+        mask[i, :T, :T] = True
+        mask[i, s0 : s0 + 2 * n, :T] = True
+        idx = torch.arange(s0, s0 + n)
+        mask[i, idx, idx] = True
+        mask[i, idx, idx + n] = True
+        mask[i, idx + n, idx] = True
+        mask[i, idx + n, idx + n] = True
+        start_rows.append(i * L + idx)
+        end_rows.append(i * L + idx + n)
+    return ids, pos, mask, torch.cat(start_rows), torch.cat(end_rows)
 
 
 def supports_text_once(model: NerModel) -> bool:
@@ -287,6 +338,29 @@ class TextOnceScorer(SpanScorer):
         return window.n_tokens + 2 * window.n_spans
 
     def _score(self, windows: list[WindowInput]) -> list[WindowScores]:
+        starts, ends, text_states = self.encode(windows)
+        P = [w.n_spans for w in windows]
+        out = self._classify(starts, ends, P)
+        if self.want_token_states:
+            text_states = text_states.float().cpu().numpy()
+            bounds = np.cumsum([0] + [w.n_tokens for w in windows])
+            out = [
+                WindowScores(scores=o.scores, label_ids=o.label_ids, marker_states=o.marker_states, token_states=text_states[bounds[b] : bounds[b + 1]])
+                for b, o in enumerate(out)
+            ]
+        return out
+
+    def encode(self, windows: list[WindowInput], *, differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Final hidden states of every span's start and end marker, and of every text token.
+
+        Args:
+            differentiable: Compute the marker attention with ordinary autograd ops instead of
+                the CPU flash kernel (whose log-sum-exp output has no gradient); for training.
+
+        Returns:
+            ``(start_states [n_spans, H], end_states [n_spans, H], text_states [n_text, H])``,
+            spans and tokens of all windows concatenated in order.
+        """
         dev = self.model.device
         B = len(windows)
         T = [w.n_tokens for w in windows]
@@ -329,43 +403,63 @@ class TextOnceScorer(SpanScorer):
             qt, kt, vt = (self._pad(x[:n_text], text_pad_t, B, Tm) for x in (q, k, v))
             ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_bias.to(qt.dtype))
             ctx[:n_text] = self._unpad(ct, text_pad_t)
-            # Markers: the window's text keys plus the two keys of their own pair, under one
-            # softmax: attend to the text, then fold the pair in through the log-sum-exp.
-            qm = self._pad(q[n_text:], marker_pad_t, B, Mm)
-            out_text, lse_text = _attend_with_lse(qm, kt, vt, key_bias, scale)
-            km_flat = self._pad_flat(k[n_text:], marker_pad_t, B * Mm)
-            vm_flat = self._pad_flat(v[n_text:], marker_pad_t, B * Mm)
-            qm_flat = q[n_text:].view(-1, nh, d)
-            s_a = (qm_flat * km_flat[pair_start_t].view(-1, nh, d)).sum(-1).float() * scale
-            s_b = (qm_flat * km_flat[pair_end_t].view(-1, nh, d)).sum(-1).float() * scale
-            s_a = self._pad(s_a, marker_pad_t, B, Mm, heads_last=True)
-            s_b = self._pad(s_b, marker_pad_t, B, Mm, heads_last=True)
-            total = torch.logsumexp(torch.stack((lse_text, s_a, s_b)), dim=0)
-            va = self._pad(vm_flat[pair_start_t], marker_pad_t, B, Mm)
-            vb = self._pad(vm_flat[pair_end_t], marker_pad_t, B, Mm)
-            cm = (
-                (lse_text - total).exp()[..., None] * out_text.float()
-                + (s_a - total).exp()[..., None] * va.float()
-                + (s_b - total).exp()[..., None] * vb.float()
-            ).to(q.dtype)
-            ctx[n_text:] = self._unpad(cm, marker_pad_t)
+            if differentiable:
+                # Training: plain autograd ops (the flash kernel's log-sum-exp has no gradient).
+                ctx[n_text:] = self._marker_attention_per_window(q, k, v, n_text, T, P, scale)
+            else:
+                # Markers: the window's text keys plus the two keys of their own pair, under one
+                # softmax: attend to the text, then fold the pair in through the log-sum-exp.
+                qm = self._pad(q[n_text:], marker_pad_t, B, Mm)
+                out_text, lse_text = _attend_with_lse(qm, kt, vt, key_bias, scale)
+                km_flat = self._pad_flat(k[n_text:], marker_pad_t, B * Mm)
+                vm_flat = self._pad_flat(v[n_text:], marker_pad_t, B * Mm)
+                qm_flat = q[n_text:].view(-1, nh, d)
+                s_a = (qm_flat * km_flat[pair_start_t].view(-1, nh, d)).sum(-1).float() * scale
+                s_b = (qm_flat * km_flat[pair_end_t].view(-1, nh, d)).sum(-1).float() * scale
+                s_a = self._pad(s_a, marker_pad_t, B, Mm, heads_last=True)
+                s_b = self._pad(s_b, marker_pad_t, B, Mm, heads_last=True)
+                total = torch.logsumexp(torch.stack((lse_text, s_a, s_b)), dim=0)
+                va = self._pad(vm_flat[pair_start_t], marker_pad_t, B, Mm)
+                vb = self._pad(vm_flat[pair_end_t], marker_pad_t, B, Mm)
+                cm = (
+                    (lse_text - total).exp()[..., None] * out_text.float()
+                    + (s_a - total).exp()[..., None] * va.float()
+                    + (s_b - total).exp()[..., None] * vb.float()
+                ).to(q.dtype)
+                ctx[n_text:] = self._unpad(cm, marker_pad_t)
             attn_out = layer.attention.output(ctx, h)
             h = layer.output(layer.intermediate(attn_out), attn_out)
 
         markers = h[n_text:]
         offsets = np.cumsum([0] + [2 * p for p in P])
         starts_idx = np.concatenate([offsets[b] + np.arange(p) for b, p in enumerate(P)])
-        starts = markers[to(starts_idx)]
-        ends = markers[to(starts_idx + np.repeat(P, P))]
-        out = self._classify(starts, ends, P)
-        if self.want_token_states:
-            text_states = h[:n_text].float().cpu().numpy()
-            bounds = np.cumsum([0] + T)
-            out = [
-                WindowScores(scores=o.scores, label_ids=o.label_ids, marker_states=o.marker_states, token_states=text_states[bounds[b] : bounds[b + 1]])
-                for b, o in enumerate(out)
-            ]
-        return out
+        return markers[to(starts_idx)], markers[to(starts_idx + np.repeat(P, P))], h[:n_text]
+
+    def _marker_attention_per_window(self, q, k, v, n_text: int, T: list[int], P: list[int], scale: float) -> torch.Tensor:
+        """Marker attention with plain autograd ops, one window at a time: each marker's
+        softmax runs over its window's text keys and its pair's two keys. No padding, so
+        the score matrices hold only real entries (training batches mix window sizes)."""
+        nh, d = self._heads, self._head_dim
+        # split(), not slicing: the backward of a slice is a full-size zero tensor per window.
+        sizes = [2 * p for p in P]
+        qs, ks, vs = (x[n_text:].split(sizes) for x in (q, k, v))
+        kts, vts = (x[:n_text].split(T) for x in (k, v))
+        out = []
+        for t, p, qm, km, vm, kt, vt in zip(T, P, qs, ks, vs, kts, vts):
+            m = 2 * p
+            if p == 0:
+                continue
+            qm, km, vm = (x.view(m, nh, d).transpose(0, 1) for x in (qm, km, vm))  # [nh, m, d]
+            kt, vt = (x.view(t, nh, d).transpose(0, 1) for x in (kt, vt))  # [nh, t, d]
+            pair = torch.arange(m, device=q.device) % p
+            ka, kb, va, vb = km[:, pair], km[:, pair + p], vm[:, pair], vm[:, pair + p]
+            logits = torch.cat(
+                (qm @ kt.transpose(-1, -2), (qm * ka).sum(-1, keepdim=True), (qm * kb).sum(-1, keepdim=True)), dim=-1
+            ) * scale
+            probs = logits.float().softmax(-1).to(q.dtype)
+            ctx = probs[..., :t] @ vt + probs[..., t : t + 1] * va + probs[..., t + 1 :] * vb
+            out.append(ctx.transpose(0, 1).reshape(m, nh * d))
+        return torch.cat(out) if out else q.new_zeros((0, nh * d))
 
     def _pad(self, flat: torch.Tensor, index: torch.Tensor, B: int, L: int, *, heads_last: bool = False) -> torch.Tensor:
         """Scatter flat rows ``[N, H]`` (or ``[N, heads]``) into ``[B, heads, L, head_dim]`` (or ``[B, heads, L]``)."""

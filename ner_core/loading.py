@@ -105,7 +105,9 @@ def load_model(
     """Load a SpanMarker model once per process and device.
 
     Args:
-        ref: Local directory, fsspec URI (``s3://…``, ``memory://…``) or hub id (``org/name``).
+        ref: ``"default"`` (the model shipped with nerflow, built offline on first use),
+            a local directory, an fsspec URI (``s3://…``, ``memory://…``) or a hub id
+            (``org/name``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``None``/``"auto"``.
         allow_pickle: Accept a checkpoint whose only weights are pickle files. Unpickling
             runs arbitrary code, so this is off unless the caller trusts the source.
@@ -134,6 +136,10 @@ def load_model(
 
 
 def _resolve_local_path(ref: str, storage_options: dict | None) -> Path:
+    if ref == "default":
+        from ner_core.default_model import default_model_dir
+
+        return default_model_dir()
     if "://" in ref and not ref.startswith("file://"):
         return _fetch_remote(ref, storage_options or {})
     local = Path(ref.removeprefix("file://")).expanduser()

@@ -31,6 +31,39 @@ def _cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from flows.train import load_config, train_model
+
+    config = load_config(args.config)
+    if args.output_dir:
+        config = config.model_copy(update={"output_dir": args.output_dir})
+    if args.max_steps:
+        config = config.model_copy(update={"max_steps": args.max_steps})
+    result = train_model(config)
+    print(f"model: {result['model_dir']}")
+    if result.get("adapter_dir"):
+        print(f"adapter: {result['adapter_dir']}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from flows.evaluate import EvaluateParams, evaluate_model
+
+    def mapping(items: list[str]) -> dict[str, str | None]:
+        out = {}
+        for item in items or []:
+            source, _, target = item.partition("=")
+            out[source] = target or None
+        return out
+
+    params = EvaluateParams(
+        model=args.model, data=args.data, label_map=mapping(args.label_map), gold_label_map=mapping(args.gold_label_map),
+        ignore_labels=args.ignore_label or [], max_records=args.max_records, precision=args.precision, output=args.output,
+    )
+    evaluate_model(params)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -42,6 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
         "version", help="print the versions of nerflow and of the libraries that decide its results"
     )
     version.set_defaults(handler=_cmd_version)
+
+    train = commands.add_parser("train", help="fine-tune a SpanMarker model (the train-model flow); resumes an interrupted run")
+    train.add_argument("--config", required=True, help="training config (TOML, JSON or YAML; see configs/)")
+    train.add_argument("--output-dir", help="override the config's output_dir")
+    train.add_argument("--max-steps", type=int, help="override the config's max_steps")
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="strict entity-level P/R/F1 of a model on labelled data (the evaluate-model flow)")
+    evaluate.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
+    evaluate.add_argument("--data", nargs="+", required=True, help="labelled JSONL files or globs (local or fsspec URIs)")
+    evaluate.add_argument("--label-map", nargs="*", metavar="MODEL=DATA", help="rename model labels; 'MISC=' ignores MISC")
+    evaluate.add_argument("--gold-label-map", nargs="*", metavar="DATA=NEW", help="rename data labels; 'X=' ignores X")
+    evaluate.add_argument("--ignore-label", action="append", metavar="LABEL", help="leave LABEL out of gold and predictions")
+    evaluate.add_argument("--max-records", type=int, help="first N records of each file")
+    evaluate.add_argument("--precision", choices=["exact", "fast"], default="exact")
+    evaluate.add_argument("--output", help="write OUTPUT.json and OUTPUT.md")
+    evaluate.set_defaults(handler=_cmd_evaluate)
     return parser
 
 

@@ -86,6 +86,18 @@ def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_wordpiece_encoder_dir(tiny_wordpiece_model_dir: Path) -> Path:
+    """The tiny random BERT (WordPiece) encoder folder the wordpiece checkpoint was built on."""
+    return tiny_wordpiece_model_dir.parent / "encoder"
+
+
+@pytest.fixture(scope="session")
+def tiny_sentencepiece_encoder_dir(tiny_sentencepiece_model_dir: Path) -> Path:
+    """The tiny random XLM-R (Unigram) encoder folder the sentencepiece checkpoint was built on."""
+    return tiny_sentencepiece_model_dir.parent / "encoder"
+
+
+@pytest.fixture(scope="session")
 def tiny_pickle_model_dir(tiny_wordpiece_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wordpiece model's weights saved as ``pytorch_model.bin`` (pickle) only."""
     encoder_dir = tiny_wordpiece_model_dir.parent / "encoder"

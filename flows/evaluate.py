@@ -1,0 +1,100 @@
+"""The ``evaluate-model`` flow: a model and labelled data sets in, strict scores out.
+
+    load the model  ->  for each data set: run the engine, score strictly
+    ->  write JSON and a markdown table
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from pydantic import BaseModel, Field
+
+__all__ = ["EvaluateParams", "evaluate_model", "render_markdown"]
+
+
+class EvaluateParams(BaseModel):
+    """What to evaluate and how."""
+
+    model: str = Field("default", description="Model reference: 'default', a directory, an fsspec URI or a hub id")
+    data: list[str] = Field(description="Labelled JSONL files (sentences or documents); globs allowed")
+    label_map: dict[str, str | None] = Field(
+        default_factory=dict, description="Rename the model's labels before scoring; null ignores a label"
+    )
+    gold_label_map: dict[str, str | None] = Field(default_factory=dict, description="The same for the data's labels")
+    ignore_labels: list[str] = Field(default_factory=list, description="Labels left out of gold and predictions")
+    max_records: int | None = Field(None, gt=0, description="First N records of each file")
+    precision: str = Field("exact", description="'exact' or 'fast'")
+    window_tokens: int | None = None
+    output: str | None = Field(None, description="Write <output>.json and <output>.md")
+    storage_options: dict = Field(default_factory=dict)
+
+
+@task(name="score-data-set")
+def score_data_set(params: EvaluateParams, uri: str) -> dict:
+    from ner_core import EngineConfig, load_model
+    from ner_core.evaluation import evaluate_records
+    from ner_core.labelled import read_labelled
+
+    model = load_model(params.model)
+    records = list(read_labelled(uri, storage_options=params.storage_options, limit=params.max_records))
+    ignore = {label: None for label in params.ignore_labels}
+    report = evaluate_records(
+        model, records, name=Path(uri).name.split(".", 1)[0],
+        label_map={**params.label_map, **ignore}, gold_label_map={**params.gold_label_map, **ignore},
+        engine_config=EngineConfig(precision=params.precision, window_tokens=params.window_tokens),
+    )
+    out = report.as_dict()
+    out["uri"] = uri
+    out["kind"] = "sentences" if records and records[0].tokens is not None else "documents"
+    get_run_logger().info("%s: strict micro F1 %.4f over %d texts", out["name"], out["micro"]["f1"], out["texts"])
+    return out
+
+
+def expand(uris: list[str], storage_options: dict | None = None) -> list[str]:
+    """Data URIs with globs expanded, in order."""
+    import fsspec
+
+    out = []
+    for uri in uris:
+        fs, _, paths = fsspec.get_fs_token_paths(uri, storage_options=storage_options or {})
+        if not paths:
+            raise FileNotFoundError(f"no labelled file matches {uri}")
+        out += [fs.unstrip_protocol(p) if "://" in uri else p for p in sorted(paths)]
+    return out
+
+
+def render_markdown(model: str, reports: list[dict]) -> str:
+    """One table row per data set: strict P/R/F1 and F1 per label."""
+    labels = sorted({label for r in reports for label in r["per_label"]})
+    lines = [
+        f"Strict entity-level scores of `{model}` (exact span and label).",
+        "",
+        "| data set | kind | texts | P | R | F1 | " + " | ".join(f"F1 {label}" for label in labels) + " |",
+        "|---|---|--:|--:|--:|--:|" + "--:|" * len(labels),
+    ]
+    for r in reports:
+        m = r["micro"]
+        per = [f"{100 * r['per_label'][label]['f1']:.1f}" if label in r["per_label"] else "–" for label in labels]
+        lines.append(
+            f"| {r['name']} | {r['kind']} | {r['texts']} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
+            f"**{100 * m['f1']:.1f}** | " + " | ".join(per) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="evaluate-model", log_prints=True)
+def evaluate_model(params: EvaluateParams) -> dict:
+    """Score a model on each data set with the full windowed engine."""
+    reports = [score_data_set(params, uri) for uri in expand(params.data, params.storage_options)]
+    result = {"model": params.model, "params": params.model_dump(), "reports": reports}
+    markdown = render_markdown(params.model, reports)
+    if params.output:
+        out = Path(params.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        out.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    return result

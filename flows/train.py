@@ -1,0 +1,101 @@
+"""The ``train-model`` flow: labelled data in, a SpanMarker model (and its card) out.
+
+    read the training and dev data  ->  fine-tune (checkpointed, resumable)
+    ->  export safetensors (+ the small LoRA adapter)  ->  write the model card
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+
+from ner_core.training import TrainConfig
+
+__all__ = ["train_model", "load_config"]
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a training config from TOML, JSON or YAML."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        import json
+
+        data = json.loads(text)
+    return TrainConfig.model_validate(data)
+
+
+@task(name="read-labelled-data")
+def read_labelled_data(config: TrainConfig) -> tuple[dict, dict]:
+    from ner_core.training import read_sources
+
+    train = read_sources(config.train, seed=config.seed, storage_options=config.storage_options)
+    dev = read_sources(config.dev, seed=config.seed, storage_options=config.storage_options)
+    logger = get_run_logger()
+    logger.info("train: %s", {k: len(v) for k, v in train.items()})
+    logger.info("dev: %s", {k: len(v) for k, v in dev.items()})
+    return train, dev
+
+
+@task(name="fine-tune")
+def fine_tune(config: TrainConfig, train: dict, dev: dict) -> dict:
+    from ner_core.training import Trainer, dev_evaluator
+
+    logger = get_run_logger()
+    records = [r for recs in train.values() for r in recs]
+    every = max(1, config.checkpoint_every // 4)
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if step % every == 0 or step == total:
+            logger.info("step %d/%d loss %.4f", step, total, loss)
+
+    trainer = Trainer(config, records, dev, evaluate=dev_evaluator(config.dev_ignore_labels), progress=progress)
+    result = trainer.run()
+    from ner_core.training import label_counts
+
+    return {
+        "output_dir": str(result.output_dir),
+        "model_dir": str(result.model_dir),
+        "adapter_dir": str(result.adapter_dir) if result.adapter_dir else None,
+        "steps": result.steps,
+        "selected_step": result.best_step or result.steps,
+        "train_seconds": result.seconds,
+        "dev_history": trainer.dev_history,
+        "coverage": trainer.coverage.as_dict(),
+        "label_counts": dict(label_counts(trainer.windows, trainer.model.config.id2label)),
+    }
+
+
+@task(name="write-model-card")
+def write_model_card(config: TrainConfig, result: dict) -> list[str]:
+    from ner_core.model_card import render_training_card, write_card
+
+    text = render_training_card(
+        config=config.model_dump(), result=result, dev_history=result["dev_history"],
+        coverage=result["coverage"], label_counts=result["label_counts"],
+    )
+    written = [str(write_card(Path(result["model_dir"]), text))]
+    if result["adapter_dir"]:
+        written.append(str(write_card(Path(result["adapter_dir"]), text)))
+    return written
+
+
+@flow(name="train-model", log_prints=True)
+def train_model(config: TrainConfig) -> dict:
+    """Fine-tune a SpanMarker model as ``config`` says; resumes from the last checkpoint
+    under ``config.output_dir`` if an earlier run was interrupted."""
+    train, dev = read_labelled_data(config)
+    result = fine_tune(config, train, dev)
+    write_model_card(config, result)
+    logging.getLogger(__name__).info("model written to %s", result["model_dir"])
+    return result

@@ -1,0 +1,139 @@
+"""Labelled data for training and evaluation, in one shape: a text and its entities.
+
+Two input formats are read (gzip or plain JSON Lines, from any fsspec URI):
+
+* sentences: ``{"tokens": [...], "ner_tags": ["B-PER", ...]}`` (IOB2), optionally with
+  ``id`` and ``lang``. The tokens are joined into a text with one space between them (none
+  between two CJK tokens, as Chinese is written) and the tags become character spans.
+* documents: ``{"text": "...", "entities": [{"start": 0, "end": 5, "label": "PER"}]}``
+  (``end`` exclusive; ``spans`` as ``[start, end, label]`` triples is accepted too).
+
+Everything downstream (training windows, evaluation) works in character offsets, so a
+sentence and a long document go through exactly the path the engine takes at inference.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ner_core.errors import NerflowError
+from ner_core.metrics import spans_from_iob2
+
+__all__ = ["LabelledText", "LabelledDataError", "read_labelled", "sentence_to_text", "is_cjk"]
+
+CharSpan = tuple[int, int, str]
+
+# Scripts written without spaces between words; SpanMarker models see each such character
+# as a word of its own (mBERT's tokenizer does the same).
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+
+
+class LabelledDataError(NerflowError, ValueError):
+    """A labelled record that cannot be read; names the file and line."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelledText:
+    """A text and its gold entities.
+
+    Attributes:
+        id: Record identifier (``<file>:<line>`` when the record has none).
+        text: The text.
+        entities: ``(start, end, label)`` character spans, ``end`` exclusive, sorted.
+        lang: Language code when known, else ``""``.
+        tokens: For sentence records, each token's ``(start, end)`` in ``text``; lets
+            evaluation report word-level scores that agree with seqeval.
+    """
+
+    id: str
+    text: str
+    entities: tuple[CharSpan, ...]
+    lang: str = ""
+    tokens: tuple[tuple[int, int], ...] | None = None
+
+
+def is_cjk(ch: str) -> bool:
+    """Whether ``ch`` belongs to a script written without spaces (Han, kana)."""
+    return bool(_CJK.match(ch))
+
+
+def sentence_to_text(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, tuple[tuple[int, int], ...], list[CharSpan]]:
+    """Join a tokenised, IOB2-tagged sentence into text and character spans.
+
+    Returns:
+        ``(text, token_offsets, entities)``.
+    """
+    if len(tokens) != len(tags):
+        raise ValueError(f"{len(tokens)} tokens but {len(tags)} tags")
+    parts: list[str] = []
+    offsets: list[tuple[int, int]] = []
+    at = 0
+    for i, token in enumerate(tokens):
+        if i and not (is_cjk(tokens[i - 1][-1:]) and is_cjk(token[:1])):
+            parts.append(" ")
+            at += 1
+        parts.append(token)
+        offsets.append((at, at + len(token)))
+        at += len(token)
+    entities = [(offsets[s][0], offsets[e - 1][1], label) for s, e, label in spans_from_iob2(tags)]
+    return "".join(parts), tuple(offsets), entities
+
+
+def read_labelled(uri: str, *, storage_options: dict | None = None, limit: int | None = None) -> Iterator[LabelledText]:
+    """Read sentence or document records from a JSON Lines file (``.gz`` is decompressed).
+
+    Args:
+        uri: Local path or fsspec URI.
+        storage_options: Passed to fsspec (credentials, endpoint).
+        limit: Stop after this many records.
+
+    Raises:
+        LabelledDataError: A record is not JSON, has neither ``tokens`` nor ``text``, or an
+            entity lies outside its text.
+    """
+    import fsspec
+
+    name = uri.rsplit("/", 1)[-1]
+    stem = name.split(".", 1)[0]
+    with fsspec.open(uri, "rb", **(storage_options or {})) as raw:
+        data = raw.read()
+    if uri.endswith(".gz") or data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    for n, line in enumerate(io.StringIO(data.decode("utf-8")), start=1):
+        if limit is not None and n > limit:
+            return
+        if not line.strip():
+            continue
+        where = f"{uri}:{n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LabelledDataError(f"{where}: not JSON ({e.msg})") from e
+        yield _parse(record, where, default_id=f"{stem}:{n}")
+
+
+def _parse(record: dict, where: str, *, default_id: str) -> LabelledText:
+    rid = str(record.get("id", default_id))
+    lang = str(record.get("lang") or "")
+    if "tokens" in record and "ner_tags" in record:
+        try:
+            text, offsets, entities = sentence_to_text(record["tokens"], record["ner_tags"])
+        except (ValueError, TypeError) as e:
+            raise LabelledDataError(f"{where}: {e}") from e
+        return LabelledText(id=rid, text=text, entities=tuple(entities), lang=lang, tokens=offsets)
+    if "text" in record:
+        text = record["text"]
+        raw = record.get("entities", record.get("spans", []))
+        entities = []
+        for e in raw:
+            start, end, label = (e["start"], e["end"], e["label"]) if isinstance(e, dict) else e
+            if not (0 <= start < end <= len(text)):
+                raise LabelledDataError(f"{where}: entity {start}:{end} outside a text of {len(text)} characters")
+            entities.append((int(start), int(end), str(label)))
+        return LabelledText(id=rid, text=text, entities=tuple(sorted(entities)), lang=lang)
+    raise LabelledDataError(f"{where}: a record needs 'tokens' and 'ner_tags', or 'text' (and 'entities')")

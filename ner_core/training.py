@@ -1,0 +1,539 @@
+"""Fine-tune a SpanMarker model, resumably, on labelled texts.
+
+Training sees exactly what the engine sees at inference: every labelled text (a sentence
+or a long document) is tokenised once by ``ner_core.windowing``, cut into the same windows,
+and every candidate span of a window gets its gold label (``O`` when it is no entity). The
+model input is SpanMarker's collation (``ner_core.inference.collate_samples``), at most
+``marker_max_length`` marker pairs per sample.
+
+The run is a fixed plan of steps derived from the seed, so an interrupted run resumes at
+its last checkpoint and continues bit for bit the same batches. Checkpoints hold only what
+training changes (adapters, classifier, marker embeddings, tuned norms) plus the optimiser
+state; the model is exported as safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, Field, model_validator
+
+from ner_core.inference import TextOnceScorer, WindowInput, special_tokens, window_input
+from ner_core.loading import NerModel
+from ner_core.labelled import LabelledText
+from ner_core.windowing import WindowingConfig, cut_windows, enumerate_spans, tokenize_document
+
+__all__ = ["DataSource", "TrainConfig", "read_sources", "dev_evaluator", "TrainingWindow", "PlannedWindow", "plan_batches", "LabelCoverage", "build_windows", "Trainer", "TrainResult"]
+
+logger = logging.getLogger(__name__)
+
+_STATE = "state.json"
+_TRAINABLE = "trainable.safetensors"
+_OPTIMIZER = "optimizer.pt"
+
+
+class DataSource(BaseModel):
+    """A labelled file (local path or fsspec URI; a glob matches several) and how many of
+    its records to use (a seeded random sample; all when unset)."""
+
+    uri: str
+    max_records: int | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value):
+        return {"uri": value} if isinstance(value, str) else value
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides a training run (what ``nerflow train --config`` reads)."""
+
+    train: list[DataSource] = Field(description="Labelled JSONL files (sentences or documents)")
+    dev: list[DataSource] = Field(default_factory=list, description="Labelled files for model selection (never test data)")
+    labels: list[str] = Field(default_factory=lambda: ["PER", "ORG", "LOC", "MISC"])
+    label_map: dict[str, str | None] = Field(default_factory=dict, description="Rename data labels; null drops")
+    dev_ignore_labels: list[str] = Field(default_factory=list, description="Labels left out of the dev F1")
+    encoder: str = Field("e5-small", description="Transformers folder, hub id, or 'e5-small'")
+    model_max_length: int = 256
+    entity_max_length: int = 8
+    marker_max_length: int = 128
+    method: Literal["lora", "full"] = "lora"
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    learning_rate: float = 3e-4
+    head_learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    dropout: float | None = Field(0.0, description="Dropout in the encoder and before the classifier (None: the encoder's own)")
+    negative_rate: float = Field(
+        0.25, gt=0.0, le=1.0,
+        description="Share of easy negative spans (not overlapping an entity) drawn per epoch; 1.0 trains on all, as SpanMarker",
+    )
+    batch_tokens: int = Field(6144, description="Padded tokens per optimiser step")
+    max_steps: int | None = Field(None, description="Stop after this many steps (else epochs)")
+    epochs: float = 1.0
+    seed: int = 42
+    output_dir: str = "runs/model"
+    checkpoint_every: int = Field(100, description="Steps between checkpoints")
+    eval_every: int = Field(500, description="Steps between dev evaluations (0: only at the end)")
+    keep_checkpoints: int = 2
+    threads: int | None = None
+    storage_options: dict = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingWindow:
+    """One window of a labelled text: the model input and a label per candidate span."""
+
+    input: WindowInput
+    labels: np.ndarray  # int64[n_spans]
+    always: np.ndarray  # bool[n_spans]: gold spans and spans overlapping one (hard negatives)
+
+
+@dataclass
+class LabelCoverage:
+    """Gold entities and why some cannot be learned or found."""
+
+    entities: int = 0
+    not_word_aligned: int = 0
+    too_long: int = 0
+    unknown_label: int = 0
+    not_in_a_window: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def build_windows(
+    records: Iterable[LabelledText], tokenizer, *, label2id: dict[str, int], model_max_length: int,
+    entity_max_length: int, label_map: dict[str, str | None] | None = None, coverage: LabelCoverage | None = None,
+) -> list[TrainingWindow]:
+    """Training windows of labelled texts, cut exactly as the engine cuts documents."""
+    prefix, suffix = special_tokens(tokenizer)
+    n_special = len(prefix) + len(suffix)
+    windowing = WindowingConfig(window_tokens=model_max_length, overlap_tokens=model_max_length // 8)
+    coverage = coverage if coverage is not None else LabelCoverage()
+    label_map = label_map or {}
+    out = []
+    for rec in records:
+        doc = tokenize_document(tokenizer, rec.id, rec.text, max_word_tokens=model_max_length - n_special)
+        gold = _word_spans(rec, doc.word_char_start, doc.word_char_end, label2id, label_map, coverage)
+        windows = cut_windows(doc, windowing, n_special=n_special)
+        covered = set()
+        for w in windows:
+            starts, ends = enumerate_spans(w.n_words, entity_max_length)
+            labels = np.zeros(len(starts), dtype=np.int64)
+            # A span's index in SpanMarker's order: start * L - triangle, computed directly.
+            index = {(int(a), int(b)): i for i, (a, b) in enumerate(zip(starts, ends))}
+            for (a, b), label in gold.items():
+                if w.word_start <= a and b <= w.word_end:
+                    i = index.get((a - w.word_start, b - w.word_start))
+                    if i is not None:
+                        labels[i] = label
+                        covered.add((a, b))
+            always = labels > 0
+            for i in np.flatnonzero(always):
+                always |= (starts < ends[i]) & (ends > starts[i])
+            out.append(TrainingWindow(window_input(doc, w, (starts, ends), prefix, suffix), labels, always))
+        for a, b in gold:
+            if (a, b) not in covered:
+                if b - a > entity_max_length:
+                    coverage.too_long += 1
+                else:
+                    coverage.not_in_a_window += 1
+    return out
+
+
+def _word_spans(rec, char_start, char_end, label2id, label_map, coverage) -> dict[tuple[int, int], int]:
+    spans = {}
+    for start, end, label in rec.entities:
+        label = label_map.get(label, label)
+        if label is None:
+            continue
+        coverage.entities += 1
+        if label not in label2id:
+            coverage.unknown_label += 1
+            continue
+        a = int(np.searchsorted(char_start, start))
+        b = int(np.searchsorted(char_end, end)) + 1
+        if a >= len(char_start) or char_start[a] != start or b > len(char_end) or char_end[b - 1] != end or b <= a:
+            coverage.not_word_aligned += 1
+            continue
+        spans[(a, b)] = label2id[label]
+    return spans
+
+
+@dataclass(frozen=True, eq=False)
+class PlannedWindow:
+    """A window as one step trains on it: the candidate spans drawn for this epoch."""
+
+    window: int
+    spans: np.ndarray  # indices into the window's spans
+
+
+def plan_batches(
+    windows: list[TrainingWindow], *, batch_tokens: int, seed: int, epoch: int, negative_rate: float = 1.0
+) -> list[list[PlannedWindow]]:
+    """The epoch's batches: windows shuffled with the seed, their easy negative spans
+    sampled at ``negative_rate``, then packed by length within groups of 64 under
+    ``batch_tokens`` encoder tokens (text plus two markers per span)."""
+    order = list(range(len(windows)))
+    rng = np.random.default_rng([seed, epoch])
+    rng.shuffle(order)
+    planned = {}
+    for i in order:
+        w = windows[i]
+        keep = w.always | (rng.random(len(w.labels)) < negative_rate) if negative_rate < 1.0 else np.ones(len(w.labels), bool)
+        planned[i] = PlannedWindow(i, np.flatnonzero(keep))
+    cost = {i: windows[i].input.n_tokens + 2 * len(p.spans) for i, p in planned.items()}
+    batches = []
+    for g in range(0, len(order), 64):
+        batch, used = [], 0
+        for i in sorted(order[g : g + 64], key=cost.__getitem__):
+            if batch and used + cost[i] > batch_tokens:
+                batches.append(batch)
+                batch, used = [], 0
+            batch.append(planned[i])
+            used += cost[i]
+        if batch:
+            batches.append(batch)
+    perm = rng.permutation(len(batches))
+    return [batches[j] for j in perm]
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    model_dir: Path
+    adapter_dir: Path | None
+    steps: int
+    seconds: float
+    best_step: int | None
+    dev: dict
+
+
+class Trainer:
+    """Runs one training plan with checkpoints; ``run()`` resumes where a previous run stopped.
+
+    Args:
+        config: The run's settings.
+        train_records: Labelled training texts (already read).
+        dev_records: Per dev set name, its labelled texts.
+        evaluate: Called with ``(model, dev_records)``, returns ``{"micro_f1": ..., ...}``;
+            the checkpoint with the best ``micro_f1`` is the one exported.
+        progress: Called with ``(step, total_steps, loss)`` after each step.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        train_records: list[LabelledText],
+        dev_records: dict[str, list[LabelledText]] | None = None,
+        *,
+        evaluate: Callable | None = None,
+        progress: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        from ner_core.adapters import add_lora, attach_marker_embedding, new_span_marker
+
+        self.config = config
+        self.out = Path(config.output_dir)
+        self.ckpt_root = self.out / "checkpoints"
+        self.dev_records = dev_records or {}
+        self.dev_history: list[dict] = []
+        self.evaluate = evaluate
+        self.progress = progress
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.model = new_span_marker(
+            config.encoder, config.labels, model_max_length=config.model_max_length,
+            entity_max_length=config.entity_max_length, marker_max_length=config.marker_max_length,
+        )
+        model = self.model
+        if config.dropout is not None:
+            for module in model.modules():
+                if isinstance(module, torch.nn.Dropout):
+                    module.p = config.dropout
+        self.tokenizer = model.tokenizer.tokenizer
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self.start_id, self.end_id = (int(i) for i in self.tokenizer.convert_tokens_to_ids(["<start>", "<end>"]))
+        if config.method == "lora":
+            for p in model.parameters():
+                p.requires_grad = False
+            add_lora(model, rank=config.lora_rank, alpha=config.lora_alpha)
+            for name, p in model.named_parameters():
+                if "lora_" in name or name.startswith("classifier") or "LayerNorm" in name:
+                    p.requires_grad = True
+            # Only the two marker rows of the embedding matrix learn; the rest stays the encoder's.
+            attach_marker_embedding(model)
+        self.model.train()
+        self.ner_model = training_ner_model(model, self.out)
+        # Text once, markers against it: training pays for text plus two tokens per span,
+        # never for a padded square attention over text and markers.
+        self.encoder = TextOnceScorer(self.ner_model)
+
+        self.coverage = LabelCoverage()
+        label2id = {v: int(k) for k, v in model.config.id2label.items()}
+        t0 = time.perf_counter()
+        self.windows = build_windows(
+            train_records, self.tokenizer, label2id=label2id, model_max_length=config.model_max_length,
+            entity_max_length=config.entity_max_length, label_map=config.label_map, coverage=self.coverage,
+        )
+        logger.info("built %d training windows from %d texts in %.1fs; coverage %s",
+                    len(self.windows), len(train_records), time.perf_counter() - t0, self.coverage.as_dict())
+        plan0 = self._plan(0)
+        self.steps_per_epoch = len(plan0)
+        self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
+        self.optimizer = self._optimizer()
+        self.warmup = max(1, int(config.warmup_ratio * self.total_steps))
+
+    def _plan(self, epoch: int):
+        c = self.config
+        return plan_batches(self.windows, batch_tokens=c.batch_tokens, seed=c.seed, epoch=epoch,
+                            negative_rate=c.negative_rate)
+
+    def _optimizer(self):
+        c = self.config
+        head, decay, no_decay = [], [], []
+        for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            if name.startswith("classifier"):
+                head.append(p)
+            elif "word_embeddings" in name or "LayerNorm" in name or name.endswith("bias"):
+                no_decay.append(p)
+            else:
+                decay.append(p)
+        groups = [
+            {"params": decay, "weight_decay": c.weight_decay, "lr": c.learning_rate},
+            {"params": no_decay, "weight_decay": 0.0, "lr": c.learning_rate},
+            {"params": head, "weight_decay": 0.0, "lr": c.head_learning_rate},
+        ]
+        for g in groups:
+            g["base_lr"] = g["lr"]
+        return torch.optim.AdamW([g for g in groups if g["params"]])
+
+    def _set_lr(self, step: int) -> None:
+        if step < self.warmup:
+            factor = (step + 1) / self.warmup
+        else:
+            factor = max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup))
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
+
+    def loss(self, batch: list[PlannedWindow]) -> torch.Tensor:
+        """Cross-entropy over the batch's candidate spans, SpanMarker's loss. With negative
+        sampling, each sampled easy negative weighs ``1 / negative_rate``, so the loss is an
+        unbiased estimate of the loss over all spans and the scores stay calibrated."""
+        inputs, labels, weights = [], [], []
+        rate = self.config.negative_rate
+        for p in batch:
+            w = self.windows[p.window]
+            x = w.input
+            inputs.append(WindowInput(input_ids=x.input_ids, start_pos=x.start_pos[p.spans], end_pos=x.end_pos[p.spans]))
+            labels.append(w.labels[p.spans])
+            weights.append(np.where(w.always[p.spans], 1.0, 1.0 / rate) if rate < 1.0 else np.ones(len(p.spans)))
+        starts, ends, _ = self.encoder.encode(inputs, differentiable=True)
+        sm = self.model
+        logits = sm.classifier(sm.dropout(torch.cat((starts, ends), dim=-1)))
+        weight = torch.from_numpy(np.concatenate(weights)).float()
+        per_span = F.cross_entropy(logits, torch.from_numpy(np.concatenate(labels)), reduction="none")
+        return (per_span * weight).sum() / weight.sum()
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def _checkpoints(self) -> list[Path]:
+        if not self.ckpt_root.exists():
+            return []
+        found = [p for p in self.ckpt_root.glob("step-*") if (p / _STATE).exists()]
+        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+    def _save_checkpoint(self, step: int, state: dict) -> Path:
+        from safetensors.torch import save_file
+
+        from ner_core.adapters import trainable_state
+
+        final = self.ckpt_root / f"step-{step:07d}"
+        tmp = self.ckpt_root / f".tmp-step-{step:07d}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in trainable_state(self.model).items()}, str(tmp / _TRAINABLE))
+        torch.save(self.optimizer.state_dict(), tmp / _OPTIMIZER)
+        state = dict(state, step=step, torch_rng=torch.get_rng_state().tolist(), config=self.config.model_dump())
+        (tmp / _STATE).write_text(json.dumps(state))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        best = state.get("best_step")
+        for old in self._checkpoints()[: -self.config.keep_checkpoints]:
+            if best is None or int(old.name.split("-")[1]) != best:
+                shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def _restore(self, path: Path) -> dict:
+        from safetensors.torch import load_file
+
+        from ner_core.adapters import load_trainable_state
+
+        state = json.loads((path / _STATE).read_text())
+        load_trainable_state(self.model, load_file(str(path / _TRAINABLE)), ref=str(path))
+        self.optimizer.load_state_dict(torch.load(path / _OPTIMIZER, weights_only=True))
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        return state
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        state: dict = {"best_step": None, "best_f1": None, "dev_history": [], "losses": [], "seconds": 0.0}
+        step = 0
+        existing = self._checkpoints()
+        if existing:
+            state = self._restore(existing[-1])
+            step = state["step"]
+            logger.info("resuming from %s (step %d of %d)", existing[-1], step, self.total_steps)
+        t_start = time.perf_counter() - state.get("seconds", 0.0)
+        epoch, plan = -1, []
+        recent: list[float] = []
+        while step < self.total_steps:
+            e, i = divmod(step, self.steps_per_epoch)
+            if e != epoch:
+                epoch, plan = e, self._plan(e)
+            self._set_lr(step)
+            loss = self.loss(plan[i])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            step += 1
+            state["step"] = step
+            recent.append(float(loss.detach()))
+            if self.progress:
+                self.progress(step, self.total_steps, recent[-1])
+            done = step == self.total_steps
+            evaluated = bool(c.eval_every and step % c.eval_every == 0) or done
+            if evaluated:
+                self._dev_eval(step, state)
+            # Every evaluated step is checkpointed: the best one is what gets exported.
+            if step % c.checkpoint_every == 0 or evaluated:
+                state["losses"].append([step, sum(recent) / len(recent)])
+                recent = []
+                state["seconds"] = time.perf_counter() - t_start
+                self._save_checkpoint(step, state)
+        self.dev_history = state["dev_history"]
+        return self._export(state)
+
+    def _dev_eval(self, step: int, state: dict) -> None:
+        if not (self.evaluate and self.dev_records):
+            return
+        self.model.eval()
+        try:
+            scores = self.evaluate(self.model, self.dev_records)
+        finally:
+            self.model.train()
+        f1 = float(scores["micro_f1"])
+        state["dev_history"].append({"step": step, **scores})
+        logger.info("step %d: dev micro F1 %.4f", step, f1)
+        if state.get("best_f1") is None or f1 > state["best_f1"]:
+            state["best_f1"], state["best_step"] = f1, step
+
+    def _export(self, state: dict) -> TrainResult:
+        from ner_core.adapters import detach_marker_embedding, merge_lora, save_adapter, save_full
+
+        best = state.get("best_step")
+        if best is not None and best != state["step"]:
+            self._restore(self.ckpt_root / f"step-{best:07d}")
+        self.model.eval()
+        adapter_dir = None
+        meta = {"steps": state["step"], "selected_step": best or state["step"], "train_seconds": state["seconds"],
+                "coverage": self.coverage.as_dict()}
+        if self.config.method == "lora":
+            adapter_dir = save_adapter(self.model, self.out / "adapter", encoder=self.config.encoder, metadata=meta)
+            merge_lora(self.model)
+        detach_marker_embedding(self.model)
+        model_dir = self.out / "model"
+        save_full(self.model, model_dir)
+        (self.out / "training_state.json").write_text(json.dumps(
+            {k: v for k, v in state.items() if k != "torch_rng"}, indent=2, default=str))
+        return TrainResult(self.out, model_dir, adapter_dir, state["step"], state["seconds"], best,
+                           state["dev_history"][-1] if state["dev_history"] else {})
+
+
+def read_sources(sources: list[DataSource], *, seed: int, storage_options: dict | None = None) -> dict[str, list[LabelledText]]:
+    """Read labelled files, sampling ``max_records`` of each with the seed.
+
+    Returns:
+        Records per file name (file name without extensions), in file order.
+    """
+    import fsspec
+
+    from ner_core.labelled import read_labelled
+
+    out: dict[str, list[LabelledText]] = {}
+    for source in sources:
+        fs, _, paths = fsspec.get_fs_token_paths(source.uri, storage_options=storage_options or {})
+        if not paths:
+            raise FileNotFoundError(f"no labelled file matches {source.uri}")
+        for path in sorted(paths):
+            uri = fs.unstrip_protocol(path) if "://" in source.uri else path
+            records = list(read_labelled(uri, storage_options=storage_options))
+            if source.max_records is not None and len(records) > source.max_records:
+                rng = random.Random(f"{seed}:{path}")
+                records = [records[i] for i in sorted(rng.sample(range(len(records)), source.max_records))]
+            out[Path(path).name.split(".", 1)[0]] = records
+    return out
+
+
+def dev_evaluator(ignore_labels: list[str] | None = None) -> Callable:
+    """The trainer's model-selection callback: strict micro F1 over all dev sets pooled,
+    through the engine (exact precision), plus each set's F1; ``ignore_labels`` are left
+    out of both gold and predictions (e.g. MISC, which some data sets do not annotate)."""
+    label_map = {label: None for label in ignore_labels or []}
+    from ner_core.evaluation import evaluate_records
+    from ner_core.metrics import PRF
+
+    def evaluate(model, dev: dict[str, list[LabelledText]]) -> dict:
+        nm = training_ner_model(model, Path("."))
+        reports = {
+            name: evaluate_records(nm, recs, name=name, label_map=label_map, gold_label_map=label_map)
+            for name, recs in dev.items()
+        }
+        pooled = PRF(*(sum(getattr(r.scores.micro, k) for r in reports.values()) for k in ("tp", "fp", "fn")))
+        return {"micro_f1": pooled.f1, "per_set": {n: r.scores.micro.f1 for n, r in reports.items()}}
+
+    return evaluate
+
+
+def training_ner_model(model, path: Path) -> NerModel:
+    """A :class:`NerModel` view of a model being trained (for the scorers and the engine)."""
+    config = model.config
+    labels = tuple(config.id2label[i] for i in range(len(config.id2label)))
+    return NerModel(
+        ref=str(path), name=Path(path).name, model_id="training", path=Path(path), span_marker=model,
+        tokenizer=model.tokenizer.tokenizer, labels=labels, outside_id=int(config.outside_id),
+        model_max_length=int(model.tokenizer.model_max_length), entity_max_length=int(config.entity_max_length),
+        marker_max_length=int(config.marker_max_length), device=torch.device("cpu"),
+    )
+
+
+def label_counts(windows: list[TrainingWindow], id2label: dict[int, str]) -> Counter:
+    """Entity spans per label over training windows (for the model card)."""
+    c: Counter = Counter()
+    for w in windows:
+        for label, n in zip(*np.unique(w.labels[w.labels > 0], return_counts=True)):
+            c[id2label[int(label)]] += int(n)
+    return c

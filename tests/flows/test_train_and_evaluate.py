@@ -1,0 +1,67 @@
+"""The train-model and evaluate-model flows, through the command line, on a tiny encoder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from nerflow.cli import main
+from tests.fixtures_models import weight_files
+
+SENTENCES = [
+    (["Angela", "Merkel", "visited", "Paris", "."], ["B-PER", "I-PER", "O", "B-LOC", "O"]),
+    (["the", "United", "Nations", "met", "in", "New", "York", "."], ["O", "B-ORG", "I-ORG", "O", "O", "B-LOC", "I-LOC", "O"]),
+    (["John", "Smith", "is", "at", "Google", "."], ["B-PER", "I-PER", "O", "O", "B-ORG", "O"]),
+]
+
+
+@pytest.fixture
+def labelled_files(tmp_path):
+    sentences = tmp_path / "data" / "train.jsonl.gz"
+    sentences.parent.mkdir()
+    lines = [json.dumps({"id": f"s{i}", "lang": "en", "tokens": t, "ner_tags": g}) for i, (t, g) in enumerate(SENTENCES)]
+    sentences.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    text = " ".join(" ".join(t) for t, _ in SENTENCES)
+    docs = tmp_path / "data" / "docs.jsonl"
+    docs.write_text(json.dumps({"id": "d1", "lang": "en", "text": text,
+                                "entities": [{"start": 0, "end": 13, "label": "PER"}]}) + "\n")
+    return sentences, docs
+
+
+def test_train_then_evaluate_from_the_command_line(tmp_path, labelled_files, tiny_wordpiece_encoder_dir, prefect_harness, capsys):
+    sentences, docs = labelled_files
+    config = tmp_path / "train.toml"
+    config.write_text(f"""
+encoder = "{tiny_wordpiece_encoder_dir}"
+labels = ["PER", "ORG", "LOC"]
+model_max_length = 64
+entity_max_length = 4
+marker_max_length = 32
+lora_rank = 4
+lora_alpha = 8.0
+max_steps = 4
+checkpoint_every = 2
+eval_every = 2
+batch_tokens = 400
+output_dir = "{tmp_path / 'run'}"
+train = [{{ uri = "{sentences}" }}]
+dev = [{{ uri = "{sentences}", max_records = 2 }}]
+""")
+    assert main(["train", "--config", str(config)]) == 0
+    model_dir = tmp_path / "run" / "model"
+    assert weight_files(model_dir) == ["model.safetensors"]
+    card = (model_dir / "README.md").read_text()
+    assert "Dev evaluation" in card and "lora" in card
+    assert (tmp_path / "run" / "adapter" / "adapter.safetensors").exists()
+
+    out = tmp_path / "eval" / "scores"
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(sentences), str(docs),
+                 "--label-map", "LOC=", "--output", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [r["name"] for r in result["reports"]] == ["train", "docs"]
+    assert [r["kind"] for r in result["reports"]] == ["sentences", "documents"]
+    assert "LOC" not in result["reports"][0]["per_label"] or result["reports"][0]["per_label"]["LOC"]["tp"] == 0
+    table = out.with_suffix(".md").read_text()
+    assert "| train | sentences | 3 |" in table and "| docs | documents | 1 |" in table

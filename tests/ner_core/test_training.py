@@ -1,0 +1,175 @@
+"""Training: the windows it learns from, the plan of batches, learning, resuming, exporting."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ner_core.adapters import new_span_marker
+from ner_core.labelled import LabelledText, sentence_to_text
+from ner_core.training import LabelCoverage, TrainConfig, Trainer, build_windows, plan_batches
+from tests.fixtures_models import weight_files
+
+SENTENCES = [
+    (["Angela", "Merkel", "visited", "Paris", "."], ["B-PER", "I-PER", "O", "B-LOC", "O"]),
+    (["the", "United", "Nations", "met", "in", "New", "York", "."], ["O", "B-ORG", "I-ORG", "O", "O", "B-LOC", "I-LOC", "O"]),
+    (["John", "Smith", "is", "at", "Google", "."], ["B-PER", "I-PER", "O", "O", "B-ORG", "O"]),
+    (["Maria", "visited", "Berlin", "and", "Rome", "."], ["B-PER", "O", "B-LOC", "O", "B-LOC", "O"]),
+]
+
+
+def _records(sentences=SENTENCES):
+    out = []
+    for i, (tokens, tags) in enumerate(sentences):
+        text, offsets, entities = sentence_to_text(tokens, tags)
+        out.append(LabelledText(id=f"s{i}", text=text, entities=tuple(entities), lang="en", tokens=offsets))
+    return out
+
+
+def _config(tmp_path, encoder_dir, **overrides) -> TrainConfig:
+    base = dict(
+        train=[], encoder=str(encoder_dir), labels=["PER", "ORG", "LOC", "MISC"], model_max_length=64,
+        entity_max_length=4, marker_max_length=32, lora_rank=4, lora_alpha=8.0, learning_rate=5e-3,
+        head_learning_rate=5e-3, warmup_ratio=0.0, batch_tokens=400, max_steps=6, checkpoint_every=2, eval_every=0,
+        output_dir=str(tmp_path / "run"), seed=3, negative_rate=0.5, dropout=0.0,
+    )
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tiny_wordpiece_encoder_dir):
+    model = new_span_marker(str(tiny_wordpiece_encoder_dir), ["PER", "ORG", "LOC", "MISC"], model_max_length=64,
+                            entity_max_length=4, marker_max_length=32)
+    return model.tokenizer.tokenizer, {v: int(k) for k, v in model.config.id2label.items()}
+
+
+def test_every_gold_entity_labels_exactly_its_span(tiny_tokenizer):
+    tokenizer, label2id = tiny_tokenizer
+    records = _records()
+    coverage = LabelCoverage()
+    windows = build_windows(records, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4, coverage=coverage)
+    assert len(windows) == len(records)
+    assert coverage.entities == 9 and coverage.as_dict() == {**coverage.as_dict(), "not_word_aligned": 0, "too_long": 0}
+    assert sum(int((w.labels > 0).sum()) for w in windows) == 9
+    first = windows[0]
+    # "Angela Merkel" is words 0-1: the span (0, 2), the second candidate of word 0.
+    assert first.labels[1] == label2id["PER"]
+    # Hard negatives: every span overlapping an entity is always trained on.
+    assert first.always[first.labels > 0].all() and first.always.sum() > (first.labels > 0).sum()
+
+
+def test_entities_the_model_cannot_represent_are_counted_not_silently_lost(tiny_tokenizer):
+    tokenizer, label2id = tiny_tokenizer
+    text = "Ein sehr sehr langer Name der Organisation hier ."
+    records = [
+        LabelledText(id="long", text=text, entities=((0, 42, "ORG"),)),  # 7 words > entity_max_length 4
+        LabelledText(id="inside", text="Paris!", entities=((1, 3, "LOC"),)),  # not on a word boundary
+        LabelledText(id="other", text="Paris", entities=((0, 5, "XYZ"),)),  # not a model label
+    ]
+    coverage = LabelCoverage()
+    build_windows(records, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4, coverage=coverage)
+    assert (coverage.entities, coverage.too_long, coverage.not_word_aligned, coverage.unknown_label) == (3, 1, 1, 1)
+
+
+def test_batch_plan_is_deterministic_keeps_hard_spans_and_respects_the_budget(tiny_tokenizer):
+    tokenizer, label2id = tiny_tokenizer
+    windows = build_windows(_records() * 8, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4)
+    a = plan_batches(windows, batch_tokens=300, seed=1, epoch=0, negative_rate=0.3)
+    b = plan_batches(windows, batch_tokens=300, seed=1, epoch=0, negative_rate=0.3)
+    c = plan_batches(windows, batch_tokens=300, seed=1, epoch=1, negative_rate=0.3)
+    key = lambda plan: [[(p.window, p.spans.tolist()) for p in batch] for batch in plan]  # noqa: E731
+    assert key(a) == key(b) and key(a) != key(c)
+    assert sorted(p.window for batch in a for p in batch) == list(range(len(windows)))
+    for batch in a:
+        for p in batch:
+            assert set(np.flatnonzero(windows[p.window].always)) <= set(p.spans.tolist())
+        assert len(batch) == 1 or sum(windows[p.window].input.n_tokens + 2 * len(p.spans) for p in batch) <= 300
+    full = plan_batches(windows, batch_tokens=300, seed=1, epoch=0, negative_rate=1.0)
+    assert all(len(p.spans) == windows[p.window].input.n_spans for batch in full for p in batch)
+
+
+def _trainable(trainer) -> dict[str, torch.Tensor]:
+    from ner_core.adapters import trainable_state
+
+    return trainable_state(trainer.model)
+
+
+@pytest.mark.parametrize("encoder", ["wordpiece", "sentencepiece"])
+def test_training_learns_the_training_sentences(tmp_path, request, encoder):
+    # Full fine-tuning: the tiny random encoder maps all marker pairs to nearly the same
+    # vector, which only updating its embeddings can fix in a few steps.
+    encoder_dir = request.getfixturevalue(f"tiny_{encoder}_encoder_dir")
+    config = _config(tmp_path, encoder_dir, method="full", max_steps=120, checkpoint_every=120, negative_rate=1.0,
+                     batch_tokens=2000, learning_rate=1e-2, head_learning_rate=1e-2)
+    losses = []
+    trainer = Trainer(config, _records(), progress=lambda step, total, loss: losses.append(loss))
+    result = trainer.run()
+    assert np.mean(losses[-5:]) < 0.05 * np.mean(losses[:5])
+
+    from ner_core import NerEngine, load_model
+
+    model = load_model(result.model_dir)
+    found = {(e.text, e.label) for r in NerEngine(model).predict([rec.text for rec in _records()]) for e in r.entities}
+    gold = {(rec.text[a:b], label) for rec in _records() for a, b, label in rec.entities}
+    assert found == gold
+
+
+def test_an_interrupted_run_resumes_at_its_last_checkpoint_and_ends_where_an_uninterrupted_run_ends(tmp_path, tiny_wordpiece_encoder_dir):
+    straight = Trainer(_config(tmp_path / "a", tiny_wordpiece_encoder_dir), _records() * 3)
+    straight.run()
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_at_5(step, total, loss):
+        if step == 5:
+            raise Interrupted
+
+    config = _config(tmp_path / "b", tiny_wordpiece_encoder_dir)
+    with pytest.raises(Interrupted):
+        Trainer(config, _records() * 3, progress=stop_at_5).run()
+    steps_seen = []
+    resumed = Trainer(config, _records() * 3, progress=lambda step, total, loss: steps_seen.append(step))
+    resumed.run()
+    assert steps_seen == [5, 6]  # checkpoint at step 4, then the remaining steps
+    a, b = _trainable(straight), _trainable(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_export_is_safetensors_only_and_the_adapter_rebuilds_the_same_model(tmp_path, tiny_sentencepiece_encoder_dir):
+    from ner_core import NerEngine, load_model
+    from ner_core.default_model import materialised_dir
+
+    result = Trainer(_config(tmp_path, tiny_sentencepiece_encoder_dir), _records()).run()
+    assert weight_files(result.model_dir) == ["model.safetensors"]
+    assert weight_files(result.adapter_dir) == ["adapter.safetensors"]
+    adapter_config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert adapter_config["lora"]["rank"] == 4 and adapter_config["labels"] == ["PER", "ORG", "LOC", "MISC"]
+    rebuilt = materialised_dir(result.adapter_dir, cache_root=tmp_path / "cache")
+    text = "Angela Merkel visited Paris and the United Nations in 北京 ."
+    a = NerEngine(load_model(result.model_dir)).window_inputs
+    from ner_core.documents import Doc
+
+    doc = Doc(doc_id="x", text=text)
+    m1, m2 = load_model(result.model_dir), load_model(rebuilt)
+    assert [x.input_ids.tolist() for x in NerEngine(m1).window_inputs(doc)] == [x.input_ids.tolist() for x in NerEngine(m2).window_inputs(doc)]
+    s1 = NerEngine(m1).scorer.score(NerEngine(m1).window_inputs(doc))[0]
+    s2 = NerEngine(m2).scorer.score(NerEngine(m2).window_inputs(doc))[0]
+    np.testing.assert_array_equal(s1.label_ids, s2.label_ids)
+    np.testing.assert_allclose(s1.scores, s2.scores, rtol=1e-5, atol=1e-6)
+    assert a is not None
+
+
+def test_cjk_characters_are_words_of_their_own_for_sentencepiece_models(tiny_sentencepiece_encoder_dir):
+    from ner_core.windowing import tokenize_document
+
+    model = new_span_marker(str(tiny_sentencepiece_encoder_dir), ["LOC"], model_max_length=64, entity_max_length=4, marker_max_length=32)
+    doc = tokenize_document(model.tokenizer.tokenizer, "d", "北京是中国的 Paris, ok", max_word_tokens=60)
+    words = [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)]
+    assert words == ["北", "京", "是", "中", "国", "的", "Paris", ",", "ok"]
