@@ -82,6 +82,13 @@ def render_markdown(model: str, reports: list[dict]) -> str:
             f"| {r['name']} | {r['kind']} | {r['texts']} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
             f"**{100 * m['f1']:.1f}** | " + " | ".join(per) + " |"
         )
+    languages = [(r["name"], lang, s) for r in reports for lang, s in r["per_language"].items()]
+    if any(len(r["per_language"]) > 1 for r in reports):
+        lines += ["", "| data set | language | P | R | F1 | support |", "|---|---|--:|--:|--:|--:|"]
+        for name, lang, s in languages:
+            m = s["micro"]
+            lines.append(f"| {name} | {lang} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
+                         f"{100 * m['f1']:.1f} | {m['support']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "resolve_encoder",
     "add_lora",
     "merge_lora",
+    "export_peft_adapter",
     "trainable_state",
     "load_trainable_state",
     "attach_marker_embedding",
@@ -142,6 +143,36 @@ def add_lora(model, *, rank: int, alpha: float) -> int:
         raise ModelConfigError("no layer of the encoder matches the LoRA targets", ref=str(model.config.encoder.get("_name_or_path")))
     model.config.nerflow_lora = {"rank": rank, "alpha": alpha, "layers": n}
     return n
+
+
+def export_peft_adapter(model, directory: Path) -> Path:
+    """Write the encoder's LoRA update as a peft adapter (``adapter_config.json`` and
+    ``adapter_model.safetensors``), so that ``peft.PeftModel.from_pretrained(encoder, directory)``
+    reproduces the adapted encoder: :class:`LowRankDelta` computes exactly peft's LoRA."""
+    from safetensors.torch import save_file
+    from torch.nn.utils import parametrize
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors, rank, alpha, targets = {}, None, None, set()
+    for name, module in model.encoder.named_modules():
+        if isinstance(module, torch.nn.Linear) and parametrize.is_parametrized(module, "weight"):
+            delta = module.parametrizations.weight[0]
+            rank = delta.lora_A.shape[0]
+            alpha = delta.scaling * rank
+            tensors[f"base_model.model.{name}.lora_A.weight"] = delta.lora_A.detach().contiguous().clone()
+            tensors[f"base_model.model.{name}.lora_B.weight"] = delta.lora_B.detach().contiguous().clone()
+            targets.add(name)
+    if not tensors:
+        raise ModelConfigError("the model has no LoRA layers to export", ref=str(directory))
+    save_file(tensors, str(directory / "adapter_model.safetensors"))
+    config = {
+        "peft_type": "LORA", "task_type": None, "r": rank, "lora_alpha": alpha, "lora_dropout": 0.0,
+        "target_modules": sorted(targets), "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
+        "base_model_name_or_path": None, "modules_to_save": None,
+    }
+    (directory / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return directory
 
 
 def merge_lora(model) -> None:

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 _STATE = "state.json"
 _TRAINABLE = "trainable.safetensors"
-_OPTIMIZER = "optimizer.pt"
+_OPTIMIZER = "optimizer.safetensors"
 
 
 class DataSource(BaseModel):
@@ -372,7 +372,7 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         save_file({k: v.contiguous() for k, v in trainable_state(self.model).items()}, str(tmp / _TRAINABLE))
-        torch.save(self.optimizer.state_dict(), tmp / _OPTIMIZER)
+        _save_optimizer(self.optimizer, tmp / _OPTIMIZER)
         state = dict(state, step=step, torch_rng=torch.get_rng_state().tolist(), config=self.config.model_dump())
         (tmp / _STATE).write_text(json.dumps(state))
         shutil.rmtree(final, ignore_errors=True)
@@ -390,7 +390,10 @@ class Trainer:
 
         state = json.loads((path / _STATE).read_text())
         load_trainable_state(self.model, load_file(str(path / _TRAINABLE)), ref=str(path))
-        self.optimizer.load_state_dict(torch.load(path / _OPTIMIZER, weights_only=True))
+        if (path / _OPTIMIZER).exists():
+            _load_optimizer(self.optimizer, path / _OPTIMIZER)
+        else:  # checkpoints written before the optimiser state moved to safetensors
+            self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         return state
 
@@ -452,7 +455,7 @@ class Trainer:
             state["best_f1"], state["best_step"] = f1, step
 
     def _export(self, state: dict) -> TrainResult:
-        from ner_core.adapters import detach_marker_embedding, merge_lora, save_adapter, save_full
+        from ner_core.adapters import detach_marker_embedding, export_peft_adapter, merge_lora, save_adapter, save_full
 
         best = state.get("best_step")
         if best is not None and best != state["step"]:
@@ -463,6 +466,8 @@ class Trainer:
                 "coverage": self.coverage.as_dict()}
         if self.config.method == "lora":
             adapter_dir = save_adapter(self.model, self.out / "adapter", encoder=self.config.encoder, metadata=meta)
+            # The same update in peft's format, for whoever wants the encoder adapter alone.
+            export_peft_adapter(self.model, adapter_dir / "peft")
             merge_lora(self.model)
         detach_marker_embedding(self.model)
         model_dir = self.out / "model"
@@ -471,6 +476,36 @@ class Trainer:
             {k: v for k, v in state.items() if k != "torch_rng"}, indent=2, default=str))
         return TrainResult(self.out, model_dir, adapter_dir, state["step"], state["seconds"], best,
                            state["dev_history"][-1] if state["dev_history"] else {})
+
+
+def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """The optimiser state as safetensors (tensors) plus JSON metadata (the rest): a
+    checkpoint never needs unpickling to resume."""
+    from safetensors.torch import save_file
+
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, slots in state["state"].items():
+        for key, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}.{key}"] = value.contiguous()
+            else:
+                scalars[f"{index}.{key}"] = value
+    groups = [{k: v for k, v in g.items()} for g in state["param_groups"]]
+    save_file(tensors, str(path), metadata={"scalars": json.dumps(scalars), "param_groups": json.dumps(groups)})
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state: dict[int, dict] = {}
+    for name, value in [*tensors.items(), *json.loads(meta["scalars"]).items()]:
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
 
 
 def read_sources(sources: list[DataSource], *, seed: int, storage_options: dict | None = None) -> dict[str, list[LabelledText]]:

@@ -173,3 +173,29 @@ def test_cjk_characters_are_words_of_their_own_for_sentencepiece_models(tiny_sen
     doc = tokenize_document(model.tokenizer.tokenizer, "d", "北京是中国的 Paris, ok", max_word_tokens=60)
     words = [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)]
     assert words == ["北", "京", "是", "中", "国", "的", "Paris", ",", "ok"]
+
+
+def test_the_lora_update_is_peft_lora_exactly(tmp_path, tiny_wordpiece_encoder_dir):
+    """peft, given the exported adapter, merges to the very weights our parametrization computes."""
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    from ner_core.adapters import add_lora, export_peft_adapter, merge_lora
+
+    model = new_span_marker(str(tiny_wordpiece_encoder_dir), ["PER"], model_max_length=64, entity_max_length=4, marker_max_length=32)
+    add_lora(model, rank=4, alpha=8.0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_()
+    export_peft_adapter(model, tmp_path / "peft")
+    merge_lora(model)
+    ours = model.encoder.state_dict()
+
+    base = AutoModel.from_pretrained(str(tiny_wordpiece_encoder_dir))
+    base.resize_token_embeddings(model.encoder.get_input_embeddings().num_embeddings)
+    theirs = PeftModel.from_pretrained(base, str(tmp_path / "peft")).merge_and_unload().state_dict()
+    layers = [k for k in ours if ".layer." in k and k.endswith("weight") and "LayerNorm" not in k]
+    assert layers
+    for key in layers:
+        torch.testing.assert_close(ours[key], theirs[key], msg=key)

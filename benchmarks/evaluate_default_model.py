@@ -1,0 +1,161 @@
+"""The default model's strict F1 on the gold test sets, and windowed documents against the
+sentences they were built from.
+
+Every text goes through the full engine (``ner_core.evaluation``; exact precision). Scores
+are strict entity-level F1 on PER/ORG/LOC: MISC is left out of gold and predictions, as the
+targets (the MultiNERD paper's models, which have no MISC class) are defined.
+
+* Test sets: the benchmarks of the issue's targets (CoNLL-02 es/nl, BSNLP pl/ru, UNER PUD
+  de/en/pt/ru/zh), plus the other gold test sets with ``--all``.
+* Documents: ``docs/docs_<lang>.jsonl.gz`` run as long documents (windows, overlap, merge),
+  against the very sentences of ``test/`` each document was built from, run one by one.
+
+Run:  python benchmarks/evaluate_default_model.py [--model default] [--docs-per-lang 2] [--all]
+Writes benchmarks/results/default_model_eval.json and its section of docs/model-card.md
+(``--report-only`` re-renders that section from the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
+RESULTS = ROOT / "benchmarks" / "results"
+CARD = ROOT / "docs" / "model-card.md"
+BEGIN, END = "<!-- default_model_eval:begin -->", "<!-- default_model_eval:end -->"
+
+# Data set -> the target strict F1 (PER/ORG/LOC) of the issue; None: reported, no target.
+TARGETS = {
+    "conll02_es": 78.2, "conll02_nl": 77.8, "bsnlp_pl": 62.9, "bsnlp_ru": 67.4,
+    "uner_de_pud": 75.0, "uner_en_pud": 75.0, "uner_pt_pud": 75.0, "uner_ru_pud": 75.0, "uner_zh_pud": 70.0,
+}
+OTHER_SETS = ["germeval2014_de", "uner_en_ewt", "kind_it_wikinews", "kind_it_fiction", "kind_it_degasperi",
+              "uner_pt_bosque", "uner_zh_gsdsimp"]
+DOC_LANGS = ["de", "en", "es", "it", "nl", "pt", "ru", "zh"]
+IGNORE = {"MISC": None}
+_DOC_ID = re.compile(r"^doc:(?P<lang>[a-z]+):\d+:(?P<file>[^:]+):test:(?P<a>\d+)-(?P<b>\d+)$")
+
+
+def _report(rep) -> dict:
+    d = rep.as_dict()
+    return {"texts": d["texts"], "words": d["words"], "seconds": d["seconds"], "micro": d["micro"],
+            "per_label": {k: v for k, v in d["per_label"].items()}}
+
+
+def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool) -> dict:
+    from ner_core import load_model
+    from ner_core.evaluation import evaluate_records
+    from ner_core.labelled import read_labelled
+
+    t0 = time.perf_counter()
+    model = load_model(model_ref, device="cpu")
+    load_seconds = time.perf_counter() - t0
+    out: dict = {"model": model_ref, "model_id": model.model_id, "load_seconds": round(load_seconds, 1),
+                 "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+                 "scoring": "strict entity-level, PER/ORG/LOC (MISC ignored on both sides), exact precision",
+                 "test": {}, "docs": {}}
+    sets = list(TARGETS) + (OTHER_SETS if all_sets else [])
+    for name in sets:
+        records = list(read_labelled(str(DATA / "test" / f"{name}.jsonl.gz")))
+        rep = evaluate_records(model, records, name=name, label_map=IGNORE, gold_label_map=IGNORE)
+        out["test"][name] = {**_report(rep), "target_f1": TARGETS.get(name)}
+        print(f"{name}: F1 {100 * rep.scores.micro.f1:.1f} ({rep.texts} sentences, {rep.seconds:.0f}s)", flush=True)
+
+    for lang in DOC_LANGS if docs_per_lang else []:
+        docs = list(read_labelled(str(DATA / "docs" / f"docs_{lang}.jsonl.gz")))[:docs_per_lang]
+        sentences = []
+        cache: dict[str, list] = {}
+        for d in docs:
+            m = _DOC_ID.match(d.id)
+            if m is None:
+                raise ValueError(f"unexpected document id {d.id}")
+            file = m["file"]
+            if file not in cache:
+                cache[file] = list(read_labelled(str(DATA / "test" / f"{file}.jsonl.gz")))
+            sentences += cache[file][int(m["a"]) : int(m["b"]) + 1]
+        doc_rep = evaluate_records(model, docs, name=f"docs_{lang}", label_map=IGNORE, gold_label_map=IGNORE)
+        sen_rep = evaluate_records(model, sentences, name=f"sentences_{lang}", label_map=IGNORE, gold_label_map=IGNORE)
+        out["docs"][lang] = {"documents": _report(doc_rep), "sentences": _report(sen_rep),
+                             "delta_f1": 100 * (doc_rep.scores.micro.f1 - sen_rep.scores.micro.f1)}
+        print(f"docs {lang}: windowed F1 {100 * doc_rep.scores.micro.f1:.1f} vs sentences "
+              f"{100 * sen_rep.scores.micro.f1:.1f} ({len(docs)} docs, {len(sentences)} sentences)", flush=True)
+    return out
+
+
+def render_markdown(r: dict) -> str:
+    lines = [
+        f"Model `{r['model']}` (`{r['model_id']}`); {r['scoring']}. "
+        "Command: `python benchmarks/evaluate_default_model.py`; raw figures in "
+        "`benchmarks/results/default_model_eval.json`.",
+        "",
+        "| test set | sentences | P | R | F1 | target | PER | ORG | LOC |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for name, t in r["test"].items():
+        m = t["micro"]
+        target = t.get("target_f1")
+        verdict = "" if target is None else (f"{target} ✔" if 100 * m["f1"] > target else f"{target} ✘")
+        per = [f"{100 * t['per_label'][k]['f1']:.1f}" if k in t["per_label"] else "–" for k in ("PER", "ORG", "LOC")]
+        lines.append(f"| {name} | {t['texts']} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
+                     f"**{100 * m['f1']:.1f}** | {verdict} | " + " | ".join(per) + " |")
+    if r["docs"]:
+        lines += [
+            "",
+            "Long documents through the windowed engine against the same sentences one by one "
+            "(target: windowed at most 1 F1 point below):",
+            "",
+            "| lang | documents | words | windowed F1 | sentence F1 | difference |",
+            "|---|--:|--:|--:|--:|--:|",
+        ]
+        for lang, d in r["docs"].items():
+            ok = "✔" if d["delta_f1"] >= -1.0 else "✘"
+            lines.append(f"| {lang} | {d['documents']['texts']} | {d['documents']['words']} | "
+                         f"{100 * d['documents']['micro']['f1']:.1f} | {100 * d['sentences']['micro']['f1']:.1f} | "
+                         f"{d['delta_f1']:+.1f} {ok} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_card_section(markdown: str) -> None:
+    text = CARD.read_text() if CARD.exists() else f"{BEGIN}\n{END}\n"
+    if BEGIN not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    CARD.write_text(f"{head}{BEGIN}\n{markdown}{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--docs-per-lang", type=int, default=2, help="documents per language (0: none)")
+    parser.add_argument("--all", action="store_true", help="also the gold test sets without a target")
+    parser.add_argument("--out", default=str(RESULTS / "default_model_eval.json"))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    if args.report_only:
+        result = json.loads(out.read_text())
+    else:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        result = evaluate(args.model, docs_per_lang=args.docs_per_lang, all_sets=args.all)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    markdown = render_markdown(result)
+    write_card_section(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
