@@ -64,6 +64,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    if not args.verbose:
+        # Before Prefect is imported: its console logging would tear through the progress bar.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from nerflow.run_command import run_extract
+
+    storage_options = json.loads(args.storage_options) if args.storage_options else {}
+    if args.endpoint_url:
+        storage_options.setdefault("client_kwargs", {})["endpoint_url"] = args.endpoint_url
+    params = dict(
+        input_uri=args.input, output_uri=args.output, model=args.model, embeddings=args.embeddings,
+        embedding_dtype=args.embedding_dtype, batch_docs=args.batch_docs, batch_bytes=args.batch_bytes,
+        window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens, device=args.device,
+        precision=args.precision, input_format=args.format, run_label=args.label, storage_options=storage_options,
+        fields={"id": args.id_field, "text": args.text_field, "lang": args.lang_field, "metadata": args.metadata_field},
+    )
+    if args.languages:
+        params["languages"] = tuple(args.languages)
+    return run_extract(params, progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -92,6 +116,37 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--precision", choices=["exact", "fast"], default="exact")
     evaluate.add_argument("--output", help="write OUTPUT.json and OUTPUT.md")
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    run = commands.add_parser(
+        "run",
+        help="extract entities from documents into Parquet tables (the extract-entities flow; incremental)",
+        description="Run the extract-entities flow: INPUT (s3://bucket/prefix, a directory or a file of JSONL, "
+        "Parquet or text) to tables under OUTPUT. Objects already in OUTPUT's manifest are skipped. Uses "
+        "Prefect's ephemeral mode unless PREFECT_API_URL is set.",
+    )
+    run.add_argument("input", metavar="INPUT", help="documents: s3://bucket/prefix, a local directory or file")
+    run.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
+    run.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
+    run.add_argument("--embeddings", choices=["none", "marker", "mean"], default="none", help="write entity_embeddings")
+    run.add_argument("--embedding-dtype", choices=["float32", "float16"], default="float32")
+    run.add_argument("--batch-docs", type=int, default=1000, help="most documents per batch (default 1000)")
+    run.add_argument("--batch-bytes", type=int, default=64 << 20, help="most input bytes per batch (default 64 MiB)")
+    run.add_argument("--window-tokens", type=int, help="tokens per window (default: the model's maximum)")
+    run.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring windows (default: 1/8)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    run.add_argument("--precision", choices=["exact", "fast"], default="exact")
+    run.add_argument("--format", choices=["auto", "jsonl", "parquet", "text"], default="auto", help="input format")
+    run.add_argument("--id-field", default="id")
+    run.add_argument("--text-field", default="text")
+    run.add_argument("--lang-field", default="lang")
+    run.add_argument("--metadata-field", default="metadata")
+    run.add_argument("--languages", nargs="+", metavar="CODE", help="ISO 639-1 codes language detection chooses from")
+    run.add_argument("--label", help="run label recorded in the manifest")
+    run.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, moto, …) for input and output")
+    run.add_argument("--storage-options", metavar="JSON", help="fsspec storage options as JSON")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--verbose", action="store_true", help="keep Prefect's log lines on the console")
+    run.set_defaults(handler=_cmd_run)
     return parser
 
 

@@ -1,0 +1,260 @@
+"""The ``extract-entities`` flow: documents in object storage in, partitioned Parquet tables out.
+
+    recover the output (roll back batches a killed run left uncommitted)
+    ->  plan: list the input, skip what the manifest holds, cut the rest into batches
+    ->  load the model (fail fast on a bad reference)
+    ->  retract the old rows of input objects that changed since they were processed
+    ->  per batch: read -> normalise -> annotate -> write tables -> write manifest entry
+    ->  write the run record
+
+Batches go through in rounds of one batch per device (one on CPU, N on N GPUs): the
+annotate task is mapped over a round, one device each, while the next round is read and
+normalised and the previous round is written, so I/O overlaps inference and at most three
+rounds are held in memory.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ner_core import EngineConfig
+from nerflow.etl.annotating import AnnotateConfig, resolve_devices
+from nerflow.etl.listing import Batch, BatchingConfig, Plan
+from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig, NormalisedBatch
+from nerflow.etl.reading import FieldMapping, ReadConfig
+from nerflow.etl.report import BatchReport, RunSummary, summarise
+from nerflow.etl.tables import RunContext
+from nerflow.storage import Location
+from tasks.annotating import annotate_batch, prepare_model
+from tasks.listing import plan_batches
+from tasks.normalising import normalise_batch
+from tasks.reading import read_batch
+from tasks.writing import recover_output, retract_changed, write_batch, write_run_record
+
+__all__ = ["FieldNames", "ExtractParams", "ProgressEvent", "extract_entities", "progress_listener"]
+
+
+class FieldNames(BaseModel):
+    """Names of the input fields (JSONL keys, Parquet columns) holding each part of a document."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field("id", min_length=1, description="Document id; absent ids become '<path>#<line>'")
+    text: str = Field("text", min_length=1, description="Document text (records without it are quarantined)")
+    lang: str = Field("lang", min_length=1, description="Language tag; detected when absent")
+    metadata: str = Field("metadata", min_length=1, description="Any JSON value, kept as JSON in documents.metadata")
+
+
+class ExtractParams(BaseModel):
+    """Parameters of the extract-entities flow (one form in the Prefect UI)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_uri: str = Field(description="Documents: s3://bucket/prefix, a local directory or a single file")
+    output_uri: str = Field(description="Where the tables go: s3://bucket/prefix or a local directory")
+    model: str = Field("default", description="Model: 'default', a directory, an fsspec URI or a hub id")
+    batch_docs: int = Field(1000, ge=1, description="Most documents per batch (text files count one each)")
+    batch_bytes: int = Field(64 << 20, ge=1, description="Most input bytes per batch")
+    window_tokens: int | None = Field(None, ge=8, description="Tokens per window; empty = the model's maximum")
+    overlap_tokens: int | None = Field(None, ge=0, description="Tokens shared by neighbouring windows; empty = 1/8")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses every GPU when there is one")
+    embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
+    embedding_dtype: Literal["float32", "float16"] = Field("float32", description="Type of embedding values")
+    precision: Literal["exact", "fast"] = Field("exact", description="'fast': bf16/fp16 or int8 where supported")
+    input_format: Literal["auto", "jsonl", "parquet", "text"] = Field("auto", description="'auto' goes by suffix")
+    fields: FieldNames = Field(default_factory=FieldNames, description="Input field names")
+    languages: tuple[str, ...] = Field(
+        REFERENCE_LANGUAGES, min_length=1, description="ISO 639-1 codes language detection chooses from"
+    )
+    run_label: str | None = Field(None, description="Free text recorded with the run")
+    # Parameters are stored with the flow run: credentials belong in the environment
+    # (AWS_* variables, an instance role), not here.
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for the input (and the output unless set below), e.g. "
+        '{"client_kwargs": {"endpoint_url": "http://minio:9000"}}; keep credentials in the environment',
+    )
+    output_storage_options: dict[str, Any] | None = Field(None, description="fsspec options for the output")
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return NormaliseConfig(languages=tuple(code.strip().lower() for code in value)).languages
+
+    @model_validator(mode="after")
+    def _overlap_below_window(self) -> ExtractParams:
+        if self.window_tokens is not None and self.overlap_tokens is not None and self.overlap_tokens >= self.window_tokens:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be below window_tokens ({self.window_tokens})")
+        return self
+
+    # Conversions to the stages' frozen configs, done once at the flow's edge.
+
+    def source(self) -> Location:
+        return Location(uri=self.input_uri, storage_options=self.storage_options)
+
+    def output(self) -> Location:
+        options = self.output_storage_options if self.output_storage_options is not None else self.storage_options
+        return Location(uri=self.output_uri, storage_options=options)
+
+    def batching(self) -> BatchingConfig:
+        return BatchingConfig(batch_docs=self.batch_docs, batch_bytes=self.batch_bytes, input_format=self.input_format)
+
+    def reading(self) -> ReadConfig:
+        return ReadConfig(input_format=self.input_format, fields=FieldMapping(**self.fields.model_dump()))
+
+    def normalising(self) -> NormaliseConfig:
+        return NormaliseConfig(languages=tuple(self.languages))
+
+    def annotating(self) -> AnnotateConfig:
+        engine = EngineConfig(
+            window_tokens=self.window_tokens, overlap_tokens=self.overlap_tokens, precision=self.precision,
+            embeddings=self.embeddings,
+        )
+        return AnnotateConfig(model=self.model, engine=engine)
+
+    def recorded(self) -> str:
+        """The parameters as recorded with the run: JSON, storage options left out (credentials)."""
+        return self.model_dump_json(exclude={"storage_options", "output_storage_options"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressEvent:
+    """What a progress listener hears: the plan once, then each committed batch.
+
+    Attributes:
+        kind: ``"planned"`` or ``"batch"``.
+        plan: The run's plan (``"planned"``).
+        report: The batch just committed (``"batch"``).
+    """
+
+    kind: Literal["planned", "batch"]
+    plan: Plan | None = None
+    report: BatchReport | None = None
+
+
+# Context-local, not global: set by the caller around one flow call (the command line's
+# progress bar); Prefect runs a synchronous flow in the caller's thread and context.
+_listener: contextvars.ContextVar[Callable[[ProgressEvent], None] | None] = contextvars.ContextVar(
+    "nerflow_progress_listener", default=None
+)
+
+
+@contextmanager
+def progress_listener(callback: Callable[[ProgressEvent], None]) -> Iterator[None]:
+    """Call ``callback`` with :class:`ProgressEvent` s of flow runs started inside the block."""
+    token = _listener.set(callback)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+def _emit(event: ProgressEvent) -> None:
+    callback = _listener.get()
+    if callback is not None:
+        try:
+            callback(event)
+        except Exception:  # a broken progress bar must not fail a run
+            get_run_logger().debug("progress listener failed", exc_info=True)
+
+
+@flow(name="extract-entities", task_runner=ThreadPoolTaskRunner(max_workers=8))
+def extract_entities(params: ExtractParams) -> RunSummary:
+    """Extract entities from every new input object and commit them batch by batch.
+
+    Returns:
+        The run's counts (documents, entities by label and language, throughput, tables).
+    """
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    source, output = params.source(), params.output()
+    run = RunContext(run_id=str(flow_run.id), ingest_date=started.date().isoformat(), embedding_dtype=params.embedding_dtype)
+
+    recover_output(output)
+    plan = plan_batches(source, output, params.batching())
+    _emit(ProgressEvent(kind="planned", plan=plan))
+    devices = resolve_devices(params.device)
+    model_id = ""
+    if plan.batches:
+        model_id = prepare_model(params.annotating(), devices[0]).model_id
+    if plan.changed:
+        retract_changed(output, plan.changed)
+    reports = _process(plan.batches, params, run, devices, source, output)
+
+    root = output.display()
+    tables = {name: f"{root.rstrip('/')}/{name}/" for name in ("documents", "entities", "quarantine", "_manifest")}
+    if params.embeddings != "none":
+        tables["entity_embeddings"] = f"{root.rstrip('/')}/entity_embeddings/"
+    summary = summarise(
+        reports, run_id=run.run_id, run_label=params.run_label, input_uri=source.display(), output_uri=root,
+        model_id=model_id, devices=devices, listed=plan.listed, skipped=len(plan.skipped), ignored=len(plan.ignored),
+        superseded=len(plan.changed), seconds=time.perf_counter() - t0, tables=tables,
+    )
+    write_run_record(output, _run_record(summary, params, started))
+    get_run_logger().info(
+        "%d documents in (%d annotated, %d empty, %d quarantined), %d entities, %.1f documents/s; tables under %s",
+        summary.docs_in, summary.docs_ok, summary.docs_empty, summary.docs_quarantined, summary.entities,
+        summary.docs_per_second, root,
+    )
+    return summary
+
+
+def _process(
+    batches: Sequence[Batch], params: ExtractParams, run: RunContext, devices: Sequence[str], source: Location, output: Location
+) -> list[BatchReport]:
+    read_config, normalise_config, annotate_config = params.reading(), params.normalising(), params.annotating()
+
+    def prepare(batch: Batch) -> PrefectFuture[NormalisedBatch]:
+        return normalise_batch.submit(read_batch.submit(source, batch, read_config), normalise_config)
+
+    rounds = [batches[i : i + len(devices)] for i in range(0, len(batches), len(devices))]
+    reports: list[BatchReport] = []
+    writing: list[PrefectFuture[BatchReport]] = []
+    ready = [prepare(b) for b in rounds[0]] if rounds else []
+    for k, round_ in enumerate(rounds):
+        current = ready
+        ready = [prepare(b) for b in rounds[k + 1]] if k + 1 < len(rounds) else []
+        annotations = annotate_batch.map(current, config=unmapped(annotate_config), device=list(devices[: len(round_)]))
+        new_writes = [write_batch.submit(output, b, n, a, run) for b, n, a in zip(round_, current, annotations)]
+        # Devices are busy until the round is annotated; an engine failure stops the run here.
+        annotations.result()
+        reports += _collect(writing)
+        writing = new_writes
+    reports += _collect(writing)
+    return reports
+
+
+def _collect(futures: Sequence[PrefectFuture[BatchReport]]) -> list[BatchReport]:
+    out = []
+    for future in futures:
+        report = future.result()
+        _emit(ProgressEvent(kind="batch", report=report))
+        out.append(report)
+    return out
+
+
+def _run_record(summary: RunSummary, params: ExtractParams, started: datetime) -> dict:
+    return {
+        "run_id": summary.run_id, "run_label": summary.run_label, "status": "completed",
+        "input_uri": summary.input_uri, "output_uri": summary.output_uri, "model_ref": params.model,
+        "model_id": summary.model_id, "devices": list(summary.devices), "parameters": params.recorded(),
+        "objects_listed": summary.objects_listed, "objects_skipped": summary.objects_skipped,
+        "objects_ignored": summary.objects_ignored, "objects_processed": summary.objects_processed,
+        "objects_superseded": summary.objects_superseded, "batches": summary.batches,
+        "docs_in": summary.docs_in, "docs_ok": summary.docs_ok, "docs_empty": summary.docs_empty,
+        "docs_quarantined": summary.docs_quarantined, "entities": summary.entities, "chars": summary.chars,
+        "entities_by_label": list(summary.entities_by_label.items()), "contract_results": None,
+        "started_at": started, "finished_at": datetime.now(timezone.utc), "seconds": summary.seconds,
+    }

@@ -1,0 +1,16 @@
+"""The document ETL's stages as plain functions, with no Prefect import.
+
+One module per stage, in the order a batch meets them: :mod:`~nerflow.etl.listing` (list
+input objects, skip what the manifest records, group into batches),
+:mod:`~nerflow.etl.reading` (JSONL, Parquet, text into one frame; bad records to
+quarantine), :mod:`~nerflow.etl.normalising` (Polars text clean-up, language, digests),
+:mod:`~nerflow.etl.annotating` (the :mod:`ner_core` engine over a batch),
+:mod:`~nerflow.etl.tables` (the output tables of a batch, fitted to
+:mod:`data_contracts.schemas`) and :mod:`~nerflow.etl.writing` (atomic commit, manifest,
+recovery). The Prefect tasks in :mod:`tasks` each call one of them.
+
+Submodules are not imported here: :mod:`nerflow.storage` imports
+:mod:`nerflow.etl.errors`, and eager imports would make that a cycle.
+"""
+
+__all__: list[str] = []

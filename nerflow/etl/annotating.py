@@ -1,0 +1,267 @@
+"""Run the :mod:`ner_core` engine over the documents of a batch.
+
+One engine per model, device and engine configuration per process, built on the model that
+``ner_core.load_model`` caches, so a worker loads its model once whatever the number of
+batches. Calls on one engine are serialised by a lock: the flow gives each device one batch
+at a time anyway, and the lock makes a second caller wait rather than share the model's
+scratch state.
+
+A document the engine fails on (``InferenceError``, ``WindowingError``) is not lost: the
+batch is re-run one document at a time and the failing documents are quarantined (stage
+``"annotate"``) with the engine's message.
+
+Entities table (:data:`ENTITY_SCHEMA`, Arrow): doc_id, start, end (int32, characters of the
+normalised text, end exclusive), text, label, score (float32); sorted by document order, then
+``start``. Document statistics (:data:`DOC_STATS_SCHEMA`): doc_id, n_tokens, n_windows,
+n_entities (int32), one row per annotated document.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ner_core import Doc, DocResult, EngineConfig, EngineStats, NerEngine, load_model
+from ner_core.errors import InferenceError, WindowingError
+from nerflow.etl.errors import DeviceUnavailableError
+from nerflow.etl.normalising import NormalisedBatch
+from nerflow.etl.reading import QUARANTINE_SCHEMA
+
+__all__ = [
+    "DEVICE_POLICIES",
+    "ENTITY_SCHEMA",
+    "DOC_STATS_SCHEMA",
+    "AnnotateConfig",
+    "ModelInfo",
+    "Annotation",
+    "resolve_devices",
+    "describe_model",
+    "annotate_batch",
+]
+
+DEVICE_POLICIES = ("auto", "cpu", "cuda")
+
+ENTITY_SCHEMA = pa.schema([
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("start", pa.int32(), nullable=False),
+    pa.field("end", pa.int32(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("label", pa.string(), nullable=False),
+    pa.field("score", pa.float32(), nullable=False),
+])
+
+DOC_STATS_SCHEMA = pa.schema([
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("n_tokens", pa.int32(), nullable=False),
+    pa.field("n_windows", pa.int32(), nullable=False),
+    pa.field("n_entities", pa.int32(), nullable=False),
+])
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnnotateConfig:
+    """Which model runs, and how.
+
+    Attributes:
+        model: Model reference for :func:`ner_core.load_model` (``"default"``, a directory,
+            an fsspec URI, a hub id).
+        engine: The engine's settings (windows, overlap, batching, precision, embeddings).
+        storage_options: fsspec options for a model stored at a URI.
+    """
+
+    model: str = "default"
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    storage_options: Mapping = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelInfo:
+    """What the run records about its model.
+
+    Attributes:
+        ref: The reference it was loaded from.
+        model_id: Content digest (``ner_core.NerModel.model_id``), part of every entity id.
+        labels: Entity labels (without the outside label).
+        window_tokens: Tokens per window the engine uses.
+        embedding_dim: Width of entity vectors for the configured embeddings, 0 for none.
+    """
+
+    ref: str
+    model_id: str
+    labels: tuple[str, ...]
+    window_tokens: int
+    embedding_dim: int
+
+
+@dataclass(frozen=True, eq=False)
+class Annotation:
+    """A batch's annotation.
+
+    Attributes:
+        batch_id: The batch's id.
+        model_id: The model's content digest.
+        device: Where it ran.
+        entities: :data:`ENTITY_SCHEMA`.
+        doc_stats: :data:`DOC_STATS_SCHEMA`, for the documents annotated.
+        embeddings: float32 ``[n_entities, dim]`` aligned with ``entities`` rows, or ``None``.
+        failed: Documents the engine failed on (``reading.QUARANTINE_SCHEMA``, stage
+            ``"annotate"``).
+        stats: Engine counters of this batch alone.
+        seconds: Wall time of the batch's annotation.
+    """
+
+    batch_id: str
+    model_id: str
+    device: str
+    entities: pa.Table
+    doc_stats: pa.Table
+    embeddings: np.ndarray | None
+    failed: pl.DataFrame
+    stats: EngineStats
+    seconds: float
+
+
+def resolve_devices(policy: str) -> tuple[str, ...]:
+    """Devices a run uses: every CUDA device for ``"cuda"`` (and for ``"auto"`` when there is
+    one), else ``("cpu",)``.
+
+    Raises:
+        DeviceUnavailableError: ``"cuda"`` on a machine without a usable CUDA device.
+    """
+    if policy not in DEVICE_POLICIES:
+        raise ValueError(f"device policy must be one of {DEVICE_POLICIES}, got {policy!r}")
+    import torch
+
+    if policy == "cpu":
+        return ("cpu",)
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n:
+        return tuple(f"cuda:{i}" for i in range(n))
+    if policy == "cuda":
+        raise DeviceUnavailableError("no CUDA device is available", device=policy)
+    return ("cpu",)
+
+
+class _LockedEngine:
+    def __init__(self, engine: NerEngine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+
+
+@lru_cache(maxsize=16)
+def _engine(model: str, device: str, engine_config: EngineConfig, storage_options_json: str) -> _LockedEngine:
+    # The model itself is cached by ner_core.load_model; this keeps the scorer (which may
+    # hold quantised copies of layers) across batches too.
+    nm = load_model(model, device, storage_options=json.loads(storage_options_json))
+    return _LockedEngine(NerEngine(nm, engine_config))
+
+
+def _engine_for(config: AnnotateConfig, device: str) -> _LockedEngine:
+    # Options hold dicts (client_kwargs): JSON makes them a hashable cache key.
+    options = json.dumps(dict(config.storage_options), sort_keys=True, default=str)
+    return _engine(config.model, device, config.engine, options)
+
+
+def describe_model(config: AnnotateConfig, device: str) -> ModelInfo:
+    """Load the model on ``device`` (failing fast on a bad reference) and describe it.
+
+    Raises:
+        ModelError: From :func:`ner_core.load_model` (not found, unsafe, not SpanMarker).
+    """
+    engine = _engine_for(config, device).engine
+    model = engine.model
+    mode = config.engine.embeddings
+    dim = {"none": 0, "mean": model.hidden_size, "marker": 2 * model.hidden_size}[mode]
+    return ModelInfo(
+        ref=config.model, model_id=model.model_id, labels=model.entity_labels,
+        window_tokens=engine.windowing.window_tokens, embedding_dim=dim,
+    )
+
+
+def _stats_delta(before: EngineStats, after: EngineStats) -> EngineStats:
+    return EngineStats(**{k: getattr(after, k) - getattr(before, k) for k in vars(after)})
+
+
+def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) -> Annotation:
+    """Annotate the batch's documents of status ``"ok"``.
+
+    Args:
+        batch: Normalised documents (``normalising.DOCUMENT_SCHEMA``).
+        config: Model and engine settings.
+        device: ``"cpu"`` or ``"cuda:N"``.
+
+    Returns:
+        Entities, per-document statistics, optional embeddings and failed documents.
+    """
+    t0 = time.perf_counter()
+    locked = _engine_for(config, device)
+    ok = batch.documents.filter(pl.col("status") == "ok")
+    docs = [Doc(doc_id=i, text=t) for i, t in zip(ok.get_column("doc_id").to_list(), ok.get_column("text").to_list())]
+    with locked.lock:
+        engine = locked.engine
+        before = EngineStats(**vars(engine.stats))
+        results, failures = _predict(engine, docs)
+        stats = _stats_delta(before, engine.stats)
+    entities, doc_stats, embeddings = _tables(results, config.engine.embeddings != "none")
+    failed_rows = ok.filter(pl.col("doc_id").is_in(list(failures))).select(
+        "source_uri", "doc_id", "record",
+        stage=pl.lit("annotate"),
+        reason=pl.col("doc_id").replace_strict(failures, return_dtype=pl.String),
+        raw_excerpt=pl.col("text").str.slice(0, 500),
+    ).cast(QUARANTINE_SCHEMA)
+    return Annotation(
+        batch_id=batch.batch_id, model_id=engine.model.model_id, device=device, entities=entities,
+        doc_stats=doc_stats, embeddings=embeddings, failed=failed_rows, stats=stats, seconds=time.perf_counter() - t0,
+    )
+
+
+def _predict(engine: NerEngine, docs: list[Doc]) -> tuple[list[DocResult], dict[str, str]]:
+    try:
+        return list(engine.predict(docs)), {}
+    except (InferenceError, WindowingError):
+        pass
+    # One document at a time to find the culprits; the rest keep their entities.
+    results, failures = [], {}
+    for doc in docs:
+        try:
+            results.append(engine.predict_text(doc.text, doc_id=doc.doc_id))
+        except (InferenceError, WindowingError) as e:
+            failures[doc.doc_id] = f"engine failed: {e}"
+    return results, failures
+
+
+def _tables(results: list[DocResult], with_vectors: bool) -> tuple[pa.Table, pa.Table, np.ndarray | None]:
+    cols: dict[str, list] = {name: [] for name in ENTITY_SCHEMA.names}
+    vectors = []
+    for r in results:
+        for e in r.entities:
+            cols["doc_id"].append(e.doc_id)
+            cols["start"].append(e.start)
+            cols["end"].append(e.end)
+            cols["text"].append(e.text)
+            cols["label"].append(e.label)
+            cols["score"].append(e.score)
+            if with_vectors:
+                vectors.append(e.embedding)
+    entities = pa.table(cols, schema=ENTITY_SCHEMA)
+    doc_stats = pa.table(
+        {
+            "doc_id": [r.doc_id for r in results],
+            "n_tokens": [r.n_tokens for r in results],
+            "n_windows": [r.n_windows for r in results],
+            "n_entities": [len(r.entities) for r in results],
+        },
+        schema=DOC_STATS_SCHEMA,
+    )
+    embeddings = None
+    if with_vectors:
+        embeddings = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 0), np.float32)
+    return entities, doc_stats, embeddings

@@ -1,0 +1,64 @@
+"""Errors of the document ETL (listing, reading, writing the output tables).
+
+They extend :mod:`ner_core.errors`: every class derives from :class:`NerflowError`, and whether
+Prefect retries a task is decided by :class:`TransientError` vs :class:`TerminalError`
+(see ``tasks._retry.retry_if_transient``). Leaves store the object they failed on and print it
+(``uri=``, ``table=``, ``device=``); they pickle through ``NerflowError.__reduce__``.
+
+Bad input *records* are not errors: they become rows of the ``quarantine`` table.
+"""
+
+from __future__ import annotations
+
+from ner_core.errors import NerflowError, TerminalError, TransientError
+
+__all__ = [
+    "NerflowError",
+    "StorageError",
+    "InputNotFoundError",
+    "ManifestError",
+    "ContractViolationError",
+    "DeviceUnavailableError",
+]
+
+
+class StorageError(TransientError):
+    """Reading, listing or writing an object failed for a reason that may pass (network,
+    throttling, a busy object store)."""
+
+    def __init__(self, message: str, *, uri: str) -> None:
+        super().__init__(f"{message} (uri={uri!r})")
+        self.uri = uri
+
+
+class InputNotFoundError(TerminalError):
+    """Nothing exists under the input URI."""
+
+    def __init__(self, message: str, *, uri: str) -> None:
+        super().__init__(f"{message} (uri={uri!r})")
+        self.uri = uri
+
+
+class ManifestError(TerminalError):
+    """The output's manifest (or a pending-commit record) is unreadable, so the run cannot
+    tell what is already done without risking duplicates."""
+
+    def __init__(self, message: str, *, uri: str) -> None:
+        super().__init__(f"{message} (uri={uri!r})")
+        self.uri = uri
+
+
+class ContractViolationError(TerminalError):
+    """A batch's table does not fit its Arrow schema (a bug upstream, not bad input)."""
+
+    def __init__(self, message: str, *, table: str) -> None:
+        super().__init__(f"{message} (table={table!r})")
+        self.table = table
+
+
+class DeviceUnavailableError(TerminalError):
+    """The device policy asks for hardware this machine does not have."""
+
+    def __init__(self, message: str, *, device: str) -> None:
+        super().__init__(f"{message} (device={device!r})")
+        self.device = device

@@ -1,0 +1,44 @@
+"""Input formats and how a file name maps to one."""
+
+from __future__ import annotations
+
+__all__ = ["FORMATS", "detect_format", "strip_suffix"]
+
+FORMATS = ("auto", "jsonl", "parquet", "text")
+"""``input_format`` values: ``"auto"`` decides by suffix, the others force one reader."""
+
+# Longest suffix first: ".jsonl.gz" must win over ".gz".
+_SUFFIXES = (
+    (".jsonl.gz", "jsonl"),
+    (".ndjson.gz", "jsonl"),
+    (".txt.gz", "text"),
+    (".jsonl", "jsonl"),
+    (".ndjson", "jsonl"),
+    (".parquet", "parquet"),
+    (".pq", "parquet"),
+    (".txt", "text"),
+    (".text", "text"),
+)
+
+
+def detect_format(relpath: str, input_format: str = "auto") -> str | None:
+    """The format to read an object with: ``input_format`` unless it is ``"auto"``, else
+    the one its suffix names, or ``None`` when the suffix names none."""
+    if input_format not in FORMATS:
+        raise ValueError(f"input_format must be one of {FORMATS}, got {input_format!r}")
+    if input_format != "auto":
+        return input_format
+    lower = relpath.lower()
+    for suffix, fmt in _SUFFIXES:
+        if lower.endswith(suffix):
+            return fmt
+    return None
+
+
+def strip_suffix(relpath: str) -> str:
+    """``relpath`` without a known format suffix (``news/de/1.txt.gz`` -> ``news/de/1``)."""
+    lower = relpath.lower()
+    for suffix, _ in _SUFFIXES:
+        if lower.endswith(suffix):
+            return relpath[: -len(suffix)]
+    return relpath

@@ -1,0 +1,175 @@
+"""List the input, leave out what the output's manifest already holds, group the rest into
+batches.
+
+An object is *done* when the manifest records its URI with the same version (ETag, or size and
+mtime); it is *changed* when the URI is recorded with another version: it is processed again and
+its earlier rows are retracted first (:func:`nerflow.etl.writing.retract`). Objects whose
+name maps to no reader (``input_format="auto"``) are *ignored* and counted.
+
+A batch is a run of whole objects in path order, closed before it would pass ``batch_bytes``
+or hold more than ``batch_docs`` documents. Documents are counted where the listing knows them
+(a text file is one document); a JSONL or Parquet object counts as one until it is read, so
+``batch_bytes`` is what bounds batches of record files. The batch id is a digest of its objects'
+URIs and versions: the same objects always make the same batch, and the same file names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fsspec import AbstractFileSystem
+
+from nerflow import storage
+from nerflow.etl.formats import FORMATS, detect_format
+from nerflow.etl.manifest import ManifestEntry, read_manifest
+from nerflow.storage import StoredObject
+
+__all__ = ["BatchingConfig", "Batch", "Changed", "Plan", "batch_id", "group_batches", "plan_batches"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchingConfig:
+    """How to cut the input into batches.
+
+    Attributes:
+        batch_docs: Most documents per batch (where countable before reading, see the module
+            docstring).
+        batch_bytes: Most input bytes per batch; an object larger than this is a batch alone.
+        input_format: One of :data:`nerflow.etl.formats.FORMATS`.
+    """
+
+    batch_docs: int = 1000
+    batch_bytes: int = 64 << 20
+    input_format: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.batch_docs < 1:
+            raise ValueError(f"batch_docs must be positive, got {self.batch_docs}")
+        if self.batch_bytes < 1:
+            raise ValueError(f"batch_bytes must be positive, got {self.batch_bytes}")
+        if self.input_format not in FORMATS:
+            raise ValueError(f"input_format must be one of {FORMATS}, got {self.input_format!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Batch:
+    """Objects read, annotated and committed together.
+
+    Attributes:
+        batch_id: ``b`` + 24 hex digits of the objects' keys: names the batch's files.
+        index: Position in this run's plan (for logs and progress only).
+        objects: The objects, in path order.
+    """
+
+    batch_id: str
+    index: int
+    objects: tuple[StoredObject, ...]
+
+    @property
+    def size(self) -> int:
+        """Input bytes."""
+        return sum(o.size for o in self.objects)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Changed:
+    """An object processed before with another version."""
+
+    object: StoredObject
+    previous: ManifestEntry
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What one run will do.
+
+    Attributes:
+        batches: Batches to process, in order.
+        listed: Objects found under the input URI (hidden names excluded).
+        skipped: Objects the manifest holds with the same version.
+        ignored: Objects with no reader for their name.
+        changed: Objects to process again; their earlier rows are retracted first.
+    """
+
+    batches: tuple[Batch, ...]
+    listed: int
+    skipped: tuple[StoredObject, ...]
+    ignored: tuple[StoredObject, ...]
+    changed: tuple[Changed, ...]
+
+    @property
+    def objects(self) -> int:
+        """Objects to process."""
+        return sum(len(b.objects) for b in self.batches)
+
+    @property
+    def bytes(self) -> int:
+        """Input bytes to process."""
+        return sum(b.size for b in self.batches)
+
+
+def batch_id(objects: Sequence[StoredObject]) -> str:
+    """A batch's id: a digest of its objects' keys (URI and version) in order."""
+    digest = hashlib.sha256("\n".join(o.key for o in objects).encode())
+    return "b" + digest.hexdigest()[:24]
+
+
+def group_batches(objects: Sequence[StoredObject], config: BatchingConfig) -> list[Batch]:
+    """Cut ``objects`` (in order) into batches under the config's limits."""
+    batches: list[Batch] = []
+    current: list[StoredObject] = []
+    size = 0
+    for obj in objects:
+        if current and (size + obj.size > config.batch_bytes or len(current) >= config.batch_docs):
+            batches.append(Batch(batch_id=batch_id(current), index=len(batches), objects=tuple(current)))
+            current, size = [], 0
+        current.append(obj)
+        size += obj.size
+    if current:
+        batches.append(Batch(batch_id=batch_id(current), index=len(batches), objects=tuple(current)))
+    return batches
+
+
+def plan_batches(
+    in_fs: AbstractFileSystem, in_root: str, out_fs: AbstractFileSystem, out_root: str, config: BatchingConfig
+) -> Plan:
+    """List the input and plan this run's batches.
+
+    Args:
+        in_fs: The input filesystem.
+        in_root: Input path (a prefix/directory, or a single file).
+        out_fs: The output filesystem (for the manifest).
+        out_root: Output path.
+        config: Batch limits and input format.
+
+    Returns:
+        The plan; ``plan.batches`` is empty when everything is done.
+
+    Raises:
+        InputNotFoundError: Nothing exists at ``in_root``.
+        ManifestError: The output's manifest is unreadable.
+        StorageError: Listing failed.
+    """
+    listed = storage.list_objects(in_fs, in_root)
+    done = read_manifest(out_fs, out_root)
+    todo, skipped, ignored, changed = [], [], [], []
+    for obj in listed:
+        if detect_format(obj.relpath, config.input_format) is None:
+            ignored.append(obj)
+            continue
+        previous = done.get(obj.uri)
+        if previous is not None and previous.object_version == obj.version:
+            skipped.append(obj)
+            continue
+        if previous is not None:
+            changed.append(Changed(object=obj, previous=previous))
+        todo.append(obj)
+    return Plan(
+        batches=tuple(group_batches(todo, config)),
+        listed=len(listed),
+        skipped=tuple(skipped),
+        ignored=tuple(ignored),
+        changed=tuple(changed),
+    )

@@ -1,0 +1,189 @@
+"""Counts of a batch and of a run: what the manifest records and the command line prints."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from nerflow.etl.tables import BatchTables
+
+__all__ = ["BatchReport", "RunSummary", "batch_report", "summarise"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchReport:
+    """One committed batch.
+
+    Attributes:
+        batch_id: The batch.
+        index: Its position in the run's plan.
+        objects: Input objects.
+        bytes: Input bytes.
+        docs_in: Records read (== docs_ok + docs_empty + docs_quarantined).
+        docs_ok: Documents annotated.
+        docs_empty: Documents empty after normalisation.
+        docs_quarantined: Records set aside, with a reason, in ``quarantine``.
+        entities: Entities written.
+        chars: Characters of the annotated (normalised) text.
+        entity_counts: Entities per ``(label, lang)``.
+        quarantine_reasons: Quarantined records per reason.
+        files: Data files written, relative to the output root.
+        device: Where the batch was annotated.
+        annotate_seconds: Wall time of its annotation.
+    """
+
+    batch_id: str
+    index: int
+    objects: int
+    bytes: int
+    docs_in: int
+    docs_ok: int
+    docs_empty: int
+    docs_quarantined: int
+    entities: int
+    chars: int
+    entity_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+    device: str = "cpu"
+    annotate_seconds: float = 0.0
+
+
+def _counter(table: pa.Table, columns: Sequence[str]) -> Counter:
+    return Counter(zip(*(table.column(c).to_pylist() for c in columns)))
+
+
+def batch_report(tables: BatchTables, files: Sequence[str], *, device: str, annotate_seconds: float) -> BatchReport:
+    """The report of a batch from its tables."""
+    docs = tables.documents
+    status = Counter(docs.column("status").to_pylist())
+    ok_chars = sum(n for n, s in zip(docs.column("n_chars").to_pylist(), docs.column("status").to_pylist()) if s == "ok")
+    reasons = Counter(r.split(":", 1)[0] for r in tables.quarantine.column("reason").to_pylist())
+    return BatchReport(
+        batch_id=tables.batch.batch_id,
+        index=tables.batch.index,
+        objects=len(tables.batch.objects),
+        bytes=tables.batch.size,
+        docs_in=docs.num_rows + tables.quarantine.num_rows,
+        docs_ok=status.get("ok", 0),
+        docs_empty=status.get("empty", 0),
+        docs_quarantined=tables.quarantine.num_rows,
+        entities=tables.entities.num_rows,
+        chars=ok_chars,
+        entity_counts=dict(_counter(tables.entities, ("label", "lang"))),
+        quarantine_reasons=dict(reasons),
+        files=tuple(files),
+        device=device,
+        annotate_seconds=annotate_seconds,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSummary:
+    """One run of the extract-entities flow.
+
+    Attributes:
+        run_id: Prefect flow run id.
+        run_label: The caller's label, if any.
+        input_uri: Where documents came from.
+        output_uri: Where the tables are.
+        model_id: The model's content digest ("" when no batch ran and no model was loaded).
+        devices: Devices used.
+        objects_listed: Objects under the input URI.
+        objects_skipped: Already committed with the same version.
+        objects_ignored: No reader for their name.
+        objects_processed: Committed by this run.
+        objects_superseded: Changed since committed; their old rows were retracted.
+        batches: Batches committed by this run.
+        docs_in: Records read (== docs_ok + docs_empty + docs_quarantined).
+        docs_ok: Documents annotated.
+        docs_empty: Empty documents (kept, status "empty").
+        docs_quarantined: Records in quarantine.
+        entities: Entities written.
+        chars: Characters annotated.
+        entities_by_label: Entities per label.
+        entities_by_lang: Entities per language.
+        entities_by_label_lang: Entities per label, then language.
+        quarantine_reasons: Quarantined records per reason.
+        seconds: Wall time of the run.
+        tables: URI of each table written to.
+    """
+
+    run_id: str
+    run_label: str | None
+    input_uri: str
+    output_uri: str
+    model_id: str
+    devices: tuple[str, ...]
+    objects_listed: int
+    objects_skipped: int
+    objects_ignored: int
+    objects_processed: int
+    objects_superseded: int
+    batches: int
+    docs_in: int
+    docs_ok: int
+    docs_empty: int
+    docs_quarantined: int
+    entities: int
+    chars: int
+    entities_by_label: dict[str, int]
+    entities_by_lang: dict[str, int]
+    entities_by_label_lang: dict[str, dict[str, int]]
+    quarantine_reasons: dict[str, int]
+    seconds: float
+    tables: dict[str, str]
+
+    @property
+    def docs_per_second(self) -> float:
+        """Documents read per second of the run."""
+        return self.docs_in / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def chars_per_second(self) -> float:
+        """Characters annotated per second of the run."""
+        return self.chars / self.seconds if self.seconds > 0 else 0.0
+
+
+def summarise(
+    reports: Sequence[BatchReport],
+    *,
+    run_id: str,
+    run_label: str | None,
+    input_uri: str,
+    output_uri: str,
+    model_id: str,
+    devices: Sequence[str],
+    listed: int,
+    skipped: int,
+    ignored: int,
+    superseded: int,
+    seconds: float,
+    tables: dict[str, str],
+) -> RunSummary:
+    """Add up a run's batch reports."""
+    by_label_lang: Counter = Counter()
+    reasons: Counter = Counter()
+    for r in reports:
+        by_label_lang.update(r.entity_counts)
+        reasons.update(r.quarantine_reasons)
+    by_label: Counter = Counter()
+    by_lang: Counter = Counter()
+    nested: dict[str, dict[str, int]] = {}
+    for (label, lang), n in sorted(by_label_lang.items()):
+        by_label[label] += n
+        by_lang[lang] += n
+        nested.setdefault(label, {})[lang] = n
+    return RunSummary(
+        run_id=run_id, run_label=run_label, input_uri=input_uri, output_uri=output_uri, model_id=model_id,
+        devices=tuple(devices), objects_listed=listed, objects_skipped=skipped, objects_ignored=ignored,
+        objects_processed=sum(r.objects for r in reports), objects_superseded=superseded, batches=len(reports),
+        docs_in=sum(r.docs_in for r in reports), docs_ok=sum(r.docs_ok for r in reports),
+        docs_empty=sum(r.docs_empty for r in reports), docs_quarantined=sum(r.docs_quarantined for r in reports),
+        entities=sum(r.entities for r in reports), chars=sum(r.chars for r in reports),
+        entities_by_label=dict(sorted(by_label.items())), entities_by_lang=dict(sorted(by_lang.items())),
+        entities_by_label_lang=nested, quarantine_reasons=dict(sorted(reasons.items())), seconds=seconds, tables=tables,
+    )

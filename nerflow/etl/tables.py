@@ -1,0 +1,196 @@
+"""Assemble a batch's output tables and fit them to their contracts.
+
+Inputs are the normalised batch and its annotation; outputs are Arrow tables with exactly the
+columns of :mod:`data_contracts.schemas` (partition columns included, the writer moves them
+into directory names). Documents the engine failed on leave the ``documents`` table for the
+``quarantine`` table, so that for every batch
+
+    docs_in == docs_ok + docs_empty + docs_quarantined
+
+where ``docs_in`` counts every record reading saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from data_contracts.schemas import (
+    DOCUMENTS_V1,
+    ENTITIES_V1,
+    QUARANTINE_V1,
+    TableContract,
+    entity_embeddings_v1,
+)
+from nerflow.etl.annotating import Annotation
+from nerflow.etl.listing import Batch
+from nerflow.etl.normalising import NormalisedBatch
+
+__all__ = ["RunContext", "BatchTables", "entity_id", "build_tables", "OBJECT_COUNTS_SCHEMA"]
+
+OBJECT_COUNTS_SCHEMA = pl.Schema({
+    "source_uri": pl.String,
+    "docs_ok": pl.Int64,
+    "docs_empty": pl.Int64,
+    "docs_quarantined": pl.Int64,
+    "entities": pl.Int64,
+})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunContext:
+    """What every row of a run carries.
+
+    Attributes:
+        run_id: The run's id (the Prefect flow run id).
+        ingest_date: ``YYYY-MM-DD`` (UTC) the run started: the ``ingest_date`` partition.
+        embedding_dtype: ``"float32"`` or ``"float16"`` for ``entity_embeddings.vector``.
+    """
+
+    run_id: str
+    ingest_date: str
+    embedding_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if len(self.ingest_date) != 10 or self.ingest_date[4] != "-" or self.ingest_date[7] != "-":
+            raise ValueError(f"ingest_date must be YYYY-MM-DD, got {self.ingest_date!r}")
+        if self.embedding_dtype not in ("float32", "float16"):
+            raise ValueError(f"embedding_dtype must be 'float32' or 'float16', got {self.embedding_dtype!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class BatchTables:
+    """A batch's rows for every table.
+
+    Attributes:
+        batch: The batch.
+        run: The run writing it.
+        model_id: The model that annotated it.
+        documents: :data:`DOCUMENTS_V1` rows.
+        entities: :data:`ENTITIES_V1` rows.
+        quarantine: :data:`QUARANTINE_V1` rows.
+        embeddings: ``entity_embeddings`` rows, or ``None`` when not asked for.
+        embeddings_contract: The contract ``embeddings`` fits (its width depends on the model).
+        object_counts: Per input object: :data:`OBJECT_COUNTS_SCHEMA` (for the manifest).
+    """
+
+    batch: Batch
+    run: RunContext
+    model_id: str
+    documents: pa.Table
+    entities: pa.Table
+    quarantine: pa.Table
+    embeddings: pa.Table | None
+    embeddings_contract: TableContract | None
+    object_counts: pl.DataFrame
+
+    def contracts(self) -> list[tuple[TableContract, pa.Table]]:
+        """Each data table with its contract, in writing order."""
+        out = [(DOCUMENTS_V1, self.documents), (ENTITIES_V1, self.entities), (QUARANTINE_V1, self.quarantine)]
+        if self.embeddings is not None and self.embeddings_contract is not None:
+            out.append((self.embeddings_contract, self.embeddings))
+        return out
+
+
+def entity_id(doc_id: str, start: int, end: int, label: str, model_id: str) -> str:
+    """The stable id of an entity: 32 hex digits of sha256 over its document, span, label and
+    model (unit separators between fields, so ``("a1", 2)`` and ``("a", 12)`` differ)."""
+    key = "\x1f".join((doc_id, str(start), str(end), label, model_id))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotation, run: RunContext) -> BatchTables:
+    """Build every table of one batch.
+
+    Args:
+        batch: The batch (its objects get manifest counts even when they yielded no rows).
+        normalised: Documents and read/normalise quarantine.
+        annotation: Entities, document statistics, embeddings, failed documents.
+        run: Run id, ingest date, embedding dtype.
+
+    Returns:
+        The batch's tables, fitted to their contracts.
+
+    Raises:
+        SchemaMismatchError: A table does not fit its contract (a bug, not bad input).
+    """
+    model_id = annotation.model_id
+    failed_ids = annotation.failed.get_column("doc_id")
+    stats = pl.from_arrow(annotation.doc_stats)
+    assert isinstance(stats, pl.DataFrame)
+    docs = (
+        normalised.documents.filter(~pl.col("doc_id").is_in(failed_ids.implode()))
+        .join(stats, on="doc_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.col("n_tokens", "n_windows", "n_entities").fill_null(0),
+            model_id=pl.lit(model_id),
+            run_id=pl.lit(run.run_id),
+            ingest_date=pl.lit(run.ingest_date),
+        )
+    )
+    documents = DOCUMENTS_V1.conform(docs.to_arrow())
+
+    lang_of = dict(zip(docs.get_column("doc_id").to_list(), docs.get_column("lang").to_list()))
+    uri_of = dict(zip(docs.get_column("doc_id").to_list(), docs.get_column("source_uri").to_list()))
+    ents = annotation.entities
+    doc_ids = ents.column("doc_id").to_pylist()
+    ids = [
+        entity_id(d, s, e, label, model_id)
+        for d, s, e, label in zip(doc_ids, ents.column("start").to_pylist(), ents.column("end").to_pylist(),
+                                  ents.column("label").to_pylist())
+    ]
+    n = ents.num_rows
+    entities = ENTITIES_V1.conform(
+        ents.append_column("entity_id", pa.array(ids, pa.string()))
+        .append_column("model_id", pa.array([model_id] * n, pa.string()))
+        .append_column("run_id", pa.array([run.run_id] * n, pa.string()))
+        .append_column("source_uri", pa.array([uri_of[d] for d in doc_ids], pa.string()))
+        .append_column("ingest_date", pa.array([run.ingest_date] * n, pa.string()))
+        .append_column("lang", pa.array([lang_of[d] for d in doc_ids], pa.string()))
+    )
+
+    quarantine_rows = pl.concat([normalised.quarantine, annotation.failed]).with_columns(
+        run_id=pl.lit(run.run_id), ingest_date=pl.lit(run.ingest_date)
+    )
+    quarantine = QUARANTINE_V1.conform(quarantine_rows.to_arrow())
+
+    embeddings, contract = None, None
+    if annotation.embeddings is not None:
+        vectors = annotation.embeddings
+        dim = int(vectors.shape[1]) if vectors.size else 1
+        contract = entity_embeddings_v1(dim, run.embedding_dtype)
+        flat = pa.array(vectors.astype(np.dtype(run.embedding_dtype)).reshape(-1))
+        embeddings = contract.conform(pa.table({
+            "entity_id": pa.array(ids, pa.string()),
+            "doc_id": pa.array(doc_ids, pa.string()),
+            "model_id": pa.array([model_id] * n, pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
+            "source_uri": pa.array([uri_of[d] for d in doc_ids], pa.string()),
+            "run_id": pa.array([run.run_id] * n, pa.string()),
+            "ingest_date": pa.array([run.ingest_date] * n, pa.string()),
+        }))
+
+    return BatchTables(
+        batch=batch, run=run, model_id=model_id, documents=documents, entities=entities, quarantine=quarantine,
+        embeddings=embeddings, embeddings_contract=contract,
+        object_counts=_object_counts(batch, docs, quarantine_rows, entities),
+    )
+
+
+def _object_counts(batch: Batch, docs: pl.DataFrame, quarantine: pl.DataFrame, entities: pa.Table) -> pl.DataFrame:
+    uris = pl.DataFrame({"source_uri": [o.uri for o in batch.objects]}, schema={"source_uri": pl.String})
+    by_doc = docs.group_by("source_uri").agg(
+        docs_ok=(pl.col("status") == "ok").sum(), docs_empty=(pl.col("status") == "empty").sum()
+    )
+    by_q = quarantine.group_by("source_uri").agg(docs_quarantined=pl.len())
+    ent = pl.from_arrow(entities.select(["source_uri"]))
+    assert isinstance(ent, pl.DataFrame)
+    by_e = ent.group_by("source_uri").agg(entities=pl.len())
+    out = uris
+    for part in (by_doc, by_q, by_e):
+        out = out.join(part, on="source_uri", how="left", maintain_order="left")
+    return out.fill_null(0).cast(OBJECT_COUNTS_SCHEMA)

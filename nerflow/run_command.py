@@ -1,0 +1,97 @@
+"""``nerflow run``: the extract-entities flow with a progress bar and a closing summary.
+
+Kept apart from :mod:`nerflow.cli` so that ``nerflow version`` never imports Prefect, Polars
+or torch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+__all__ = ["run_extract", "render_summary"]
+
+
+def render_summary(summary: Any) -> str:
+    """The closing summary of a run (a :class:`nerflow.etl.report.RunSummary`) as text."""
+    s = summary
+    lines = [
+        f"documents   {s.docs_in:,} read: {s.docs_ok:,} annotated, {s.docs_empty:,} empty, "
+        f"{s.docs_quarantined:,} quarantined",
+        f"objects     {s.objects_listed:,} listed: {s.objects_processed:,} processed in {s.batches:,} batches, "
+        f"{s.objects_skipped:,} already done, {s.objects_ignored:,} ignored, {s.objects_superseded:,} reprocessed "
+        "after a change",
+    ]
+    if s.quarantine_reasons:
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in s.quarantine_reasons.items())
+        lines.append(f"quarantine  {reasons}")
+    lines.append(f"entities    {s.entities:,}")
+    if s.entities:
+        langs = sorted(s.entities_by_lang)
+        width = max(5, *(len(label) for label in s.entities_by_label))
+        header = f"  {'label':<{width}} " + " ".join(f"{lang:>7}" for lang in langs) + f" {'total':>8}"
+        lines.append(header)
+        for label, by_lang in s.entities_by_label_lang.items():
+            cells = " ".join(f"{by_lang.get(lang, 0):>7,}" for lang in langs)
+            lines.append(f"  {label:<{width}} {cells} {s.entities_by_label[label]:>8,}")
+        cells = " ".join(f"{s.entities_by_lang[lang]:>7,}" for lang in langs)
+        lines.append(f"  {'total':<{width}} {cells} {s.entities:>8,}")
+    lines.append(
+        f"throughput  {s.docs_per_second:,.1f} documents/s, {s.chars_per_second:,.0f} characters/s "
+        f"({s.seconds:,.1f} s on {', '.join(s.devices)}; model {s.model_id or '-'})"
+    )
+    lines.append("tables")
+    for name, uri in s.tables.items():
+        lines.append(f"  {name:<18} {uri}")
+    return "\n".join(lines)
+
+
+def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = None) -> int:
+    """Run the flow with ``params`` (``ExtractParams`` fields); returns an exit status.
+
+    Prefect's ephemeral mode (a temporary local API) is used unless ``PREFECT_API_URL`` is set.
+    """
+    from pydantic import ValidationError
+
+    from flows.extract_entities import ExtractParams, ProgressEvent, extract_entities, progress_listener
+    from ner_core.errors import NerflowError
+
+    out = out or sys.stdout
+    try:
+        parsed = ExtractParams(**params)
+    except ValidationError as e:
+        print(f"nerflow run: invalid arguments:\n{e}", file=sys.stderr)
+        return 2
+    api = os.environ.get("PREFECT_API_URL")
+    print(f"prefect: {'API at ' + api if api else 'ephemeral mode (set PREFECT_API_URL to use a server)'}", file=out)
+
+    bar = None
+
+    def on_event(event: ProgressEvent) -> None:
+        nonlocal bar
+        if not progress:
+            return
+        from tqdm import tqdm
+
+        if event.kind == "planned" and event.plan is not None:
+            bar = tqdm(total=event.plan.bytes, unit="B", unit_scale=True, desc="documents", file=sys.stderr,
+                       dynamic_ncols=True)
+        elif event.kind == "batch" and event.report is not None and bar is not None:
+            bar.update(event.report.bytes)
+            docs = getattr(bar, "_docs", 0) + event.report.docs_in
+            entities = getattr(bar, "_entities", 0) + event.report.entities
+            bar._docs, bar._entities = docs, entities
+            bar.set_postfix(docs=docs, entities=entities, refresh=False)
+
+    try:
+        with progress_listener(on_event):
+            summary = extract_entities(parsed)
+    except NerflowError as e:
+        print(f"nerflow run: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    print(render_summary(summary), file=out)
+    return 0

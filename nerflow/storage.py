@@ -1,0 +1,288 @@
+"""Storage port: every byte nerflow's ETL reads or writes goes through these functions.
+
+Functions receive an fsspec filesystem and a path on it; :func:`filesystem` is the one place
+that turns a URI plus ``storage_options`` into that pair (s3fs for ``s3://``, the local
+filesystem for plain paths, ``memory://`` in tests). Nothing else builds a filesystem.
+
+Atomic publication differs by backend, on purpose:
+
+* local disks: write a hidden temporary file beside the target, ``fsync``, then
+  ``os.replace`` (a rename within one directory is atomic on POSIX);
+* object stores (S3, GCS, memory): one PUT; the store exposes the whole new object or the
+  old one, never a torn write, and a rename would be a second full copy.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import fsspec
+from fsspec import AbstractFileSystem
+
+from nerflow.etl.errors import InputNotFoundError, StorageError
+
+__all__ = [
+    "Location",
+    "StoredObject",
+    "filesystem",
+    "join",
+    "list_objects",
+    "read_bytes",
+    "write_bytes_atomic",
+    "exists",
+    "list_files",
+    "remove_files",
+    "clean_temporaries",
+    "is_local",
+]
+
+_TMP_MARK = ".tmp-"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredObject:
+    """One input object as listed.
+
+    Attributes:
+        uri: Canonical URI with protocol (``s3://bucket/key``, ``file:///abs/path``); the
+            manifest key and the ``source_uri`` of every row read from it.
+        path: The path on its filesystem (no protocol), for reading.
+        relpath: Path relative to the listed root (``news/de/1.txt``); text documents take
+            their ``doc_id`` from it.
+        size: Bytes.
+        version: What changes when the content changes: the store's ETag when it has one,
+            else size and modification time.
+    """
+
+    uri: str
+    path: str
+    relpath: str
+    size: int
+    version: str
+
+    @property
+    def key(self) -> str:
+        """Identity of this content at this place (``uri@version``): the manifest's key."""
+        return f"{self.uri}@{self.version}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Location:
+    """A URI with the options needed to open it: what tasks receive instead of a live
+    filesystem (which holds connections and event loops that should not travel).
+
+    Attributes:
+        uri: ``s3://bucket/prefix``, a local path, ``memory://…``.
+        storage_options: fsspec options (``client_kwargs={"endpoint_url": …}``, credentials).
+    """
+
+    uri: str
+    storage_options: Mapping = field(default_factory=dict, compare=False, repr=False)
+
+    def open(self) -> tuple[AbstractFileSystem, str]:
+        """``(fs, path)`` for this location (see :func:`filesystem`)."""
+        return filesystem(self.uri, self.storage_options)
+
+    def display(self) -> str:
+        """The URI as a user should read it (local paths made absolute)."""
+        fs, path = self.open()
+        return path if is_local(fs) else fs.unstrip_protocol(path)
+
+
+def filesystem(uri: str, storage_options: Mapping | None = None) -> tuple[AbstractFileSystem, str]:
+    """Resolve a URI or local path into a filesystem and a path on it.
+
+    Args:
+        uri: ``s3://bucket/prefix``, ``memory://x``, ``file:///abs`` or a local path
+            (relative paths are made absolute).
+        storage_options: Passed to the filesystem (credentials, ``client_kwargs``).
+
+    Returns:
+        ``(fs, path)`` with ``path`` free of a trailing slash.
+    """
+    fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
+    return fs, path.rstrip("/") or path
+
+
+def join(*parts: str) -> str:
+    """Join path parts with ``/`` whatever the OS (object-store keys and local paths alike)."""
+    return posixpath.join(*parts)
+
+
+def is_local(fs: AbstractFileSystem) -> bool:
+    """Whether ``fs`` is the local disk (where renames are atomic and temporaries can linger)."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
+
+
+def _version(info: Mapping) -> str:
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return f"etag:{str(etag).strip(chr(34))}"
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    if hasattr(mtime, "timestamp"):
+        mtime = mtime.timestamp()
+    stamp = f"{float(mtime):.6f}" if mtime is not None else "?"
+    return f"size:{int(info.get('size') or 0)};mtime:{stamp}"
+
+
+def _hidden(relpath: str) -> bool:
+    # Hidden and underscore names (".x.tmp-…", "_SUCCESS", "_manifest/") are bookkeeping, not
+    # input; the same rule pyarrow.dataset applies when it discovers files.
+    return any(part.startswith((".", "_")) for part in relpath.split("/"))
+
+
+def list_objects(fs: AbstractFileSystem, root: str) -> list[StoredObject]:
+    """Every object under ``root`` (or ``root`` itself when it is a file), sorted by path.
+
+    Hidden and underscore-prefixed names at any depth below ``root`` and directory markers are
+    left out.
+
+    Raises:
+        InputNotFoundError: Nothing exists at ``root``.
+        StorageError: The store could not be listed.
+    """
+    uri = fs.unstrip_protocol(root)
+    try:
+        # A long-lived s3fs instance caches listings; this run must see the store as it is.
+        fs.invalidate_cache(root)
+        if not fs.exists(root):
+            raise InputNotFoundError("no file or prefix at the input URI", uri=uri)
+        if fs.isfile(root):
+            infos = {root: fs.info(root)}
+            base = posixpath.dirname(root)
+        else:
+            infos = fs.find(root, detail=True)
+            base = root
+    except InputNotFoundError:
+        raise
+    except (OSError, ValueError) as e:
+        raise StorageError(f"could not list objects: {e}", uri=uri) from e
+    out = []
+    for path, info in sorted(infos.items()):
+        if info.get("type") == "directory" or path.endswith("/"):
+            continue
+        relpath = path[len(base) :].lstrip("/") if base else path
+        if _hidden(relpath):
+            continue
+        out.append(
+            StoredObject(
+                uri=fs.unstrip_protocol(path), path=path, relpath=relpath, size=int(info.get("size") or 0),
+                version=_version(info),
+            )
+        )
+    return out
+
+
+def read_bytes(fs: AbstractFileSystem, path: str) -> bytes:
+    """The whole object.
+
+    Raises:
+        StorageError: The read failed (a missing object too: it was listed moments ago, so
+            something else is changing the input and a retry may see it settle).
+    """
+    try:
+        return fs.cat_file(path)
+    except (OSError, ValueError) as e:
+        raise StorageError(f"could not read: {e}", uri=fs.unstrip_protocol(path)) from e
+
+
+def exists(fs: AbstractFileSystem, path: str) -> bool:
+    """Whether an object or directory exists at ``path``, ignoring cached listings."""
+    try:
+        fs.invalidate_cache(posixpath.dirname(path))
+        return fs.exists(path)
+    except (OSError, ValueError) as e:
+        raise StorageError(f"could not check existence: {e}", uri=fs.unstrip_protocol(path)) from e
+
+
+def write_bytes_atomic(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    """Publish ``data`` at ``path`` so that a reader sees the old content or all of the new.
+
+    A process killed mid-write leaves at most a hidden ``.NAME.tmp-*`` file on a local disk
+    (removed by :func:`clean_temporaries`) and nothing on an object store.
+
+    Raises:
+        StorageError: The write failed.
+    """
+    try:
+        if is_local(fs):
+            parent, name = posixpath.split(path)
+            os.makedirs(parent, exist_ok=True)
+            tmp = join(parent, f".{name}{_TMP_MARK}{uuid.uuid4().hex}")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            # The rename is durable only once the directory entry is on disk.
+            dir_fd = os.open(parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        else:
+            fs.pipe_file(path, data)
+    except OSError as e:
+        raise StorageError(f"could not write: {e}", uri=fs.unstrip_protocol(path)) from e
+
+
+def list_files(fs: AbstractFileSystem, directory: str, suffix: str = "") -> list[str]:
+    """Paths of the files directly in ``directory`` ending with ``suffix``, sorted; empty when
+    the directory does not exist. Hidden files (temporaries) are left out."""
+    try:
+        fs.invalidate_cache(directory)
+        if not fs.exists(directory):
+            return []
+        entries = fs.ls(directory, detail=True)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        raise StorageError(f"could not list: {e}", uri=fs.unstrip_protocol(directory)) from e
+    return sorted(
+        e["name"]
+        for e in entries
+        if e.get("type") != "directory"
+        and e["name"].endswith(suffix)
+        and not posixpath.basename(e["name"]).startswith(".")
+    )
+
+
+def remove_files(fs: AbstractFileSystem, paths: Iterable[str]) -> int:
+    """Delete the files that exist among ``paths``; returns how many were deleted."""
+    removed = 0
+    for path in paths:
+        try:
+            fs.rm_file(path)
+            removed += 1
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise StorageError(f"could not delete: {e}", uri=fs.unstrip_protocol(path)) from e
+    return removed
+
+
+def clean_temporaries(fs: AbstractFileSystem, root: str) -> int:
+    """Delete the temporaries that killed writers left under ``root`` on a local disk.
+
+    Only safe while no other writer is active on ``root`` (nerflow assumes one writer per
+    output). Object stores never hold temporaries (see the module docstring), so this is a
+    no-op there, which also spares a full listing of a large bucket.
+    """
+    if not is_local(fs) or not os.path.isdir(root):
+        return 0
+    removed = 0
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            if name.startswith(".") and _TMP_MARK in name:
+                os.unlink(os.path.join(dirpath, name))
+                removed += 1
+    return removed

@@ -1,0 +1,64 @@
+"""Writing stage: commit batches and the run record; recover from killed runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from nerflow.etl import writing
+from nerflow.etl.annotating import Annotation
+from nerflow.etl.listing import Batch, Changed
+from nerflow.etl.normalising import NormalisedBatch
+from nerflow.etl.report import BatchReport
+from nerflow.etl.tables import RunContext
+from nerflow.etl.writing import RecoveryReport
+from nerflow.storage import Location
+from tasks._retry import IO_RETRIES, IO_RETRY_DELAYS, retry_if_transient
+
+__all__ = ["recover_output", "retract_changed", "write_batch", "write_run_record"]
+
+_IO = dict(
+    cache_policy=NO_CACHE, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_if_transient
+)
+
+
+@task(name="recover-output", **_IO)
+def recover_output(output: Location) -> RecoveryReport:
+    """Delete the files of batches a killed run wrote but never committed."""
+    fs, root = output.open()
+    report = writing.recover(fs, root)
+    if report.rolled_back or report.temporaries_removed:
+        get_run_logger().warning(
+            "an earlier run was interrupted: %d uncommitted batches rolled back (%d files deleted, their objects "
+            "will be processed again), %d temporary files removed",
+            len(report.rolled_back), report.files_removed, report.temporaries_removed,
+        )
+    return report
+
+
+@task(name="retract-changed", **_IO)
+def retract_changed(output: Location, changed: Sequence[Changed]) -> int:
+    """Remove the committed rows of input objects that changed since."""
+    fs, root = output.open()
+    removed = writing.retract(fs, root, changed)
+    get_run_logger().info(
+        "%d input objects changed since they were processed: %d old rows retracted before processing them again",
+        len(changed), removed,
+    )
+    return removed
+
+
+@task(name="write-batch", task_run_name="write-batch-{batch.index}", **_IO)
+def write_batch(output: Location, batch: Batch, normalised: NormalisedBatch, annotation: Annotation, run: RunContext) -> BatchReport:
+    """Write the batch's tables, then its manifest entry."""
+    fs, root = output.open()
+    return writing.write_batch(fs, root, batch, normalised, annotation, run)
+
+
+@task(name="write-run-record", **_IO)
+def write_run_record(output: Location, record: dict) -> str:
+    """Record the run in ``_manifest/runs/``."""
+    fs, root = output.open()
+    return writing.write_run_record(fs, root, record)

@@ -1,0 +1,64 @@
+"""The Arrow contracts: versions, partitions, conforming tables, and their error messages."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from data_contracts.schemas import (
+    CONTRACTS,
+    DOCUMENTS_V1,
+    ENTITIES_V1,
+    SchemaMismatchError,
+    TableContract,
+    entity_embeddings_v1,
+)
+
+
+def test_every_table_has_a_versioned_contract():
+    assert set(CONTRACTS) == {"entities", "documents", "quarantine", "_manifest/objects", "_manifest/runs"}
+    for contract in CONTRACTS.values():
+        assert contract.version == 1
+        assert contract.file_schema.metadata == {b"nerflow.table": contract.name.encode(), b"nerflow.schema_version": b"1"}
+        assert not set(contract.partition_by) & set(contract.file_schema.names)
+
+
+def test_entities_and_documents_are_partitioned_by_date_and_language():
+    assert ENTITIES_V1.partition_by == ("ingest_date", "lang") == DOCUMENTS_V1.partition_by
+    assert ENTITIES_V1.schema.field("score").type == pa.float32()
+    assert DOCUMENTS_V1.schema.field("text").type == pa.large_string()
+
+
+def test_conform_orders_casts_and_drops_extra_columns():
+    row = {n: "x" for n in ENTITIES_V1.schema.names}
+    row.update(start=3, end=5, score=0.5)
+    out = ENTITIES_V1.conform(pa.Table.from_pylist([{**row, "extra": 1}]))
+    assert out.schema.names == ENTITIES_V1.schema.names and out.schema.field("start").type == pa.int32()
+
+
+def test_conform_names_what_is_wrong():
+    with pytest.raises(SchemaMismatchError, match=r"missing columns \['entity_id'.*\(table='entities'\)"):
+        ENTITIES_V1.conform(pa.table({"doc_id": ["a"]}))
+    row = {n: "x" for n in ENTITIES_V1.schema.names}
+    row.update(start=1, end=2, score=0.1, doc_id=None)
+    with pytest.raises(SchemaMismatchError, match="1 nulls in non-nullable column 'doc_id'"):
+        ENTITIES_V1.conform(pa.Table.from_pylist([row]))
+    row.update(doc_id="d", start="not a number")
+    with pytest.raises(SchemaMismatchError, match="column 'start' does not cast to int32"):
+        ENTITIES_V1.conform(pa.Table.from_pylist([row]))
+
+
+def test_partition_columns_must_exist_and_be_strings():
+    with pytest.raises(ValueError, match=r"partition columns \['day'\] are not in the t schema"):
+        TableContract(name="t", version=1, schema=pa.schema([("a", pa.string())]), partition_by=("day",))
+    with pytest.raises(ValueError, match="partition column 'a' of t must be a string"):
+        TableContract(name="t", version=1, schema=pa.schema([("a", pa.int32())]), partition_by=("a",))
+
+
+def test_embeddings_contract_fixes_width_and_type():
+    contract = entity_embeddings_v1(8, "float16")
+    assert contract.schema.field("vector").type == pa.list_(pa.field("item", pa.float16(), nullable=False), 8)
+    with pytest.raises(ValueError, match="dim must be positive"):
+        entity_embeddings_v1(0)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        entity_embeddings_v1(4, "int8")

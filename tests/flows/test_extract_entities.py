@@ -1,0 +1,352 @@
+"""The extract-entities flow end to end: local and S3 (moto), re-runs, new and changed objects,
+a run killed with SIGKILL and started again, and the ``nerflow run`` command."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from flows.extract_entities import ExtractParams, ProgressEvent, extract_entities, progress_listener
+from nerflow import storage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+NEWS = [
+    {"id": "n1", "text": "Angela Merkel visited Paris and the United Nations in New York .", "lang": "en"},
+    {"id": "n2", "text": "Olaf  Scholz traf gestern in Berlin den Präsidenten der Europäischen Kommission.",
+     "metadata": {"section": "politik"}},
+    {"id": "n3", "text": "Emmanuel Macron a reçu à l'Élysée le secrétaire général de l'ONU, António Guterres."},
+    {"id": "n4", "text": "El Real Madrid ganó en Barcelona\r\ncon dos goles de Vinícius Júnior."},
+    {"id": "n5", "text": " \t \n "},  # empty after normalisation: kept, status "empty"
+]
+WIKI = [
+    {"id": "w1", "text": "Leonardo da Vinci nacque a Vinci, vicino a Firenze, nel 1452."},
+    {"id": "w2", "text": "Het Rijksmuseum in Amsterdam toont werk van Rembrandt van Rijn en Johannes Vermeer."},
+    {"id": "w3", "text": "Maria Skłodowska-Curie urodziła się w Warszawie i pracowała w Paryżu."},
+]
+PARQUET = [
+    {"id": "p1", "text": "Владимир Набоков родился в Санкт-Петербурге и позже жил в Монтрё."},
+    {"id": "p2", "text": "孙中山出生于广东省香山县，后来在东京和檀香山组织革命团体。"},
+]
+TEXT_DOC = "O presidente Luiz Inácio Lula da Silva recebeu em Brasília o primeiro-ministro de Portugal."
+DOC_IDS = {r["id"] for r in NEWS + WIKI + PARQUET} | {"notes/pt-1"}
+
+
+def _parquet_bytes(rows: list[dict]) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buf)
+    return buf.getvalue()
+
+
+def corpus_files() -> dict[str, bytes]:
+    """The test input: JSONL (with a bad line), gzipped JSONL, Parquet, a text file, and a
+    file no reader takes."""
+    news = "\n".join(json.dumps(r, ensure_ascii=False) for r in NEWS) + "\n{this is not json\n"
+    return {
+        "news.jsonl": news.encode(),
+        "wiki.jsonl.gz": gzip.compress(("\n".join(json.dumps(r, ensure_ascii=False) for r in WIKI) + "\n").encode()),
+        "more/docs.parquet": _parquet_bytes(PARQUET),
+        "notes/pt-1.txt": TEXT_DOC.encode(),
+        "README.md": b"# not a document\n",
+    }
+
+
+def write_corpus(root: Path) -> Path:
+    for rel, data in corpus_files().items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def read_table(uri: str, name: str, storage_options: dict | None = None) -> pa.Table:
+    """One output table as a reader sees it (hive partitions decoded), or an empty table."""
+    fs, root = storage.filesystem(uri, storage_options)
+    path = storage.join(root, name)
+    fs.invalidate_cache()
+    if not fs.exists(path):
+        return pa.table({})
+    return ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive").to_table()
+
+
+def snapshot(uri: str, storage_options: dict | None = None) -> dict[str, list]:
+    """Every table's rows, sorted, for comparing two states of an output."""
+    out = {}
+    for name in ("documents", "entities", "quarantine", "entity_embeddings", "_manifest/objects"):
+        rows = read_table(uri, name, storage_options).to_pylist()
+        out[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
+    return out
+
+
+def check_output(uri: str, expected_doc_ids: set[str], storage_options: dict | None = None) -> None:
+    """The invariants every output must hold."""
+    docs = read_table(uri, "documents", storage_options)
+    ids = docs.column("doc_id").to_pylist()
+    assert Counter(ids) == Counter(expected_doc_ids), "every document exactly once"
+    texts = dict(zip(ids, docs.column("text").to_pylist()))
+    entities = read_table(uri, "entities", storage_options)
+    assert entities.num_rows > 0
+    for e in entities.to_pylist():
+        assert texts[e["doc_id"]][e["start"] : e["end"]] == e["text"], e
+    assert len(set(entities.column("entity_id").to_pylist())) == entities.num_rows
+    quarantine = read_table(uri, "quarantine", storage_options)
+    manifest = read_table(uri, "_manifest/objects", storage_options)
+    assert sum(manifest.column("docs_in").to_pylist()) == docs.num_rows + quarantine.num_rows
+    assert len(set(manifest.column("source_uri").to_pylist())) == manifest.num_rows
+
+
+def params(inp: str, out: str, model: Path, **kw) -> ExtractParams:
+    return ExtractParams(input_uri=inp, output_uri=out, model=str(model), device="cpu", batch_docs=1, **kw)
+
+
+def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    events: list[ProgressEvent] = []
+    with progress_listener(events.append):
+        summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir, run_label="first"))
+
+    check_output(str(out), DOC_IDS)
+    assert (summary.objects_listed, summary.objects_processed, summary.objects_ignored, summary.batches) == (5, 4, 1, 4)
+    assert (summary.docs_in, summary.docs_ok, summary.docs_empty, summary.docs_quarantined) == (12, 10, 1, 1)
+    assert summary.docs_in == summary.docs_ok + summary.docs_empty + summary.docs_quarantined
+    assert summary.entities == sum(summary.entities_by_label.values()) == sum(summary.entities_by_lang.values())
+    assert summary.tables["documents"] == f"{out}/documents/"
+    assert [e.kind for e in events] == ["planned"] + ["batch"] * 4
+
+    docs = {r["doc_id"]: r for r in read_table(str(out), "documents").to_pylist()}
+    assert docs["n5"]["status"] == "empty" and docs["n5"]["text"] == ""
+    assert docs["n2"]["text"].startswith("Olaf Scholz") and json.loads(docs["n2"]["metadata"]) == {"section": "politik"}
+    assert docs["n4"]["text"] == "El Real Madrid ganó en Barcelona\ncon dos goles de Vinícius Júnior."
+    assert (docs["n1"]["lang"], docs["n1"]["lang_detected"]) == ("en", False)
+    assert {docs[i]["lang"] for i in ("n2", "n3", "n4", "w1", "w2", "w3", "p1", "p2", "notes/pt-1")} == {
+        "de", "fr", "es", "it", "nl", "pl", "ru", "zh", "pt"
+    }
+    assert {d["run_id"] for d in docs.values()} == {summary.run_id}
+    [bad] = read_table(str(out), "quarantine").to_pylist()
+    assert bad["reason"].startswith("not JSON") and bad["record"] == 6 and bad["source_uri"].endswith("news.jsonl")
+
+    # Partitions on disk, deterministic names, the run record.
+    day = docs["n1"]["ingest_date"]
+    assert (out / "entities" / f"ingest_date={day}" / "lang=en").is_dir()
+    assert all(p.name.startswith("part-b") for p in (out / "documents").rglob("*.parquet"))
+    runs = read_table(str(out), "_manifest/runs").to_pylist()
+    assert [(r["run_id"], r["run_label"], r["docs_in"]) for r in runs] == [(summary.run_id, "first", 12)]
+    assert "storage_options" not in json.loads(runs[0]["parameters"])
+
+
+def test_running_again_changes_nothing_and_new_objects_alone_are_processed(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
+    inp, out = write_corpus(tmp_path / "in"), str(tmp_path / "out")
+    extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
+    before = snapshot(out)
+
+    again = extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
+    assert (again.objects_processed, again.objects_skipped, again.docs_in) == (0, 4, 0)
+    assert snapshot(out) == before
+
+    (inp / "late.jsonl").write_text(json.dumps({"id": "late", "text": "Barack Obama spoke in Chicago ."}) + "\n")
+    third = extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
+    assert (third.objects_processed, third.objects_skipped, third.docs_in) == (1, 4, 1)
+    check_output(out, DOC_IDS | {"late"})
+    after = snapshot(out)
+    assert set(before["documents"]) < set(after["documents"]), "earlier rows untouched"
+
+
+def test_a_changed_object_replaces_its_rows(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
+    inp, out = write_corpus(tmp_path / "in"), str(tmp_path / "out")
+    extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
+    time.sleep(0.01)  # a new mtime even on coarse clocks
+    rows = [dict(r, text=r["text"].replace("Paris", "Lyon")) for r in NEWS[:2]]
+    (inp / "news.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+
+    summary = extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
+    assert (summary.objects_superseded, summary.objects_processed) == (1, 1)
+    expected = (DOC_IDS - {"n3", "n4", "n5"})
+    check_output(out, expected)
+    docs = {r["doc_id"]: r["text"] for r in read_table(out, "documents").to_pylist()}
+    assert "Lyon" in docs["n1"]
+    assert read_table(out, "quarantine").num_rows == 0  # the bad line left with the old version
+
+
+def test_batches_go_through_in_rounds_of_one_batch_per_device(prefect_harness, tiny_wordpiece_model_dir, tmp_path, monkeypatch):
+    import flows.extract_entities as module
+
+    # Two "devices" (both the CPU here): annotate is mapped over rounds of two batches.
+    monkeypatch.setattr(module, "resolve_devices", lambda policy: ("cpu", "cpu"))
+    inp, out = write_corpus(tmp_path / "in"), str(tmp_path / "out")
+    summary = extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
+    assert summary.batches == 4 and summary.devices == ("cpu", "cpu")
+    check_output(out, DOC_IDS)
+
+
+def test_bad_parameters_are_refused_before_a_run():
+    with pytest.raises(ValueError, match="overlap_tokens"):
+        ExtractParams(input_uri="in", output_uri="out", window_tokens=32, overlap_tokens=40)
+    with pytest.raises(ValueError, match="ISO 639-1"):
+        ExtractParams(input_uri="in", output_uri="out", languages=("en", "klingon"))
+    with pytest.raises(ValueError, match="Input should be 'auto', 'cpu' or 'cuda'"):
+        ExtractParams(input_uri="in", output_uri="out", device="tpu")
+    assert ExtractParams(input_uri="in", output_uri="out", languages=(" DE", "en")).languages == ("de", "en")
+
+
+# --- a run killed with SIGKILL ---------------------------------------------------------------
+
+_CHILD = textwrap.dedent("""
+    import json, os, signal, sys, time
+    sys.path.insert(0, {repo!r})
+    from nerflow import storage
+    from nerflow.etl import annotating
+
+    mode, params = sys.argv[1], json.loads(sys.argv[2])
+    if mode == "mid-commit":
+        # Die at the worst moment: the second batch's data files are written, its manifest
+        # entry is not.
+        real, seen = storage.write_bytes_atomic, []
+        def write(fs, path, data):
+            if "/_manifest/objects/" in path:
+                seen.append(path)
+                if len(seen) == 2:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            real(fs, path, data)
+        storage.write_bytes_atomic = write
+    else:
+        # Slow annotation down so that the parent can kill the run between batches.
+        real_annotate = annotating.annotate_batch
+        def slow(*args, **kwargs):
+            time.sleep(1.5)
+            return real_annotate(*args, **kwargs)
+        annotating.annotate_batch = slow
+    from flows.extract_entities import ExtractParams, extract_entities
+    extract_entities(ExtractParams(**params))
+""")
+
+
+def _committed(out: Path) -> int:
+    return len(list((out / "_manifest" / "objects").glob("*.parquet"))) if (out / "_manifest" / "objects").exists() else 0
+
+
+@pytest.mark.parametrize("mode", ["mid-commit", "between-batches"])
+def test_a_killed_run_started_again_ends_with_every_document_once(prefect_harness, tiny_wordpiece_model_dir, tmp_path, mode):
+    import prefect.settings
+
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    p = params(str(inp), str(out), tiny_wordpiece_model_dir)
+    env = dict(os.environ, PREFECT_API_URL=prefect.settings.PREFECT_API_URL.value(), PREFECT_LOGGING_LEVEL="WARNING")
+    script = _CHILD.format(repo=str(REPO_ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", script, mode, p.model_dump_json()], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        if mode == "between-batches":
+            deadline = time.monotonic() + 300
+            while _committed(out) < 1 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()[-3000:]
+    committed = _committed(out)
+    assert 1 <= committed < 4, "killed half-way"
+    if mode == "mid-commit":
+        assert list((out / "_manifest" / "_pending").glob("*.json")), "an uncommitted batch was left behind"
+
+    summary = extract_entities(p)
+    assert summary.objects_skipped == committed and summary.objects_processed == 4 - committed
+    check_output(str(out), DOC_IDS)
+    assert not list((out / "_manifest" / "_pending").glob("*.json"))
+    assert not [f for f in out.rglob(".*") if f.is_file()], "no temporaries left"
+
+
+# --- S3 (moto) -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A moto S3 server on localhost with a bucket ``nerflow``; yields the storage options."""
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="nerflow")
+        yield {"client_kwargs": {"endpoint_url": endpoint}, "skip_instance_cache": True}
+    finally:
+        server.stop()
+
+
+def test_s3_input_to_s3_output(prefect_harness, tiny_sentencepiece_model_dir, s3):
+    fs, _ = storage.filesystem("s3://nerflow", s3)
+    for rel, data in corpus_files().items():
+        fs.pipe_file(f"nerflow/in/{rel}", data)
+    p = ExtractParams(input_uri="s3://nerflow/in", output_uri="s3://nerflow/out", model=str(tiny_sentencepiece_model_dir),
+                      device="cpu", batch_docs=2, embeddings="marker", embedding_dtype="float16", storage_options=s3)
+    summary = extract_entities(p)
+    assert (summary.objects_processed, summary.batches, summary.docs_in) == (4, 2, 12)
+    assert summary.tables["entities"] == "s3://nerflow/out/entities/"
+    check_output("s3://nerflow/out", DOC_IDS, s3)
+
+    manifest = read_table("s3://nerflow/out", "_manifest/objects", s3).to_pylist()
+    assert {m["source_uri"] for m in manifest} == {f"s3://nerflow/in/{rel}" for rel in corpus_files() if rel != "README.md"}
+    assert all(m["object_version"].startswith("etag:") for m in manifest)
+    vectors = read_table("s3://nerflow/out", "entity_embeddings", s3)
+    entities = read_table("s3://nerflow/out", "entities", s3)
+    assert sorted(vectors.column("entity_id").to_pylist()) == sorted(entities.column("entity_id").to_pylist())
+    assert vectors.schema.field("vector").type.value_type == pa.float16()
+
+    before = snapshot("s3://nerflow/out", s3)
+    again = extract_entities(p)
+    assert (again.objects_processed, again.objects_skipped) == (0, 4)
+    assert snapshot("s3://nerflow/out", s3) == before
+    assert not fs.find("nerflow/out/_manifest/_pending")
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_nerflow_run_prints_a_summary(prefect_harness, tiny_wordpiece_model_dir, tmp_path, capsys):
+    from nerflow.cli import main
+
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    code = main(["run", str(inp), str(out), "--model", str(tiny_wordpiece_model_dir), "--batch-docs", "2",
+                 "--device", "cpu", "--label", "cli", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "documents   12 read: 10 annotated, 1 empty, 1 quarantined" in printed
+    assert "objects     5 listed: 4 processed in 2 batches" in printed
+    assert "throughput" in printed and f"documents          {out}/documents/" in printed
+    assert "label" in printed and "total" in printed
+    check_output(str(out), DOC_IDS)
+
+
+def test_nerflow_run_rejects_bad_arguments(capsys):
+    from nerflow.cli import main
+
+    assert main(["run", "in", "out", "--window-tokens", "64", "--overlap-tokens", "64", "--no-progress"]) == 2
+    assert "overlap_tokens (64) must be below window_tokens (64)" in capsys.readouterr().err

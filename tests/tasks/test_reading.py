@@ -1,0 +1,173 @@
+"""Reading: every format, field mapping, bad records to quarantine, nothing lost."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nerflow.etl.formats import detect_format
+from nerflow.etl.reading import FieldMapping, ReadConfig, read_batch
+
+
+def _jsonl(*records) -> str:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records) + "\n"
+
+
+def _parquet(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("a.jsonl", "jsonl"), ("a.JSONL.GZ", "jsonl"), ("a.ndjson", "jsonl"), ("a.parquet", "parquet"),
+     ("a.txt", "text"), ("a.txt.gz", "text"), ("a.csv", None), ("a.gz", None)],
+)
+def test_detect_format_by_suffix(name, fmt):
+    assert detect_format(name) == fmt
+    assert detect_format(name, "parquet") == "parquet"
+
+
+def test_jsonl_records_with_ids_languages_and_metadata(make_batch, memfs):
+    fs, _ = memfs
+    batch = make_batch({"docs.jsonl": _jsonl(
+        {"id": "a", "text": "Angela Merkel", "lang": "de", "metadata": {"source": "x", "n": 1}},
+        {"id": 7, "text": "Paris"},
+        {"text": "no id here"},
+    )})
+    read = read_batch(fs, batch, ReadConfig())
+    rows = read.records.to_dicts()
+    assert [r["doc_id"] for r in rows] == ["a", "7", "docs.jsonl#3"]
+    assert [r["record"] for r in rows] == [1, 2, 3]
+    assert rows[0]["lang"] == "de" and rows[1]["lang"] is None
+    assert json.loads(rows[0]["metadata"]) == {"source": "x", "n": 1} and rows[1]["metadata"] is None
+    assert {r["source_uri"] for r in rows} == {batch.objects[0].uri}
+    assert read.quarantine.height == 0 and read.docs_in == 3
+
+
+def test_gzipped_jsonl_and_a_byte_order_mark(make_batch, memfs):
+    fs, _ = memfs
+    body = "\ufeff" + _jsonl({"id": "a", "text": "Zürich"})
+    batch = make_batch({"docs.jsonl.gz": gzip.compress(body.encode()), "plain-but-gzipped.jsonl": gzip.compress(body.encode())})
+    read = read_batch(fs, batch, ReadConfig())
+    assert read.records.get_column("text").to_list() == ["Zürich", "Zürich"]
+
+
+def test_field_mapping(make_batch, memfs):
+    fs, _ = memfs
+    batch = make_batch({"docs.jsonl": _jsonl({"uid": "x1", "body": "Text", "language": "fr", "meta": [1, 2]})})
+    config = ReadConfig(fields=FieldMapping(id="uid", text="body", lang="language", metadata="meta"))
+    [row] = read_batch(fs, batch, config).records.to_dicts()
+    assert (row["doc_id"], row["text"], row["lang"], row["metadata"]) == ("x1", "Text", "fr", "[1, 2]")
+
+
+def test_field_mapping_checks_names():
+    with pytest.raises(ValueError, match="field names must differ"):
+        FieldMapping(id="text")
+    with pytest.raises(ValueError, match="must not be empty"):
+        FieldMapping(lang="")
+
+
+def test_bad_jsonl_records_go_to_quarantine_with_reasons(make_batch, memfs):
+    fs, _ = memfs
+    lines = _jsonl(
+        {"id": "ok", "text": "fine"},
+        "{not json",
+        {"id": "no-text"},
+        {"id": "num", "text": 42},
+        "[1, 2]",
+        "",
+        {"id": "ok2", "text": ""},
+    ).encode() + b'{"id": "bin", "text": "caf\xe9"}\n'
+    read = read_batch(fs, make_batch({"d.jsonl": lines}), ReadConfig())
+    assert read.records.get_column("doc_id").to_list() == ["ok", "ok2"]
+    q = {r["record"]: r for r in read.quarantine.to_dicts()}
+    assert set(q) == {2, 3, 4, 5, 8}
+    assert q[2]["reason"].startswith("not JSON:") and q[2]["raw_excerpt"] == "{not json" and q[2]["doc_id"] is None
+    assert q[3]["reason"] == "missing text field 'text'" and q[3]["doc_id"] == "no-text"
+    assert q[4]["reason"] == "text field 'text' is not a string (a int)"
+    assert q[5]["reason"] == "not a JSON object (a list)"
+    assert q[8]["reason"].startswith("not UTF-8:") and "caf\ufffd" in q[8]["raw_excerpt"]
+    assert {r["stage"] for r in q.values()} == {"read"}
+    # Blank lines are not records; every other line is a document or a quarantine row.
+    assert read.docs_in == 7
+
+
+def test_a_broken_gzip_stream_quarantines_the_object(make_batch, memfs):
+    fs, _ = memfs
+    broken = gzip.compress(_jsonl({"id": "a", "text": "x"}).encode())[:-12]
+    read = read_batch(fs, make_batch({"d.jsonl.gz": broken}), ReadConfig())
+    [row] = read.quarantine.to_dicts()
+    assert row["reason"].startswith("not a valid gzip stream") and row["record"] is None
+    assert read.records.height == 0
+
+
+def test_parquet_rows_with_mapping_and_null_text(make_batch, memfs):
+    fs, _ = memfs
+    table = pa.table({
+        "key": pa.array([1, 2, None]),
+        "content": ["Berlin", None, "Rom"],
+        "lang": ["de", "de", None],
+        "metadata": pa.array([{"a": 1}, {"a": 2}, None]),
+    })
+    config = ReadConfig(fields=FieldMapping(id="key", text="content"))
+    read = read_batch(fs, make_batch({"d.parquet": _parquet(table)}), config)
+    rows = read.records.to_dicts()
+    assert [(r["doc_id"], r["text"], r["lang"], r["record"]) for r in rows] == [("1", "Berlin", "de", 1), ("d.parquet#3", "Rom", None, 3)]
+    assert json.loads(rows[0]["metadata"]) == {"a": 1}
+    [bad] = read.quarantine.to_dicts()
+    assert (bad["doc_id"], bad["record"], bad["reason"]) == ("2", 2, "text field 'content' is null")
+
+
+def test_parquet_without_the_text_column_quarantines_every_row(make_batch, memfs):
+    fs, _ = memfs
+    read = read_batch(fs, make_batch({"d.parquet": _parquet(pa.table({"id": ["a", "b"], "body": ["x", "y"]}))}), ReadConfig())
+    assert read.records.height == 0
+    assert read.quarantine.get_column("doc_id").to_list() == ["a", "b"]
+    assert set(read.quarantine.get_column("reason")) == {"missing text field 'text'"}
+    assert json.loads(read.quarantine.get_column("raw_excerpt")[0]) == {"id": "a", "body": "x"}
+
+
+def test_a_corrupt_parquet_file_is_quarantined_whole(make_batch, memfs):
+    fs, _ = memfs
+    read = read_batch(fs, make_batch({"d.parquet": b"PAR1 not really"}), ReadConfig())
+    [row] = read.quarantine.to_dicts()
+    assert row["reason"].startswith("not a readable Parquet file")
+
+
+def test_text_files_are_one_document_each_named_by_path(make_batch, memfs):
+    fs, _ = memfs
+    batch = make_batch({
+        "news/de/1.txt": "Angela Merkel in Berlin.\nZweite Zeile.",
+        "news/en/2.txt.gz": gzip.compress("\ufeffLondon".encode()),
+        "bad.txt": b"\xff\xfe\x00broken",
+    })
+    read = read_batch(fs, batch, ReadConfig())
+    rows = {r["doc_id"]: r for r in read.records.to_dicts()}
+    assert set(rows) == {"news/de/1", "news/en/2"}
+    assert rows["news/de/1"]["text"] == "Angela Merkel in Berlin.\nZweite Zeile." and rows["news/de/1"]["record"] is None
+    assert rows["news/en/2"]["text"] == "London"
+    [bad] = read.quarantine.to_dicts()
+    assert bad["doc_id"] == "bad" and bad["reason"].startswith("not UTF-8:")
+
+
+def test_read_config_checks_the_format():
+    with pytest.raises(ValueError, match="input_format must be one of"):
+        ReadConfig(input_format="xml")
+
+
+def test_read_batch_task_calls_the_stage(make_batch, memfs, monkeypatch):
+    from nerflow.storage import Location
+    from tasks import reading as reading_tasks
+
+    fs, root = memfs
+    batch = make_batch({"d.jsonl": _jsonl({"id": "a", "text": "x"}, "oops")})
+    monkeypatch.setattr(reading_tasks, "get_run_logger", lambda: __import__("logging").getLogger("test"))
+    read = reading_tasks.read_batch.fn(Location(uri=f"memory://{root}"), batch, ReadConfig())
+    assert read.records.height == 1 and read.quarantine.height == 1
