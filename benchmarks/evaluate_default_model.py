@@ -10,7 +10,7 @@ targets (the MultiNERD paper's models, which have no MISC class) are defined.
 * Documents: ``docs/docs_<lang>.jsonl.gz`` run as long documents (windows, overlap, merge),
   against the very sentences of ``test/`` each document was built from, run one by one.
 
-Run:  python benchmarks/evaluate_default_model.py [--model default] [--docs-per-lang 2] [--all]
+Run:  python benchmarks/evaluate_default_model.py [--model default] [--docs-per-lang 2] [--all] [--fast-check 100]
 Writes benchmarks/results/default_model_eval.json and its section of docs/model-card.md
 (``--report-only`` re-renders that section from the JSON).
 """
@@ -52,7 +52,30 @@ def _report(rep) -> dict:
             "per_label": {k: v for k, v in d["per_label"].items()}}
 
 
-def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool) -> dict:
+def fast_agreement(model, records, name: str) -> dict:
+    """Exact against fast precision on the same sentences: F1 of each, and how many of the
+    exact entities fast mode reproduces (span, label) — issue 2's fast-mode question, asked
+    of a trained model."""
+    from ner_core import EngineConfig, NerEngine
+    from ner_core.evaluation import evaluate_records, predict_spans
+
+    out = {}
+    preds = {}
+    for precision in ("exact", "fast"):
+        config = EngineConfig(precision=precision)
+        rep = evaluate_records(model, records, name=name, label_map=IGNORE, gold_label_map=IGNORE, engine_config=config)
+        preds[precision] = predict_spans(NerEngine(model, config), records)
+        out[precision] = {"f1": rep.scores.micro.f1, "seconds": rep.seconds, "words": rep.words}
+    same = sum(len(set(a) & set(b)) for a, b in zip(preds["exact"], preds["fast"]))
+    total = sum(len(a) for a in preds["exact"])
+    out["entities_agreeing"] = same / total if total else 1.0
+    from ner_core.inference import cpu_fast_kind
+
+    out["fast_kind"] = cpu_fast_kind()
+    return out
+
+
+def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: int = 0) -> dict:
     from ner_core import load_model
     from ner_core.evaluation import evaluate_records
     from ner_core.labelled import read_labelled
@@ -70,6 +93,13 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool) -> dict:
         rep = evaluate_records(model, records, name=name, label_map=IGNORE, gold_label_map=IGNORE)
         out["test"][name] = {**_report(rep), "target_f1": TARGETS.get(name)}
         print(f"{name}: F1 {100 * rep.scores.micro.f1:.1f} ({rep.texts} sentences, {rep.seconds:.0f}s)", flush=True)
+
+    if fast_check:
+        records = []
+        for name in TARGETS:
+            records += list(read_labelled(str(DATA / "test" / f"{name}.jsonl.gz"), limit=fast_check))
+        out["fast_check"] = fast_agreement(model, records, "targets")
+        print(f"fast check: {out['fast_check']}", flush=True)
 
     for lang in DOC_LANGS if docs_per_lang else []:
         docs = list(read_labelled(str(DATA / "docs" / f"docs_{lang}.jsonl.gz")))[:docs_per_lang]
@@ -108,6 +138,15 @@ def render_markdown(r: dict) -> str:
         per = [f"{100 * t['per_label'][k]['f1']:.1f}" if k in t["per_label"] else "–" for k in ("PER", "ORG", "LOC")]
         lines.append(f"| {name} | {t['texts']} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
                      f"**{100 * m['f1']:.1f}** | {verdict} | " + " | ".join(per) + " |")
+    fc = r.get("fast_check")
+    if fc:
+        lines += [
+            "",
+            f"Fast precision ({fc['fast_kind']} on this CPU) against exact on the first sentences of each target "
+            f"set: F1 {100 * fc['fast']['f1']:.1f} vs {100 * fc['exact']['f1']:.1f}, "
+            f"{100 * fc['entities_agreeing']:.1f}% of the exact entities reproduced; "
+            f"{fc['fast']['words'] / fc['fast']['seconds']:.0f} vs {fc['exact']['words'] / fc['exact']['seconds']:.0f} words/s.",
+        ]
     if r["docs"]:
         lines += [
             "",
@@ -139,6 +178,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--docs-per-lang", type=int, default=2, help="documents per language (0: none)")
     parser.add_argument("--all", action="store_true", help="also the gold test sets without a target")
+    parser.add_argument("--fast-check", type=int, default=100, help="sentences per target set scored in fast precision too (0: skip)")
     parser.add_argument("--out", default=str(RESULTS / "default_model_eval.json"))
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
@@ -149,7 +189,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        result = evaluate(args.model, docs_per_lang=args.docs_per_lang, all_sets=args.all)
+        result = evaluate(args.model, docs_per_lang=args.docs_per_lang, all_sets=args.all, fast_check=args.fast_check)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     markdown = render_markdown(result)
