@@ -55,15 +55,9 @@ def score_data_set(params: EvaluateParams, uri: str) -> dict:
 
 def expand(uris: list[str], storage_options: dict | None = None) -> list[str]:
     """Data URIs with globs expanded, in order."""
-    import fsspec
+    from ner_core.labelled import expand_uri
 
-    out = []
-    for uri in uris:
-        fs, _, paths = fsspec.get_fs_token_paths(uri, storage_options=storage_options or {})
-        if not paths:
-            raise FileNotFoundError(f"no labelled file matches {uri}")
-        out += [fs.unstrip_protocol(p) if "://" in uri else p for p in sorted(paths)]
-    return out
+    return [uri for pattern in uris for _, uri in expand_uri(pattern, storage_options=storage_options)]
 
 
 def render_markdown(model: str, reports: list[dict]) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ner_core.errors import NerflowError
 from ner_core.metrics import spans_from_iob2
 
-__all__ = ["LabelledText", "LabelledDataError", "read_labelled", "sentence_to_text", "is_cjk"]
+__all__ = ["LabelledText", "LabelledDataError", "read_labelled", "expand_uri", "sentence_to_text", "is_cjk"]
 
 CharSpan = tuple[int, int, str]
 
@@ -82,6 +82,21 @@ def sentence_to_text(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, t
         at += len(token)
     entities = [(offsets[s][0], offsets[e - 1][1], label) for s, e, label in spans_from_iob2(tags)]
     return "".join(parts), tuple(offsets), entities
+
+
+def expand_uri(uri: str, *, storage_options: dict | None = None) -> list[tuple[str, str]]:
+    """The files a URI or glob names, sorted, as ``(path, uri)`` pairs (``path`` without the
+    protocol, as the filesystem spells it).
+
+    Raises:
+        FileNotFoundError: Nothing matches.
+    """
+    import fsspec
+
+    fs, _, paths = fsspec.get_fs_token_paths(uri, storage_options=storage_options or {})
+    if not paths:
+        raise FileNotFoundError(f"no labelled file matches {uri}")
+    return [(p, fs.unstrip_protocol(p) if "://" in uri else p) for p in sorted(paths)]
 
 
 def read_labelled(uri: str, *, storage_options: dict | None = None, limit: int | None = None) -> Iterator[LabelledText]:

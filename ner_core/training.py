@@ -304,16 +304,20 @@ class Trainer:
         )
         logger.info("built %d training windows from %d texts in %.1fs; coverage %s",
                     len(self.windows), len(train_records), time.perf_counter() - t0, self.coverage.as_dict())
-        plan0 = self._plan(0)
-        self.steps_per_epoch = len(plan0)
+        self._last_plan: tuple[int, list] | None = None
+        self.steps_per_epoch = len(self._plan(0))
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
         self.optimizer = self._optimizer()
         self.warmup = max(1, int(config.warmup_ratio * self.total_steps))
 
     def _plan(self, epoch: int):
-        c = self.config
-        return plan_batches(self.windows, batch_tokens=c.batch_tokens, seed=c.seed, epoch=epoch,
-                            negative_rate=c.negative_rate)
+        # Planning an epoch touches every window; the last plan is kept for run().
+        if self._last_plan is None or self._last_plan[0] != epoch:
+            c = self.config
+            plan = plan_batches(self.windows, batch_tokens=c.batch_tokens, seed=c.seed, epoch=epoch,
+                                negative_rate=c.negative_rate)
+            self._last_plan = (epoch, plan)
+        return self._last_plan[1]
 
     def _optimizer(self):
         c = self.config
@@ -523,17 +527,11 @@ def read_sources(sources: list[DataSource], *, seed: int, storage_options: dict 
     Returns:
         Records per file name (file name without extensions), in file order.
     """
-    import fsspec
-
-    from ner_core.labelled import read_labelled
+    from ner_core.labelled import expand_uri, read_labelled
 
     out: dict[str, list[LabelledText]] = {}
     for source in sources:
-        fs, _, paths = fsspec.get_fs_token_paths(source.uri, storage_options=storage_options or {})
-        if not paths:
-            raise FileNotFoundError(f"no labelled file matches {source.uri}")
-        for path in sorted(paths):
-            uri = fs.unstrip_protocol(path) if "://" in source.uri else path
+        for path, uri in expand_uri(source.uri, storage_options=storage_options):
             records = list(read_labelled(uri, storage_options=storage_options))
             if source.max_records is not None and len(records) > source.max_records:
                 rng = random.Random(f"{seed}:{path}")
