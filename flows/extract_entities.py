@@ -4,22 +4,29 @@
     ->  plan: list the input, skip what the manifest holds, cut the rest into batches
     ->  load the model (fail fast on a bad reference)
     ->  retract the old rows of input objects that changed since they were processed
-    ->  per batch: read -> normalise -> annotate -> write tables -> write manifest entry
-    ->  write the run record
+    ->  per batch: read -> normalise -> annotate -> validate (contracts; failing documents to
+        quarantine, too many failures reject the batch) -> write tables -> write manifest entry
+    ->  write the run record (with the contract results), publish the contract report artifact
 
 Batches go through in rounds of one batch per device (one on CPU, N on N GPUs): the
 annotate task is mapped over a round, one device each, while the next round is read and
 normalised and the previous round is written, so I/O overlaps inference and at most three
-rounds are held in memory.
+rounds are held in memory. Validation runs in the flow, batch after batch in plan order, so
+that of two records with one ``doc_id`` the first in input order is always the one kept.
+
+A batch rejected by its contracts (more failing documents than ``max_failure_rate``, or a
+count that does not add up) is not written; the batches validated before it are committed,
+the run record is written with status ``"failed"`` and the error is raised again.
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -27,20 +34,25 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from data_contracts.schemas import CONTRACTS, EMBEDDINGS_VERSION
 from ner_core import EngineConfig
-from nerflow.etl.annotating import AnnotateConfig, resolve_devices
+from nerflow.etl.annotating import AnnotateConfig, ModelInfo, resolve_devices
+from nerflow.etl.errors import BatchRejectedError, ContractViolationError, ReconciliationError
 from nerflow.etl.listing import Batch, BatchingConfig, Plan
 from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig, NormalisedBatch
 from nerflow.etl.reading import FieldMapping, ReadConfig
 from nerflow.etl.report import BatchReport, RunSummary, summarise
 from nerflow.etl.tables import RunContext
+from nerflow.etl.validating import BatchValidation, ValidateConfig, contract_results
 from nerflow.storage import Location
 from tasks.annotating import annotate_batch, prepare_model
 from tasks.listing import plan_batches
 from tasks.normalising import normalise_batch
 from tasks.reading import read_batch
+from tasks.validating import publish_contract_report, validate_batch
 from tasks.writing import recover_output, retract_changed, write_batch, write_run_record
 
 __all__ = ["FieldNames", "ExtractParams", "ProgressEvent", "extract_entities", "progress_listener"]
@@ -77,6 +89,11 @@ class ExtractParams(BaseModel):
     fields: FieldNames = Field(default_factory=FieldNames, description="Input field names")
     languages: tuple[str, ...] = Field(
         REFERENCE_LANGUAGES, min_length=1, description="ISO 639-1 codes language detection chooses from"
+    )
+    max_failure_rate: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="Largest share of a batch's documents that may break the data contracts (they go to quarantine) "
+        "before the batch is rejected, unwritten, and the run fails; 0 rejects any failure",
     )
     run_label: str | None = Field(None, description="Free text recorded with the run")
     # Parameters are stored with the flow run: credentials belong in the environment
@@ -124,6 +141,14 @@ class ExtractParams(BaseModel):
         )
         return AnnotateConfig(model=self.model, engine=engine)
 
+    def validating(self, model: ModelInfo | None) -> ValidateConfig:
+        """The contracts' settings: labels and vector width from the loaded model."""
+        return ValidateConfig(
+            labels=model.labels if model is not None else None,
+            embedding_dim=model.embedding_dim if model is not None and self.embeddings != "none" else 0,
+            max_failure_rate=self.max_failure_rate,
+        )
+
     def recorded(self) -> str:
         """The parameters as recorded with the run: JSON, storage options left out (credentials)."""
         return self.model_dump_json(exclude={"storage_options", "output_storage_options"})
@@ -170,12 +195,28 @@ def _emit(event: ProgressEvent) -> None:
             get_run_logger().debug("progress listener failed", exc_info=True)
 
 
+_CONTRACT_ERRORS = (BatchRejectedError, ReconciliationError, ContractViolationError)
+
+
+@dataclass
+class _Progress:
+    """What the run has committed so far (kept when a batch is rejected half-way)."""
+
+    reports: list[BatchReport] = field(default_factory=list)
+    validations: list[BatchValidation] = field(default_factory=list)
+
+
 @flow(name="extract-entities", task_runner=ThreadPoolTaskRunner(max_workers=8))
 def extract_entities(params: ExtractParams) -> RunSummary:
     """Extract entities from every new input object and commit them batch by batch.
 
     Returns:
         The run's counts (documents, entities by label and language, throughput, tables).
+
+    Raises:
+        BatchRejectedError: A batch broke the contracts beyond ``max_failure_rate``.
+        ReconciliationError: A batch's counts did not add up.
+        ContractViolationError: A table broke its contract in a way quarantine cannot fix.
     """
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -186,54 +227,80 @@ def extract_entities(params: ExtractParams) -> RunSummary:
     plan = plan_batches(source, output, params.batching())
     _emit(ProgressEvent(kind="planned", plan=plan))
     devices = resolve_devices(params.device)
-    model_id = ""
-    if plan.batches:
-        model_id = prepare_model(params.annotating(), devices[0]).model_id
+    model = prepare_model(params.annotating(), devices[0]) if plan.batches else None
     if plan.changed:
         retract_changed(output, plan.changed)
-    reports = _process(plan.batches, params, run, devices, source, output)
+    validate_config = params.validating(model)
+    progress = _Progress()
+    error: Exception | None = None
+    try:
+        _process(plan.batches, params, run, devices, source, output, validate_config, progress)
+    except _CONTRACT_ERRORS as e:
+        error = e
 
     root = output.display()
     tables = {name: f"{root.rstrip('/')}/{name}/" for name in ("documents", "entities", "quarantine", "_manifest")}
     if params.embeddings != "none":
         tables["entity_embeddings"] = f"{root.rstrip('/')}/entity_embeddings/"
     summary = summarise(
-        reports, run_id=run.run_id, run_label=params.run_label, input_uri=source.display(), output_uri=root,
-        model_id=model_id, devices=devices, listed=plan.listed, skipped=len(plan.skipped), ignored=len(plan.ignored),
-        superseded=len(plan.changed), seconds=time.perf_counter() - t0, tables=tables,
+        progress.reports, run_id=run.run_id, run_label=params.run_label, input_uri=source.display(), output_uri=root,
+        model_id=model.model_id if model else "", devices=devices, listed=plan.listed, skipped=len(plan.skipped),
+        ignored=len(plan.ignored), superseded=len(plan.changed), seconds=time.perf_counter() - t0, tables=tables,
     )
-    write_run_record(output, _run_record(summary, params, started))
-    get_run_logger().info(
+    versions = {name: c.version for name, c in CONTRACTS.items()}
+    if params.embeddings != "none":
+        versions["entity_embeddings"] = EMBEDDINGS_VERSION
+    results = contract_results(progress.validations, validate_config, versions=versions)
+    status = "completed" if error is None else "failed"
+    write_run_record(output, _run_record(summary, params, started, model, validate_config, results, status))
+    publish_contract_report(summary, results, status, None if error is None else f"{type(error).__name__}: {error}")
+    logger = get_run_logger()
+    logger.info(
         "%d documents in (%d annotated, %d empty, %d quarantined), %d entities, %.1f documents/s; tables under %s",
         summary.docs_in, summary.docs_ok, summary.docs_empty, summary.docs_quarantined, summary.entities,
         summary.docs_per_second, root,
     )
+    if error is not None:
+        logger.error("run failed after %d committed batches: %s", summary.batches, error)
+        raise error
     return summary
 
 
 def _process(
-    batches: Sequence[Batch], params: ExtractParams, run: RunContext, devices: Sequence[str], source: Location, output: Location
-) -> list[BatchReport]:
+    batches: Sequence[Batch], params: ExtractParams, run: RunContext, devices: Sequence[str], source: Location,
+    output: Location, validate_config: ValidateConfig, progress: _Progress,
+) -> None:
     read_config, normalise_config, annotate_config = params.reading(), params.normalising(), params.annotating()
 
     def prepare(batch: Batch) -> PrefectFuture[NormalisedBatch]:
         return normalise_batch.submit(read_batch.submit(source, batch, read_config), normalise_config)
 
     rounds = [batches[i : i + len(devices)] for i in range(0, len(batches), len(devices))]
-    reports: list[BatchReport] = []
+    claimed: set[str] = set()  # doc_ids of this run so far: the first readable record of an id wins
     writing: list[PrefectFuture[BatchReport]] = []
     ready = [prepare(b) for b in rounds[0]] if rounds else []
-    for k, round_ in enumerate(rounds):
-        current = ready
-        ready = [prepare(b) for b in rounds[k + 1]] if k + 1 < len(rounds) else []
-        annotations = annotate_batch.map(current, config=unmapped(annotate_config), device=list(devices[: len(round_)]))
-        new_writes = [write_batch.submit(output, b, n, a, run) for b, n, a in zip(round_, current, annotations)]
-        # Devices are busy until the round is annotated; an engine failure stops the run here.
-        annotations.result()
-        reports += _collect(writing)
-        writing = new_writes
-    reports += _collect(writing)
-    return reports
+    try:
+        for k, round_ in enumerate(rounds):
+            current = ready
+            ready = [prepare(b) for b in rounds[k + 1]] if k + 1 < len(rounds) else []
+            annotations = annotate_batch.map(current, config=unmapped(annotate_config), device=list(devices[: len(round_)]))
+            # Devices are busy until the round is annotated; an engine failure stops the run here.
+            annotations.result()
+            progress.reports += _collect(writing)
+            writing = []
+            # In plan order, one batch after the other: each sees the ids of those before it.
+            for batch, normalised, annotation in zip(round_, current, annotations):
+                validated = validate_batch(
+                    batch, normalised.result(), annotation.result(), run, validate_config, quote(claimed)
+                )
+                claimed |= validated.claimed_doc_ids
+                progress.validations.append(validated.validation)
+                writing.append(write_batch.submit(output, validated))
+    except _CONTRACT_ERRORS:
+        # The batches validated before the rejected one are committed; nothing of it is.
+        progress.reports += _collect(writing)
+        raise
+    progress.reports += _collect(writing)
 
 
 def _collect(futures: Sequence[PrefectFuture[BatchReport]]) -> list[BatchReport]:
@@ -245,16 +312,22 @@ def _collect(futures: Sequence[PrefectFuture[BatchReport]]) -> list[BatchReport]
     return out
 
 
-def _run_record(summary: RunSummary, params: ExtractParams, started: datetime) -> dict:
+def _run_record(
+    summary: RunSummary, params: ExtractParams, started: datetime, model: ModelInfo | None, validate_config: ValidateConfig,
+    results: dict, status: str,
+) -> dict:
     return {
-        "run_id": summary.run_id, "run_label": summary.run_label, "status": "completed",
+        "run_id": summary.run_id, "run_label": summary.run_label, "status": status,
         "input_uri": summary.input_uri, "output_uri": summary.output_uri, "model_ref": params.model,
-        "model_id": summary.model_id, "devices": list(summary.devices), "parameters": params.recorded(),
+        "model_id": summary.model_id, "model_labels": list(model.labels) if model else [],
+        "embedding_dim": validate_config.embedding_dim, "devices": list(summary.devices),
+        "parameters": params.recorded(),
         "objects_listed": summary.objects_listed, "objects_skipped": summary.objects_skipped,
         "objects_ignored": summary.objects_ignored, "objects_processed": summary.objects_processed,
         "objects_superseded": summary.objects_superseded, "batches": summary.batches,
         "docs_in": summary.docs_in, "docs_ok": summary.docs_ok, "docs_empty": summary.docs_empty,
         "docs_quarantined": summary.docs_quarantined, "entities": summary.entities, "chars": summary.chars,
-        "entities_by_label": list(summary.entities_by_label.items()), "contract_results": None,
+        "entities_by_label": list(summary.entities_by_label.items()),
+        "contract_results": json.dumps(results, sort_keys=True),
         "started_at": started, "finished_at": datetime.now(timezone.utc), "seconds": summary.seconds,
     }

@@ -88,6 +88,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_extract(params, progress=not args.no_progress)
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from ner_core.errors import NerflowError
+    from nerflow import storage
+    from nerflow.etl.verifying import render_report, verify_output
+
+    options = json.loads(args.storage_options) if args.storage_options else {}
+    if args.endpoint_url:
+        options.setdefault("client_kwargs", {})["endpoint_url"] = args.endpoint_url
+    try:
+        fs, root = storage.filesystem(args.output, options)
+        report = verify_output(fs, root)
+    except NerflowError as e:
+        print(f"nerflow validate: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(render_report(report))
+    return 0 if report.success else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -147,6 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="keep Prefect's log lines on the console")
     run.set_defaults(handler=_cmd_run)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check the tables under OUTPUT against their data contracts (exit status 0: all pass, 1: not)",
+        description="Check an output of `nerflow run` against the data contracts (docs/tables.md): every file's "
+        "schema and version stamp, every row rule (offsets, labels, scores, uniqueness, vectors) and the "
+        "reconciliation of the tables with the manifest. Prints a report; exit status 0 when everything passes.",
+    )
+    validate.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
+    validate.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, moto, …)")
+    validate.add_argument("--storage-options", metavar="JSON", help="fsspec storage options as JSON")
+    validate.set_defaults(handler=_cmd_validate)
     return parser
 
 

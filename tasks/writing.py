@@ -8,11 +8,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from nerflow.etl import writing
-from nerflow.etl.annotating import Annotation
-from nerflow.etl.listing import Batch, Changed
-from nerflow.etl.normalising import NormalisedBatch
+from nerflow.etl.listing import Changed
 from nerflow.etl.report import BatchReport
-from nerflow.etl.tables import RunContext
+from nerflow.etl.validating import ValidatedBatch
 from nerflow.etl.writing import RecoveryReport
 from nerflow.storage import Location
 from tasks._retry import IO_RETRIES, IO_RETRY_DELAYS, retry_if_transient
@@ -50,11 +48,11 @@ def retract_changed(output: Location, changed: Sequence[Changed]) -> int:
     return removed
 
 
-@task(name="write-batch", task_run_name="write-batch-{batch.index}", **_IO)
-def write_batch(output: Location, batch: Batch, normalised: NormalisedBatch, annotation: Annotation, run: RunContext) -> BatchReport:
-    """Write the batch's tables, then its manifest entry."""
+@task(name="write-batch", task_run_name="write-batch-{validated.tables.batch.index}", **_IO)
+def write_batch(output: Location, validated: ValidatedBatch) -> BatchReport:
+    """Write the validated batch's tables, then its manifest entry."""
     fs, root = output.open()
-    return writing.write_batch(fs, root, batch, normalised, annotation, run)
+    return writing.write_batch(fs, root, validated)
 
 
 @task(name="write-run-record", **_IO)

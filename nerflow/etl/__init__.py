@@ -6,8 +6,11 @@ input objects, skip what the manifest records, group into batches),
 quarantine), :mod:`~nerflow.etl.normalising` (Polars text clean-up, language, digests),
 :mod:`~nerflow.etl.annotating` (the :mod:`ner_core` engine over a batch),
 :mod:`~nerflow.etl.tables` (the output tables of a batch, fitted to
-:mod:`data_contracts.schemas`) and :mod:`~nerflow.etl.writing` (atomic commit, manifest,
-recovery). The Prefect tasks in :mod:`tasks` each call one of them.
+:mod:`data_contracts.schemas`), :mod:`~nerflow.etl.validating` (the batch held to the data
+contracts: failing documents to quarantine, too many failures reject the batch, counts
+reconciled) and :mod:`~nerflow.etl.writing` (atomic commit, manifest, recovery). The Prefect
+tasks in :mod:`tasks` each call one of them. :mod:`~nerflow.etl.verifying` checks an output
+that landed against the contracts (``nerflow validate``).
 
 Submodules are not imported here: :mod:`nerflow.storage` imports
 :mod:`nerflow.etl.errors`, and eager imports would make that a cycle.

@@ -18,6 +18,8 @@ __all__ = [
     "InputNotFoundError",
     "ManifestError",
     "ContractViolationError",
+    "BatchRejectedError",
+    "ReconciliationError",
     "DeviceUnavailableError",
 ]
 
@@ -49,11 +51,31 @@ class ManifestError(TerminalError):
 
 
 class ContractViolationError(TerminalError):
-    """A batch's table does not fit its Arrow schema (a bug upstream, not bad input)."""
+    """A batch's table does not fit its contract in a way no quarantine can fix: a schema
+    difference, a failing quarantine row, a check that could not run (a bug upstream, not
+    bad input)."""
 
     def __init__(self, message: str, *, table: str) -> None:
         super().__init__(f"{message} (table={table!r})")
         self.table = table
+
+
+class BatchRejectedError(TerminalError):
+    """More of a batch's documents broke the contracts than the run allows
+    (``max_failure_rate``): the batch is not written and the run fails."""
+
+    def __init__(self, message: str, *, batch_id: str) -> None:
+        super().__init__(f"{message} (batch={batch_id!r})")
+        self.batch_id = batch_id
+
+
+class ReconciliationError(TerminalError):
+    """A batch's counts do not add up (documents in vs written and quarantined, entities vs
+    ``documents.n_entities``): rows would be lost or invented, so nothing is written."""
+
+    def __init__(self, message: str, *, batch_id: str) -> None:
+        super().__init__(f"{message} (batch={batch_id!r})")
+        self.batch_id = batch_id
 
 
 class DeviceUnavailableError(TerminalError):

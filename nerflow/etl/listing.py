@@ -4,7 +4,9 @@ batches.
 An object is *done* when the manifest records its URI with the same version (ETag, or size and
 mtime); it is *changed* when the URI is recorded with another version: it is processed again and
 its earlier rows are retracted first (:func:`nerflow.etl.writing.retract`). Objects whose
-name maps to no reader (``input_format="auto"``) are *ignored* and counted.
+name maps to no reader (``input_format="auto"``) are counted as *ignored* and still batched:
+reading quarantines each with one row (``unsupported file type``) without fetching it, and
+the manifest records it, so it is reported once rather than skipped silently on every run.
 
 A batch is a run of whole objects in path order, closed before it would pass ``batch_bytes``
 or hold more than ``batch_docs`` documents. Documents are counted where the listing knows them
@@ -89,7 +91,8 @@ class Plan:
         batches: Batches to process, in order.
         listed: Objects found under the input URI (hidden names excluded).
         skipped: Objects the manifest holds with the same version.
-        ignored: Objects with no reader for their name.
+        ignored: Objects to process that no reader takes (also in ``batches``: each becomes
+            one quarantine row).
         changed: Objects to process again; their earlier rows are retracted first.
     """
 
@@ -156,15 +159,16 @@ def plan_batches(
     done = read_manifest(out_fs, out_root)
     todo, skipped, ignored, changed = [], [], [], []
     for obj in listed:
-        if detect_format(obj.relpath, config.input_format) is None:
-            ignored.append(obj)
-            continue
         previous = done.get(obj.uri)
         if previous is not None and previous.object_version == obj.version:
             skipped.append(obj)
             continue
         if previous is not None:
             changed.append(Changed(object=obj, previous=previous))
+        if detect_format(obj.relpath, config.input_format) is None:
+            # Still batched: reading quarantines it (without fetching it), so it shows in the
+            # quarantine table and the manifest instead of vanishing from the accounts.
+            ignored.append(obj)
         todo.append(obj)
     return Plan(
         batches=tuple(group_batches(todo, config)),

@@ -1,7 +1,7 @@
 """The output's manifest: which input objects are committed, in which batch and files.
 
 ``_manifest/objects/part-<batch>.parquet`` holds one row per input object of a committed
-batch (schema :data:`data_contracts.schemas.MANIFEST_OBJECTS_V1`); it is the last file a
+batch (schema :data:`data_contracts.schemas.MANIFEST_OBJECTS`); it is the last file a
 batch writes, so its presence *is* the commit. ``_manifest/runs/`` holds one row per run and
 ``_manifest/_pending/`` the intent records of batches being written (see
 :mod:`nerflow.etl.writing`).
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-from data_contracts.schemas import MANIFEST_OBJECTS_V1
+from data_contracts.schemas import MANIFEST_OBJECTS
 from nerflow import storage
 from nerflow.etl.errors import ManifestError
 
@@ -75,7 +75,7 @@ def read_manifest_table(fs: AbstractFileSystem, root: str) -> pa.Table:
     """Every committed object row, with a ``manifest_file`` column added (relative path).
 
     Returns:
-        A table of :data:`MANIFEST_OBJECTS_V1` columns plus ``manifest_file``; empty (with
+        A table of :data:`MANIFEST_OBJECTS` columns plus ``manifest_file``; empty (with
         that schema) when nothing was committed yet.
 
     Raises:
@@ -86,13 +86,13 @@ def read_manifest_table(fs: AbstractFileSystem, root: str) -> pa.Table:
     for path in storage.list_files(fs, objects_dir(root), ".parquet"):
         data = storage.read_bytes(fs, path)
         try:
-            table = MANIFEST_OBJECTS_V1.conform(pq.read_table(io.BytesIO(data)))
+            table = MANIFEST_OBJECTS.conform(pq.read_table(io.BytesIO(data)))
         except (pa.ArrowException, ValueError) as e:
             raise ManifestError(f"unreadable manifest file: {e}", uri=fs.unstrip_protocol(path)) from e
         rel = posixpath.relpath(path, root)
         tables.append(table.append_column("manifest_file", pa.array([rel] * table.num_rows, pa.string())))
     if not tables:
-        schema = MANIFEST_OBJECTS_V1.schema.append(pa.field("manifest_file", pa.string()))
+        schema = MANIFEST_OBJECTS.schema.append(pa.field("manifest_file", pa.string()))
         return schema.empty_table()
     return pa.concat_tables(tables)
 

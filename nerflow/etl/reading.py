@@ -5,7 +5,11 @@ Three formats: JSONL (one JSON object per line, ``.jsonl``/``.ndjson``, gzip all
 names are configurable (:class:`FieldMapping`). Nothing is dropped silently: a record that is not
 JSON, not UTF-8, not an object, or has no string text becomes a quarantine row with its reason,
 and an object that cannot be opened at all (a broken gzip stream, a corrupt Parquet footer)
-becomes one quarantine row for the whole object. Blank lines of a JSONL file are not records.
+becomes one quarantine row for the whole object (``record`` null). So does an object of zero
+bytes (of any format: an interrupted upload, not an empty document), an object whose name no
+reader takes (not even fetched), and an object deleted between listing and reading (not
+retried: it will not come back by itself; if it is written again it is a new version and the
+next run reads it). Blank lines of a JSONL file are not records.
 
 Records frame (:data:`RECORD_SCHEMA`):
 
@@ -38,6 +42,7 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
 from nerflow import storage
+from nerflow.etl.errors import StorageError
 from nerflow.etl.formats import FORMATS, detect_format, strip_suffix
 from nerflow.etl.listing import Batch
 from nerflow.storage import StoredObject
@@ -161,12 +166,29 @@ def read_batch(fs: AbstractFileSystem, batch: Batch, config: ReadConfig) -> Read
 
 
 def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Read one object into ``(records, quarantine)`` frames (see the module docstring)."""
+    """Read one object into ``(records, quarantine)`` frames (see the module docstring).
+
+    Raises:
+        StorageError: The object could not be fetched for a reason that may pass; an object
+            that no longer exists is quarantined instead (see the module docstring).
+    """
     out = _Collector(obj, config)
-    data = storage.read_bytes(fs, obj.path)
     fmt = detect_format(obj.relpath, config.input_format)
     if fmt is None:
-        out.bad(None, None, "no reader for this file name (input_format='auto'); use .jsonl, .parquet or .txt", data)
+        # Not fetched: an unsupported object may be large (a video, an archive) and no
+        # excerpt of it would help.
+        out.bad(None, None, "unsupported file type: no reader for this file name (input_format='auto'); "
+                "use .jsonl, .ndjson, .parquet or .txt (optionally .gz)", None)
+        return out.frames()
+    try:
+        data = storage.read_bytes(fs, obj.path)
+    except StorageError as e:
+        if not isinstance(e.__cause__, FileNotFoundError):
+            raise
+        out.bad(None, None, "object vanished: listed, then deleted before it was read", None)
+        return out.frames()
+    if not data:
+        out.bad(None, None, "empty object: 0 bytes (an interrupted upload?)", None)
         return out.frames()
     if data[:2] == _GZIP_MAGIC:
         # Sniffed rather than trusted to the suffix: "x.jsonl" that is gzipped still reads.

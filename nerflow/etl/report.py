@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from nerflow.etl.tables import BatchTables
 
-__all__ = ["BatchReport", "RunSummary", "batch_report", "summarise"]
+__all__ = ["BatchReport", "RunSummary", "batch_report", "summarise", "render_contract_report"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,8 +56,19 @@ def _counter(table: pa.Table, columns: Sequence[str]) -> Counter:
     return Counter(zip(*(table.column(c).to_pylist() for c in columns)))
 
 
-def batch_report(tables: BatchTables, files: Sequence[str], *, device: str, annotate_seconds: float) -> BatchReport:
-    """The report of a batch from its tables."""
+def batch_report(
+    tables: BatchTables, files: Sequence[str], *, device: str, annotate_seconds: float, docs_in: int | None = None
+) -> BatchReport:
+    """The report of a batch from its tables.
+
+    Args:
+        tables: The batch's tables as committed.
+        files: Data files written.
+        device: Where it was annotated.
+        annotate_seconds: Wall time of its annotation.
+        docs_in: Records read, when known (validation reconciled it with the tables); else
+            the rows of documents and quarantine.
+    """
     docs = tables.documents
     status = Counter(docs.column("status").to_pylist())
     ok_chars = sum(n for n, s in zip(docs.column("n_chars").to_pylist(), docs.column("status").to_pylist()) if s == "ok")
@@ -67,7 +78,7 @@ def batch_report(tables: BatchTables, files: Sequence[str], *, device: str, anno
         index=tables.batch.index,
         objects=len(tables.batch.objects),
         bytes=tables.batch.size,
-        docs_in=docs.num_rows + tables.quarantine.num_rows,
+        docs_in=docs.num_rows + tables.quarantine.num_rows if docs_in is None else docs_in,
         docs_ok=status.get("ok", 0),
         docs_empty=status.get("empty", 0),
         docs_quarantined=tables.quarantine.num_rows,
@@ -94,7 +105,7 @@ class RunSummary:
         devices: Devices used.
         objects_listed: Objects under the input URI.
         objects_skipped: Already committed with the same version.
-        objects_ignored: No reader for their name.
+        objects_ignored: No reader for their name (processed: each is one quarantine row).
         objects_processed: Committed by this run.
         objects_superseded: Changed since committed; their old rows were retracted.
         batches: Batches committed by this run.
@@ -187,3 +198,73 @@ def summarise(
         entities_by_label=dict(sorted(by_label.items())), entities_by_lang=dict(sorted(by_lang.items())),
         entities_by_label_lang=nested, quarantine_reasons=dict(sorted(reasons.items())), seconds=seconds, tables=tables,
     )
+
+
+def _cell(value: object) -> str:
+    # Reasons quote input; a pipe or a line break would break the table.
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_contract_report(summary: RunSummary, contract_results: dict, *, status: str, error: str | None = None) -> str:
+    """The run's contract results and quarantine counts as markdown (the flow's artifact).
+
+    Args:
+        summary: The run's counts (of the batches committed).
+        contract_results: As :func:`nerflow.etl.validating.contract_results` returns them.
+        status: ``"completed"`` or ``"failed"``.
+        error: Why the run failed.
+    """
+    s, c = summary, contract_results
+    rec = c.get("reconciliation", {})
+    lines = [
+        f"# extract-entities {status}",
+        "",
+        f"Run `{s.run_id}`, model `{s.model_id or '-'}`, {s.batches} batches committed, {s.seconds:.1f} s.",
+    ]
+    if error:
+        lines += ["", f"**Failed:** {_cell(error)}"]
+    lines += [
+        "",
+        "## Reconciliation",
+        "",
+        "| count | value |",
+        "|---|---:|",
+        f"| documents in (records read) | {rec.get('docs_in', s.docs_in)} |",
+        f"| written, status ok | {rec.get('docs_ok', s.docs_ok)} |",
+        f"| written, status empty | {rec.get('docs_empty', s.docs_empty)} |",
+        f"| quarantined | {rec.get('docs_quarantined', s.docs_quarantined)} |",
+        f"| entities written | {rec.get('entities', s.entities)} |",
+        f"| sum of documents.n_entities | {rec.get('entities_counted', s.entities)} |",
+        "",
+        f"Documents in = written + quarantined, entities = sum of n_entities: "
+        f"**{'yes' if rec.get('ok', True) else 'NO'}**",
+        "",
+        "## Contract results",
+        "",
+        "| table | version | rows checked | checks | failed rows | result |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    failing = []
+    for table, t in c.get("tables", {}).items():
+        counts = t["checks"]
+        failed = {k: v for k, v in counts.items() if v}
+        rows = sum(v for v in failed.values() if isinstance(v, int))
+        result = "pass" if t["success"] else "FAIL"
+        if t.get("skipped"):
+            result += f" (skipped: {', '.join(t['skipped'])})"
+        lines.append(f"| {table} | v{t['version']} | {t['rows']} | {len(counts)} | {rows} | {result} |")
+        failing += [(table, k, v) for k, v in failed.items()]
+    if failing:
+        lines += ["", "| failed check | rows |", "|---|---:|"]
+        lines += [f"| {table}.{check} | {n} |" for table, check, n in failing]
+    lines += ["", "## Quarantine by reason", ""]
+    if s.quarantine_reasons:
+        lines += ["| reason | records |", "|---|---:|"]
+        lines += [f"| {_cell(r)} | {n} |" for r, n in sorted(s.quarantine_reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
+    else:
+        lines.append("Nothing was quarantined.")
+    withheld = c.get("quarantined", {})
+    if withheld:
+        lines += ["", "Documents withheld by validation, by check:", "", "| check | documents |", "|---|---:|"]
+        lines += [f"| {k} | {n} |" for k, n in withheld.items()]
+    return "\n".join(lines) + "\n"

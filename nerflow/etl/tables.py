@@ -13,24 +13,19 @@ where ``docs_in`` counts every record reading saw.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from data_contracts.schemas import (
-    DOCUMENTS_V1,
-    ENTITIES_V1,
-    QUARANTINE_V1,
-    TableContract,
-    entity_embeddings_v1,
-)
+from data_contracts.schemas import DOCUMENTS, ENTITIES, QUARANTINE, TableContract, entity_embeddings
 from nerflow.etl.annotating import Annotation
 from nerflow.etl.listing import Batch
 from nerflow.etl.normalising import NormalisedBatch
 
-__all__ = ["RunContext", "BatchTables", "entity_id", "build_tables", "OBJECT_COUNTS_SCHEMA"]
+__all__ = ["RunContext", "BatchTables", "entity_id", "build_tables", "withhold_documents", "OBJECT_COUNTS_SCHEMA"]
 
 OBJECT_COUNTS_SCHEMA = pl.Schema({
     "source_uri": pl.String,
@@ -70,9 +65,9 @@ class BatchTables:
         batch: The batch.
         run: The run writing it.
         model_id: The model that annotated it.
-        documents: :data:`DOCUMENTS_V1` rows.
-        entities: :data:`ENTITIES_V1` rows.
-        quarantine: :data:`QUARANTINE_V1` rows.
+        documents: :data:`DOCUMENTS` rows.
+        entities: :data:`ENTITIES` rows.
+        quarantine: :data:`QUARANTINE` rows.
         embeddings: ``entity_embeddings`` rows, or ``None`` when not asked for.
         embeddings_contract: The contract ``embeddings`` fits (its width depends on the model).
         object_counts: Per input object: :data:`OBJECT_COUNTS_SCHEMA` (for the manifest).
@@ -90,7 +85,7 @@ class BatchTables:
 
     def contracts(self) -> list[tuple[TableContract, pa.Table]]:
         """Each data table with its contract, in writing order."""
-        out = [(DOCUMENTS_V1, self.documents), (ENTITIES_V1, self.entities), (QUARANTINE_V1, self.quarantine)]
+        out = [(DOCUMENTS, self.documents), (ENTITIES, self.entities), (QUARANTINE, self.quarantine)]
         if self.embeddings is not None and self.embeddings_contract is not None:
             out.append((self.embeddings_contract, self.embeddings))
         return out
@@ -132,7 +127,7 @@ def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotati
             ingest_date=pl.lit(run.ingest_date),
         )
     )
-    documents = DOCUMENTS_V1.conform(docs.to_arrow())
+    documents = DOCUMENTS.conform(docs.to_arrow())
 
     lang_of = dict(zip(docs.get_column("doc_id").to_list(), docs.get_column("lang").to_list()))
     uri_of = dict(zip(docs.get_column("doc_id").to_list(), docs.get_column("source_uri").to_list()))
@@ -144,7 +139,7 @@ def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotati
                                   ents.column("label").to_pylist())
     ]
     n = ents.num_rows
-    entities = ENTITIES_V1.conform(
+    entities = ENTITIES.conform(
         ents.append_column("entity_id", pa.array(ids, pa.string()))
         .append_column("model_id", pa.array([model_id] * n, pa.string()))
         .append_column("run_id", pa.array([run.run_id] * n, pa.string()))
@@ -153,16 +148,17 @@ def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotati
         .append_column("lang", pa.array([lang_of[d] for d in doc_ids], pa.string()))
     )
 
+    # ``check`` names a failed contract check; only validation sets it (see withhold_documents).
     quarantine_rows = pl.concat([normalised.quarantine, annotation.failed]).with_columns(
-        run_id=pl.lit(run.run_id), ingest_date=pl.lit(run.ingest_date)
+        check=pl.lit(None, pl.String), run_id=pl.lit(run.run_id), ingest_date=pl.lit(run.ingest_date)
     )
-    quarantine = QUARANTINE_V1.conform(quarantine_rows.to_arrow())
+    quarantine = QUARANTINE.conform(quarantine_rows.to_arrow())
 
     embeddings, contract = None, None
     if annotation.embeddings is not None:
         vectors = annotation.embeddings
         dim = int(vectors.shape[1]) if vectors.size else 1
-        contract = entity_embeddings_v1(dim, run.embedding_dtype)
+        contract = entity_embeddings(dim, run.embedding_dtype)
         flat = pa.array(vectors.astype(np.dtype(run.embedding_dtype)).reshape(-1))
         embeddings = contract.conform(pa.table({
             "entity_id": pa.array(ids, pa.string()),
@@ -194,3 +190,40 @@ def _object_counts(batch: Batch, docs: pl.DataFrame, quarantine: pl.DataFrame, e
     for part in (by_doc, by_q, by_e):
         out = out.join(part, on="source_uri", how="left", maintain_order="left")
     return out.fill_null(0).cast(OBJECT_COUNTS_SCHEMA)
+
+
+def withhold_documents(tables: BatchTables, quarantine_rows: pl.DataFrame) -> BatchTables:
+    """Move whole documents from the data tables to quarantine.
+
+    Every row of the documents named in ``quarantine_rows`` leaves ``documents``,
+    ``entities`` and ``entity_embeddings``, and ``quarantine_rows`` join ``quarantine``: one
+    bad entity takes its document with it, so ``documents.n_entities`` keeps matching the
+    entity rows and every document is counted once (``docs_in == ok + empty + quarantined``).
+
+    Args:
+        tables: A batch's tables.
+        quarantine_rows: One row per document to withhold: ``reading.QUARANTINE_SCHEMA``
+            columns plus ``check``; ``doc_id`` must be set.
+
+    Returns:
+        The batch's tables without those documents, with recomputed object counts.
+    """
+    if quarantine_rows.height == 0:
+        return tables
+    drop = pa.array(quarantine_rows.get_column("doc_id").unique().to_list(), pa.string())
+
+    def keep(table: pa.Table) -> pa.Table:
+        return table.filter(pc.invert(pc.is_in(table.column("doc_id"), value_set=drop)))
+
+    run = tables.run
+    rows = quarantine_rows.with_columns(run_id=pl.lit(run.run_id), ingest_date=pl.lit(run.ingest_date))
+    quarantine = pa.concat_tables([tables.quarantine, QUARANTINE.conform(rows.to_arrow())])
+    documents, entities = keep(tables.documents), keep(tables.entities)
+    embeddings = keep(tables.embeddings) if tables.embeddings is not None else None
+    docs = pl.from_arrow(documents.select(["source_uri", "status"]))
+    q = pl.from_arrow(quarantine.select(["source_uri"]))
+    assert isinstance(docs, pl.DataFrame) and isinstance(q, pl.DataFrame)
+    return replace(
+        tables, documents=documents, entities=entities, embeddings=embeddings, quarantine=quarantine,
+        object_counts=_object_counts(tables.batch, docs, q, entities),
+    )

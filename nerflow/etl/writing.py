@@ -35,15 +35,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-from data_contracts.schemas import MANIFEST_OBJECTS_V1, MANIFEST_RUNS_V1, TableContract
+from data_contracts.schemas import MANIFEST_OBJECTS, MANIFEST_RUNS, TableContract
 from nerflow import storage
 from nerflow.etl import manifest
-from nerflow.etl.annotating import Annotation
 from nerflow.etl.errors import ManifestError
-from nerflow.etl.listing import Batch, Changed
-from nerflow.etl.normalising import NormalisedBatch
+from nerflow.etl.listing import Changed
 from nerflow.etl.report import BatchReport, batch_report
-from nerflow.etl.tables import BatchTables, RunContext, build_tables
+from nerflow.etl.tables import BatchTables
+from nerflow.etl.validating import ValidatedBatch
 
 __all__ = [
     "CommitResult",
@@ -174,8 +173,8 @@ def commit_batch(fs: AbstractFileSystem, root: str, tables: BatchTables, *, comm
             "docs_empty": c["docs_empty"], "docs_quarantined": c["docs_quarantined"], "entities": c["entities"],
             "files": list(files), "committed_at": when,
         })
-    entry = pa.Table.from_pylist(rows, schema=MANIFEST_OBJECTS_V1.schema)
-    storage.write_bytes_atomic(fs, storage.join(root, manifest_rel), parquet_bytes(MANIFEST_OBJECTS_V1.conform(entry)))
+    entry = pa.Table.from_pylist(rows, schema=MANIFEST_OBJECTS.schema)
+    storage.write_bytes_atomic(fs, storage.join(root, manifest_rel), parquet_bytes(MANIFEST_OBJECTS.conform(entry)))
     storage.remove_files(fs, [_pending_path(root, batch.batch_id)])
     return CommitResult(
         batch_id=batch.batch_id, files=files, manifest_file=manifest_rel,
@@ -183,29 +182,26 @@ def commit_batch(fs: AbstractFileSystem, root: str, tables: BatchTables, *, comm
     )
 
 
-def write_batch(
-    fs: AbstractFileSystem, root: str, batch: Batch, normalised: NormalisedBatch, annotation: Annotation, run: RunContext
-) -> BatchReport:
-    """Build a batch's tables, commit them, and report what was written.
+def write_batch(fs: AbstractFileSystem, root: str, validated: ValidatedBatch) -> BatchReport:
+    """Commit a validated batch's tables and report what was written.
 
     Args:
         fs: The output filesystem.
         root: The output path.
-        batch: The batch.
-        normalised: Its normalised documents and quarantine.
-        annotation: Its annotation.
-        run: Run id, ingest date, embedding dtype.
+        validated: The batch's tables after validation (see
+            :func:`nerflow.etl.validating.validate_batch`).
 
     Returns:
         The batch's counts and files.
 
     Raises:
-        SchemaMismatchError: A table does not fit its contract.
         StorageError: A write failed (retryable).
     """
-    tables = build_tables(batch, normalised, annotation, run)
-    result = commit_batch(fs, root, tables)
-    return batch_report(tables, result.files, device=annotation.device, annotate_seconds=annotation.seconds)
+    result = commit_batch(fs, root, validated.tables)
+    return batch_report(
+        validated.tables, result.files, device=validated.device, annotate_seconds=validated.annotate_seconds,
+        docs_in=validated.validation.reconciliation.docs_in,
+    )
 
 
 def recover(fs: AbstractFileSystem, root: str) -> RecoveryReport:
@@ -277,13 +273,13 @@ def retract(fs: AbstractFileSystem, root: str, changed: Sequence[Changed]) -> in
 
 
 def write_run_record(fs: AbstractFileSystem, root: str, record: dict) -> str:
-    """Write one run's record (:data:`MANIFEST_RUNS_V1`); returns its path relative to ``root``.
+    """Write one run's record (:data:`MANIFEST_RUNS`); returns its path relative to ``root``.
 
     Raises:
         SchemaMismatchError: ``record`` lacks a column or has a wrong type.
         StorageError: The write failed.
     """
-    table = MANIFEST_RUNS_V1.conform(pa.Table.from_pylist([record], schema=MANIFEST_RUNS_V1.schema))
+    table = MANIFEST_RUNS.conform(pa.Table.from_pylist([record], schema=MANIFEST_RUNS.schema))
     rel = posixpath.relpath(storage.join(manifest.runs_dir(root), f"run-{record['run_id']}.parquet"), root)
     storage.write_bytes_atomic(fs, storage.join(root, rel), parquet_bytes(table))
     return rel

@@ -6,21 +6,49 @@ import pyarrow as pa
 import pytest
 
 from data_contracts.schemas import (
+    ALL_VERSIONS,
     CONTRACTS,
     DOCUMENTS_V1,
     ENTITIES_V1,
+    QUARANTINE_V1,
+    QUARANTINE_V2,
     SchemaMismatchError,
     TableContract,
+    contract_version,
     entity_embeddings_v1,
 )
 
 
 def test_every_table_has_a_versioned_contract():
     assert set(CONTRACTS) == {"entities", "documents", "quarantine", "_manifest/objects", "_manifest/runs"}
+    assert {name: c.version for name, c in CONTRACTS.items()} == {
+        "entities": 1, "documents": 1, "quarantine": 2, "_manifest/objects": 1, "_manifest/runs": 2
+    }
     for contract in CONTRACTS.values():
-        assert contract.version == 1
-        assert contract.file_schema.metadata == {b"nerflow.table": contract.name.encode(), b"nerflow.schema_version": b"1"}
+        version = str(contract.version).encode()
+        assert contract.file_schema.metadata == {b"nerflow.table": contract.name.encode(), b"nerflow.schema_version": version}
         assert not set(contract.partition_by) & set(contract.file_schema.names)
+        assert ALL_VERSIONS[contract.name][contract.version] is contract
+
+
+def test_every_column_of_every_contract_is_described():
+    for versions in ALL_VERSIONS.values():
+        for contract in versions.values():
+            assert contract.description
+            assert set(contract.column_docs) == set(contract.schema.names), contract.name
+            assert all(contract.column_docs.values()), contract.name
+
+
+def test_old_versions_stay_readable():
+    assert contract_version("quarantine", 1) is QUARANTINE_V1 and contract_version("quarantine", 2) is QUARANTINE_V2
+    assert QUARANTINE_V2.schema.names == [*QUARANTINE_V1.schema.names[:5], "check", *QUARANTINE_V1.schema.names[5:]]
+    assert contract_version("entity_embeddings", 1, dim=3, dtype="float16").schema.field("vector").type.list_size == 3
+    assert contract_version("entities", 9) is None and contract_version("nope", 1) is None
+
+
+def test_column_docs_must_name_columns():
+    with pytest.raises(ValueError, match=r"column_docs name columns \['b'\] that are not in the t schema"):
+        TableContract(name="t", version=1, schema=pa.schema([("a", pa.string())]), column_docs={"b": "?"})
 
 
 def test_entities_and_documents_are_partitioned_by_date_and_language():

@@ -3,6 +3,7 @@ a run killed with SIGKILL and started again, and the ``nerflow run`` command."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -103,6 +104,7 @@ def check_output(uri: str, expected_doc_ids: set[str], storage_options: dict | N
     for e in entities.to_pylist():
         assert texts[e["doc_id"]][e["start"] : e["end"]] == e["text"], e
     assert len(set(entities.column("entity_id").to_pylist())) == entities.num_rows
+    assert sum(docs.column("n_entities").to_pylist()) == entities.num_rows, "entities reconcile with n_entities"
     quarantine = read_table(uri, "quarantine", storage_options)
     manifest = read_table(uri, "_manifest/objects", storage_options)
     assert sum(manifest.column("docs_in").to_pylist()) == docs.num_rows + quarantine.num_rows
@@ -120,12 +122,13 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
         summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir, run_label="first"))
 
     check_output(str(out), DOC_IDS)
-    assert (summary.objects_listed, summary.objects_processed, summary.objects_ignored, summary.batches) == (5, 4, 1, 4)
-    assert (summary.docs_in, summary.docs_ok, summary.docs_empty, summary.docs_quarantined) == (12, 10, 1, 1)
+    # README.md has no reader: counted as ignored, and quarantined (unread) like any bad object.
+    assert (summary.objects_listed, summary.objects_processed, summary.objects_ignored, summary.batches) == (5, 5, 1, 5)
+    assert (summary.docs_in, summary.docs_ok, summary.docs_empty, summary.docs_quarantined) == (13, 10, 1, 2)
     assert summary.docs_in == summary.docs_ok + summary.docs_empty + summary.docs_quarantined
     assert summary.entities == sum(summary.entities_by_label.values()) == sum(summary.entities_by_lang.values())
     assert summary.tables["documents"] == f"{out}/documents/"
-    assert [e.kind for e in events] == ["planned"] + ["batch"] * 4
+    assert [e.kind for e in events] == ["planned"] + ["batch"] * 5
 
     docs = {r["doc_id"]: r for r in read_table(str(out), "documents").to_pylist()}
     assert docs["n5"]["status"] == "empty" and docs["n5"]["text"] == ""
@@ -136,16 +139,38 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
         "de", "fr", "es", "it", "nl", "pl", "ru", "zh", "pt"
     }
     assert {d["run_id"] for d in docs.values()} == {summary.run_id}
-    [bad] = read_table(str(out), "quarantine").to_pylist()
+    readme, bad = sorted(read_table(str(out), "quarantine").to_pylist(), key=lambda r: r["source_uri"])
     assert bad["reason"].startswith("not JSON") and bad["record"] == 6 and bad["source_uri"].endswith("news.jsonl")
+    assert readme["reason"].startswith("unsupported file type") and readme["source_uri"].endswith("README.md")
+    assert (bad["stage"], bad["check"]) == ("read", None)
 
     # Partitions on disk, deterministic names, the run record.
     day = docs["n1"]["ingest_date"]
     assert (out / "entities" / f"ingest_date={day}" / "lang=en").is_dir()
     assert all(p.name.startswith("part-b") for p in (out / "documents").rglob("*.parquet"))
     runs = read_table(str(out), "_manifest/runs").to_pylist()
-    assert [(r["run_id"], r["run_label"], r["docs_in"]) for r in runs] == [(summary.run_id, "first", 12)]
+    assert [(r["run_id"], r["run_label"], r["docs_in"], r["status"]) for r in runs] == [(summary.run_id, "first", 13, "completed")]
     assert "storage_options" not in json.loads(runs[0]["parameters"])
+    assert runs[0]["model_labels"] == ["PER", "ORG", "LOC", "MISC"] and runs[0]["embedding_dim"] == 0
+
+    # The contract results are stored with the run.
+    results = json.loads(runs[0]["contract_results"])
+    assert results["versions"] == {"documents": 1, "entities": 1, "quarantine": 2, "_manifest/objects": 1, "_manifest/runs": 2}
+    assert results["batches"] == 5 and results["quarantined"] == {}
+    assert results["reconciliation"] == {"docs_in": 13, "docs_ok": 10, "docs_empty": 1, "docs_quarantined": 2,
+                                         "entities": summary.entities, "entities_counted": summary.entities,
+                                         "vectors": None, "ok": True}
+    assert results["tables"]["entities"]["rows"] == summary.entities and results["tables"]["entities"]["success"]
+    assert set(results["tables"]) == {"documents", "entities", "quarantine"}
+    assert all(n == 0 for t in results["tables"].values() for n in t["checks"].values())
+
+    # The run ends with a markdown artifact: contract results per table, quarantine by reason.
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get("extract-entities-contracts")
+    assert artifact is not None and str(artifact.flow_run_id) == summary.run_id
+    assert "# extract-entities completed" in artifact.data and "| entities | v1 | " in artifact.data
+    assert "| not JSON | 1 |" in artifact.data and "| unsupported file type | 1 |" in artifact.data
 
 
 def test_running_again_changes_nothing_and_new_objects_alone_are_processed(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
@@ -154,12 +179,12 @@ def test_running_again_changes_nothing_and_new_objects_alone_are_processed(prefe
     before = snapshot(out)
 
     again = extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
-    assert (again.objects_processed, again.objects_skipped, again.docs_in) == (0, 4, 0)
+    assert (again.objects_processed, again.objects_skipped, again.docs_in) == (0, 5, 0)
     assert snapshot(out) == before
 
     (inp / "late.jsonl").write_text(json.dumps({"id": "late", "text": "Barack Obama spoke in Chicago ."}) + "\n")
     third = extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
-    assert (third.objects_processed, third.objects_skipped, third.docs_in) == (1, 4, 1)
+    assert (third.objects_processed, third.objects_skipped, third.docs_in) == (1, 5, 1)
     check_output(out, DOC_IDS | {"late"})
     after = snapshot(out)
     assert set(before["documents"]) < set(after["documents"]), "earlier rows untouched"
@@ -178,7 +203,8 @@ def test_a_changed_object_replaces_its_rows(prefect_harness, tiny_wordpiece_mode
     check_output(out, expected)
     docs = {r["doc_id"]: r["text"] for r in read_table(out, "documents").to_pylist()}
     assert "Lyon" in docs["n1"]
-    assert read_table(out, "quarantine").num_rows == 0  # the bad line left with the old version
+    # The bad line left with the old version; README.md's row stays.
+    assert [r["source_uri"].rsplit("/", 1)[1] for r in read_table(out, "quarantine").to_pylist()] == ["README.md"]
 
 
 def test_batches_go_through_in_rounds_of_one_batch_per_device(prefect_harness, tiny_wordpiece_model_dir, tmp_path, monkeypatch):
@@ -188,7 +214,7 @@ def test_batches_go_through_in_rounds_of_one_batch_per_device(prefect_harness, t
     monkeypatch.setattr(module, "resolve_devices", lambda policy: ("cpu", "cpu"))
     inp, out = write_corpus(tmp_path / "in"), str(tmp_path / "out")
     summary = extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
-    assert summary.batches == 4 and summary.devices == ("cpu", "cpu")
+    assert summary.batches == 5 and summary.devices == ("cpu", "cpu")
     check_output(out, DOC_IDS)
 
 
@@ -261,12 +287,12 @@ def test_a_killed_run_started_again_ends_with_every_document_once(prefect_harnes
             proc.kill()
     assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()[-3000:]
     committed = _committed(out)
-    assert 1 <= committed < 4, "killed half-way"
+    assert 1 <= committed < 5, "killed half-way"
     if mode == "mid-commit":
         assert list((out / "_manifest" / "_pending").glob("*.json")), "an uncommitted batch was left behind"
 
     summary = extract_entities(p)
-    assert summary.objects_skipped == committed and summary.objects_processed == 4 - committed
+    assert summary.objects_skipped == committed and summary.objects_processed == 5 - committed
     check_output(str(out), DOC_IDS)
     assert not list((out / "_manifest" / "_pending").glob("*.json"))
     assert not [f for f in out.rglob(".*") if f.is_file()], "no temporaries left"
@@ -308,12 +334,12 @@ def test_s3_input_to_s3_output(prefect_harness, tiny_sentencepiece_model_dir, s3
     p = ExtractParams(input_uri="s3://nerflow/in", output_uri="s3://nerflow/out", model=str(tiny_sentencepiece_model_dir),
                       device="cpu", batch_docs=2, embeddings="marker", embedding_dtype="float16", storage_options=s3)
     summary = extract_entities(p)
-    assert (summary.objects_processed, summary.batches, summary.docs_in) == (4, 2, 12)
+    assert (summary.objects_processed, summary.batches, summary.docs_in) == (5, 3, 13)
     assert summary.tables["entities"] == "s3://nerflow/out/entities/"
     check_output("s3://nerflow/out", DOC_IDS, s3)
 
     manifest = read_table("s3://nerflow/out", "_manifest/objects", s3).to_pylist()
-    assert {m["source_uri"] for m in manifest} == {f"s3://nerflow/in/{rel}" for rel in corpus_files() if rel != "README.md"}
+    assert {m["source_uri"] for m in manifest} == {f"s3://nerflow/in/{rel}" for rel in corpus_files()}
     assert all(m["object_version"].startswith("etag:") for m in manifest)
     vectors = read_table("s3://nerflow/out", "entity_embeddings", s3)
     entities = read_table("s3://nerflow/out", "entities", s3)
@@ -322,7 +348,7 @@ def test_s3_input_to_s3_output(prefect_harness, tiny_sentencepiece_model_dir, s3
 
     before = snapshot("s3://nerflow/out", s3)
     again = extract_entities(p)
-    assert (again.objects_processed, again.objects_skipped) == (0, 4)
+    assert (again.objects_processed, again.objects_skipped) == (0, 5)
     assert snapshot("s3://nerflow/out", s3) == before
     assert not fs.find("nerflow/out/_manifest/_pending")
 
@@ -338,11 +364,25 @@ def test_nerflow_run_prints_a_summary(prefect_harness, tiny_wordpiece_model_dir,
                  "--device", "cpu", "--label", "cli", "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "documents   12 read: 10 annotated, 1 empty, 1 quarantined" in printed
-    assert "objects     5 listed: 4 processed in 2 batches" in printed
+    assert "documents   13 read: 10 annotated, 1 empty, 2 quarantined" in printed
+    assert "objects     5 listed: 5 processed in 3 batches" in printed
     assert "throughput" in printed and f"documents          {out}/documents/" in printed
     assert "label" in printed and "total" in printed
     check_output(str(out), DOC_IDS)
+
+    # A consumer checks what landed: the output passes; tampered with, it does not.
+    assert main(["validate", str(out)]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("result: ok")
+    path = next((out / "entities").rglob("*.parquet"))
+    table = pq.read_table(path)
+    scores = table.column("score").to_pylist()
+    table = table.set_column(table.schema.get_field_index("score"), table.schema.field("score"),
+                             pa.array([1.5] + scores[1:], pa.float32()))
+    pq.write_table(table, path)
+    assert main(["validate", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "score_in_unit_interval: 1 of" in printed and f"{path.relative_to(out)} row 1:" in printed
+    assert printed.rstrip().endswith("result: FAILED (1 checks failed)")
 
 
 def test_nerflow_run_rejects_bad_arguments(capsys):
@@ -350,3 +390,63 @@ def test_nerflow_run_rejects_bad_arguments(capsys):
 
     assert main(["run", "in", "out", "--window-tokens", "64", "--overlap-tokens", "64", "--no-progress"]) == 2
     assert "overlap_tokens (64) must be below window_tokens (64)" in capsys.readouterr().err
+
+
+# --- the contracts in the flow ---------------------------------------------------------------
+
+
+def test_contract_failures_quarantine_documents_and_too_many_reject_the_batch(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path, monkeypatch
+):
+    from prefect.artifacts import Artifact
+
+    from nerflow.etl import annotating
+    from nerflow.etl.errors import BatchRejectedError
+
+    # The engine goes wrong on some documents: scores above 1. n1 is 1 of the 5 documents of
+    # news.jsonl's batch (20%, under the limit); w1..w3 are all of wiki.jsonl.gz's (over it).
+    broken = {"n1", "w1", "w2", "w3"}
+    real = annotating.annotate_batch
+
+    def wrong_scores(batch, config, device):
+        out = real(batch, config, device)
+        ents = out.entities
+        hit = [d in broken for d in ents.column("doc_id").to_pylist()]
+        assert not (set(batch.documents.get_column("doc_id")) & broken) or any(hit), "the tiny model found entities"
+        scores = [1.7 if h else s for h, s in zip(hit, ents.column("score").to_pylist())]
+        i = ents.schema.get_field_index("score")
+        return dataclasses.replace(out, entities=ents.set_column(i, ents.schema.field(i), pa.array(scores, pa.float32())))
+
+    monkeypatch.setattr(annotating, "annotate_batch", wrong_scores)
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    p = params(str(inp), str(out), tiny_wordpiece_model_dir, max_failure_rate=0.25)
+    with pytest.raises(BatchRejectedError, match=r"3 of 3 documents \(100%\) broke the contracts, more than "
+                                                 r"max_failure_rate 25%.*entities\.score_in_unit_interval x3"):
+        extract_entities(p)
+
+    # Nothing of the rejected batch (wiki.jsonl.gz, last in path order) was written ...
+    manifest = {r["source_uri"].rsplit("/", 1)[1] for r in read_table(str(out), "_manifest/objects").to_pylist()}
+    assert manifest == {"README.md", "docs.parquet", "news.jsonl", "pt-1.txt"}
+    docs = {r["doc_id"] for r in read_table(str(out), "documents").to_pylist()}
+    assert docs == DOC_IDS - {"n1", "w1", "w2", "w3"}
+    # ... the batches before it were, n1 quarantined whole with the check that failed.
+    [n1] = [r for r in read_table(str(out), "quarantine").to_pylist() if r["doc_id"] == "n1"]
+    assert (n1["stage"], n1["check"], n1["record"]) == ("validate", "entities.score_in_unit_interval", 1)
+    assert "score 1.700" in n1["reason"] and n1["source_uri"].endswith("news.jsonl")
+    assert not [e for e in read_table(str(out), "entities").to_pylist() if e["doc_id"] == "n1"]
+
+    [run] = read_table(str(out), "_manifest/runs").to_pylist()
+    results = json.loads(run["contract_results"])
+    assert run["status"] == "failed" and run["batches"] == 4
+    assert results["quarantined"] == {"entities.score_in_unit_interval": 1} and results["reconciliation"]["ok"]
+    artifact = Artifact.get("extract-entities-contracts")
+    assert artifact.data.startswith("# extract-entities failed") and "BatchRejectedError" in artifact.data
+
+    # Fixed, the next run processes the rejected batch alone, and the output validates.
+    monkeypatch.setattr(annotating, "annotate_batch", real)
+    again = extract_entities(p)
+    assert (again.objects_processed, again.objects_skipped, again.docs_ok) == (1, 4, 3)
+    check_output(str(out), DOC_IDS - {"n1"})
+    from nerflow.cli import main
+
+    assert main(["validate", str(out)]) == 0

@@ -71,7 +71,7 @@ def _commit(fs, out_root: str, batch: Batch) -> None:
     """A manifest entry for ``batch`` as writing records it."""
     import pyarrow as pa
 
-    from data_contracts.schemas import MANIFEST_OBJECTS_V1
+    from data_contracts.schemas import MANIFEST_OBJECTS
     from nerflow.etl import manifest
     from nerflow.etl.writing import parquet_bytes
 
@@ -81,7 +81,7 @@ def _commit(fs, out_root: str, batch: Batch) -> None:
          "files": [f"documents/part-{batch.batch_id}.parquet"], "committed_at": 0}
         for o in batch.objects
     ]
-    table = pa.Table.from_pylist(rows, schema=MANIFEST_OBJECTS_V1.schema)
+    table = pa.Table.from_pylist(rows, schema=MANIFEST_OBJECTS.schema)
     storage.write_bytes_atomic(fs, manifest.entry_path(out_root, batch.batch_id), parquet_bytes(table))
 
 
@@ -91,22 +91,26 @@ def test_plan_skips_objects_in_the_manifest_and_reprocesses_changed_ones(memfs):
     for name in ["a.txt", "b.txt", "c.jsonl", "notes.csv"]:
         put(fs, f"{inp}/{name}", "x")
     first = plan_batches(fs, inp, fs, out, BatchingConfig(batch_docs=2))
-    assert first.listed == 4 and first.objects == 3
+    # An unsupported name is counted as ignored and still batched: reading quarantines it.
+    assert first.listed == 4 and first.objects == 4
     assert [o.relpath for o in first.ignored] == ["notes.csv"]
     _commit(fs, out, first.batches[0])  # a.txt, b.txt done
 
     put(fs, f"{inp}/d.txt", "new")
     second = plan_batches(fs, inp, fs, out, BatchingConfig(batch_docs=2))
     assert sorted(o.relpath for o in second.skipped) == ["a.txt", "b.txt"]
-    assert [o.relpath for b in second.batches for o in b.objects] == ["c.jsonl", "d.txt"]
+    assert [o.relpath for b in second.batches for o in b.objects] == ["c.jsonl", "d.txt", "notes.csv"]
     assert second.changed == ()
+    _commit(fs, out, second.batches[1])  # d.txt, notes.csv done
+    third = plan_batches(fs, inp, fs, out, BatchingConfig(batch_docs=2))
+    assert third.ignored == () and "notes.csv" in [o.relpath for o in third.skipped]
 
     # A done object whose version changes is planned again, with its old entry attached.
     put(fs, f"{inp}/a.txt", "changed content")
-    third = plan_batches(fs, inp, fs, out, BatchingConfig(batch_docs=10))
-    assert [c.object.relpath for c in third.changed] == ["a.txt"]
-    assert third.changed[0].previous.batch_id == first.batches[0].batch_id
-    assert "a.txt" in [o.relpath for b in third.batches for o in b.objects]
+    fourth = plan_batches(fs, inp, fs, out, BatchingConfig(batch_docs=10))
+    assert [c.object.relpath for c in fourth.changed] == ["a.txt"]
+    assert fourth.changed[0].previous.batch_id == first.batches[0].batch_id
+    assert "a.txt" in [o.relpath for b in fourth.batches for o in b.objects]
 
 
 def test_plan_with_a_forced_format_reads_every_name(memfs):

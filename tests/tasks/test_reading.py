@@ -171,3 +171,56 @@ def test_read_batch_task_calls_the_stage(make_batch, memfs, monkeypatch):
     monkeypatch.setattr(reading_tasks, "get_run_logger", lambda: __import__("logging").getLogger("test"))
     read = reading_tasks.read_batch.fn(Location(uri=f"memory://{root}"), batch, ReadConfig())
     assert read.records.height == 1 and read.quarantine.height == 1
+
+
+def test_whole_objects_that_hold_no_documents_are_quarantined_once(make_batch, memfs):
+    fs, _ = memfs
+    batch = make_batch({"empty.jsonl": b"", "empty.txt": b"", "report.pdf": b"%PDF-1.7 " + b"x" * 1000,
+                        "ok.jsonl": _jsonl({"id": "a", "text": "Berlin"})})
+    read = read_batch(fs, batch, ReadConfig())
+    assert read.records.get_column("doc_id").to_list() == ["a"]
+    q = {r["source_uri"].rsplit("/", 1)[1]: r for r in read.quarantine.to_dicts()}
+    assert set(q) == {"empty.jsonl", "empty.txt", "report.pdf"}
+    assert q["empty.jsonl"]["reason"].startswith("empty object: 0 bytes") and q["empty.jsonl"]["record"] is None
+    assert q["empty.txt"]["reason"].startswith("empty object: 0 bytes")
+    assert q["report.pdf"]["reason"].startswith("unsupported file type") and q["report.pdf"]["raw_excerpt"] is None
+    assert read.docs_in == 4
+
+
+def test_an_unsupported_object_is_not_even_fetched(make_batch, memfs, monkeypatch):
+    from nerflow import storage
+
+    fs, _ = memfs
+    batch = make_batch({"video.mp4": b"\x00" * 100})
+    fetched = []
+    monkeypatch.setattr(storage, "read_bytes", lambda f, p: fetched.append(p) or b"")
+    read = read_batch(fs, batch, ReadConfig())
+    assert fetched == [] and read.quarantine.height == 1
+
+
+def test_an_object_deleted_after_listing_is_quarantined_not_retried(make_batch, memfs):
+    fs, _ = memfs
+    batch = make_batch({"gone.jsonl": _jsonl({"id": "a", "text": "x"}), "kept.jsonl": _jsonl({"id": "b", "text": "y"})})
+    fs.rm_file(batch.objects[0].path)
+    read = read_batch(fs, batch, ReadConfig())
+    assert read.records.get_column("doc_id").to_list() == ["b"]
+    [row] = read.quarantine.to_dicts()
+    assert row["source_uri"].endswith("gone.jsonl") and row["reason"].startswith("object vanished")
+
+
+def test_a_failing_store_is_still_an_error_to_retry(make_batch, memfs, monkeypatch):
+    from nerflow import storage
+    from nerflow.etl.errors import StorageError
+
+    fs, _ = memfs
+    batch = make_batch({"a.jsonl": _jsonl({"id": "a", "text": "x"})})
+
+    def throttled(f, path):
+        try:
+            raise OSError("SlowDown")
+        except OSError as e:
+            raise StorageError("could not read: SlowDown", uri=path) from e
+
+    monkeypatch.setattr(storage, "read_bytes", throttled)
+    with pytest.raises(StorageError, match="SlowDown"):
+        read_batch(fs, batch, ReadConfig())

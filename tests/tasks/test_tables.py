@@ -7,7 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from data_contracts.schemas import DOCUMENTS_V1, ENTITIES_V1, QUARANTINE_V1
+from data_contracts.schemas import DOCUMENTS, ENTITIES, QUARANTINE
 from ner_core import EngineStats
 from nerflow.etl.annotating import DOC_STATS_SCHEMA, ENTITY_SCHEMA, Annotation
 from nerflow.etl.listing import Batch
@@ -60,9 +60,9 @@ def _inputs(embeddings: bool = False):
 def test_tables_fit_their_contracts_and_account_for_every_record():
     batch, normalised, annotation = _inputs()
     t = build_tables(batch, normalised, annotation, RUN)
-    assert t.documents.schema.equals(DOCUMENTS_V1.schema, check_metadata=False)
-    assert t.entities.schema.equals(ENTITIES_V1.schema, check_metadata=False)
-    assert t.quarantine.schema.equals(QUARANTINE_V1.schema, check_metadata=False)
+    assert t.documents.schema.equals(DOCUMENTS.schema, check_metadata=False)
+    assert t.entities.schema.equals(ENTITIES.schema, check_metadata=False)
+    assert t.quarantine.schema.equals(QUARANTINE.schema, check_metadata=False)
     docs = {r["doc_id"]: r for r in t.documents.to_pylist()}
     # d3 failed in the engine: it moved to quarantine, so it is counted exactly once.
     assert set(docs) == {"d1", "d2"}

@@ -9,12 +9,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from data_contracts.schemas import DOCUMENTS_V1, ENTITIES_V1
+from data_contracts.schemas import DOCUMENTS, ENTITIES
 from nerflow import storage
 from nerflow.etl import manifest, writing
 from nerflow.etl.errors import StorageError
 from nerflow.etl.listing import Changed
 from nerflow.etl.tables import build_tables
+from nerflow.etl.validating import ValidateConfig, validate_batch
 from tests.tasks.test_tables import OBJ_A, OBJ_B, RUN, _inputs
 
 
@@ -24,17 +25,17 @@ def _tables():
 
 def test_partition_files_are_named_by_batch_and_partition():
     t = _tables()
-    files = writing.partition_files(ENTITIES_V1, t.entities, "b1")
+    files = writing.partition_files(ENTITIES, t.entities, "b1")
     assert [rel for rel, _ in files] == ["entities/ingest_date=2026-11-24/lang=de/part-b1.parquet"]
     _, table = files[0]
     assert "lang" not in table.column_names and "ingest_date" not in table.column_names
     assert table.schema.metadata[b"nerflow.schema_version"] == b"1"
-    docs = writing.partition_files(DOCUMENTS_V1, t.documents, "b1")
+    docs = writing.partition_files(DOCUMENTS, t.documents, "b1")
     assert sorted(rel for rel, _ in docs) == [
         "documents/ingest_date=2026-11-24/lang=de/part-b1.parquet",
         "documents/ingest_date=2026-11-24/lang=en/part-b1.parquet",
     ]
-    assert writing.partition_files(ENTITIES_V1, t.entities.slice(0, 0), "b1") == []
+    assert writing.partition_files(ENTITIES, t.entities.slice(0, 0), "b1") == []
 
 
 def test_commit_writes_data_then_manifest_last_then_drops_the_intent(memfs, monkeypatch):
@@ -145,16 +146,18 @@ def test_run_record(memfs):
     now = datetime.now(timezone.utc)
     record = {
         "run_id": "r1", "run_label": None, "status": "completed", "input_uri": "in", "output_uri": "out",
-        "model_ref": "default", "model_id": "m", "devices": ["cpu"], "parameters": "{}", "objects_listed": 1,
+        "model_ref": "default", "model_id": "m", "model_labels": ["PER"], "embedding_dim": 0, "devices": ["cpu"],
+        "parameters": "{}", "objects_listed": 1,
         "objects_skipped": 0, "objects_ignored": 0, "objects_processed": 1, "objects_superseded": 0, "batches": 1,
         "docs_in": 3, "docs_ok": 2, "docs_empty": 0, "docs_quarantined": 1, "entities": 5, "chars": 10,
-        "entities_by_label": [("PER", 5)], "contract_results": None, "started_at": now, "finished_at": now, "seconds": 1.0,
+        "entities_by_label": [("PER", 5)], "contract_results": "{}", "started_at": now, "finished_at": now, "seconds": 1.0,
     }
     rel = writing.write_run_record(fs, root, record)
     assert rel == "_manifest/runs/run-r1.parquet"
     table = pq.read_table(io.BytesIO(fs.cat_file(f"{root}/{rel}")))
     assert table.column("entities_by_label").to_pylist() == [[("PER", 5)]]
     assert table.schema.metadata[b"nerflow.table"] == b"_manifest/runs"
+    assert table.schema.metadata[b"nerflow.schema_version"] == b"2"
 
 
 def test_write_batch_task_calls_the_stage(memfs):
@@ -162,8 +165,8 @@ def test_write_batch_task_calls_the_stage(memfs):
     from tasks import writing as writing_tasks
 
     fs, root = memfs
-    batch, normalised, annotation = _inputs()
-    report = writing_tasks.write_batch.fn(Location(uri=f"memory://{root}"), batch, normalised, annotation, RUN)
+    validated = validate_batch(*_inputs(), RUN, ValidateConfig(labels=("PER", "LOC")))
+    report = writing_tasks.write_batch.fn(Location(uri=f"memory://{root}"), validated)
     assert (report.docs_in, report.docs_ok, report.docs_empty, report.docs_quarantined, report.entities) == (4, 1, 1, 2, 2)
     assert report.entity_counts == {("PER", "de"): 1, ("LOC", "de"): 1}
     assert report.quarantine_reasons == {"not JSON": 1, "engine failed": 1}
