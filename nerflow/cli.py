@@ -64,8 +64,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _storage_options(args: argparse.Namespace) -> dict:
+    """fsspec storage options from ``--storage-options`` JSON, with ``--endpoint-url`` folded in."""
     import json
+
+    options = json.loads(args.storage_options) if args.storage_options else {}
+    if args.endpoint_url:
+        options.setdefault("client_kwargs", {})["endpoint_url"] = args.endpoint_url
+    return options
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
     if not args.verbose:
@@ -73,14 +82,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from nerflow.run_command import run_extract
 
-    storage_options = json.loads(args.storage_options) if args.storage_options else {}
-    if args.endpoint_url:
-        storage_options.setdefault("client_kwargs", {})["endpoint_url"] = args.endpoint_url
+    storage_options = _storage_options(args)
     params = dict(
         input_uri=args.input, output_uri=args.output, model=args.model, embeddings=args.embeddings,
         embedding_dtype=args.embedding_dtype, batch_docs=args.batch_docs, batch_bytes=args.batch_bytes,
         window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens, device=args.device,
         precision=args.precision, input_format=args.format, run_label=args.label, storage_options=storage_options,
+        max_failure_rate=args.max_failure_rate,
         fields={"id": args.id_field, "text": args.text_field, "lang": args.lang_field, "metadata": args.metadata_field},
     )
     if args.languages:
@@ -89,17 +97,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    import json
-
     from ner_core.errors import NerflowError
     from nerflow import storage
     from nerflow.etl.verifying import render_report, verify_output
 
-    options = json.loads(args.storage_options) if args.storage_options else {}
-    if args.endpoint_url:
-        options.setdefault("client_kwargs", {})["endpoint_url"] = args.endpoint_url
     try:
-        fs, root = storage.filesystem(args.output, options)
+        fs, root = storage.filesystem(args.output, _storage_options(args))
         report = verify_output(fs, root)
     except NerflowError as e:
         print(f"nerflow validate: {type(e).__name__}: {e}", file=sys.stderr)
@@ -162,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metadata-field", default="metadata")
     run.add_argument("--languages", nargs="+", metavar="CODE", help="ISO 639-1 codes language detection chooses from")
     run.add_argument("--label", help="run label recorded in the manifest")
+    run.add_argument(
+        "--max-failure-rate", type=float, default=0.05,
+        help="share of a batch's documents that may fail the contracts (quarantined) before the run fails (default 0.05)",
+    )
     run.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, moto, …) for input and output")
     run.add_argument("--storage-options", metavar="JSON", help="fsspec storage options as JSON")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
