@@ -261,14 +261,9 @@ def render_markdown(r: dict) -> str:
 
 
 def write_report(r: dict) -> None:
-    section = render_markdown(r)
-    text = REPORT.read_text() if REPORT.exists() else "# Performance\n\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(text)
+    from _report import replace_section
+
+    replace_section(REPORT, BEGIN, END, render_markdown(r))
 
 
 def main() -> None:

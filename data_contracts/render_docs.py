@@ -32,6 +32,19 @@ _LAYOUT = {  # files of each table, and a note
 }
 
 _RULES = """\
+## Where these tables differ from DESIGN.md, and why
+
+- `documents` is partitioned like `entities` (`ingest_date`, `lang`), so that a consumer
+  prunes both the same way and joins partitions to partitions; `entity_embeddings` and
+  `quarantine` are partitioned by `ingest_date`.
+- `_manifest` is two tables: `objects`, one row per committed input object, written last so
+  that its file is what commits a batch (a crash before it leaves nothing visible), and
+  `runs`, one row per run with its parameters, model, counts, timings and contract results.
+- Empty documents are kept as `documents` rows with status `empty`, so the reconciliation is
+  records read = `ok` + `empty` documents + `quarantine` rows.
+- Columns beyond DESIGN.md's lists (e.g. `ingest_date`, `batch_id`, `quarantine.check`) are
+  described with their tables below.
+
 ## How the contracts are applied
 
 Every batch is checked after annotation and before anything of it is written

@@ -32,6 +32,9 @@ __all__ = [
     "trainable_state",
     "load_trainable_state",
     "attach_marker_embedding",
+    "attach_standardised_head",
+    "detach_standardised_head",
+    "StandardisedHead",
     "detach_marker_embedding",
     "save_adapter",
     "materialise_adapter",
@@ -223,6 +226,47 @@ def detach_marker_embedding(model) -> None:
         with torch.no_grad():
             wrapper.base.weight[wrapper.marker_ids] = wrapper.markers
         embeddings.word_embeddings = wrapper.base
+
+
+class StandardisedHead(torch.nn.Module):
+    """The span classifier on standardised features, ``linear((x - mean) / std)``, for training.
+
+    The span features of a pretrained encoder share a large common component and differ in
+    directions of small variance; on raw features a linear head learns those directions
+    slowly and first uses the common one as a second bias. Standardising with fixed
+    statistics is a change of variables only: :meth:`fold` gives the plain ``Linear`` that
+    computes the same function, which is what gets saved.
+    """
+
+    def __init__(self, linear: torch.nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.linear = linear
+        self.register_buffer("mean", mean.detach().clone(), persistent=False)
+        self.register_buffer("inv_std", 1.0 / std.detach().clone(), persistent=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear((features - self.mean) * self.inv_std)
+
+    def fold(self) -> torch.nn.Linear:
+        folded = torch.nn.Linear(self.linear.in_features, self.linear.out_features)
+        with torch.no_grad():
+            weight = self.linear.weight * self.inv_std
+            folded.weight.copy_(weight)
+            folded.bias.copy_(self.linear.bias - weight @ self.mean)
+        return folded
+
+
+def attach_standardised_head(model, mean: torch.Tensor, std: torch.Tensor) -> StandardisedHead:
+    """Train ``model.classifier`` on standardised features (see :class:`StandardisedHead`)."""
+    head = StandardisedHead(model.classifier, mean, std)
+    model.classifier = head
+    return head
+
+
+def detach_standardised_head(model) -> None:
+    """Fold the standardisation into a plain classifier."""
+    if isinstance(model.classifier, StandardisedHead):
+        model.classifier = model.classifier.fold()
 
 
 def _marker_vectors(model) -> torch.Tensor:

@@ -78,7 +78,12 @@ class TrainConfig(BaseModel):
     head_learning_rate: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
-    zero_init_head: bool = Field(True, description="Start the span classifier at zero (see Trainer)")
+    zero_init_head: bool = Field(
+        True, description="Start the span classifier's weights at zero and its bias at the label prior (see Trainer)"
+    )
+    standardise_features: bool = Field(
+        True, description="Train the classifier on standardised span features (folded into it at export)"
+    )
     dropout: float | None = Field(0.0, description="Dropout in the encoder and before the classifier (None: the encoder's own)")
     negative_rate: float = Field(
         0.25, gt=0.0, le=1.0,
@@ -281,14 +286,6 @@ class Trainer:
                     p.requires_grad = True
             # Only the two marker rows of the embedding matrix learn; the rest stays the encoder's.
             attach_marker_embedding(model)
-        if config.zero_init_head:
-            # A random head turns small differences between spans into noise in the logits;
-            # the quickest way to lower the loss is then to make all spans look alike, and
-            # training stalls at the label prior (seen with LoRA on e5-small). A zero head
-            # starts from the prior with gradients that point along the span features.
-            with torch.no_grad():
-                model.classifier.weight.zero_()
-                model.classifier.bias.zero_()
         self.model.train()
         self.ner_model = training_ner_model(model, self.out)
         # Text once, markers against it: training pays for text plus two tokens per span,
@@ -305,10 +302,40 @@ class Trainer:
         logger.info("built %d training windows from %d texts in %.1fs; coverage %s",
                     len(self.windows), len(train_records), time.perf_counter() - t0, self.coverage.as_dict())
         self._last_plan: tuple[int, list] | None = None
+        self._init_head()
         self.steps_per_epoch = len(self._plan(0))
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
         self.optimizer = self._optimizer()
         self.warmup = max(1, int(config.warmup_ratio * self.total_steps))
+
+    def _init_head(self) -> None:
+        """Start the span classifier where the data says, on features it can learn from.
+
+        Measured on e5-small (docs/model-card.md): a random head drove training to the label
+        prior with collapsed span features; a zero head has to climb to the prior first
+        (log(#O / #entity) is ~5, thousands of Adam steps), and meanwhile uses the mean
+        feature direction as a bias. So: weights at zero, bias at the log prior of the
+        candidate spans, and features standardised with the encoder's token statistics.
+        """
+        from ner_core.adapters import attach_standardised_head
+
+        sm, c = self.model, self.config
+        if c.zero_init_head:
+            counts = np.bincount(np.concatenate([w.labels for w in self.windows]), minlength=sm.classifier.out_features)
+            with torch.no_grad():
+                sm.classifier.weight.zero_()
+                sm.classifier.bias.copy_(torch.from_numpy(np.log(counts + 1.0)).float())
+        if c.standardise_features and self.windows:
+            # Token states, not marker states: at initialisation the markers of a window are
+            # nearly identical; training brings them towards the tokens they mark.
+            sample = [w.input for w in self.windows[:64]]
+            was_training = sm.training
+            sm.eval()
+            with torch.no_grad():
+                _, _, text = self.encoder.encode(sample)
+            sm.train(was_training)
+            mean, std = text.mean(0), text.std(0) + 1e-3
+            attach_standardised_head(sm, torch.cat((mean, mean)), torch.cat((std, std)))
 
     def _plan(self, epoch: int):
         # Planning an epoch touches every window; the last plan is kept for run().
@@ -468,12 +495,15 @@ class Trainer:
             state["best_f1"], state["best_step"] = f1, step
 
     def _export(self, state: dict) -> TrainResult:
-        from ner_core.adapters import detach_marker_embedding, export_peft_adapter, merge_lora, save_adapter, save_full
+        from ner_core.adapters import (
+            detach_marker_embedding, detach_standardised_head, export_peft_adapter, merge_lora, save_adapter, save_full,
+        )
 
         best = state.get("best_step")
         if best is not None and best != state["step"]:
             self._restore(self.ckpt_root / f"step-{best:07d}")
         self.model.eval()
+        detach_standardised_head(self.model)
         adapter_dir = None
         meta = {"steps": state["step"], "selected_step": best or state["step"], "train_seconds": state["seconds"],
                 "coverage": self.coverage.as_dict()}

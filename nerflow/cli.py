@@ -74,6 +74,18 @@ def _storage_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def _add_storage_arguments(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """``--endpoint-url`` and ``--storage-options``, read back by :func:`_storage_options`."""
+    parser.add_argument("--endpoint-url", help=f"S3-compatible endpoint (MinIO, moto, …) {what}".rstrip())
+    parser.add_argument("--storage-options", metavar="JSON", help="fsspec storage options as JSON")
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The OUTPUT of an earlier ``nerflow run`` and how to reach it."""
+    parser.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
+    _add_storage_arguments(parser)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import os
 
@@ -109,6 +121,68 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return 1
     print(render_report(report))
     return 0 if report.success else 1
+
+
+def _cmd_warehouse(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from ner_core.errors import NerflowError
+    from nerflow import storage
+    from nerflow.warehouse import build_warehouse
+
+    try:
+        fs, root = storage.filesystem(args.output, _storage_options(args))
+        with duckdb.connect(args.duckdb) as con:
+            report = build_warehouse(con, fs, root)
+    except (NerflowError, duckdb.Error) as e:
+        print(f"nerflow warehouse: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"warehouse {args.duckdb} <- {report.output}")
+    for load in report.tables.values():
+        print(f"  {load.table:<18} {load.rows:>10} rows from {len(load.files)} files ({load.source})")
+    if report.skipped_files:
+        print(f"  {report.skipped_files} files the manifest names no longer exist (emptied by a retraction): skipped")
+    for note in report.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import json
+
+    from flows import deploy
+
+    overrides: dict = {}
+    for item in args.param or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            print(f"nerflow serve: --param takes KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    for key, value in (("input_uri", args.input), ("output_uri", args.output), ("model", args.model)):
+        if value is not None:
+            overrides[key] = value
+    if args.storage_options or args.endpoint_url:
+        overrides["storage_options"] = _storage_options(args)
+    try:
+        settings = deploy.DeploymentSettings()
+        parameters = deploy.deployment_parameters(overrides, settings)
+        deployment = deploy.build_deployment(
+            parameters, name=args.name, cron=None if args.no_schedule else (args.cron or settings.cron),
+            timezone=args.timezone or settings.timezone,
+        )
+    except ValueError as e:  # pydantic's ValidationError included
+        print(
+            f"nerflow serve: invalid deployment:\n{e}\n(input and output: --input/--output or "
+            "NERFLOW_INPUT_URI/NERFLOW_OUTPUT_URI)",
+            file=sys.stderr,
+        )
+        return 2
+    deploy.serve(deployment, limit=args.limit or None)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,8 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-failure-rate", type=float, default=0.05,
         help="share of a batch's documents that may fail the contracts (quarantined) before the run fails (default 0.05)",
     )
-    run.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, moto, …) for input and output")
-    run.add_argument("--storage-options", metavar="JSON", help="fsspec storage options as JSON")
+    _add_storage_arguments(run, "for input and output")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--verbose", action="store_true", help="keep Prefect's log lines on the console")
     run.set_defaults(handler=_cmd_run)
@@ -182,10 +255,43 @@ def build_parser() -> argparse.ArgumentParser:
         "schema and version stamp, every row rule (offsets, labels, scores, uniqueness, vectors) and the "
         "reconciliation of the tables with the manifest. Prints a report; exit status 0 when everything passes.",
     )
-    validate.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
-    validate.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO, moto, …)")
-    validate.add_argument("--storage-options", metavar="JSON", help="fsspec storage options as JSON")
+    _add_output_arguments(validate)
     validate.set_defaults(handler=_cmd_validate)
+
+    warehouse = commands.add_parser(
+        "warehouse",
+        help="create or refresh a DuckDB warehouse from the tables under OUTPUT (committed rows only)",
+        description="Copy the committed rows of an output of `nerflow run` into DuckDB tables (documents, entities, "
+        "entity_embeddings, quarantine, objects, runs) with the contracts' column types, replacing what an earlier "
+        "refresh loaded, in one transaction. Queries: docs/warehouse.md.",
+    )
+    warehouse.add_argument("--duckdb", required=True, metavar="FILE", help="the DuckDB database file (created if missing)")
+    _add_output_arguments(warehouse)
+    warehouse.set_defaults(handler=_cmd_warehouse)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the extract-entities flow: a deployment on a cron schedule, runnable from the Prefect UI",
+        description="Register the deployment extract-entities/NAME with the Prefect API (PREFECT_API_URL) and run "
+        "its flow runs, scheduled or started from the UI or API, until interrupted. Default parameters come "
+        "from NERFLOW_INPUT_URI, NERFLOW_OUTPUT_URI and NERFLOW_MODEL, read now; the options below override them. "
+        "The UI's Run button can change any parameter of a single run.",
+    )
+    serve.add_argument("--name", default="scheduled", help="deployment name (default: scheduled)")
+    serve.add_argument("--cron", help="cron schedule (default: $NERFLOW_CRON or '0 2 * * *', daily at 02:00)")
+    serve.add_argument("--timezone", help="time zone of the cron schedule (default: $NERFLOW_TIMEZONE or UTC)")
+    serve.add_argument("--no-schedule", action="store_true", help="no schedule: runs start from the UI or API only")
+    serve.add_argument("--input", help="default input_uri (default: $NERFLOW_INPUT_URI)")
+    serve.add_argument("--output", help="default output_uri (default: $NERFLOW_OUTPUT_URI)")
+    serve.add_argument("--model", help="default model (default: $NERFLOW_MODEL, else the shipped default model)")
+    serve.add_argument(
+        "--param", action="append", metavar="KEY=VALUE",
+        help="another default parameter of the flow (VALUE is JSON, or else a string), e.g. device=cpu, "
+        "batch_docs=500, languages='[\"en\",\"de\"]'; repeatable",
+    )
+    _add_storage_arguments(serve, "for input and output")
+    serve.add_argument("--limit", type=int, default=1, help="most flow runs at once (default 1; 0: no limit)")
+    serve.set_defaults(handler=_cmd_serve)
     return parser
 
 

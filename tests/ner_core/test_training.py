@@ -118,6 +118,31 @@ def test_training_learns_the_training_sentences(tmp_path, request, encoder):
     assert found == gold
 
 
+def test_the_head_starts_at_the_label_prior_and_its_standardisation_folds_into_a_plain_classifier(
+    tmp_path, tiny_wordpiece_encoder_dir
+):
+    from ner_core.adapters import StandardisedHead
+
+    trainer = Trainer(_config(tmp_path, tiny_wordpiece_encoder_dir), _records())
+    head = trainer.model.classifier
+    assert isinstance(head, StandardisedHead)
+    counts = np.bincount(np.concatenate([w.labels for w in trainer.windows]), minlength=5) + 1.0
+    features = torch.randn(7, head.linear.in_features)
+    with torch.no_grad():
+        probs = head(features).softmax(-1).numpy()
+    np.testing.assert_allclose(probs, np.tile(counts / counts.sum(), (7, 1)), rtol=1e-5)
+
+    torch.manual_seed(0)
+    trained = StandardisedHead(torch.nn.Linear(6, 3), torch.randn(6), torch.rand(6) + 0.1)
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(trained.fold()(x), trained(x), rtol=1e-5, atol=1e-5)
+
+    result = trainer.run()
+    assert type(trainer.model.classifier) is torch.nn.Linear  # what is saved is SpanMarker's own head
+    assert (result.model_dir / "model.safetensors").exists()
+
+
 def test_an_interrupted_run_resumes_at_its_last_checkpoint_and_ends_where_an_uninterrupted_run_ends(tmp_path, tiny_wordpiece_encoder_dir):
     straight = Trainer(_config(tmp_path / "a", tiny_wordpiece_encoder_dir), _records() * 3)
     straight.run()

