@@ -11,6 +11,7 @@ targets (the MultiNERD paper's models, which have no MISC class) are defined.
   against the very sentences of ``test/`` each document was built from, run one by one.
 
 Run:  python benchmarks/evaluate_default_model.py [--model default] [--docs-per-lang 2] [--all] [--fast-check 100]
+      [--max-sentences N]
 Writes benchmarks/results/default_model_eval.json and its section of docs/model-card.md
 (``--report-only`` re-renders that section from the JSON).
 """
@@ -75,7 +76,7 @@ def fast_agreement(model, records, name: str) -> dict:
     return out
 
 
-def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: int = 0) -> dict:
+def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: int = 0, max_sentences: int = 0) -> dict:
     from ner_core import load_model
     from ner_core.evaluation import evaluate_records
     from ner_core.labelled import read_labelled
@@ -86,10 +87,10 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: 
     out: dict = {"model": model_ref, "model_id": model.model_id, "load_seconds": round(load_seconds, 1),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
                  "scoring": "strict entity-level, PER/ORG/LOC (MISC ignored on both sides), exact precision",
-                 "test": {}, "docs": {}}
+                 "test": {}, "docs": {}, "max_sentences": max_sentences or None}
     sets = list(TARGETS) + (OTHER_SETS if all_sets else [])
     for name in sets:
-        records = list(read_labelled(str(DATA / "test" / f"{name}.jsonl.gz")))
+        records = list(read_labelled(str(DATA / "test" / f"{name}.jsonl.gz"), limit=max_sentences or None))
         rep = evaluate_records(model, records, name=name, label_map=IGNORE, gold_label_map=IGNORE)
         out["test"][name] = {**_report(rep), "target_f1": TARGETS.get(name)}
         print(f"{name}: F1 {100 * rep.scores.micro.f1:.1f} ({rep.texts} sentences, {rep.seconds:.0f}s)", flush=True)
@@ -128,6 +129,9 @@ def render_markdown(r: dict) -> str:
         "Command: `python benchmarks/evaluate_default_model.py`; raw figures in "
         "`benchmarks/results/default_model_eval.json`.",
         "",
+        *([f"Only the first {r['max_sentences']} sentences of each test set were scored "
+           f"(`--max-sentences {r['max_sentences']}`): the figures are estimates of the full test sets' F1.", ""]
+          if r.get("max_sentences") else []),
         "| test set | sentences | P | R | F1 | target | PER | ORG | LOC |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
@@ -179,6 +183,7 @@ def main() -> None:
     parser.add_argument("--docs-per-lang", type=int, default=2, help="documents per language (0: none)")
     parser.add_argument("--all", action="store_true", help="also the gold test sets without a target")
     parser.add_argument("--fast-check", type=int, default=100, help="sentences per target set scored in fast precision too (0: skip)")
+    parser.add_argument("--max-sentences", type=int, default=0, help="first N sentences of each test set (0: all)")
     parser.add_argument("--out", default=str(RESULTS / "default_model_eval.json"))
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
@@ -189,7 +194,8 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        result = evaluate(args.model, docs_per_lang=args.docs_per_lang, all_sets=args.all, fast_check=args.fast_check)
+        result = evaluate(args.model, docs_per_lang=args.docs_per_lang, all_sets=args.all, fast_check=args.fast_check,
+                          max_sentences=args.max_sentences)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     markdown = render_markdown(result)

@@ -33,8 +33,8 @@ def default_model_dir(cache_root: Path | None = None) -> Path:
     artifact = default_artifact_dir()
     if not (artifact / "adapter.safetensors").exists():
         raise ModelNotFoundError(
-            "the default model artifact is missing from this installation (ner_core/models/default); "
-            "no default model has been shipped yet (see docs/model-card.md): name a checkpoint directory or URI",
+            "the default model artifact is missing from this installation (ner_core/models/default/"
+            "adapter.safetensors; see docs/model-card.md): reinstall nerflow, or name a checkpoint directory or URI",
             ref=DEFAULT_MODEL_REF,
         )
     return materialised_dir(artifact, cache_root=cache_root, name="default")
