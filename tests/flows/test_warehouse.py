@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,13 +330,15 @@ def test_files_of_older_contract_versions_load_with_nulls_in_the_newer_columns(r
 
 
 def test_an_s3_output_is_read_through_fsspec(runs, s3, tmp_path):
+    # A prefix of its own: the moto server lives for the whole session, other tests write to it.
+    prefix = f"nerflow/warehouse-{uuid.uuid4().hex[:8]}"
     fs, _ = storage.filesystem("s3://nerflow", s3)
     for path in runs.out.rglob("*"):
         if path.is_file():
-            fs.pipe_file(f"nerflow/out/{path.relative_to(runs.out).as_posix()}", path.read_bytes())
+            fs.pipe_file(f"{prefix}/{path.relative_to(runs.out).as_posix()}", path.read_bytes())
     db = tmp_path / "w.duckdb"
-    report = refresh(db, "s3://nerflow/out", s3)
-    assert report.output == "s3://nerflow/out"
+    report = refresh(db, f"s3://{prefix}", s3)
+    assert report.output == f"s3://{prefix}"
     assert {t: load.rows for t, load in report.tables.items()} == runs.second.counts
     assert warehouse_rows(db, "entities") == parquet_rows(runs.out, "entities")
 
