@@ -2,11 +2,14 @@
 
     recover the output (roll back batches a killed run left uncommitted)
     ->  plan: list the input, skip what the manifest holds, cut the rest into batches
+        (a progress artifact follows the batches as they commit)
     ->  load the model (fail fast on a bad reference)
     ->  retract the old rows of input objects that changed since they were processed
     ->  per batch: read -> normalise -> annotate -> validate (contracts; failing documents to
         quarantine, too many failures reject the batch) -> write tables -> write manifest entry
     ->  write the run record (with the contract results), publish the contract report artifact
+    ->  report: draw the entity chart next to the outputs, publish the summary page and the
+        top entities per label
 
 Batches go through in rounds of one batch per device (one on CPU, N on N GPUs): the
 annotate task is mapped over a round, one device each, while the next round is read and
@@ -52,6 +55,15 @@ from tasks.annotating import annotate_batch, prepare_model
 from tasks.listing import plan_batches
 from tasks.normalising import normalise_batch
 from tasks.reading import read_batch
+from tasks.reporting import (
+    RunProgress,
+    advance_progress,
+    finish_progress,
+    publish_run_summary,
+    publish_top_entities,
+    start_progress,
+    write_entity_chart,
+)
 from tasks.validating import publish_contract_report, validate_batch
 from tasks.writing import recover_output, retract_changed, write_batch, write_run_record
 
@@ -202,6 +214,7 @@ _CONTRACT_ERRORS = (BatchRejectedError, ReconciliationError, ContractViolationEr
 class _Progress:
     """What the run has committed so far (kept when a batch is rejected half-way)."""
 
+    artifact: RunProgress
     reports: list[BatchReport] = field(default_factory=list)
     validations: list[BatchValidation] = field(default_factory=list)
 
@@ -226,12 +239,12 @@ def extract_entities(params: ExtractParams) -> RunSummary:
     recover_output(output)
     plan = plan_batches(source, output, params.batching())
     _emit(ProgressEvent(kind="planned", plan=plan))
+    progress = _Progress(artifact=start_progress(plan))
     devices = resolve_devices(params.device)
     model = prepare_model(params.annotating(), devices[0]) if plan.batches else None
     if plan.changed:
         retract_changed(output, plan.changed)
     validate_config = params.validating(model)
-    progress = _Progress()
     error: Exception | None = None
     try:
         _process(plan.batches, params, run, devices, source, output, validate_config, progress)
@@ -252,8 +265,13 @@ def extract_entities(params: ExtractParams) -> RunSummary:
         versions["entity_embeddings"] = EMBEDDINGS_VERSION
     results = contract_results(progress.validations, validate_config, versions=versions)
     status = "completed" if error is None else "failed"
+    failure = None if error is None else f"{type(error).__name__}: {error}"
     write_run_record(output, _run_record(summary, params, started, model, validate_config, results, status))
-    publish_contract_report(summary, results, status, None if error is None else f"{type(error).__name__}: {error}")
+    publish_contract_report(summary, results, status, failure)
+    finish_progress(progress.artifact, status)
+    chart = write_entity_chart(output, summary)
+    publish_run_summary(summary, results, status, failure, chart)
+    publish_top_entities(summary)
     logger = get_run_logger()
     logger.info(
         "%d documents in (%d annotated, %d empty, %d quarantined), %d entities, %.1f documents/s; tables under %s",
@@ -286,7 +304,7 @@ def _process(
             annotations = annotate_batch.map(current, config=unmapped(annotate_config), device=list(devices[: len(round_)]))
             # Devices are busy until the round is annotated; an engine failure stops the run here.
             annotations.result()
-            progress.reports += _collect(writing)
+            _collect(writing, progress)
             writing = []
             # In plan order, one batch after the other: each sees the ids of those before it.
             for batch, normalised, annotation in zip(round_, current, annotations):
@@ -298,18 +316,18 @@ def _process(
                 writing.append(write_batch.submit(output, validated))
     except _CONTRACT_ERRORS:
         # The batches validated before the rejected one are committed; nothing of it is.
-        progress.reports += _collect(writing)
+        _collect(writing, progress)
         raise
-    progress.reports += _collect(writing)
+    _collect(writing, progress)
 
 
-def _collect(futures: Sequence[PrefectFuture[BatchReport]]) -> list[BatchReport]:
-    out = []
+def _collect(futures: Sequence[PrefectFuture[BatchReport]], progress: _Progress) -> None:
+    """Wait for batches being written; count each one committed."""
     for future in futures:
         report = future.result()
+        progress.reports.append(report)
+        advance_progress(progress.artifact, report)
         _emit(ProgressEvent(kind="batch", report=report))
-        out.append(report)
-    return out
 
 
 def _run_record(

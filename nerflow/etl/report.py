@@ -10,7 +10,41 @@ import pyarrow as pa
 
 from nerflow.etl.tables import BatchTables
 
-__all__ = ["BatchReport", "RunSummary", "batch_report", "summarise", "render_contract_report"]
+__all__ = [
+    "BATCH_TOP_K",
+    "RUN_TOP_K",
+    "TopEntity",
+    "BatchReport",
+    "RunSummary",
+    "top_entities",
+    "merge_top_entities",
+    "batch_report",
+    "summarise",
+    "render_contract_report",
+]
+
+BATCH_TOP_K = 25
+"""Entity texts a batch report keeps per label (its most frequent)."""
+
+RUN_TOP_K = 10
+"""Entity texts a run summary keeps per label."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopEntity:
+    """One of the most frequent entity texts of a label.
+
+    Attributes:
+        label: The entity label.
+        text: The entity text, exactly as written to ``entities.text``.
+        count: Rows of ``entities`` with this label and text.
+        docs: Documents with at least one such row.
+    """
+
+    label: str
+    text: str
+    count: int
+    docs: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +67,9 @@ class BatchReport:
         files: Data files written, relative to the output root.
         device: Where the batch was annotated.
         annotate_seconds: Wall time of its annotation.
+        top_entities: The batch's :data:`BATCH_TOP_K` most frequent texts per label, by
+            label then rank (a bounded sketch: a run adds these up instead of keeping every
+            entity).
     """
 
     batch_id: str
@@ -50,10 +87,60 @@ class BatchReport:
     files: tuple[str, ...] = ()
     device: str = "cpu"
     annotate_seconds: float = 0.0
+    top_entities: tuple[TopEntity, ...] = ()
 
 
 def _counter(table: pa.Table, columns: Sequence[str]) -> Counter:
     return Counter(zip(*(table.column(c).to_pylist() for c in columns)))
+
+
+def _ranked(items: dict[tuple[str, str], tuple[int, int]], k: int) -> tuple[TopEntity, ...]:
+    # Most rows first, then most documents, then text: the same input always ranks the same.
+    ordered = sorted(items.items(), key=lambda kv: (kv[0][0], -kv[1][0], -kv[1][1], kv[0][1]))
+    out: list[TopEntity] = []
+    kept: Counter = Counter()
+    for (label, text), (count, docs) in ordered:
+        if kept[label] < k:
+            kept[label] += 1
+            out.append(TopEntity(label=label, text=text, count=count, docs=docs))
+    return tuple(out)
+
+
+def top_entities(entities: pa.Table, k: int = BATCH_TOP_K) -> tuple[TopEntity, ...]:
+    """The ``k`` most frequent entity texts per label of one batch.
+
+    Args:
+        entities: Rows with at least ``doc_id``, ``text`` and ``label`` (:data:`ENTITIES`).
+        k: Texts kept per label.
+
+    Returns:
+        By label, then most rows first (ties: most documents, then text).
+    """
+    if entities.num_rows == 0:
+        return ()
+    grouped = entities.select(["label", "text", "doc_id"]).group_by(["label", "text"]).aggregate(
+        [("doc_id", "count"), ("doc_id", "count_distinct")]
+    )
+    rows = zip(
+        grouped.column("label").to_pylist(), grouped.column("text").to_pylist(),
+        grouped.column("doc_id_count").to_pylist(), grouped.column("doc_id_count_distinct").to_pylist(),
+    )
+    return _ranked({(label, text): (count, docs) for label, text, count, docs in rows}, k)
+
+
+def merge_top_entities(parts: Sequence[Sequence[TopEntity]], k: int = RUN_TOP_K) -> tuple[TopEntity, ...]:
+    """Add up the top entities of several batches and keep the ``k`` most frequent per label.
+
+    A document belongs to one batch, so documents add up like rows. A text that missed a
+    batch's top list is not counted for that batch: the counts are lower bounds, exact when no
+    batch had more than :data:`BATCH_TOP_K` distinct texts of a label.
+    """
+    totals: dict[tuple[str, str], tuple[int, int]] = {}
+    for part in parts:
+        for e in part:
+            count, docs = totals.get((e.label, e.text), (0, 0))
+            totals[(e.label, e.text)] = (count + e.count, docs + e.docs)
+    return _ranked(totals, k)
 
 
 def batch_report(
@@ -89,6 +176,7 @@ def batch_report(
         files=tuple(files),
         device=device,
         annotate_seconds=annotate_seconds,
+        top_entities=top_entities(tables.entities),
     )
 
 
@@ -121,6 +209,8 @@ class RunSummary:
         quarantine_reasons: Quarantined records per reason.
         seconds: Wall time of the run.
         tables: URI of each table written to.
+        top_entities: The :data:`RUN_TOP_K` most frequent entity texts per label (see
+            :func:`merge_top_entities`).
     """
 
     run_id: str
@@ -147,6 +237,7 @@ class RunSummary:
     quarantine_reasons: dict[str, int]
     seconds: float
     tables: dict[str, str]
+    top_entities: tuple[TopEntity, ...] = ()
 
     @property
     def docs_per_second(self) -> float:
@@ -197,6 +288,7 @@ def summarise(
         entities=sum(r.entities for r in reports), chars=sum(r.chars for r in reports),
         entities_by_label=dict(sorted(by_label.items())), entities_by_lang=dict(sorted(by_lang.items())),
         entities_by_label_lang=nested, quarantine_reasons=dict(sorted(reasons.items())), seconds=seconds, tables=tables,
+        top_entities=merge_top_entities([r.top_entities for r in reports]),
     )
 
 
@@ -205,7 +297,9 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def render_contract_report(summary: RunSummary, contract_results: dict, *, status: str, error: str | None = None) -> str:
+def render_contract_report(
+    summary: RunSummary, contract_results: dict, *, status: str, error: str | None = None, heading: bool = True
+) -> str:
     """The run's contract results and quarantine counts as markdown (the flow's artifact).
 
     Args:
@@ -213,18 +307,22 @@ def render_contract_report(summary: RunSummary, contract_results: dict, *, statu
         contract_results: As :func:`nerflow.etl.validating.contract_results` returns them.
         status: ``"completed"`` or ``"failed"``.
         error: Why the run failed.
+        heading: Start with a title, the run line and the error; ``False`` gives the
+            ``##`` sections alone, for a page that has its own title.
     """
     s, c = summary, contract_results
     rec = c.get("reconciliation", {})
-    lines = [
-        f"# extract-entities {status}",
-        "",
-        f"Run `{s.run_id}`, model `{s.model_id or '-'}`, {s.batches} batches committed, {s.seconds:.1f} s.",
-    ]
-    if error:
-        lines += ["", f"**Failed:** {_cell(error)}"]
+    lines = []
+    if heading:
+        lines += [
+            f"# extract-entities {status}",
+            "",
+            f"Run `{s.run_id}`, model `{s.model_id or '-'}`, {s.batches} batches committed, {s.seconds:.1f} s.",
+        ]
+        if error:
+            lines += ["", f"**Failed:** {_cell(error)}"]
+        lines.append("")
     lines += [
-        "",
         "## Reconciliation",
         "",
         "| count | value |",
