@@ -256,9 +256,18 @@ class StandardisedHead(torch.nn.Module):
         return folded
 
 
-def attach_standardised_head(model, mean: torch.Tensor, std: torch.Tensor) -> StandardisedHead:
-    """Train ``model.classifier`` on standardised features (see :class:`StandardisedHead`)."""
-    head = StandardisedHead(model.classifier, mean, std)
+def attach_standardised_head(model, mean: torch.Tensor, std: torch.Tensor, *, keep_function: bool = False) -> StandardisedHead:
+    """Train ``model.classifier`` on standardised features (see :class:`StandardisedHead`).
+
+    With ``keep_function`` the classifier is rescaled (the inverse of :meth:`StandardisedHead.fold`)
+    so that the model computes exactly what it did before: for a head that is already trained.
+    """
+    linear = model.classifier
+    if keep_function:
+        with torch.no_grad():
+            linear.bias.add_(linear.weight @ mean)
+            linear.weight.mul_(std)
+    head = StandardisedHead(linear, mean, std)
     model.classifier = head
     return head
 

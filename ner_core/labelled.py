@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ner_core.errors import NerflowError
 from ner_core.metrics import spans_from_iob2
 
-__all__ = ["LabelledText", "LabelledDataError", "read_labelled", "expand_uri", "sentence_to_text", "is_cjk"]
+__all__ = ["LabelledText", "LabelledDataError", "read_labelled", "expand_uri", "sentence_to_text", "is_cjk", "join_texts"]
 
 CharSpan = tuple[int, int, str]
 
@@ -82,6 +82,33 @@ def sentence_to_text(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, t
         at += len(token)
     entities = [(offsets[s][0], offsets[e - 1][1], label) for s, e, label in spans_from_iob2(tags)]
     return "".join(parts), tuple(offsets), entities
+
+
+def join_texts(records: Sequence[LabelledText], *, separator: str = "\n") -> LabelledText:
+    """Consecutive labelled texts as one pseudo-document (what ``docs/`` in the team's data
+    is made of): texts joined by ``separator``, every offset shifted to the joined text.
+
+    Training on these lets a model see windows that hold several sentences and entities
+    near a window's edge, as it does on long documents at inference.
+    """
+    if not records:
+        raise ValueError("nothing to join")
+    texts, entities, tokens = [], [], []
+    at = 0
+    for rec in records:
+        texts.append(rec.text)
+        entities.extend((s + at, e + at, label) for s, e, label in rec.entities)
+        if tokens is not None and rec.tokens is not None:
+            tokens.extend((s + at, e + at) for s, e in rec.tokens)
+        else:
+            tokens = None
+        at += len(rec.text) + len(separator)
+    first = records[0]
+    return LabelledText(
+        id=first.id if len(records) == 1 else f"{first.id}+{len(records) - 1}",
+        text=separator.join(texts), entities=tuple(entities), lang=first.lang,
+        tokens=tuple(tokens) if tokens is not None else None,
+    )
 
 
 def expand_uri(uri: str, *, storage_options: dict | None = None) -> list[tuple[str, str]]:

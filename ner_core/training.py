@@ -47,11 +47,13 @@ _OPTIMIZER = "optimizer.safetensors"
 
 
 class DataSource(BaseModel):
-    """A labelled file (local path or fsspec URI; a glob matches several) and how many of
-    its records to use (a seeded random sample; all when unset)."""
+    """A labelled file (local path or fsspec URI; a glob matches several), how many of its
+    texts to use (a seeded random sample; all when unset), and whether consecutive records
+    are first joined into pseudo-documents (``join`` records each, newline-separated)."""
 
     uri: str
-    max_records: int | None = Field(None, gt=0)
+    max_records: int | None = Field(None, gt=0, description="Texts to sample (after joining)")
+    join: int = Field(1, ge=1, description="Consecutive records joined into one text")
 
     @model_validator(mode="before")
     @classmethod
@@ -72,6 +74,9 @@ class TrainConfig(BaseModel):
     entity_max_length: int = 8
     marker_max_length: int = 128
     method: Literal["lora", "full"] = "lora"
+    init_from: str | None = Field(
+        None, description="A nerflow adapter directory (or 'default') to start from: a further stage of training (LoRA only)",
+    )
     lora_rank: int = 16
     lora_alpha: float = 32.0
     learning_rate: float = 3e-4
@@ -286,6 +291,10 @@ class Trainer:
                     p.requires_grad = True
             # Only the two marker rows of the embedding matrix learn; the rest stays the encoder's.
             attach_marker_embedding(model)
+            if config.init_from:
+                _load_initial_adapter(model, config)
+        elif config.init_from:
+            raise ValueError("init_from continues a LoRA adapter; it needs method = 'lora'")
         self.model.train()
         self.ner_model = training_ner_model(model, self.out)
         # Text once, markers against it: training pays for text plus two tokens per span,
@@ -320,7 +329,7 @@ class Trainer:
         from ner_core.adapters import attach_standardised_head
 
         sm, c = self.model, self.config
-        if c.zero_init_head:
+        if c.zero_init_head and not c.init_from:
             counts = np.bincount(np.concatenate([w.labels for w in self.windows]), minlength=sm.classifier.out_features)
             with torch.no_grad():
                 sm.classifier.weight.zero_()
@@ -335,7 +344,8 @@ class Trainer:
                 _, _, text = self.encoder.encode(sample)
             sm.train(was_training)
             mean, std = text.mean(0), text.std(0) + 1e-3
-            attach_standardised_head(sm, torch.cat((mean, mean)), torch.cat((std, std)))
+            # A head that was already trained keeps computing what it computed.
+            attach_standardised_head(sm, torch.cat((mean, mean)), torch.cat((std, std)), keep_function=bool(c.init_from))
 
     def _plan(self, epoch: int):
         # Planning an epoch touches every window; the last plan is kept for run().
@@ -551,22 +561,45 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
 
 
+def _load_initial_adapter(model, config: TrainConfig) -> None:
+    """Start from a trained adapter; its settings must be this run's."""
+    from ner_core.adapters import ADAPTER_CONFIG, load_adapter_into
+    from ner_core.default_model import DEFAULT_MODEL_REF, default_artifact_dir
+
+    directory = default_artifact_dir() if config.init_from == DEFAULT_MODEL_REF else Path(config.init_from)
+    saved = json.loads((directory / ADAPTER_CONFIG).read_text())
+    ours = {"encoder": config.encoder, "labels": config.labels, "model_max_length": config.model_max_length,
+            "entity_max_length": config.entity_max_length, "marker_max_length": config.marker_max_length,
+            "lora": {"rank": config.lora_rank, "alpha": config.lora_alpha}}
+    differ = {k: (saved.get(k), v) for k, v in ours.items()
+              if (saved.get(k) if k != "lora" else {x: saved["lora"].get(x) for x in v}) != v}
+    if differ:
+        raise ValueError(f"init_from {directory} was trained with other settings (saved, this run): {differ}")
+    load_adapter_into(model, directory)
+    logger.info("starting from the adapter in %s", directory)
+
+
 def read_sources(sources: list[DataSource], *, seed: int, storage_options: dict | None = None) -> dict[str, list[LabelledText]]:
     """Read labelled files, sampling ``max_records`` of each with the seed.
 
     Returns:
         Records per file name (file name without extensions), in file order.
     """
-    from ner_core.labelled import expand_uri, read_labelled
+    from ner_core.labelled import expand_uri, join_texts, read_labelled
 
     out: dict[str, list[LabelledText]] = {}
     for source in sources:
         for path, uri in expand_uri(source.uri, storage_options=storage_options):
             records = list(read_labelled(uri, storage_options=storage_options))
+            name = Path(path).name.split(".", 1)[0]
+            if source.join > 1:
+                k = source.join
+                records = [join_texts(records[i:i + k]) for i in range(0, len(records), k)]
+                name = f"{name}+join{k}"
             if source.max_records is not None and len(records) > source.max_records:
                 rng = random.Random(f"{seed}:{path}")
                 records = [records[i] for i in sorted(rng.sample(range(len(records)), source.max_records))]
-            out[Path(path).name.split(".", 1)[0]] = records
+            out[name] = records
     return out
 
 

@@ -221,3 +221,45 @@ def test_the_lora_update_is_peft_lora_exactly(tmp_path, tiny_wordpiece_encoder_d
     assert layers
     for key in layers:
         torch.testing.assert_close(ours[key], theirs[key], msg=key)
+
+
+def test_a_second_stage_starts_exactly_where_the_adapter_it_continues_left_off(tmp_path, tiny_wordpiece_encoder_dir):
+    first = Trainer(_config(tmp_path / "first", tiny_wordpiece_encoder_dir), _records()).run()
+    from ner_core import NerEngine, load_model
+    from ner_core.documents import Doc
+
+    doc = Doc(doc_id="x", text="Angela Merkel visited Paris and the United Nations .")
+    trained = load_model(first.model_dir)
+    expected = NerEngine(trained).scorer.score(NerEngine(trained).window_inputs(doc))[0]
+
+    # Other data, so the standardisation statistics differ: the head is rescaled to match.
+    second = Trainer(_config(tmp_path / "second", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), seed=9),
+                     _records()[::-1] * 2)
+    second.model.eval()
+    start = second.ner_model
+    got = NerEngine(start).scorer.score(NerEngine(start).window_inputs(doc))[0]
+    np.testing.assert_array_equal(got.label_ids, expected.label_ids)
+    np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-4, atol=1e-5)
+    second.run()
+
+    with pytest.raises(ValueError, match="other settings"):
+        Trainer(_config(tmp_path / "third", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), lora_rank=8), _records())
+
+
+def test_sources_can_be_joined_into_pseudo_documents(tmp_path):
+    import gzip
+
+    from ner_core.training import DataSource, read_sources
+
+    path = tmp_path / "s.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        for tokens, tags in SENTENCES:
+            f.write(json.dumps({"tokens": tokens, "ner_tags": tags, "lang": "en"}) + "\n")
+    joined = read_sources([DataSource(uri=str(path), join=3)], seed=1)["s+join3"]
+    assert len(joined) == 2  # 4 sentences: 3 + 1
+    single = _records()
+    doc = joined[0]
+    assert doc.text == "\n".join(r.text for r in single[:3])
+    assert [doc.text[s:e] for s, e, _ in doc.entities] == [r.text[s:e] for r in single[:3] for s, e, _ in r.entities]
+    assert [doc.text[s:e] for s, e in doc.tokens] == [t for tokens, _ in SENTENCES[:3] for t in tokens]
+    assert joined[1].text == single[3].text and joined[1].entities == single[3].entities
