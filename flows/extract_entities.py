@@ -14,8 +14,11 @@
 Batches go through in rounds of one batch per device (one on CPU, N on N GPUs): the
 annotate task is mapped over a round, one device each, while the next round is read and
 normalised and the previous round is written, so I/O overlaps inference and at most three
-rounds are held in memory. Validation runs in the flow, batch after batch in plan order, so
-that of two records with one ``doc_id`` the first in input order is always the one kept.
+rounds are held in memory. With ``task_runner="ray"`` the annotate tasks go to a Ray cluster
+instead (``flows/ner_runners.py``), a round being one batch per NER task the cluster runs at
+once (per GPU, or per ``ray_cpus_per_task`` CPUs); everything else stays here. Validation
+runs in the flow, batch after batch in plan order, so that of two records with one ``doc_id``
+the first in input order is always the one kept.
 
 A batch rejected by its contracts (more failing documents than ``max_failure_rate``, or a
 count that does not add up) is not written; the batches validated before it are committed,
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -41,17 +44,19 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from data_contracts.schemas import CONTRACTS, EMBEDDINGS_VERSION
+from flows.ner_runners import RayNerRunner, ThreadNerRunner
 from ner_core import EngineConfig
 from nerflow.etl.annotating import AnnotateConfig, ModelInfo, resolve_devices
 from nerflow.etl.errors import BatchRejectedError, ContractViolationError, ReconciliationError
 from nerflow.etl.listing import Batch, BatchingConfig, Plan
 from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig, NormalisedBatch
+from nerflow.etl.ray_runner import RaySettings
 from nerflow.etl.reading import FieldMapping, ReadConfig
 from nerflow.etl.report import BatchReport, RunSummary, summarise
 from nerflow.etl.tables import RunContext
 from nerflow.etl.validating import BatchValidation, ValidateConfig, contract_results
 from nerflow.storage import Location
-from tasks.annotating import annotate_batch, prepare_model
+from tasks.annotating import prepare_model
 from tasks.listing import plan_batches
 from tasks.normalising import normalise_batch
 from tasks.reading import read_batch
@@ -107,6 +112,21 @@ class ExtractParams(BaseModel):
         description="Largest share of a batch's documents that may break the data contracts (they go to quarantine) "
         "before the batch is rejected, unwritten, and the run fails; 0 rejects any failure",
     )
+    modified_after: datetime | None = Field(
+        None, description="Only input objects last written at or after this time (UTC when no zone is given)",
+    )
+    modified_before: datetime | None = Field(
+        None, description="Only input objects last written before this time (UTC when no zone is given)",
+    )
+    task_runner: Literal["threads", "ray"] = Field(
+        "threads", description="Where NER runs: 'threads' in the flow's process, 'ray' as Ray tasks on a cluster "
+        "(one per GPU where it has GPUs); the other stages stay in the flow's process",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster for task_runner 'ray': empty or 'local' starts one on this "
+        "machine for the run, 'auto' joins the one running here, else host:6379 or ray://host:10001",
+    )
+    ray_cpus_per_task: float = Field(1.0, gt=0, description="CPUs a Ray NER task takes (beside its GPU, if any)")
     run_label: str | None = Field(None, description="Free text recorded with the run")
     # Parameters are stored with the flow run: credentials belong in the environment
     # (AWS_* variables, an instance role), not here.
@@ -128,6 +148,11 @@ class ExtractParams(BaseModel):
             raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be below window_tokens ({self.window_tokens})")
         return self
 
+    @model_validator(mode="after")
+    def _time_range_in_order(self) -> ExtractParams:
+        self.batching()  # raises when modified_after is not before modified_before
+        return self
+
     # Conversions to the stages' frozen configs, done once at the flow's edge.
 
     def source(self) -> Location:
@@ -138,7 +163,10 @@ class ExtractParams(BaseModel):
         return Location(uri=self.output_uri, storage_options=options)
 
     def batching(self) -> BatchingConfig:
-        return BatchingConfig(batch_docs=self.batch_docs, batch_bytes=self.batch_bytes, input_format=self.input_format)
+        return BatchingConfig(
+            batch_docs=self.batch_docs, batch_bytes=self.batch_bytes, input_format=self.input_format,
+            modified_after=self.modified_after, modified_before=self.modified_before,
+        )
 
     def reading(self) -> ReadConfig:
         return ReadConfig(input_format=self.input_format, fields=FieldMapping(**self.fields.model_dump()))
@@ -152,6 +180,9 @@ class ExtractParams(BaseModel):
             embeddings=self.embeddings,
         )
         return AnnotateConfig(model=self.model, engine=engine)
+
+    def ray_settings(self) -> RaySettings:
+        return RaySettings(address=self.ray_address, cpus_per_task=self.ray_cpus_per_task)
 
     def validating(self, model: ModelInfo | None) -> ValidateConfig:
         """The contracts' settings: labels and vector width from the loaded model."""
@@ -240,14 +271,16 @@ def extract_entities(params: ExtractParams) -> RunSummary:
     plan = plan_batches(source, output, params.batching())
     _emit(ProgressEvent(kind="planned", plan=plan))
     progress = _Progress(artifact=start_progress(plan))
-    devices = resolve_devices(params.device)
-    model = prepare_model(params.annotating(), devices[0]) if plan.batches else None
+    ner = (RayNerRunner(params.device, params.ray_settings()) if params.task_runner == "ray"
+           else ThreadNerRunner(resolve_devices(params.device)))
+    model = prepare_model(params.annotating(), ner.model_device) if plan.batches else None
     if plan.changed:
         retract_changed(output, plan.changed)
     validate_config = params.validating(model)
     error: Exception | None = None
     try:
-        _process(plan.batches, params, run, devices, source, output, validate_config, progress)
+        with ner:
+            _process(plan.batches, params, run, ner, source, output, validate_config, progress)
     except _CONTRACT_ERRORS as e:
         error = e
 
@@ -257,7 +290,7 @@ def extract_entities(params: ExtractParams) -> RunSummary:
         tables["entity_embeddings"] = f"{root.rstrip('/')}/entity_embeddings/"
     summary = summarise(
         progress.reports, run_id=run.run_id, run_label=params.run_label, input_uri=source.display(), output_uri=root,
-        model_id=model.model_id if model else "", devices=devices, listed=plan.listed, skipped=len(plan.skipped),
+        model_id=model.model_id if model else "", devices=ner.devices, listed=plan.listed, skipped=len(plan.skipped),
         ignored=len(plan.ignored), superseded=len(plan.changed), seconds=time.perf_counter() - t0, tables=tables,
     )
     versions = {name: c.version for name, c in CONTRACTS.items()}
@@ -285,7 +318,7 @@ def extract_entities(params: ExtractParams) -> RunSummary:
 
 
 def _process(
-    batches: Sequence[Batch], params: ExtractParams, run: RunContext, devices: Sequence[str], source: Location,
+    batches: Sequence[Batch], params: ExtractParams, run: RunContext, ner: ThreadNerRunner | RayNerRunner, source: Location,
     output: Location, validate_config: ValidateConfig, progress: _Progress,
 ) -> None:
     read_config, normalise_config, annotate_config = params.reading(), params.normalising(), params.annotating()
@@ -293,7 +326,7 @@ def _process(
     def prepare(batch: Batch) -> PrefectFuture[NormalisedBatch]:
         return normalise_batch.submit(read_batch.submit(source, batch, read_config), normalise_config)
 
-    rounds = [batches[i : i + len(devices)] for i in range(0, len(batches), len(devices))]
+    rounds = ner.rounds(batches)
     claimed: set[str] = set()  # doc_ids of this run so far: the first readable record of an id wins
     writing: list[PrefectFuture[BatchReport]] = []
     ready = [prepare(b) for b in rounds[0]] if rounds else []
@@ -301,7 +334,7 @@ def _process(
         for k, round_ in enumerate(rounds):
             current = ready
             ready = [prepare(b) for b in rounds[k + 1]] if k + 1 < len(rounds) else []
-            annotations = annotate_batch.map(current, config=unmapped(annotate_config), device=list(devices[: len(round_)]))
+            annotations = ner.annotate(current, annotate_config)
             # Devices are busy until the round is annotated; an engine failure stops the run here.
             annotations.result()
             _collect(writing, progress)

@@ -6,6 +6,7 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from importlib import metadata
 
 __all__ = ["main", "build_parser"]
@@ -100,12 +101,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         embedding_dtype=args.embedding_dtype, batch_docs=args.batch_docs, batch_bytes=args.batch_bytes,
         window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens, device=args.device,
         precision=args.precision, input_format=args.format, run_label=args.label, storage_options=storage_options,
-        max_failure_rate=args.max_failure_rate,
+        max_failure_rate=args.max_failure_rate, modified_after=args.modified_after, modified_before=args.modified_before,
+        task_runner=args.task_runner, ray_address=args.ray_address, ray_cpus_per_task=args.ray_cpus_per_task,
         fields={"id": args.id_field, "text": args.text_field, "lang": args.lang_field, "metadata": args.metadata_field},
     )
     if args.languages:
         params["languages"] = tuple(args.languages)
-    return run_extract(params, progress=not args.no_progress)
+    return run_extract(params, progress=not args.no_progress, flow=getattr(args, "flow", "extract-entities"))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -185,6 +187,56 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    """The extract-entities flow's parameters (``nerflow run`` and ``nerflow backfill``)."""
+    parser.add_argument("input", metavar="INPUT", help="documents: s3://bucket/prefix, a local directory or file")
+    parser.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
+    parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
+    parser.add_argument("--embeddings", choices=["none", "marker", "mean"], default="none", help="write entity_embeddings")
+    parser.add_argument("--embedding-dtype", choices=["float32", "float16"], default="float32")
+    parser.add_argument("--batch-docs", type=int, default=1000, help="most documents per batch (default 1000)")
+    parser.add_argument("--batch-bytes", type=int, default=64 << 20, help="most input bytes per batch (default 64 MiB)")
+    parser.add_argument("--window-tokens", type=int, help="tokens per window (default: the model's maximum)")
+    parser.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring windows (default: 1/8)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--precision", choices=["exact", "fast"], default="exact")
+    parser.add_argument("--format", choices=["auto", "jsonl", "parquet", "text"], default="auto", help="input format")
+    parser.add_argument("--id-field", default="id")
+    parser.add_argument("--text-field", default="text")
+    parser.add_argument("--lang-field", default="lang")
+    parser.add_argument("--metadata-field", default="metadata")
+    parser.add_argument("--languages", nargs="+", metavar="CODE", help="ISO 639-1 codes language detection chooses from")
+    parser.add_argument("--label", help="run label recorded in the manifest")
+    parser.add_argument(
+        "--modified-after", type=datetime.fromisoformat, metavar="TIME",
+        help="only input objects last written at or after TIME (ISO date or date-time; UTC unless a zone is given)",
+    )
+    parser.add_argument(
+        "--modified-before", type=datetime.fromisoformat, metavar="TIME", help="only input objects last written before TIME",
+    )
+    parser.add_argument(
+        "--max-failure-rate", type=float, default=0.05,
+        help="share of a batch's documents that may fail the contracts (quarantined) before the run fails (default 0.05)",
+    )
+    parser.add_argument(
+        "--task-runner", choices=["threads", "ray"], default="threads",
+        help="where NER runs: in this process (threads, the default) or as Ray tasks (one per GPU where the cluster "
+        "has GPUs); reading, validating and writing stay in this process",
+    )
+    parser.add_argument(
+        "--ray-address", metavar="ADDR",
+        help="Ray cluster for --task-runner ray: 'local' (default) starts one on this machine for the run, 'auto' "
+        "joins the one running here, else HOST:6379 or ray://HOST:10001",
+    )
+    parser.add_argument(
+        "--ray-cpus-per-task", type=float, default=1.0, metavar="N",
+        help="CPUs a Ray NER task takes, beside its GPU if there is one (default 1)",
+    )
+    _add_storage_arguments(parser, "for input and output")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--verbose", action="store_true", help="keep Prefect's log lines on the console")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -221,32 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Parquet or text) to tables under OUTPUT. Objects already in OUTPUT's manifest are skipped. Uses "
         "Prefect's ephemeral mode unless PREFECT_API_URL is set.",
     )
-    run.add_argument("input", metavar="INPUT", help="documents: s3://bucket/prefix, a local directory or file")
-    run.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
-    run.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
-    run.add_argument("--embeddings", choices=["none", "marker", "mean"], default="none", help="write entity_embeddings")
-    run.add_argument("--embedding-dtype", choices=["float32", "float16"], default="float32")
-    run.add_argument("--batch-docs", type=int, default=1000, help="most documents per batch (default 1000)")
-    run.add_argument("--batch-bytes", type=int, default=64 << 20, help="most input bytes per batch (default 64 MiB)")
-    run.add_argument("--window-tokens", type=int, help="tokens per window (default: the model's maximum)")
-    run.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring windows (default: 1/8)")
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    run.add_argument("--precision", choices=["exact", "fast"], default="exact")
-    run.add_argument("--format", choices=["auto", "jsonl", "parquet", "text"], default="auto", help="input format")
-    run.add_argument("--id-field", default="id")
-    run.add_argument("--text-field", default="text")
-    run.add_argument("--lang-field", default="lang")
-    run.add_argument("--metadata-field", default="metadata")
-    run.add_argument("--languages", nargs="+", metavar="CODE", help="ISO 639-1 codes language detection chooses from")
-    run.add_argument("--label", help="run label recorded in the manifest")
-    run.add_argument(
-        "--max-failure-rate", type=float, default=0.05,
-        help="share of a batch's documents that may fail the contracts (quarantined) before the run fails (default 0.05)",
-    )
-    _add_storage_arguments(run, "for input and output")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--verbose", action="store_true", help="keep Prefect's log lines on the console")
+    _add_extract_arguments(run)
     run.set_defaults(handler=_cmd_run)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="reprocess INPUT (a prefix, optionally a time range) with another model into OUTPUT/backfill/model_id=<id>/",
+        description="Run the backfill flow: the objects under INPUT (optionally only those last written in "
+        "[--modified-after, --modified-before)) through --model, into the tables under "
+        "OUTPUT/backfill/model_id=<model id>/. The tables directly under OUTPUT are not touched; a backfill is "
+        "incremental and resumable like a run.",
+    )
+    _add_extract_arguments(backfill)
+    backfill.set_defaults(handler=_cmd_run, flow="backfill")
 
     validate = commands.add_parser(
         "validate",

@@ -47,8 +47,11 @@ def render_summary(summary: Any) -> str:
     return "\n".join(lines)
 
 
-def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = None) -> int:
+def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = None, flow: str = "extract-entities") -> int:
     """Run the flow with ``params`` (``ExtractParams`` fields); returns an exit status.
+
+    Args:
+        flow: ``"extract-entities"``, or ``"backfill"`` (:func:`flows.backfill.backfill`).
 
     Prefect's ephemeral mode (a temporary local API) is used unless ``PREFECT_API_URL`` is set.
     """
@@ -58,10 +61,15 @@ def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = Non
     from ner_core.errors import NerflowError
 
     out = out or sys.stdout
+    command = "nerflow backfill" if flow == "backfill" else "nerflow run"
+    if flow == "backfill":
+        from flows.backfill import backfill as run_flow
+    else:
+        run_flow = extract_entities
     try:
         parsed = ExtractParams(**params)
     except ValidationError as e:
-        print(f"nerflow run: invalid arguments:\n{e}", file=sys.stderr)
+        print(f"{command}: invalid arguments:\n{e}", file=sys.stderr)
         return 2
     api = os.environ.get("PREFECT_API_URL")
     print(f"prefect: {'API at ' + api if api else 'ephemeral mode (set PREFECT_API_URL to use a server)'}", file=out)
@@ -86,9 +94,9 @@ def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = Non
 
     try:
         with progress_listener(on_event):
-            summary = extract_entities(parsed)
+            summary = run_flow(parsed)
     except NerflowError as e:
-        print(f"nerflow run: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"{command}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     finally:
         if bar is not None:

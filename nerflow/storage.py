@@ -19,6 +19,7 @@ import posixpath
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -56,6 +57,7 @@ class StoredObject:
         size: Bytes.
         version: What changes when the content changes: the store's ETag when it has one,
             else size and modification time.
+        modified: When the object was last written (UTC), where the store says.
     """
 
     uri: str
@@ -63,6 +65,7 @@ class StoredObject:
     relpath: str
     size: int
     version: str
+    modified: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -130,6 +133,16 @@ def _version(info: Mapping) -> str:
     return f"size:{int(info.get('size') or 0)};mtime:{stamp}"
 
 
+def _modified(info: Mapping) -> datetime | None:
+    # Local files give "mtime" (epoch seconds), s3fs "LastModified", memory "created".
+    stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    if isinstance(stamp, datetime):
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+    if isinstance(stamp, (int, float)):
+        return datetime.fromtimestamp(stamp, tz=timezone.utc)
+    return None
+
+
 def _hidden(relpath: str) -> bool:
     # Hidden and underscore names (".x.tmp-…", "_SUCCESS", "_manifest/") are bookkeeping, not
     # input; the same rule pyarrow.dataset applies when it discovers files.
@@ -172,7 +185,7 @@ def list_objects(fs: AbstractFileSystem, root: str) -> list[StoredObject]:
         out.append(
             StoredObject(
                 uri=fs.unstrip_protocol(path), path=path, relpath=relpath, size=int(info.get("size") or 0),
-                version=_version(info),
+                version=_version(info), modified=_modified(info),
             )
         )
     return out

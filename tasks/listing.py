@@ -22,10 +22,16 @@ def plan_batches(source: Location, output: Location, config: BatchingConfig) -> 
     in_fs, in_root = source.open()
     out_fs, out_root = output.open()
     plan = listing.plan_batches(in_fs, in_root, out_fs, out_root, config)
-    get_run_logger().info(
+    logger = get_run_logger()
+    logger.info(
         "%d objects listed: %d to process in %d batches (%.1f MB), %d already done, %d changed since done "
         "(old rows will be retracted), %d of an unsupported type (quarantined unread%s)",
         plan.listed, plan.objects, len(plan.batches), plan.bytes / 1e6, len(plan.skipped), len(plan.changed),
         len(plan.ignored), f", e.g. {plan.ignored[0].relpath}" if plan.ignored else "",
     )
+    if plan.out_of_range:
+        logger.info(
+            "%d objects last written outside [%s, %s) left for other runs",
+            len(plan.out_of_range), config.modified_after or "-", config.modified_before or "-",
+        )
     return plan

@@ -8,6 +8,10 @@ name maps to no reader (``input_format="auto"``) are counted as *ignored* and st
 reading quarantines each with one row (``unsupported file type``) without fetching it, and
 the manifest records it, so it is reported once rather than skipped silently on every run.
 
+A run can be limited to objects last written in a time range (``modified_after`` inclusive,
+``modified_before`` exclusive): a backfill reprocesses one period. Objects outside it are
+counted in the plan, not processed and not recorded, so a later run still sees them.
+
 A batch is a run of whole objects in path order, closed before it would pass ``batch_bytes``
 or hold more than ``batch_docs`` documents. Documents are counted where the listing knows them
 (a text file is one document); a JSONL or Parquet object counts as one until it is read, so
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from fsspec import AbstractFileSystem
 
@@ -40,11 +45,15 @@ class BatchingConfig:
             docstring).
         batch_bytes: Most input bytes per batch; an object larger than this is a batch alone.
         input_format: One of :data:`nerflow.etl.formats.FORMATS`.
+        modified_after: Only objects last written at or after this time (naive: UTC).
+        modified_before: Only objects last written before this time (naive: UTC).
     """
 
     batch_docs: int = 1000
     batch_bytes: int = 64 << 20
     input_format: str = "auto"
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.batch_docs < 1:
@@ -53,6 +62,25 @@ class BatchingConfig:
             raise ValueError(f"batch_bytes must be positive, got {self.batch_bytes}")
         if self.input_format not in FORMATS:
             raise ValueError(f"input_format must be one of {FORMATS}, got {self.input_format!r}")
+        after, before = _utc(self.modified_after), _utc(self.modified_before)
+        if after is not None and before is not None and after >= before:
+            raise ValueError(f"modified_after ({after}) must be before modified_before ({before})")
+
+    def in_range(self, modified: datetime | None) -> bool:
+        """Whether an object written at ``modified`` belongs to this run (unknown: only
+        when no range is set)."""
+        after, before = _utc(self.modified_after), _utc(self.modified_before)
+        if after is None and before is None:
+            return True
+        if modified is None:
+            return False
+        return (after is None or modified >= after) and (before is None or modified < before)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +122,7 @@ class Plan:
         ignored: Objects to process that no reader takes (also in ``batches``: each becomes
             one quarantine row).
         changed: Objects to process again; their earlier rows are retracted first.
+        out_of_range: Objects left out by the modified-time range.
     """
 
     batches: tuple[Batch, ...]
@@ -101,6 +130,7 @@ class Plan:
     skipped: tuple[StoredObject, ...]
     ignored: tuple[StoredObject, ...]
     changed: tuple[Changed, ...]
+    out_of_range: tuple[StoredObject, ...] = ()
 
     @property
     def objects(self) -> int:
@@ -157,8 +187,11 @@ def plan_batches(
     """
     listed = storage.list_objects(in_fs, in_root)
     done = read_manifest(out_fs, out_root)
-    todo, skipped, ignored, changed = [], [], [], []
+    todo, skipped, ignored, changed, out_of_range = [], [], [], [], []
     for obj in listed:
+        if not config.in_range(obj.modified):
+            out_of_range.append(obj)
+            continue
         previous = done.get(obj.uri)
         if previous is not None and previous.object_version == obj.version:
             skipped.append(obj)
@@ -176,4 +209,5 @@ def plan_batches(
         skipped=tuple(skipped),
         ignored=tuple(ignored),
         changed=tuple(changed),
+        out_of_range=tuple(out_of_range),
     )

@@ -131,3 +131,17 @@ def test_plan_batches_task_calls_the_stage(memfs, monkeypatch):
         Location(uri=f"memory://{root}/in"), Location(uri=f"memory://{root}/out"), BatchingConfig()
     )
     assert plan.objects == 1
+
+
+def test_a_modified_time_range_leaves_other_objects_for_later_runs():
+    from datetime import datetime, timezone
+
+    from nerflow.etl.listing import BatchingConfig
+
+    config = BatchingConfig(modified_after=datetime(2026, 1, 1), modified_before=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    assert config.in_range(datetime(2026, 1, 1, tzinfo=timezone.utc)), "the start is inclusive; naive times are UTC"
+    assert not config.in_range(datetime(2026, 2, 1, tzinfo=timezone.utc)), "the end is exclusive"
+    assert not config.in_range(None), "an object of unknown time is not in a range"
+    assert BatchingConfig().in_range(None)
+    with pytest.raises(ValueError, match="must be before"):
+        BatchingConfig(modified_after=datetime(2026, 2, 1), modified_before=datetime(2026, 1, 1))
