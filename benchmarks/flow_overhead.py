@@ -23,7 +23,6 @@ Writes benchmarks/results/flow_overhead.json and its section of docs/performance
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -33,29 +32,22 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, offline_environment, sibling  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- flow_overhead:begin -->", "<!-- flow_overhead:end -->"
 SENTENCES_PER_DOC = 3
 DOCS_PER_FILE = 500
+# Two 500-document files (about 230 KB each) per batch: 1,000 documents, as ``batch_docs``
+# counts for text files. The flow's default (64 MB) would put 100,000 of these documents in
+# one batch, and the memory part asks how peak memory grows with the number of batches.
+BATCH_BYTES = 512 << 10
 
 
-def _sibling(name: str):
-    """A module of benchmarks/ (not a package) by file name."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _sibling("engine_vs_spanmarker")
+bench = sibling("engine_vs_spanmarker")
 
 
 def corpus(n_docs: int) -> list[dict]:
@@ -92,10 +84,12 @@ def write_input(docs: list[dict], directory: Path) -> Path:
     return directory
 
 
-def run_flow(input_dir: Path, output_dir: Path, model: str):
+def run_flow(input_dir: Path, output_dir: Path, model: str, batch_bytes: int = BATCH_BYTES):
     from flows.extract_entities import ExtractParams, extract_entities
 
-    return extract_entities(ExtractParams(input_uri=str(input_dir), output_uri=str(output_dir), model=model, device="cpu"))
+    return extract_entities(ExtractParams(
+        input_uri=str(input_dir), output_uri=str(output_dir), model=model, device="cpu", batch_bytes=batch_bytes,
+    ))
 
 
 def overhead(n_docs: int, work: Path, model_ref: str = "default") -> dict:
@@ -108,7 +102,8 @@ def overhead(n_docs: int, work: Path, model_ref: str = "default") -> dict:
     model_dir = bench.build_model(work) if model_ref == "random-head" else model_ref
     docs = corpus(n_docs)
     input_dir = write_input(docs, work / "overhead-input")
-    params = ExtractParams(input_uri=str(input_dir), output_uri=str(work / "unused"), model=str(model_dir), device="cpu")
+    params = ExtractParams(input_uri=str(input_dir), output_uri=str(work / "unused"), model=str(model_dir), device="cpu",
+                           batch_bytes=BATCH_BYTES)
     model = load_model(str(model_dir), device="cpu")  # cached: the flow gets the same instance
 
     engine = NerEngine(model, params.annotating().engine)
@@ -125,6 +120,7 @@ def overhead(n_docs: int, work: Path, model_ref: str = "default") -> dict:
         "docs": n_docs,
         "words": words,
         "files": (n_docs + DOCS_PER_FILE - 1) // DOCS_PER_FILE,
+        "batch_bytes": BATCH_BYTES,
         "engine_seconds": round(engine_s, 2),
         "engine_entities": n_entities,
         "flow_seconds": round(flow_s, 2),
@@ -193,7 +189,7 @@ def memory(sizes: list[int], work: Path) -> list[dict]:
         own = json.loads(stdout.strip().splitlines()[-1])
         out.append({"docs": n, "seconds": round(time.perf_counter() - t0, 1), "peak_rss_tree_mb": round(peak / 2**20),
                     "peak_rss_flow_process_mb": round(own["maxrss_kb"] / 1024), "docs_ok": own["docs_ok"],
-                    "batches": own["batches"]})
+                    "batches": own["batches"], "batch_bytes": BATCH_BYTES})
         print(f"memory: {out[-1]}", flush=True)
     return out
 
@@ -221,7 +217,7 @@ def render_markdown(r: dict) -> str:
             f"| whole flow (`extract-entities`, ephemeral Prefect) | {o['flow_seconds']} | {o['flow_docs_per_s']} | {o['flow_entities']} |",
             "",
             f"The flow's overhead is **{o['overhead']:.1%}** of engine time ({verdict} the 15% target), "
-            f"over {o['flow_batches']} batches. Command: `{o.get('command', '')}`.", "",
+            f"over {o['flow_batches']} batches ({o.get('batch_bytes', 64 << 20) >> 10} KB of input each). Command: `{o.get('command', '')}`.", "",
         ]
     m = r.get("memory")
     if m:

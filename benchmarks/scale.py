@@ -27,7 +27,6 @@ Writes benchmarks/results/scale.json and its section of docs/performance.md
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -35,29 +34,17 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, offline_environment, sibling  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
 CONFIGS = ("threads", "ray-1", "ray-2")
 
 
-def _sibling(name: str):
-    """A module of benchmarks/ (not a package) by file name."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-overhead = _sibling("flow_overhead")
+overhead = sibling("flow_overhead")
 bench = overhead.bench
 SENTENCES = overhead.SENTENCES_PER_DOC
 

@@ -218,7 +218,10 @@ def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> Ne
     encoder_config.pop("trust_remote_code", None)
     encoder = AutoModel.from_config(AutoConfig.for_model(**encoder_config))
     model = SpanMarkerModel(config, encoder=encoder)
-    tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True)
+    # fix_mistral_regex=False: transformers 4.57.3+ warns that every local tokenizer whose
+    # config.json it wrote has Mistral's broken pre-tokenizer regex; ours (WordPiece, Unigram)
+    # have no such regex, and saying so is what silences the warning.
+    tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True, fix_mistral_regex=False)
     if not getattr(tokenizer, "is_fast", False):
         raise ModelConfigError("the checkpoint needs a fast tokenizer (offset mapping)", ref=ref)
     if isinstance(tokenizer, XLMRobertaTokenizerFast):

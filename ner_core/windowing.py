@@ -144,13 +144,13 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
     input_ids = np.concatenate(ids_parts)
     word_ids = np.concatenate(word_parts)
     offsets = np.concatenate(offset_parts)
-    starts = np.flatnonzero(np.r_[True, word_ids[1:] != word_ids[:-1]])
+    starts = _join_words_sharing_characters(np.flatnonzero(np.r_[True, word_ids[1:] != word_ids[:-1]]), offsets)
     ends = np.r_[starts[1:], len(word_ids)]
     tok_start, tok_end, n_split = _split_long_words(starts, ends, max_word_tokens)
     char_start = np.minimum.reduceat(offsets[:, 0], tok_start)
     char_end = np.maximum.reduceat(offsets[:, 1], tok_start)
     # reduceat reads up to the next start; pieces are contiguous so this is exact.
-    char_start, char_end = _strip_whitespace(text, char_start, char_end)
+    char_start, char_end = _disjoint(*_strip_whitespace(text, char_start, char_end))
     if n_split:
         logger.info(
             "doc %s: %d word(s) longer than %d tokens were cut into pieces; entities inside them "
@@ -257,6 +257,34 @@ def _blocks(text: str):
                 end = cut
         yield start, text[start:end]
         start = end
+
+
+def _join_words_sharing_characters(starts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Word starts (token indices) after joining each word that begins inside the characters
+    of the words before it to them.
+
+    Normalisation can turn one character into several words: NFKC maps U+FDFA (an Arabic
+    honorific ligature) to four space-separated words, U+00A8 to a space and a combining mark,
+    and every piece reports the offsets of the one original character. Entities on two of
+    those words would be two entities with the same characters.
+    """
+    if len(starts) < 2:
+        return starts
+    word_char_start = offsets[starts, 0]
+    word_char_end = np.maximum.reduceat(offsets[:, 1], starts)
+    inside = word_char_start[1:] < np.maximum.accumulate(word_char_end)[:-1]
+    return starts[np.r_[True, ~inside]] if inside.any() else starts
+
+
+def _disjoint(char_start: np.ndarray, char_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # Pieces of a word cut at a window's length can still share a character that became
+    # several tokens; a piece keeps only what the pieces before it did not cover (possibly
+    # nothing), so entities on different words never share a character.
+    if len(char_start) < 2:
+        return char_start, char_end
+    covered = np.r_[0, np.maximum.accumulate(char_end)[:-1]]
+    start = np.maximum(char_start, covered)
+    return start, np.maximum(char_end, start)
 
 
 def _split_long_words(starts: np.ndarray, ends: np.ndarray, max_tokens: int):

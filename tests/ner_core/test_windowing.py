@@ -106,3 +106,27 @@ def test_special_token_text_is_plain_text(tiny_model):
     doc = tokenize_document(tok, "d", "a <start> b [SEP] </s> c", max_word_tokens=60)
     specials = {tok.convert_tokens_to_ids(t) for t in ("<start>", "<end>")} | set(tok.all_special_ids)
     assert not specials & set(doc.input_ids.tolist())
+
+
+@pytest.mark.parametrize("text", ["Muhammad \ufdfa said", "a \u00a8 b", "x \ufdfa\ufdfa y \ufdfb z", "\ufdfa"])
+def test_words_never_share_characters(tiny_model_pair, text):
+    # NFKC turns U+FDFA into four words and U+00A8 into a space and a mark, all with the
+    # offsets of the one character: they must stay one word, or two entities could share it.
+    for model in tiny_model_pair:
+        doc = tokenize_document(model.tokenizer, "d", text, max_word_tokens=60)
+        ranges = [(s, e) for s, e in zip(doc.word_char_start.tolist(), doc.word_char_end.tolist()) if e > s]
+        assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:])), ranges
+        for ligature in ("\ufdfa", "\ufdfb"):
+            for at in (i for i, ch in enumerate(text) if ch == ligature):
+                assert sum(s <= at < e for s, e in ranges) == 1
+
+
+def test_pieces_of_a_split_word_never_share_characters(tiny_model_pair):
+    # Cut every word into one-token pieces: a character that became several tokens (U+FDFA
+    # here) is kept by the first piece only.
+    for model in tiny_model_pair:
+        text = "ab\ufdfacd \ufdfa"
+        doc = tokenize_document(model.tokenizer, "d", text, max_word_tokens=1)
+        ranges = [(s, e) for s, e in zip(doc.word_char_start.tolist(), doc.word_char_end.tolist()) if e > s]
+        assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:])), ranges
+        assert "".join(text[s:e] for s, e in ranges) == text.replace(" ", "")
