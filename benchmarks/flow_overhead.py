@@ -41,7 +41,7 @@ REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- flow_overhead:begin -->", "<!-- flow_overhead:end -->"
 SENTENCES_PER_DOC = 3
 DOCS_PER_FILE = 500
-# Two 500-document files (about 230 KB each) per batch: 1,000 documents, as ``batch_docs``
+# Two 500-document files (200 to 215 KB each) per batch: 1,000 documents, as ``batch_docs``
 # counts for text files. The flow's default (64 MB) would put 100,000 of these documents in
 # one batch, and the memory part asks how peak memory grows with the number of batches.
 BATCH_BYTES = 512 << 10
@@ -84,26 +84,31 @@ def write_input(docs: list[dict], directory: Path) -> Path:
     return directory
 
 
-def run_flow(input_dir: Path, output_dir: Path, model: str, batch_bytes: int = BATCH_BYTES):
-    from flows.extract_entities import ExtractParams, extract_entities
+def flow_params(input_dir: Path, output_dir: Path, model: str):
+    from flows.extract_entities import ExtractParams
 
-    return extract_entities(ExtractParams(
-        input_uri=str(input_dir), output_uri=str(output_dir), model=model, device="cpu", batch_bytes=batch_bytes,
-    ))
+    return ExtractParams(
+        input_uri=str(input_dir), output_uri=str(output_dir), model=model, device="cpu", batch_bytes=BATCH_BYTES,
+    )
+
+
+def run_flow(input_dir: Path, output_dir: Path, model: str):
+    from flows.extract_entities import extract_entities
+
+    return extract_entities(flow_params(input_dir, output_dir, model))
 
 
 def overhead(n_docs: int, work: Path, model_ref: str = "default") -> dict:
     import torch
 
-    from flows.extract_entities import ExtractParams
+    from flows.extract_entities import extract_entities
     from ner_core import Doc, NerEngine, load_model
 
     torch.set_num_threads(os.cpu_count() or 1)
     model_dir = bench.build_model(work) if model_ref == "random-head" else model_ref
     docs = corpus(n_docs)
     input_dir = write_input(docs, work / "overhead-input")
-    params = ExtractParams(input_uri=str(input_dir), output_uri=str(work / "unused"), model=str(model_dir), device="cpu",
-                           batch_bytes=BATCH_BYTES)
+    params = flow_params(input_dir, work / "overhead-output", str(model_dir))
     model = load_model(str(model_dir), device="cpu")  # cached: the flow gets the same instance
 
     engine = NerEngine(model, params.annotating().engine)
@@ -112,7 +117,7 @@ def overhead(n_docs: int, work: Path, model_ref: str = "default") -> dict:
     engine_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    summary = run_flow(input_dir, work / "overhead-output", str(model_dir))
+    summary = extract_entities(params)
     flow_s = time.perf_counter() - t0
     words = sum(len(d["text"].split()) for d in docs)
     return {
@@ -217,7 +222,7 @@ def render_markdown(r: dict) -> str:
             f"| whole flow (`extract-entities`, ephemeral Prefect) | {o['flow_seconds']} | {o['flow_docs_per_s']} | {o['flow_entities']} |",
             "",
             f"The flow's overhead is **{o['overhead']:.1%}** of engine time ({verdict} the 15% target), "
-            f"over {o['flow_batches']} batches ({o.get('batch_bytes', 64 << 20) >> 10} KB of input each). Command: `{o.get('command', '')}`.", "",
+            f"over {o['flow_batches']} batches ({o['batch_bytes'] >> 10} KB of input each). Command: `{o.get('command', '')}`.", "",
         ]
     m = r.get("memory")
     if m:
