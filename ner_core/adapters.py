@@ -82,19 +82,31 @@ def new_span_marker(encoder: str, labels: list[str], *, model_max_length: int, e
             f"positions by 2); the encoder has {n_positions}",
             ref=encoder,
         )
-    model = SpanMarkerModel.from_pretrained(
-        path,
-        labels=["O", *labels],
-        model_max_length=model_max_length,
-        entity_max_length=entity_max_length,
-        marker_max_length=marker_max_length,
-    )
+    # SpanMarker loads the tokenizer itself, with no way to pass ``fix_mistral_regex=False``
+    # to it alone (its keyword arguments also reach the config): drop that one false alarm
+    # (see ``ner_core.loading``) while it loads.
+    tokenizer_log = logging.getLogger("transformers.tokenization_utils_base")
+    tokenizer_log.addFilter(_no_mistral_regex_warning)
+    try:
+        model = SpanMarkerModel.from_pretrained(
+            path,
+            labels=["O", *labels],
+            model_max_length=model_max_length,
+            entity_max_length=entity_max_length,
+            marker_max_length=marker_max_length,
+        )
+    finally:
+        tokenizer_log.removeFilter(_no_mistral_regex_warning)
     backend = model.tokenizer.tokenizer._tokenizer
     if "Metaspace" in backend.to_str():
         backend.pre_tokenizer = pre_tokenizers.Sequence(
             [backend.pre_tokenizer, pre_tokenizers.Split(Regex(_CJK_WORDS), "isolated")]
         )
     return model
+
+
+def _no_mistral_regex_warning(record: logging.LogRecord) -> bool:
+    return "fix_mistral_regex" not in record.getMessage()
 
 
 def _max_positions(path: str) -> int | None:

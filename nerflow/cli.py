@@ -336,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
+    import os
+
+    # Prefect's temporary server sends telemetry by default; on the offline machines nerflow
+    # is built for, that logs an ERROR line into every run. Setting the variable turns it back on.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
     return args.handler(args)
 

@@ -54,6 +54,17 @@ def test_version_command_names_the_versions_that_decide_results():
     assert lines["transformers"].startswith("4.")
 
 
+def test_command_line_keeps_prefect_telemetry_off_unless_asked(monkeypatch):
+    from nerflow.cli import main
+
+    monkeypatch.delenv("PREFECT_SERVER_ANALYTICS_ENABLED", raising=False)
+    assert main(["version"]) == 0
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")
+    assert main(["version"]) == 0
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"
+
+
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "nerflow"
     assert script.exists() or shutil.which("nerflow"), "run `pip install -e .` (scripts/test.sh does)"
