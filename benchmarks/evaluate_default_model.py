@@ -165,7 +165,7 @@ def render_markdown(r: dict) -> str:
             "",
             "Long documents through the windowed engine against the same sentences one by one "
             "(target: windowed at most 1 F1 point below)"
-            + "".join(f", {k.replace('_', ' ')} {v}" for k, v in (r.get("doc_windows") or {}).items() if v) + ":",
+            + "".join(f", {k.replace('_', ' ')} {v}" for k, v in (r.get("doc_windows") or {}).items() if v is not None) + ":",
             "",
             "| lang | documents | words | windowed F1 | sentence F1 | difference |",
             "|---|--:|--:|--:|--:|--:|",
@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument("--overlap-tokens", type=int, help="overlap of the long documents' windows (default: an eighth)")
     args = parser.parse_args()
     out = Path(args.out)
-    exploratory = bool(args.sets or args.window_tokens or args.overlap_tokens)
+    exploratory = any(x is not None for x in (args.sets, args.window_tokens, args.overlap_tokens))
     if exploratory and out == RESULTS / "default_model_eval.json":
         parser.error("--sets, --window-tokens and --overlap-tokens need their own --out")
     if args.report_only:
