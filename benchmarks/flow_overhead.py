@@ -99,6 +99,7 @@ def run_flow(input_dir: Path, output_dir: Path, model: str):
 
 
 def overhead(n_docs: int, work: Path, model_ref: str = "default") -> dict:
+    import psutil
     import torch
 
     from flows.extract_entities import extract_entities
@@ -112,13 +113,21 @@ def overhead(n_docs: int, work: Path, model_ref: str = "default") -> dict:
     model = load_model(str(model_dir), device="cpu")  # cached: the flow gets the same instance
 
     engine = NerEngine(model, params.annotating().engine)
+    loaded_mb = psutil.Process().memory_info().rss >> 20
+    # Sampled twice a second: often enough for a peak that builds up over minutes, rarely
+    # enough not to compete with the run for the GIL.
+    sampler = TreePeakRss(os.getpid(), interval=0.5)
     t0 = time.perf_counter()
     n_entities = sum(len(r.entities) for r in engine.predict(Doc(doc_id=d["id"], text=d["text"]) for d in docs))
     engine_s = time.perf_counter() - t0
+    sampler.stop()
+    engine_peak_mb = sampler.own_peak >> 20
 
+    sampler = TreePeakRss(os.getpid(), interval=0.5)
     t0 = time.perf_counter()
     summary = extract_entities(params)
     flow_s = time.perf_counter() - t0
+    sampler.stop()
     words = sum(len(d["text"].split()) for d in docs)
     return {
         "model": model_ref,
@@ -135,16 +144,22 @@ def overhead(n_docs: int, work: Path, model_ref: str = "default") -> dict:
         "overhead": round(flow_s / engine_s - 1, 4),
         "engine_docs_per_s": round(n_docs / engine_s, 2),
         "flow_docs_per_s": round(n_docs / flow_s, 2),
+        "rss_after_loading_mb": loaded_mb,
+        "engine_peak_rss_mb": engine_peak_mb,
+        "flow_peak_rss_process_mb": sampler.own_peak >> 20,
+        "flow_peak_rss_tree_mb": sampler.peak >> 20,
     }
 
 
 class TreePeakRss:
-    """Peak of the summed RSS of a process and all its descendants, sampled every 20 ms."""
+    """Peak of the summed RSS of a process and all its descendants (``peak``) and of the
+    process alone (``own_peak``), sampled every ``interval`` seconds."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
         import psutil
 
-        self.root, self.peak, self._stop = psutil.Process(pid), 0, threading.Event()
+        self.root, self.peak, self.own_peak, self._stop = psutil.Process(pid), 0, 0, threading.Event()
+        self.interval = interval
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
@@ -157,13 +172,16 @@ class TreePeakRss:
                 total = 0
                 for p in procs:
                     try:
-                        total += p.memory_info().rss
+                        rss = p.memory_info().rss
                     except psutil.Error:
-                        pass
+                        continue
+                    total += rss
+                    if p is self.root:
+                        self.own_peak = max(self.own_peak, rss)
                 self.peak = max(self.peak, total)
             except psutil.Error:
                 pass
-            time.sleep(0.02)
+            time.sleep(self.interval)
 
     def stop(self) -> int:
         self._stop.set()
@@ -224,6 +242,12 @@ def render_markdown(r: dict) -> str:
             f"The flow's overhead is **{o['overhead']:.1%}** of engine time ({verdict} the 15% target), "
             f"over {o['flow_batches']} batches ({o['batch_bytes'] >> 10} KB of input each). Command: `{o.get('command', '')}`.", "",
         ]
+        if "engine_peak_rss_mb" in o:
+            lines += [
+                f"Resident memory of the benchmark process (sampled twice a second): {o['rss_after_loading_mb']} MB with the "
+                f"model loaded; peak {o['engine_peak_rss_mb']} MB during the engine half and {o['flow_peak_rss_process_mb']} MB "
+                f"during the flow half ({o['flow_peak_rss_tree_mb']} MB with Prefect's ephemeral server).", "",
+            ]
     m = r.get("memory")
     if m:
         lines += ["Memory: the same flow with a tiny random model, in a child process; peak RSS of the child and "

@@ -98,6 +98,13 @@ class ExtractParams(BaseModel):
     batch_bytes: int = Field(64 << 20, ge=1, description="Most input bytes per batch")
     window_tokens: int | None = Field(None, ge=8, description="Tokens per window; empty = the model's maximum")
     overlap_tokens: int | None = Field(None, ge=0, description="Tokens shared by neighbouring windows; empty = 1/8")
+    batch_tokens: int = Field(
+        EngineConfig.batch_tokens, ge=1, description="Tokens (text and span markers) in one forward pass; raise it on a GPU with memory to spare",
+    )
+    lookahead_tokens: int = Field(
+        EngineConfig.lookahead_tokens, ge=1, description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory, "
+        "raise it for fuller batches",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses every GPU when there is one")
     embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
     embedding_dtype: Literal["float32", "float16"] = Field("float32", description="Type of embedding values")
@@ -176,8 +183,8 @@ class ExtractParams(BaseModel):
 
     def annotating(self) -> AnnotateConfig:
         engine = EngineConfig(
-            window_tokens=self.window_tokens, overlap_tokens=self.overlap_tokens, precision=self.precision,
-            embeddings=self.embeddings,
+            window_tokens=self.window_tokens, overlap_tokens=self.overlap_tokens, batch_tokens=self.batch_tokens,
+            lookahead_tokens=self.lookahead_tokens, precision=self.precision, embeddings=self.embeddings,
         )
         return AnnotateConfig(model=self.model, engine=engine)
 

@@ -23,6 +23,7 @@ from ner_core.documents import Doc, DocResult, Entity
 from ner_core.errors import InferenceError
 from ner_core.inference import PRECISIONS, SpanScorer, WindowInput, make_scorer, special_tokens, window_input
 from ner_core.loading import NerModel
+from ner_core.memory import HeapGuard
 from ner_core.windowing import TokenizedDoc, Window, WindowingConfig, cut_windows, enumerate_spans, tokenize_document
 
 __all__ = ["EngineConfig", "EngineStats", "NerEngine"]
@@ -128,6 +129,7 @@ class NerEngine:
         self._prefix, self._suffix = special_tokens(model.tokenizer)
         self._capacity = window_tokens - len(self._prefix) - len(self._suffix)
         self.stats = EngineStats()
+        self.heap_guard = HeapGuard()
 
     def predict(self, docs: Iterable[str | Doc]) -> Iterator[DocResult]:
         """Annotate documents, yielding one result per document in input order.
@@ -186,6 +188,9 @@ class NerEngine:
             except RuntimeError as e:
                 ids = tuple(sorted({items[i][0].tokens.doc_id for i in batch}))
                 raise InferenceError(f"model failed on a batch of {len(batch)} windows: {e}", doc_ids=ids) from e
+            # Freed activations stay in malloc's heap, which grows with every new batch shape
+            # unless trimmed now and then (ner_core.memory).
+            self.heap_guard.check()
             t1 = time.perf_counter()
             for i, scores in zip(batch, scored):
                 pending, window = items[i]

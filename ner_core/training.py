@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field, model_validator
 from ner_core.inference import TextOnceScorer, WindowInput, special_tokens, window_input
 from ner_core.loading import NerModel
 from ner_core.labelled import LabelledText
+from ner_core.memory import HeapGuard
 from ner_core.windowing import WindowingConfig, cut_windows, enumerate_spans, tokenize_document
 
 __all__ = ["DataSource", "TrainConfig", "read_sources", "dev_evaluator", "TrainingWindow", "PlannedWindow", "plan_batches", "LabelCoverage", "build_windows", "Trainer", "TrainResult"]
@@ -462,6 +463,7 @@ class Trainer:
         t_start = time.perf_counter() - state.get("seconds", 0.0)
         epoch, plan = -1, []
         recent: list[float] = []
+        heap_guard = HeapGuard()
         while step < self.total_steps:
             e, i = divmod(step, self.steps_per_epoch)
             if e != epoch:
@@ -472,6 +474,9 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            # Every step has shapes of its own, so freed activations pile up in malloc's heap as
+            # they do in inference unless trimmed now and then (ner_core.memory).
+            heap_guard.check()
             step += 1
             state["step"] = step
             recent.append(float(loss.detach()))

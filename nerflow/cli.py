@@ -107,6 +107,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if args.languages:
         params["languages"] = tuple(args.languages)
+    # Unset engine sizes keep the flow's defaults (ExtractParams), which come from EngineConfig.
+    for name in ("batch_tokens", "lookahead_tokens"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     return run_extract(params, progress=not args.no_progress, flow=getattr(args, "flow", "extract-entities"))
 
 
@@ -198,6 +202,10 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-bytes", type=int, default=64 << 20, help="most input bytes per batch (default 64 MiB)")
     parser.add_argument("--window-tokens", type=int, help="tokens per window (default: the model's maximum)")
     parser.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring windows (default: 1/8)")
+    parser.add_argument("--batch-tokens", type=int, help="tokens in one forward pass (default: 2048)")
+    parser.add_argument(
+        "--lookahead-tokens", type=int, help="window tokens gathered before batching; lower caps NER memory (default: 65536)"
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", choices=["exact", "fast"], default="exact")
     parser.add_argument("--format", choices=["auto", "jsonl", "parquet", "text"], default="auto", help="input format")

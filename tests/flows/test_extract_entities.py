@@ -226,6 +226,29 @@ def test_bad_parameters_are_refused_before_a_run():
     with pytest.raises(ValueError, match="Input should be 'auto', 'cpu' or 'cuda'"):
         ExtractParams(input_uri="in", output_uri="out", device="tpu")
     assert ExtractParams(input_uri="in", output_uri="out", languages=(" DE", "en")).languages == ("de", "en")
+    with pytest.raises(ValueError, match="lookahead_tokens"):
+        ExtractParams(input_uri="in", output_uri="out", lookahead_tokens=0)
+
+
+def test_engine_sizes_reach_the_engine_and_default_to_the_engines_own():
+    from ner_core import EngineConfig
+
+    default = ExtractParams(input_uri="in", output_uri="out").annotating().engine
+    assert (default.batch_tokens, default.lookahead_tokens) == (EngineConfig().batch_tokens, EngineConfig().lookahead_tokens)
+    engine = ExtractParams(input_uri="in", output_uri="out", batch_tokens=512, lookahead_tokens=4096).annotating().engine
+    assert (engine.batch_tokens, engine.lookahead_tokens) == (512, 4096)
+
+
+def test_nerflow_run_passes_engine_sizes_only_when_given(monkeypatch):
+    import nerflow.run_command
+    from nerflow.cli import main
+
+    seen = []
+    monkeypatch.setattr(nerflow.run_command, "run_extract", lambda params, **kwargs: seen.append(params) or 0)
+    assert main(["run", "in", "out", "--no-progress"]) == 0
+    assert main(["run", "in", "out", "--no-progress", "--lookahead-tokens", "8192", "--batch-tokens", "1024"]) == 0
+    assert "lookahead_tokens" not in seen[0] and "batch_tokens" not in seen[0]
+    assert (seen[1]["lookahead_tokens"], seen[1]["batch_tokens"]) == (8192, 1024)
 
 
 # --- a run killed with SIGKILL ---------------------------------------------------------------
