@@ -99,11 +99,12 @@ class ExtractParams(BaseModel):
     window_tokens: int | None = Field(None, ge=8, description="Tokens per window; empty = the model's maximum")
     overlap_tokens: int | None = Field(None, ge=0, description="Tokens shared by neighbouring windows; empty = 1/8")
     batch_tokens: int = Field(
-        EngineConfig.batch_tokens, ge=1, description="Tokens (text and span markers) in one forward pass; raise it on a GPU with memory to spare",
+        EngineConfig.batch_tokens, ge=1,
+        description="Tokens (text and span markers) in one forward pass; raise it on a GPU with memory to spare",
     )
     lookahead_tokens: int = Field(
-        EngineConfig.lookahead_tokens, ge=1, description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory, "
-        "raise it for fuller batches",
+        EngineConfig.lookahead_tokens, ge=1,
+        description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses every GPU when there is one")
     embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
