@@ -28,3 +28,13 @@ def sibling(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def proc_status_kb(field: str) -> int:
+    """A memory line of ``/proc/self/status`` in kB: ``"VmRSS"`` now, ``"VmHWM"`` the peak.
+
+    VmHWM, not getrusage, for a peak: Linux carries ru_maxrss over from the parent across fork
+    and exec.
+    """
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(f"{field}:"))

@@ -26,22 +26,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, sibling  # noqa: E402
+from _common import ROOT, offline_environment, proc_status_kb, sibling  # noqa: E402
 
 offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- engine_memory:begin -->", "<!-- engine_memory:end -->"
-
-
-def rss_mb() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS"))
-
-
-def hwm_mb() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM"))
 
 
 TRIMMING = {"off": 1 << 62, "guard": None, "every": 0}  # HeapGuard slack in bytes; None: the default
@@ -52,18 +42,19 @@ def child_run(n_docs: int, lookahead: int, model_ref: str, trimming: str) -> dic
 
     from ner_core import Doc, EngineConfig, NerEngine, load_model
     from ner_core.memory import HeapGuard
+
     torch.set_num_threads(os.cpu_count() or 1)
     docs = sibling("flow_overhead").corpus(n_docs)
     engine = NerEngine(load_model(model_ref, device="cpu"), EngineConfig(lookahead_tokens=lookahead))
     if TRIMMING[trimming] is not None:
         engine.heap_guard = HeapGuard(slack_bytes=TRIMMING[trimming])
-    loaded = rss_mb()
+    loaded = proc_status_kb("VmRSS") // 1024
     trace: list[tuple[float, int]] = []
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.5):
-            trace.append((time.perf_counter() - t0, rss_mb()))
+            trace.append((time.perf_counter() - t0, proc_status_kb("VmRSS") // 1024))
 
     t0 = time.perf_counter()
     sampler = threading.Thread(target=sample, daemon=True)
@@ -79,7 +70,7 @@ def child_run(n_docs: int, lookahead: int, model_ref: str, trimming: str) -> dic
         "model": model_ref,
         "seconds": round(seconds, 1), "docs_per_s": round(n_docs / seconds, 2), "entities": n_entities,
         "batches": engine.stats.batches, "window_tokens": engine.stats.encoder_tokens,
-        "rss_after_loading_mb": loaded, "peak_rss_mb": hwm_mb(), "rss_by_quarter_mb": quarters,
+        "rss_after_loading_mb": loaded, "peak_rss_mb": proc_status_kb("VmHWM") // 1024, "rss_by_quarter_mb": quarters,
     }
 
 

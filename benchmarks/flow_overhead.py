@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, sibling  # noqa: E402
+from _common import ROOT, offline_environment, proc_status_kb, sibling  # noqa: E402
 
 offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"
@@ -219,9 +219,7 @@ def memory(sizes: list[int], work: Path) -> list[dict]:
 
 def child_run(input_dir: str, output_dir: str, model: str) -> None:
     summary = run_flow(Path(input_dir), Path(output_dir), model)
-    # VmHWM, not getrusage: Linux carries ru_maxrss over from the parent across fork and exec.
-    hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
-    print(json.dumps({"maxrss_kb": int(hwm.split()[1]), "docs_ok": summary.docs_ok, "batches": summary.batches}))
+    print(json.dumps({"maxrss_kb": proc_status_kb("VmHWM"), "docs_ok": summary.docs_ok, "batches": summary.batches}))
 
 
 def render_markdown(r: dict) -> str:

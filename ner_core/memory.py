@@ -79,8 +79,8 @@ class HeapGuard:
             raise ValueError(f"slack_bytes must not be negative, got {slack_bytes}")
         self.slack_bytes = slack_bytes
         self.trims = 0
-        self._enabled = _malloc_trim() is not None
-        self._baseline = resident_bytes() if self._enabled else None
+        # No baseline where the C library cannot trim: check() then does nothing.
+        self._baseline = resident_bytes() if _malloc_trim() is not None else None
 
     def check(self) -> bool:
         """Trim if resident memory is over the baseline plus the slack; returns whether it did."""
