@@ -147,16 +147,17 @@ def _characters() -> list[str]:
     )
 
 
-def wordpiece_vocabulary() -> list[str]:
+def wordpiece_vocabulary(min_size: int = 0) -> list[str]:
     """The WordPiece vocabulary, specials first at BERT's ids ``[PAD]``=0 … ``[MASK]``=4.
 
     Every character has a word-initial and a ``##`` continuation piece, so any text in the
-    covered scripts tokenizes without ``[UNK]``.
+    covered scripts tokenizes without ``[UNK]``. ``min_size`` pads it with BERT-style
+    ``[unusedN]`` pieces, which no text produces (the pre-tokenizer splits off ``[``).
     """
     chars = _characters()
     words = _WORDS.split()
     suffixes = _SUFFIXES.split()
-    return _unique(
+    vocabulary = _unique(
         ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         + chars
         + [f"##{c}" for c in chars if c not in _PUNCTUATION]
@@ -164,6 +165,7 @@ def wordpiece_vocabulary() -> list[str]:
         + [f"##{s}" for s in suffixes]
         + [f"##{w.lower()}" for w in words if len(w) > 3 and w.isalpha()]
     )
+    return vocabulary + [f"[unused{i}]" for i in range(min_size - len(vocabulary))]
 
 
 def sentencepiece_pieces() -> list[tuple[str, float]]:
@@ -192,13 +194,13 @@ def sentencepiece_pieces() -> list[tuple[str, float]]:
     return pieces
 
 
-def build_wordpiece_tokenizer(*, model_max_length: int = TOKENIZER_MAX_LENGTH):
+def build_wordpiece_tokenizer(*, model_max_length: int = TOKENIZER_MAX_LENGTH, min_vocab_size: int = 0):
     """A cased multilingual ``BertTokenizerFast`` (BERT normaliser, lowercase and strip_accents off)."""
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
     from transformers import BertTokenizerFast
 
-    vocab = {piece: i for i, piece in enumerate(wordpiece_vocabulary())}
+    vocab = {piece: i for i, piece in enumerate(wordpiece_vocabulary(min_vocab_size))}
     tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
@@ -256,11 +258,17 @@ class TinyModelSpec:
     name: str
     tokenizer: str  # "wordpiece" or "sentencepiece"
     encoder: str  # "bert" or "xlm-roberta"
+    min_vocab_size: int = 0  # wordpiece only: pad the vocabulary to this many pieces
 
 
 SPECS = {
     "wordpiece": TinyModelSpec(name="wordpiece", tokenizer="wordpiece", encoder="bert"),
     "sentencepiece": TinyModelSpec(name="sentencepiece", tokenizer="sentencepiece", encoder="xlm-roberta"),
+    # transformers 4.57.3+ inspects only vocabularies over 100,000 pieces (like e5's 250k) for
+    # Mistral's pre-tokenizer regex: this flavour is large enough to be inspected.
+    "wordpiece-large-vocab": TinyModelSpec(
+        name="wordpiece-large-vocab", tokenizer="wordpiece", encoder="bert", min_vocab_size=100_100
+    ),
 }
 
 
@@ -273,7 +281,9 @@ def build_tiny_encoder(spec: TinyModelSpec, directory: Path, *, seed: int = SEED
     from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
 
     tokenizer = (
-        build_wordpiece_tokenizer() if spec.tokenizer == "wordpiece" else build_sentencepiece_tokenizer()
+        build_wordpiece_tokenizer(min_vocab_size=spec.min_vocab_size)
+        if spec.tokenizer == "wordpiece"
+        else build_sentencepiece_tokenizer()
     )
     sizes = dict(
         vocab_size=len(tokenizer),

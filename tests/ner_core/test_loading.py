@@ -1,3 +1,4 @@
+import logging
 import pickle
 import shutil
 from pathlib import Path
@@ -7,6 +8,7 @@ import pytest
 
 from ner_core.errors import ModelConfigError, ModelNotFoundError, UnsafeCheckpointError, TransientError
 from ner_core.loading import clear_model_cache, load_model
+from tests.fixtures_models import build_tiny_model
 
 
 @pytest.fixture(autouse=True)
@@ -106,9 +108,52 @@ def test_loading_reads_only_the_checkpoint_directory(tiny_sentencepiece_model_di
     assert type(model.tokenizer).__name__ == "XLMRobertaTokenizerFast"
 
 
-@pytest.mark.parametrize("kind", ["wordpiece", "sentencepiece"])
-def test_loading_does_not_warn_about_mistral_regex(kind, tiny_wordpiece_model_dir, tiny_sentencepiece_model_dir, capfd):
-    # transformers 4.57.3+ says every local tokenizer it saved has Mistral's regex bug: noise
-    # in every flow run's log, and a false alarm for these tokenizers.
-    load_model({"wordpiece": tiny_wordpiece_model_dir, "sentencepiece": tiny_sentencepiece_model_dir}[kind])
-    assert "fix_mistral_regex" not in capfd.readouterr().err
+@pytest.fixture(scope="module")
+def large_vocab_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model("wordpiece-large-vocab", tmp_path_factory.mktemp("tiny-large-vocab"))
+
+
+@pytest.fixture
+def transformers_log():
+    """Messages logged by transformers during the test.
+
+    transformers' own handler writes to the ``sys.stderr`` it saw at import, which neither
+    capfd nor capsys sees, and its loggers do not propagate to the root one (caplog).
+    """
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    library_log = logging.getLogger("transformers")
+    library_log.addHandler(handler)
+    yield lambda: "\n".join(record.getMessage() for record in records)
+    library_log.removeHandler(handler)
+
+
+def test_transformers_warns_about_mistral_regex_in_large_vocabularies(large_vocab_model_dir, transformers_log):
+    # The control for the test below: without nerflow's care this tokenizer draws the warning.
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(large_vocab_model_dir)
+    assert "fix_mistral_regex" in transformers_log()
+
+
+def test_loading_does_not_warn_about_mistral_regex(large_vocab_model_dir, transformers_log):
+    # transformers 4.57.3+ says every local tokenizer it saved with a vocabulary over 100,000
+    # pieces (e5's has 250k) has Mistral's regex bug: noise in every flow run's log, and a
+    # false alarm for WordPiece and Unigram tokenizers.
+    model = load_model(large_vocab_model_dir)
+    assert len(model.tokenizer) > 100_000
+    assert "fix_mistral_regex" not in transformers_log()
+
+
+def test_new_training_model_does_not_warn_about_mistral_regex(large_vocab_model_dir, transformers_log):
+    from ner_core.adapters import new_span_marker
+
+    new_span_marker(
+        str(large_vocab_model_dir.parent / "encoder"),
+        ["PER", "ORG"],
+        model_max_length=64,
+        entity_max_length=4,
+        marker_max_length=32,
+    )
+    assert "fix_mistral_regex" not in transformers_log()
