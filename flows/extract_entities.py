@@ -104,7 +104,8 @@ class ExtractParams(BaseModel):
     )
     lookahead_tokens: int = Field(
         EngineConfig.lookahead_tokens, ge=1,
-        description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory",
+        description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory, "
+        "raise it for fuller batches",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses every GPU when there is one")
     embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
