@@ -150,9 +150,12 @@ start_service() {
 
 wait_until_answering() {
     local name="$1" deadline=$((SECONDS + timeout)) pid
+    pid="$(<"$state/$name.pid")"
     while ((SECONDS < deadline)); do
-        pid="$(service_pid "$name")"
-        if [[ -z "$pid" ]]; then
+        # Liveness, not service_pid: the pid was started a moment ago by this very script, so
+        # it cannot be a stale one, and until the forked shell has exec'd the service (which
+        # can take a while on a busy machine) its command line is still this script's.
+        if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 40 "$state/$name.log" >&2 || true
             die "$name exited during start-up (log: $state/$name.log)"
         fi

@@ -37,6 +37,12 @@ installed_here() {
     "$py" -c 'import sys, nerflow; sys.exit(not nerflow.__file__.startswith(sys.argv[1]))' "$repo/" >/dev/null 2>&1
 }
 if [[ "$have" != "$want" ]] || ! installed_here; then
+    # Never install into a Python that is not a virtual environment (a $NERFLOW_VENV whose
+    # bin/python is a bare symlink to the system's): that would rewrite the system's packages.
+    "$py" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' || {
+        echo "nerflow setup: $py is not a virtual environment's Python; refusing to install into it" >&2
+        exit 1
+    }
     echo "nerflow setup: installing nerflow and its dependencies into $venv" >&2
     start=$SECONDS
     rm -f "$stamp"

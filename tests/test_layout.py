@@ -76,3 +76,17 @@ def test_console_script_is_installed():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("nerflow ")
+
+
+def test_setup_refuses_to_install_into_a_python_that_is_not_a_virtual_environment(tmp_path):
+    # A $NERFLOW_VENV whose bin/python is a bare symlink to the base interpreter runs as the
+    # system's Python: installing there would rewrite the system's packages.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").symlink_to(Path(sys._base_executable).resolve())
+    # Should the guard ever break, pip must still change nothing.
+    env = {**os.environ, "NERFLOW_VENV": str(tmp_path), "PIP_NO_INDEX": "1", "PIP_DRY_RUN": "1"}
+    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "test.sh"), "--collect-only"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1
+    assert "is not a virtual environment's Python; refusing to install into it" in proc.stderr
+    assert not (tmp_path / ".nerflow-install-stamp").exists()

@@ -395,6 +395,36 @@ def _gone(pid: int) -> bool:
     except psutil.NoSuchProcess:
         return True
 
+def _fake_venv(root: Path, moto_server: str) -> Path:
+    """A venv whose python is the test's own and whose services are scripts of our own."""
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    # A wrapper, not a symlink: a symlinked python outside its venv would be the system's.
+    scripts = {"python": f'exec "{sys.executable}" "$@"\n', "moto_server": moto_server, "prefect": "exec sleep 300\n"}
+    for name, body in scripts.items():
+        script = bin_dir / name
+        script.write_text(f"#!/usr/bin/env bash\n{body}")
+        script.chmod(0o755)
+    return root
+
+
+def test_local_stack_reports_a_service_that_dies_during_start_up(tmp_path):
+    # A service that takes a while, then fails: start must wait for it, not give up early,
+    # then say which one died, show its log and leave nothing running.
+    venv = _fake_venv(tmp_path / "venv", "sleep 2\necho 'moto: cannot bind' >&2\nexit 1\n")
+    state = tmp_path / "state"
+    env = _stack_env(state, NERFLOW_VENV=str(venv), NERFLOW_STACK_PREFECT_PORT=str(_free_port()),
+                     NERFLOW_STACK_S3_PORT=str(_free_port()), NERFLOW_STACK_TIMEOUT="60")
+    started = time.monotonic()
+    proc = _stack("start", env=env, timeout=120)
+    assert proc.returncode == 1
+    assert time.monotonic() - started >= 2
+    assert "s3 exited during start-up" in proc.stderr
+    assert "moto: cannot bind" in proc.stderr
+    assert not list(state.glob("*.pid"))
+    assert not (state / "stack.env").exists()
+
+
 
 @pytest.mark.slow
 def test_local_stack_starts_seeds_the_bucket_and_stops(tmp_path):
