@@ -11,10 +11,10 @@ targets (the MultiNERD paper's models, which have no MISC class) are defined.
   against the very sentences of ``test/`` each document was built from, run one by one.
 
 Run:  python benchmarks/evaluate_default_model.py [--model default] [--docs-per-lang 2] [--all] [--fast-check 100]
-      [--max-sentences N] [--sets conll02_es,...|none] [--window-tokens N] [--overlap-tokens N]
+      [--max-sentences N] [--sets conll02_es,...|none] [--doc-langs es,nl] [--window-tokens N] [--overlap-tokens N]
 Writes benchmarks/results/default_model_eval.json and its section of docs/model-card.md
 (``--report-only`` re-renders that section from the JSON). An exploratory run (``--sets``,
-``--window-tokens``, ``--overlap-tokens``) writes only the JSON named by ``--out``; the card
+``--doc-langs``, ``--window-tokens``, ``--overlap-tokens``) writes only the JSON named by ``--out``; the card
 shows the standard settings.
 """
 
@@ -79,7 +79,7 @@ def fast_agreement(model, records, name: str) -> dict:
 
 
 def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: int = 0, max_sentences: int = 0,
-             sets: list[str] | None = None, doc_config=None) -> dict:
+             sets: list[str] | None = None, doc_config=None, doc_langs: list[str] | None = None) -> dict:
     """``sets`` replaces the test sets scored; ``doc_config`` (an ``EngineConfig``) is the
     windowing of the long documents (their sentences always run with the defaults)."""
     from ner_core import load_model
@@ -110,7 +110,7 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: 
         out["fast_check"] = fast_agreement(model, records, "targets")
         print(f"fast check: {out['fast_check']}", flush=True)
 
-    for lang in DOC_LANGS if docs_per_lang else []:
+    for lang in (doc_langs or DOC_LANGS) if docs_per_lang else []:
         docs = list(read_labelled(str(DATA / "docs" / f"docs_{lang}.jsonl.gz")))[:docs_per_lang]
         sentences = []
         cache: dict[str, list] = {}
@@ -197,13 +197,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "default_model_eval.json"))
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--sets", help="comma-separated test sets instead of the targets' ('none': documents only)")
+    parser.add_argument("--doc-langs", help=f"comma-separated languages of the long documents (default: {','.join(DOC_LANGS)})")
     parser.add_argument("--window-tokens", type=int, help="window of the long documents (default: the model's)")
     parser.add_argument("--overlap-tokens", type=int, help="overlap of the long documents' windows (default: an eighth)")
     args = parser.parse_args()
     out = Path(args.out)
-    exploratory = any(x is not None for x in (args.sets, args.window_tokens, args.overlap_tokens))
+    exploratory = any(x is not None for x in (args.sets, args.window_tokens, args.overlap_tokens, args.doc_langs))
     if exploratory and out == RESULTS / "default_model_eval.json":
-        parser.error("--sets, --window-tokens and --overlap-tokens need their own --out")
+        parser.error("--sets, --doc-langs, --window-tokens and --overlap-tokens need their own --out")
+    doc_langs = args.doc_langs.split(",") if args.doc_langs else None
+    if doc_langs and set(doc_langs) - set(DOC_LANGS):
+        parser.error(f"--doc-langs: no documents for {sorted(set(doc_langs) - set(DOC_LANGS))}")
     if args.report_only:
         result = json.loads(out.read_text())
     else:
@@ -215,7 +219,7 @@ def main() -> None:
         sets = None if not args.sets else [] if args.sets == "none" else args.sets.split(",")
         doc_config = EngineConfig(window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens)
         result = evaluate(args.model, docs_per_lang=args.docs_per_lang, all_sets=args.all, fast_check=args.fast_check,
-                          max_sentences=args.max_sentences, sets=sets, doc_config=doc_config)
+                          max_sentences=args.max_sentences, sets=sets, doc_config=doc_config, doc_langs=doc_langs)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     markdown = render_markdown(result)

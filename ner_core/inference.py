@@ -365,19 +365,22 @@ class TextOnceScorer(SpanScorer):
         B = len(windows)
         T = [w.n_tokens for w in windows]
         P = [w.n_spans for w in windows]
-        Tm, Pm = round_up(max(T), 8), round_up(max(max(P), 1), 4)
+        # A lone window with spans needs no padding at all (the padded layout is then the flat
+        # one); the attention kernels need at least one marker query.
+        Tm, Pm = (T[0], P[0]) if B == 1 and P[0] else (round_up(max(T), 8), round_up(max(max(P), 1), 4))
         Mm = 2 * Pm
 
-        # Flat rows: every real text token, then every real marker (starts then ends per window).
+        # Flat rows: every real text token, then every span's start marker, then every span's
+        # end marker (all windows in order), so that a start and its end sit n_spans rows apart.
         text_ids = np.concatenate([w.input_ids for w in windows])
         text_pos = np.concatenate([np.arange(t) + 2 for t in T])
         text_pad = np.concatenate([b * Tm + np.arange(t) for b, t in enumerate(T)])
-        marker_ids = np.concatenate([np.r_[np.full(p, self.start_marker_id), np.full(p, self.end_marker_id)] for p in P])
-        marker_pos = np.concatenate([np.r_[w.start_pos, w.end_pos] + 2 for w in windows])
-        marker_pad = np.concatenate([b * Mm + np.r_[np.arange(p), Pm + np.arange(p)] for b, p in enumerate(P)])
-        # Each marker also attends to its pair: the start and the end marker of its span.
-        pair_start = np.concatenate([b * Mm + np.r_[np.arange(p), np.arange(p)] for b, p in enumerate(P)])
-        pair_end = pair_start + Pm
+        n_text, n_spans = len(text_ids), sum(P)
+        marker_ids = np.r_[np.full(n_spans, self.start_marker_id), np.full(n_spans, self.end_marker_id)]
+        marker_pos = np.concatenate([w.start_pos for w in windows] + [w.end_pos for w in windows]) + 2
+        # Padded layout: window b's starts at b * Mm + [0, P_b), its ends at b * Mm + Pm + [0, P_b).
+        start_pad = np.concatenate([b * Mm + np.arange(p) for b, p in enumerate(P)])
+        marker_pad = np.r_[start_pad, start_pad + Pm]
         # Additive mask over each window's padded text keys: 0 on real tokens, -inf on padding.
         key_bias = torch.full((B, 1, 1, Tm), float("-inf"))
         for b, t in enumerate(T):
@@ -385,9 +388,7 @@ class TextOnceScorer(SpanScorer):
 
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
         text_pad_t, marker_pad_t = to(text_pad), to(marker_pad)
-        pair_start_t, pair_end_t = to(pair_start), to(pair_end)
         key_bias = key_bias.to(dev)
-        n_text = len(text_ids)
 
         ids = to(np.r_[text_ids, marker_ids]).long()
         pos = to(np.r_[text_pos, marker_pos]).long()
@@ -407,77 +408,77 @@ class TextOnceScorer(SpanScorer):
                 # Training: plain autograd ops (the flash kernel's log-sum-exp has no gradient).
                 ctx[n_text:] = self._marker_attention_per_window(q, k, v, n_text, T, P, scale)
             else:
-                # Markers: the window's text keys plus the two keys of their own pair, under one
-                # softmax: attend to the text, then fold the pair in through the log-sum-exp.
-                qm = self._pad(q[n_text:], marker_pad_t, B, Mm)
-                out_text, lse_text = _attend_with_lse(qm, kt, vt, key_bias, scale)
-                km_flat = self._pad_flat(k[n_text:], marker_pad_t, B * Mm)
-                vm_flat = self._pad_flat(v[n_text:], marker_pad_t, B * Mm)
-                qm_flat = q[n_text:].view(-1, nh, d)
-                s_a = (qm_flat * km_flat[pair_start_t].view(-1, nh, d)).sum(-1).float() * scale
-                s_b = (qm_flat * km_flat[pair_end_t].view(-1, nh, d)).sum(-1).float() * scale
-                s_a = self._pad(s_a, marker_pad_t, B, Mm, heads_last=True)
-                s_b = self._pad(s_b, marker_pad_t, B, Mm, heads_last=True)
-                total = torch.logsumexp(torch.stack((lse_text, s_a, s_b)), dim=0)
-                va = self._pad(vm_flat[pair_start_t], marker_pad_t, B, Mm)
-                vb = self._pad(vm_flat[pair_end_t], marker_pad_t, B, Mm)
-                cm = (
-                    (lse_text - total).exp()[..., None] * out_text.float()
-                    + (s_a - total).exp()[..., None] * va.float()
-                    + (s_b - total).exp()[..., None] * vb.float()
-                ).to(q.dtype)
-                ctx[n_text:] = self._unpad(cm, marker_pad_t)
+                ctx[n_text:] = self._marker_attention(q[n_text:], k[n_text:], v[n_text:], kt, vt, key_bias,
+                                                      marker_pad_t, B, Mm, n_spans, scale)
             attn_out = layer.attention.output(ctx, h)
             h = layer.output(layer.intermediate(attn_out), attn_out)
 
-        markers = h[n_text:]
-        offsets = np.cumsum([0] + [2 * p for p in P])
-        starts_idx = np.concatenate([offsets[b] + np.arange(p) for b, p in enumerate(P)])
-        return markers[to(starts_idx)], markers[to(starts_idx + np.repeat(P, P))], h[:n_text]
+        return h[n_text : n_text + n_spans], h[n_text + n_spans :], h[:n_text]
+
+    def _marker_attention(self, qm, km, vm, kt, vt, key_bias, marker_pad_t, B: int, Mm: int, n_spans: int, scale: float):
+        """Each marker attends to its window's text keys plus the two keys of its own pair,
+        under one softmax: the text through the flash kernel, then the pair folded in through
+        its log-sum-exp. Rows: all start markers, then all end markers (``encode``'s order);
+        the pair of start row i is end row i, so the fold needs no gathers, only views."""
+        nh, d = self._heads, self._head_dim
+        out_text, lse_text = _attend_with_lse(self._pad(qm, marker_pad_t, B, Mm), kt, vt, key_bias, scale)
+        out_text = self._unpad(out_text, marker_pad_t).view(-1, nh, d)
+        lse_text = lse_text.transpose(1, 2).reshape(B * Mm, nh)[marker_pad_t]
+        # [2, n_spans, heads, d]: index 0 the start markers, 1 the end markers; each half's
+        # pair keys/values broadcast over both halves.
+        q2, k2, v2 = (x.view(2, n_spans, nh, d) for x in (qm, km, vm))
+        s_start = (q2 * k2[0]).sum(-1).float() * scale
+        s_end = (q2 * k2[1]).sum(-1).float() * scale
+        lse_text, out_text = lse_text.view(2, n_spans, nh), out_text.view(2, n_spans, nh, d)
+        total = torch.logsumexp(torch.stack((lse_text, s_start, s_end)), dim=0)
+        ctx = (
+            (lse_text - total).exp()[..., None] * out_text.float()
+            + (s_start - total).exp()[..., None] * v2[0].float()
+            + (s_end - total).exp()[..., None] * v2[1].float()
+        ).to(qm.dtype)
+        return ctx.view(-1, nh * d)
 
     def _marker_attention_per_window(self, q, k, v, n_text: int, T: list[int], P: list[int], scale: float) -> torch.Tensor:
         """Marker attention with plain autograd ops, one window at a time: each marker's
         softmax runs over its window's text keys and its pair's two keys. No padding, so
-        the score matrices hold only real entries (training batches mix window sizes)."""
+        the score matrices hold only real entries (training batches mix window sizes).
+        Rows in and out as in ``encode``: all start markers, then all end markers."""
         nh, d = self._heads, self._head_dim
+        n_spans = sum(P)
         # split(), not slicing: the backward of a slice is a full-size zero tensor per window.
-        sizes = [2 * p for p in P]
-        qs, ks, vs = (x[n_text:].split(sizes) for x in (q, k, v))
+        qs, ks, vs = (x[n_text : n_text + n_spans].split(P) for x in (q, k, v))
+        qe, ke, ve = (x[n_text + n_spans :].split(P) for x in (q, k, v))
         kts, vts = (x[:n_text].split(T) for x in (k, v))
-        out = []
-        for t, p, qm, km, vm, kt, vt in zip(T, P, qs, ks, vs, kts, vts):
-            m = 2 * p
+        starts, ends = [], []
+        for t, p, kt, vt, *pair in zip(T, P, kts, vts, qs, ks, vs, qe, ke, ve):
             if p == 0:
                 continue
-            qm, km, vm = (x.view(m, nh, d).transpose(0, 1) for x in (qm, km, vm))  # [nh, m, d]
+            qm, km, vm = (torch.cat((a, b)).view(2 * p, nh, d).transpose(0, 1) for a, b in zip(pair[:3], pair[3:]))
             kt, vt = (x.view(t, nh, d).transpose(0, 1) for x in (kt, vt))  # [nh, t, d]
-            pair = torch.arange(m, device=q.device) % p
-            ka, kb, va, vb = km[:, pair], km[:, pair + p], vm[:, pair], vm[:, pair + p]
+            ka, kb = km[:, :p].repeat(1, 2, 1), km[:, p:].repeat(1, 2, 1)
+            va, vb = vm[:, :p].repeat(1, 2, 1), vm[:, p:].repeat(1, 2, 1)
             logits = torch.cat(
                 (qm @ kt.transpose(-1, -2), (qm * ka).sum(-1, keepdim=True), (qm * kb).sum(-1, keepdim=True)), dim=-1
             ) * scale
             probs = logits.float().softmax(-1).to(q.dtype)
-            ctx = probs[..., :t] @ vt + probs[..., t : t + 1] * va + probs[..., t + 1 :] * vb
-            out.append(ctx.transpose(0, 1).reshape(m, nh * d))
-        return torch.cat(out) if out else q.new_zeros((0, nh * d))
+            ctx = (probs[..., :t] @ vt + probs[..., t : t + 1] * va + probs[..., t + 1 :] * vb).transpose(0, 1)
+            ctx = ctx.reshape(2 * p, nh * d)
+            starts.append(ctx[:p])
+            ends.append(ctx[p:])
+        return torch.cat(starts + ends) if starts else q.new_zeros((0, nh * d))
 
-    def _pad(self, flat: torch.Tensor, index: torch.Tensor, B: int, L: int, *, heads_last: bool = False) -> torch.Tensor:
-        """Scatter flat rows ``[N, H]`` (or ``[N, heads]``) into ``[B, heads, L, head_dim]`` (or ``[B, heads, L]``)."""
-        width = flat.shape[-1] if flat.dim() == 2 else flat.shape[-2] * flat.shape[-1]
-        padded = flat.new_zeros((B * L, width))
-        padded[index] = flat.reshape(len(flat), width)
-        if heads_last:
-            return padded.view(B, L, -1).transpose(1, 2)
-        return padded.view(B, L, self._heads, self._head_dim).transpose(1, 2)
-
-    def _pad_flat(self, flat: torch.Tensor, index: torch.Tensor, rows: int) -> torch.Tensor:
-        padded = flat.new_zeros((rows, flat.shape[-1]))
+    def _pad(self, flat: torch.Tensor, index: torch.Tensor, B: int, L: int) -> torch.Tensor:
+        """Scatter flat rows ``[N, H]`` into ``[B, heads, L, head_dim]``."""
+        if B == 1 and len(flat) == L:  # nothing to pad: a view
+            return flat.view(1, L, self._heads, self._head_dim).transpose(1, 2)
+        padded = flat.new_zeros((B * L, flat.shape[-1]))
         padded[index] = flat
-        return padded
+        return padded.view(B, L, self._heads, self._head_dim).transpose(1, 2)
 
     def _unpad(self, padded: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         B, _, L, _ = padded.shape
-        return padded.transpose(1, 2).reshape(B * L, -1)[index]
+        flat = padded.transpose(1, 2).reshape(B * L, -1)
+        return flat if B == 1 and len(index) == L else flat[index]
 
 
 _flash_with_lse = getattr(getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None), "default", None)

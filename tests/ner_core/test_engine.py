@@ -168,3 +168,34 @@ def test_long_document_entities_at_every_window_boundary_found_once(tiny_model):
     starts = set(np.searchsorted(doc.word_char_start, [s for s, _ in placed]).tolist())
     for w in windows[1:]:
         assert starts & set(range(w.word_start - 3, w.word_start + 3))
+
+
+def _random_windows(model, sizes, seed=0):
+    from ner_core.inference import WindowInput
+
+    rng = np.random.default_rng(seed)
+    vocab = model.tokenizer.vocab_size
+    out = []
+    for n_tokens, n_spans in sizes:
+        starts = rng.integers(1, n_tokens - 1, n_spans)
+        ends = np.minimum(starts + rng.integers(0, 4, n_spans), n_tokens - 2)
+        out.append(WindowInput(input_ids=rng.integers(5, vocab, n_tokens), start_pos=starts, end_pos=ends))
+    return out
+
+
+def test_text_once_encoding_is_the_same_alone_batched_and_differentiable(tiny_model):
+    import torch
+
+    from ner_core.inference import TextOnceScorer
+
+    scorer = TextOnceScorer(tiny_model)
+    windows = _random_windows(tiny_model, [(13, 9), (40, 31), (7, 0), (21, 17)])
+    with torch.inference_mode():
+        batched = scorer.encode(windows)
+        alone = [scorer.encode([w]) for w in windows]  # one window: the unpadded path
+    with torch.no_grad():
+        autograd = scorer.encode(windows, differentiable=True)
+    for got in (autograd, tuple(torch.cat(parts) for parts in zip(*alone))):
+        for x, y in zip(batched, got):
+            assert x.shape == y.shape
+            torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
