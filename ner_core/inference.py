@@ -327,12 +327,18 @@ class TextOnceScorer(SpanScorer):
             raise ValueError(f"encoder {type(model.span_marker.encoder).__name__} is not a BERT-family stack")
         enc = model.span_marker.encoder
         self._embeddings = enc.embeddings
-        self._layers = list(enc.encoder.layer)
-        if self.fast_kind == "int8":
-            self._layers = [_quantised(layer) for layer in self._layers]
-        attn = self._layers[0].attention.self
+        layers = list(enc.encoder.layer)
+        attn = layers[0].attention.self
         self._heads = int(attn.num_attention_heads)
         self._head_dim = int(attn.attention_head_size)
+        kind = self.fast_kind
+        # The hidden states' dtype between layers: float32, or the half type of fast mode.
+        self._dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(kind, torch.float32)
+        if kind in ("bf16", "fp16"):
+            layers = [_half_copy(layer, self._dtype) for layer in layers]
+        elif kind == "int8":
+            layers = [_quantised(layer) for layer in layers]
+        self._layers = layers
 
     def cost(self, window: WindowInput) -> int:
         return window.n_tokens + 2 * window.n_spans
@@ -393,9 +399,9 @@ class TextOnceScorer(SpanScorer):
         ids = to(np.r_[text_ids, marker_ids]).long()
         pos = to(np.r_[text_pos, marker_pos]).long()
         h = self._embeddings(input_ids=ids[None], position_ids=pos[None], token_type_ids=torch.zeros_like(ids)[None])[0]
+        h = h.to(self._dtype)
 
-        nh, d = self._heads, self._head_dim
-        scale = 1.0 / math.sqrt(d)
+        scale = 1.0 / math.sqrt(self._head_dim)
         for layer in self._layers:
             sa = layer.attention.self
             q, k, v = sa.query(h), sa.key(h), sa.value(h)
@@ -501,6 +507,16 @@ def _attend_with_lse(q, k, v, bias, scale):
     logits = torch.matmul(q, k.transpose(-1, -2)).float() * scale + bias
     lse = torch.logsumexp(logits, dim=-1)
     return torch.matmul((logits - lse[..., None]).exp().to(v.dtype), v), lse
+
+
+def _half_copy(layer: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A bf16/fp16 copy of a layer; the shared model is left untouched.
+
+    Autocast would cast every weight again on every call: with the weights converted once,
+    fast mode on long windows went from 216 to 286 words/s on a 2-core AVX-512-BF16 CPU
+    (the matrix products themselves run at the same ~330 GFLOP/s either way).
+    """
+    return copy.deepcopy(layer).to(dtype)
 
 
 def _quantised(layer: torch.nn.Module) -> torch.nn.Module:

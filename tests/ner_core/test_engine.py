@@ -97,6 +97,35 @@ def test_fast_precision_runs_and_stays_close(tiny_model):
     assert len(fast.entities) >= 1 and len(exact.entities) >= 1
 
 
+def test_bf16_fast_mode_runs_half_copies_and_leaves_the_shared_model_alone(tiny_model, monkeypatch):
+    import torch
+
+    import ner_core.inference as inference
+
+    # As on a CPU with bf16 hardware, whatever CPU runs the tests (emulated bf16 is only slow).
+    monkeypatch.setattr(inference, "cpu_fast_kind", lambda: "bf16")
+    before = {k: v.clone() for k, v in tiny_model.span_marker.state_dict().items()}
+    exact = list(NerEngine(tiny_model).predict(SENTENCES))
+    fast_engine = NerEngine(tiny_model, EngineConfig(precision="fast"))
+    assert fast_engine.scorer.fast_kind == "bf16"
+    assert all(p.dtype == torch.bfloat16 for layer in fast_engine.scorer._layers for p in layer.parameters())
+    fast = list(fast_engine.predict(SENTENCES))
+
+    after = tiny_model.span_marker.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+    assert [[(e.start, e.end, e.label) for e in r.entities] for r in NerEngine(tiny_model).predict(SENTENCES)] == [
+        [(e.start, e.end, e.label) for e in r.entities] for r in exact
+    ]
+    # bf16 keeps 8 bits of mantissa: scores of the entities both modes find stay close.
+    exact_scores = {(i, e.start, e.end, e.label): e.score for i, r in enumerate(exact) for e in r.entities}
+    fast_scores = {(i, e.start, e.end, e.label): e.score for i, r in enumerate(fast) for e in r.entities}
+    shared = exact_scores.keys() & fast_scores.keys()
+    assert len(shared) >= 0.8 * len(exact_scores) > 0
+    assert max(abs(exact_scores[k] - fast_scores[k]) for k in shared) < 0.05
+    for sentence, r in zip(SENTENCES, fast):
+        assert all(sentence[e.start : e.end] == e.text and np.isfinite(e.score) for e in r.entities)
+
+
 def test_engine_config_invariants(tiny_model):
     with pytest.raises(ValueError, match="precision must be one of"):
         EngineConfig(precision="int4")
