@@ -1,5 +1,7 @@
 """Matrix-product throughput of this CPU in float32, bf16 and int8 (dynamic quantisation):
-the measurement behind ``ner_core.inference.cpu_fast_kind``'s choice.
+the measurement behind ``ner_core.inference.cpu_fast_kind``'s choice. Float32 twice: through
+``nn.Linear`` (BLAS) and through ``ner_core.inference._dense`` (oneDNN, which exact mode uses),
+and how far apart the two results are.
 
 Run:  python benchmarks/cpu_matmul.py
 Writes benchmarks/results/cpu_matmul.json.
@@ -8,11 +10,14 @@ Writes benchmarks/results/cpu_matmul.json.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 ROWS, IN, OUT, REPEATS = 2048, 384, 1536, 20  # an e5-small FFN product over a batch
@@ -28,8 +33,17 @@ def gflops(fn, x) -> float:
     return REPEATS * 2 * ROWS * IN * OUT / (time.perf_counter() - t0) / 1e9
 
 
+def _largest_difference(linear: torch.nn.Linear, x: torch.Tensor) -> float:
+    """Largest difference of the two float32 paths relative to the output's largest value."""
+    from ner_core.inference import _dense
+
+    with torch.inference_mode():
+        ref = linear(x)
+        return float((ref - _dense(linear, x)).abs().max() / ref.abs().max())
+
+
 def main() -> None:
-    from ner_core.inference import cpu_fast_kind
+    from ner_core.inference import _dense, cpu_fast_kind
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(IN, OUT)
@@ -43,6 +57,8 @@ def main() -> None:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "fast_precision_kind": cpu_fast_kind(),
         "float32_gflops": gflops(linear, x),
+        "float32_onednn_gflops": gflops(lambda t: _dense(linear, t), x),
+        "float32_onednn_relative_difference": _largest_difference(linear, x),
         "bfloat16_gflops": gflops(bf16, x.to(torch.bfloat16)),
         "int8_dynamic_gops": gflops(int8, x),
     }

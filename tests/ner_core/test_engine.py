@@ -228,3 +228,28 @@ def test_text_once_encoding_is_the_same_alone_batched_and_differentiable(tiny_mo
         for x, y in zip(batched, got):
             assert x.shape == y.shape
             torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+
+
+def test_dense_agrees_with_the_linear_module_and_keeps_gradients():
+    import torch
+    from torch.nn.utils import parametrize
+
+    from ner_core.inference import _dense
+
+    torch.manual_seed(0)
+    linear, x = torch.nn.Linear(48, 96), torch.randn(37, 48)
+    with torch.inference_mode():
+        torch.testing.assert_close(_dense(linear, x), linear(x), rtol=1e-5, atol=1e-6)
+        half = torch.nn.Linear(48, 96).to(torch.bfloat16)
+        assert _dense(half, x.to(torch.bfloat16)).dtype == torch.bfloat16
+    # Outside inference mode (training) the module runs, so gradients flow to its weights.
+    _dense(linear, x).sum().backward()
+    assert linear.weight.grad is not None
+
+    class Double(torch.nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    parametrize.register_parametrization(linear, "weight", Double())
+    with torch.inference_mode():
+        torch.testing.assert_close(_dense(linear, x), linear(x))
