@@ -10,14 +10,11 @@ Writes benchmarks/results/cpu_matmul.json.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 ROWS, IN, OUT, REPEATS = 2048, 384, 1536, 20  # an e5-small FFN product over a batch

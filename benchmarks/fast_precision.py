@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from _common import ROOT, offline_environment
 
 offline_environment()
 
-DATA = ROOT.parent / "shared" / "data" / "ner"
+DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
 RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- fast_precision:begin -->", "<!-- fast_precision:end -->"
@@ -33,15 +34,15 @@ IGNORE = {"MISC": None}
 SKIP = {"uner_zh_gsd"}
 
 
-def run(engine, records) -> tuple[list[list[tuple[int, int, str]]], dict[tuple, float], float]:
-    """Entities per record, the score of each ``(record, start, end, label)``, and seconds."""
+def run(engine, records, set_name: str) -> tuple[list[list[tuple[int, int, str]]], dict[tuple, float], float]:
+    """Entities per record, the score of each ``(set, record, start, end, label)``, and seconds."""
     from ner_core import Doc
 
     t0 = time.perf_counter()
     spans, scores = [], {}
     for i, res in enumerate(engine.predict(Doc(doc_id=str(i), text=r.text) for i, r in enumerate(records))):
         spans.append([(e.start, e.end, e.label) for e in res.entities])
-        scores.update({(i, e.start, e.end, e.label): e.score for e in res.entities})
+        scores.update({(set_name, i, e.start, e.end, e.label): e.score for e in res.entities})
     return spans, scores, time.perf_counter() - t0
 
 
@@ -92,25 +93,20 @@ def measure(model_ref: str, sentences: int) -> dict:
         "model": model_ref,
         "sets": {},
     }
-    all_records, all_exact, all_fast = [], ([], {}, 0.0), ([], {}, 0.0)
+    runs = {}
     for name, records in loaded.items():
-        exact = run(engines["exact"], records)
-        fast = run(engines["fast"], records)
+        runs[name] = exact, fast = run(engines["exact"], records, name), run(engines["fast"], records, name)
         out["sets"][name] = compare(records, exact, fast)
         print(name, json.dumps(out["sets"][name]), flush=True)
-        # Concatenate with record indices shifted so the keys of different sets never collide.
-        shift = len(all_records)
-        all_records += records
-        all_exact = _join(all_exact, exact, shift)
-        all_fast = _join(all_fast, fast, shift)
-    out["all"] = compare(all_records, all_exact, all_fast)
+    out["all"] = compare([r for records in loaded.values() for r in records],
+                         *(_pooled([pair[mode] for pair in runs.values()]) for mode in (0, 1)))
     return out
 
 
-def _join(acc, part, shift: int):
-    spans, scores, secs = acc
-    p_spans, p_scores, p_secs = part
-    return (spans + p_spans, scores | {(i + shift, *rest): s for (i, *rest), s in p_scores.items()}, secs + p_secs)
+def _pooled(parts):
+    """One ``run`` result from those of several sets (their score keys name the set)."""
+    return ([s for spans, _, _ in parts for s in spans], {k: v for _, scores, _ in parts for k, v in scores.items()},
+            sum(secs for _, _, secs in parts))
 
 
 def render_markdown(r: dict) -> str:

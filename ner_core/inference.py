@@ -48,6 +48,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("exact", "fast")
+# The half types of fast precision, by ``SpanScorer.fast_kind``.
+HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def cpu_fast_kind() -> str:
@@ -173,10 +175,9 @@ class SpanScorer:
         return cpu_fast_kind()
 
     def _autocast(self):
-        kind = self.fast_kind
-        if kind not in ("bf16", "fp16"):
+        dtype = HALF_DTYPES.get(self.fast_kind)
+        if dtype is None:
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if kind == "bf16" else torch.float16
         return torch.autocast(device_type=self.model.device.type, dtype=dtype)
 
     def _classify(self, start_states: torch.Tensor, end_states: torch.Tensor, splits: list[int]) -> list[WindowScores]:
@@ -333,8 +334,8 @@ class TextOnceScorer(SpanScorer):
         self._head_dim = int(attn.attention_head_size)
         kind = self.fast_kind
         # The hidden states' dtype between layers: float32, or the half type of fast mode.
-        self._dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(kind, torch.float32)
-        if kind in ("bf16", "fp16"):
+        self._dtype = HALF_DTYPES.get(kind, torch.float32)
+        if kind in HALF_DTYPES:
             layers = [_half_copy(layer, self._dtype) for layer in layers]
         elif kind == "int8":
             layers = [_quantised(layer) for layer in layers]
