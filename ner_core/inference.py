@@ -523,8 +523,9 @@ def _dense(linear: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     oneDNN's inner product instead of ``F.linear``'s BLAS call.
 
     The two differ only in float32 rounding (largest difference about 1e-6 of the output's
-    scale, ``benchmarks/cpu_matmul.py``), but on a 2-core AMD EPYC (AVX-512) the product ran
-    at 185-205 GFLOP/s against 117-165 for MKL's, and exact mode gained 6-16% end to end.
+    scale), but on a 2-core AMD EPYC (AVX-512) oneDNN's product ran at 191 GFLOP/s against
+    121 for MKL's (``benchmarks/cpu_matmul.py``); in exploratory runs on 300 sentences and 8
+    long windows, exact mode gained 6-16% end to end.
     Anything else (gradients, autocast, bf16 or int8 copies, LoRA parametrizations) takes
     the module.
     """
@@ -551,8 +552,9 @@ def _half_copy(layer: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """A bf16/fp16 copy of a layer; the shared model is left untouched.
 
     Autocast would cast every weight again on every call: with the weights converted once,
-    fast mode on long windows went from 216 to 286 words/s on a 2-core AVX-512-BF16 CPU
-    (the matrix products themselves run at the same ~330 GFLOP/s either way).
+    fast mode on 8 long windows went from 216 to 286 words/s on a 2-core AVX-512-BF16 CPU in
+    an exploratory side-by-side run (the bf16 products themselves ran at about 300-400 GFLOP/s
+    either way).
     """
     return copy.deepcopy(layer).to(dtype)
 
