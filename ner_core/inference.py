@@ -308,12 +308,18 @@ def supports_text_once(model: NerModel) -> bool:
     if getattr(cfg, "position_embedding_type", "absolute") != "absolute" or getattr(cfg, "is_decoder", False):
         return False
     layer = layers[0]
+    attention = getattr(layer, "attention", None)
+    # Every attribute the layer-by-layer path calls directly (TextOnceScorer.encode and the
+    # trainer's differentiable twin): a stack without one of them falls back to padded scoring.
     return all(
         hasattr(obj, name)
         for obj, names in (
             (layer, ("attention", "intermediate", "output")),
-            (getattr(layer, "attention", None), ("self", "output")),
-            (getattr(getattr(layer, "attention", None), "self", None), ("query", "key", "value", "num_attention_heads")),
+            (attention, ("self", "output")),
+            (getattr(attention, "self", None), ("query", "key", "value", "num_attention_heads", "attention_head_size")),
+            (getattr(attention, "output", None), ("dense", "LayerNorm")),
+            (getattr(layer, "intermediate", None), ("dense", "intermediate_act_fn")),
+            (getattr(layer, "output", None), ("dense", "LayerNorm")),
         )
         for name in names
     )

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, Field, model_validator
 
-from ner_core.inference import TextOnceScorer, WindowInput, special_tokens, window_input
+from ner_core.inference import TextOnceScorer, WindowInput, cpu_fast_kind, special_tokens, window_input
 from ner_core.loading import NerModel
 from ner_core.labelled import LabelledText
 from ner_core.memory import HeapGuard
@@ -96,6 +96,11 @@ class TrainConfig(BaseModel):
         description="Share of easy negative spans (not overlapping an entity) drawn per epoch; 1.0 trains on all, as SpanMarker",
     )
     batch_tokens: int = Field(6144, description="Padded tokens per optimiser step")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="'bf16': mixed precision (bf16 autocast of the forward and backward, float32 weights and "
+        "optimiser), for CPUs that multiply bf16 in hardware; dev evaluation stays float32",
+    )
     max_steps: int | None = Field(None, description="Stop after this many steps (else epochs)")
     epochs: float = 1.0
     seed: int = 42
@@ -270,6 +275,9 @@ class Trainer:
         self.progress = progress
         if config.threads:
             torch.set_num_threads(config.threads)
+        if config.precision == "bf16" and cpu_fast_kind() != "bf16":
+            # Emulated bf16 runs about 9x slower than float32 (benchmarks/cpu_matmul.py).
+            raise ValueError("precision = 'bf16' needs a CPU with AMX or AVX-512-BF16; use 'fp32' here")
         torch.manual_seed(config.seed)
         self.model = new_span_marker(
             config.encoder, config.labels, model_max_length=config.model_max_length,
@@ -469,7 +477,8 @@ class Trainer:
             if e != epoch:
                 epoch, plan = e, self._plan(e)
             self._set_lr(step)
-            loss = self.loss(plan[i])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.precision == "bf16"):
+                loss = self.loss(plan[i])
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
             self.optimizer.step()

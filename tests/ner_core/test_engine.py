@@ -253,3 +253,16 @@ def test_dense_agrees_with_the_linear_module_and_keeps_gradients():
     parametrize.register_parametrization(linear, "weight", Double())
     with torch.inference_mode():
         torch.testing.assert_close(_dense(linear, x), linear(x))
+
+
+@pytest.mark.parametrize("missing", ["intermediate_act_fn", "LayerNorm", "dense"])
+def test_an_encoder_without_a_part_the_text_once_path_calls_falls_back_to_padded(tiny_model, missing):
+    import copy
+
+    from ner_core.inference import PaddedScorer, make_scorer, supports_text_once
+
+    model = copy.deepcopy(tiny_model)
+    layer = model.span_marker.encoder.encoder.layer[0]
+    delattr(layer.intermediate if missing != "LayerNorm" else layer.output, missing)
+    assert supports_text_once(tiny_model) and not supports_text_once(model)
+    assert isinstance(make_scorer(model), PaddedScorer)

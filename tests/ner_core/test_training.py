@@ -263,3 +263,30 @@ def test_sources_can_be_joined_into_pseudo_documents(tmp_path):
     assert [doc.text[s:e] for s, e, _ in doc.entities] == [r.text[s:e] for r in single[:3] for s, e, _ in r.entities]
     assert [doc.text[s:e] for s, e in doc.tokens] == [t for tokens, _ in SENTENCES[:3] for t in tokens]
     assert joined[1].text == single[3].text and joined[1].entities == single[3].entities
+
+
+def test_bf16_mixed_precision_runs_the_encoder_in_bf16_keeps_float32_weights_and_learns_alike(
+    tmp_path, tiny_wordpiece_encoder_dir, monkeypatch
+):
+    import ner_core.training as training
+
+    def run(precision, out):
+        losses, dtypes = [], set()
+        trainer = Trainer(_config(tmp_path / out, tiny_wordpiece_encoder_dir, precision=precision), _records(),
+                          progress=lambda step, total, loss: losses.append(loss))
+        query = trainer.model.encoder.encoder.layer[0].attention.self.query
+        query.register_forward_hook(lambda module, args, output: dtypes.add(output.dtype))
+        trainer.run()
+        assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+        return losses, dtypes
+
+    monkeypatch.setattr(training, "cpu_fast_kind", lambda: "bf16")
+    fp32, fp32_dtypes = run("fp32", "a")
+    bf16, bf16_dtypes = run("bf16", "b")
+    assert fp32_dtypes == {torch.float32} and torch.bfloat16 in bf16_dtypes
+    assert bf16 != fp32
+    np.testing.assert_allclose(bf16, fp32, rtol=0.05)
+
+    monkeypatch.setattr(training, "cpu_fast_kind", lambda: "int8")
+    with pytest.raises(ValueError, match="AVX-512-BF16"):
+        Trainer(_config(tmp_path / "c", tiny_wordpiece_encoder_dir, precision="bf16"), _records())
