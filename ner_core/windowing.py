@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 # Characters after which a new sentence may begin (Latin, CJK, Arabic, Devanagari, ellipsis).
 _SENTENCE_END = frozenset(".!?;。！？；…؟۔।")
+# Full-width terminators: Chinese and Japanese put no space after them, where a Latin "."
+# without one is a decimal point or an abbreviation ("3.5", "e.g.x").
+_SENTENCE_END_UNSPACED = frozenset("。！？；")
+# Closing quotes and brackets a sentence may end with after its terminator: 「……。」 "Go."
+_CLOSERS = frozenset("\"'”’»」』）)]】")
 # Tokenise long texts in blocks so the tokenizer's intermediate buffers stay small.
 _BLOCK_CHARS = 200_000
 
@@ -330,9 +335,22 @@ def _sentence_starts(text: str, char_start: np.ndarray, char_end: np.ndarray) ->
         if cs[i] == ce[i]:
             continue
         gap = text[prev_end : cs[i]]
-        out[i] = "\n" in gap or (prev_end > 0 and text[prev_end - 1] in _SENTENCE_END and gap != "")
+        # A closing bracket or quote ends the sentence before it; it never starts one.
+        closer = text[cs[i]] in _CLOSERS and text[cs[i]] not in "\"'"
+        out[i] = "\n" in gap or (not closer and _ends_sentence(text, prev_end, spaced=gap != ""))
         prev_end = ce[i]
     return out
+
+
+def _ends_sentence(text: str, end: int, *, spaced: bool) -> bool:
+    """Whether the text before ``end`` closes a sentence (a terminator, then at most two closers)."""
+    j = end
+    while j > 0 and end - j < 2 and text[j - 1] in _CLOSERS:
+        j -= 1
+    if j == 0:
+        return False
+    c = text[j - 1]
+    return c in _SENTENCE_END_UNSPACED or (spaced and c in _SENTENCE_END)
 
 
 def _empty(doc_id: str, text: str) -> TokenizedDoc:

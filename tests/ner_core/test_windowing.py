@@ -130,3 +130,24 @@ def test_pieces_of_a_split_word_never_share_characters(tiny_model_pair):
         ranges = [(s, e) for s, e in zip(doc.word_char_start.tolist(), doc.word_char_end.tolist()) if e > s]
         assert all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:])), ranges
         assert "".join(text[s:e] for s, e in ranges) == text.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "starts"),
+    [
+        # Full-width terminators end a sentence with no space after them.
+        ("北京很大。上海也很大！东京呢？", ["北", "上", "东"]),
+        ("他说：「走吧。」然后走了。", ["他", "然"]),
+        # A Latin full stop needs a space after it: "3.5" and "e.g.x" are not sentence ends.
+        ("It costs 3.5 euros. Then e.g.x stops.", ["It", "Then"]),
+        ('He said "Go." Then he left.', ["He", "Then"]),
+    ],
+)
+def test_sentence_starts_follow_terminators_with_and_without_spaces(tiny_model, text, starts):
+    doc = tokenize_document(tiny_model.tokenizer, "d", text, max_word_tokens=60)
+    found = [
+        text[s : e]
+        for s, e, first in zip(doc.word_char_start.tolist(), doc.word_char_end.tolist(), doc.sentence_start.tolist())
+        if first
+    ]
+    assert [w[: len(x)] for w, x in zip(found, starts)] == starts and len(found) == len(starts)
