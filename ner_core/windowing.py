@@ -27,6 +27,8 @@ _SENTENCE_END = frozenset(".!?;。！？；…؟۔।")
 _SENTENCE_END_UNSPACED = frozenset("。！？；")
 # Closing quotes and brackets a sentence may end with after its terminator: 「……。」 "Go."
 _CLOSERS = frozenset("\"'”’»」』）)]】")
+# Of those, the ones that only ever close (ASCII quotes open sentences too).
+_CLOSING_ONLY = _CLOSERS - frozenset("\"'")
 # Tokenise long texts in blocks so the tokenizer's intermediate buffers stay small.
 _BLOCK_CHARS = 200_000
 
@@ -336,8 +338,7 @@ def _sentence_starts(text: str, char_start: np.ndarray, char_end: np.ndarray) ->
             continue
         gap = text[prev_end : cs[i]]
         # A closing bracket or quote ends the sentence before it; it never starts one.
-        closer = text[cs[i]] in _CLOSERS and text[cs[i]] not in "\"'"
-        out[i] = "\n" in gap or (not closer and _ends_sentence(text, prev_end, spaced=gap != ""))
+        out[i] = "\n" in gap or (text[cs[i]] not in _CLOSING_ONLY and _ends_sentence(text, prev_end, spaced=gap != ""))
         prev_end = ce[i]
     return out
 
