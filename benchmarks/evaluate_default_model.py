@@ -8,7 +8,8 @@ targets (the MultiNERD paper's models, which have no MISC class) are defined.
 * Test sets: the benchmarks of the issue's targets (CoNLL-02 es/nl, BSNLP pl/ru, UNER PUD
   de/en/pt/ru/zh), plus the other gold test sets with ``--all``.
 * Documents: ``docs/docs_<lang>.jsonl.gz`` run as long documents (windows, overlap, merge),
-  against the very sentences of ``test/`` each document was built from, run one by one.
+  against the document's own lines run one by one: the sentences of ``test/`` it was built
+  from, character for character as the document writes them (Chinese without any space).
 
 Run:  python benchmarks/evaluate_default_model.py [--model default] [--docs-per-lang 2] [--all] [--fast-check 100]
       [--max-sentences N] [--sets conll02_es,...|none] [--doc-langs es,nl] [--window-tokens N] [--overlap-tokens N]
@@ -84,7 +85,7 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: 
     windowing of the long documents (their sentences always run with the defaults)."""
     from ner_core import load_model
     from ner_core.evaluation import evaluate_records
-    from ner_core.labelled import read_labelled
+    from ner_core.labelled import read_labelled, split_lines
 
     t0 = time.perf_counter()
     model = load_model(model_ref, device="cpu")
@@ -113,15 +114,14 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: 
     for lang in (doc_langs or DOC_LANGS) if docs_per_lang else []:
         docs = list(read_labelled(str(DATA / "docs" / f"docs_{lang}.jsonl.gz")))[:docs_per_lang]
         sentences = []
-        cache: dict[str, list] = {}
         for d in docs:
             m = _DOC_ID.match(d.id)
             if m is None:
                 raise ValueError(f"unexpected document id {d.id}")
-            file = m["file"]
-            if file not in cache:
-                cache[file] = list(read_labelled(str(DATA / "test" / f"{file}.jsonl.gz")))
-            sentences += cache[file][int(m["a"]) : int(m["b"]) + 1]
+            lines = split_lines(d)
+            if len(lines) != int(m["b"]) - int(m["a"]) + 1:
+                raise ValueError(f"{d.id}: {len(lines)} lines, not the sentences {m['a']}-{m['b']}")
+            sentences += lines
         doc_rep = evaluate_records(model, docs, name=f"docs_{lang}", label_map=IGNORE, gold_label_map=IGNORE,
                                    engine_config=doc_config)
         sen_rep = evaluate_records(model, sentences, name=f"sentences_{lang}", label_map=IGNORE, gold_label_map=IGNORE)

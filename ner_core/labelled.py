@@ -3,8 +3,10 @@
 Two input formats are read (gzip or plain JSON Lines, from any fsspec URI):
 
 * sentences: ``{"tokens": [...], "ner_tags": ["B-PER", ...]}`` (IOB2), optionally with
-  ``id`` and ``lang``. The tokens are joined into a text with one space between them (none
-  between two CJK tokens, as Chinese is written) and the tags become character spans.
+  ``id`` and ``lang``. The tokens are joined into a text as the sentence is written: one
+  space between them, except in a sentence written in Chinese or Japanese, where only two
+  Latin or digit tokens keep one ("2004年", "北京，上海", "Secondary School"), and the tags
+  become character spans.
 * documents: ``{"text": "...", "entities": [{"start": 0, "end": 5, "label": "PER"}]}``
   (``end`` exclusive; ``spans`` as ``[start, end, label]`` triples is accepted too).
 
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 from ner_core.errors import NerflowError
 from ner_core.metrics import spans_from_iob2
 
-__all__ = ["LabelledText", "LabelledDataError", "read_labelled", "expand_uri", "sentence_to_text", "is_cjk", "join_texts"]
+__all__ = ["LabelledText", "LabelledDataError", "read_labelled", "expand_uri", "sentence_to_text", "is_cjk", "join_texts",
+           "written_without_spaces", "split_lines"]
 
 CharSpan = tuple[int, int, str]
 
@@ -62,19 +65,45 @@ def is_cjk(ch: str) -> bool:
     return bool(_CJK.match(ch))
 
 
+def written_without_spaces(tokens: Sequence[str]) -> bool:
+    """Whether a tokenised sentence is mostly Chinese or Japanese script: more CJK characters
+    than words of other scripts (a Han character is about a word; an English sentence
+    quoting a Chinese name is not written without spaces)."""
+    cjk = other = 0
+    for token in tokens:
+        cjk += sum(1 for ch in token if is_cjk(ch))
+        other += any(ch.isalpha() and not is_cjk(ch) for ch in token)
+    return cjk > other
+
+
+def _latin_or_digit(ch: str) -> bool:
+    return ch.isalnum() and not is_cjk(ch)
+
+
 def sentence_to_text(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, tuple[tuple[int, int], ...], list[CharSpan]]:
     """Join a tokenised, IOB2-tagged sentence into text and character spans.
+
+    The text is what the engine meets in real documents. Chinese puts no space around its
+    punctuation or between Han and digits ("2004年，"); joining those tokens with spaces
+    instead gives XLM-R's tokenizer a lone "▁" token before every "，", so a model trained
+    or scored on such text sees inputs that production Chinese never has.
 
     Returns:
         ``(text, token_offsets, entities)``.
     """
     if len(tokens) != len(tags):
         raise ValueError(f"{len(tokens)} tokens but {len(tags)} tags")
+    unspaced = written_without_spaces(tokens)
     parts: list[str] = []
     offsets: list[tuple[int, int]] = []
     at = 0
     for i, token in enumerate(tokens):
-        if i and not (is_cjk(tokens[i - 1][-1:]) and is_cjk(token[:1])):
+        left, right = tokens[i - 1][-1:], token[:1]
+        if unspaced:
+            space = _latin_or_digit(left) and _latin_or_digit(right)
+        else:
+            space = not (is_cjk(left) and is_cjk(right))
+        if i and space:
             parts.append(" ")
             at += 1
         parts.append(token)
@@ -109,6 +138,31 @@ def join_texts(records: Sequence[LabelledText], *, separator: str = "\n") -> Lab
         text=separator.join(texts), entities=tuple(entities), lang=first.lang,
         tokens=tuple(tokens) if tokens is not None else None,
     )
+
+
+def split_lines(doc: LabelledText) -> list[LabelledText]:
+    """A document's lines as texts of their own, with the entities inside each (the inverse
+    of ``join_texts`` with ``"\\n"``): the same sentences, character for character, that
+    the document holds, for scoring a model on them one by one.
+
+    Raises:
+        ValueError: An entity spans a line break.
+    """
+    out, at = [], 0
+    entities = list(doc.entities)
+    k = 0
+    for n, line in enumerate(doc.text.split("\n")):
+        end = at + len(line)
+        inside = []
+        while k < len(entities) and entities[k][0] < end + 1:
+            s, e, label = entities[k]
+            if e > end:
+                raise ValueError(f"{doc.id}: entity {s}:{e} spans a line break")
+            inside.append((s - at, e - at, label))
+            k += 1
+        out.append(LabelledText(id=f"{doc.id}:line{n}", text=line, entities=tuple(inside), lang=doc.lang))
+        at = end + 1
+    return out
 
 
 def expand_uri(uri: str, *, storage_options: dict | None = None) -> list[tuple[str, str]]:

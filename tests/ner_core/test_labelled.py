@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ner_core.labelled import LabelledDataError, read_labelled, sentence_to_text
+from ner_core.labelled import LabelledDataError, LabelledText, join_texts, read_labelled, sentence_to_text, split_lines
 
 
 def test_sentence_tokens_are_joined_with_spaces_and_tags_become_character_spans():
@@ -21,8 +21,41 @@ def test_sentence_tokens_are_joined_with_spaces_and_tags_become_character_spans(
 
 def test_cjk_tokens_are_joined_without_spaces_but_latin_neighbours_keep_theirs():
     text, _, entities = sentence_to_text(["北京", "是", "中国", "的", "iPhone", "App"], ["B-LOC", "O", "B-LOC", "O", "B-MISC", "I-MISC"])
-    assert text == "北京是中国的 iPhone App"
+    assert text == "北京是中国的iPhone App"
     assert [(text[a:b], label) for a, b, label in entities] == [("北京", "LOC"), ("中国", "LOC"), ("iPhone App", "MISC")]
+
+
+@pytest.mark.parametrize(
+    "tokens, text",
+    [
+        # Chinese puts no space around its punctuation, digits or hyphens.
+        (["他", "2004", "年", "，", "在", "北京", "。"], "他2004年，在北京。"),
+        (["乘坐", "图", "-", "154", "飞机"], "乘坐图-154飞机"),
+        (["就读", "于", "Secondary", "School", "，", "后", "离开"], "就读于Secondary School，后离开"),
+        # An English sentence quoting a Chinese name keeps its spaces.
+        (["I", "met", "王", "明", "in", "Beijing", "."], "I met 王明 in Beijing ."),
+    ],
+)
+def test_a_sentence_is_joined_as_its_script_is_written(tokens, text):
+    assert sentence_to_text(tokens, ["O"] * len(tokens))[0] == text
+
+
+def test_split_lines_gives_back_the_sentences_join_texts_joined():
+    sentences = [
+        LabelledText(id="a", text="Angela Merkel spoke .", entities=((0, 13, "PER"),)),
+        LabelledText(id="b", text="", entities=()),
+        LabelledText(id="c", text="Paris and Rome", entities=((0, 5, "LOC"), (10, 14, "LOC"))),
+    ]
+    doc = join_texts(sentences)
+    lines = split_lines(doc)
+    assert [(line.text, line.entities) for line in lines] == [(s.text, s.entities) for s in sentences]
+    assert [line.id for line in lines] == [f"{doc.id}:line{n}" for n in range(3)]
+
+
+def test_split_lines_refuses_an_entity_across_a_line_break():
+    doc = LabelledText(id="d", text="New\nYork", entities=((0, 8, "LOC"),))
+    with pytest.raises(ValueError, match="spans a line break"):
+        split_lines(doc)
 
 
 def test_an_i_tag_without_its_b_starts_no_entity_as_in_seqeval_strict():
