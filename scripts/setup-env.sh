@@ -7,6 +7,9 @@
 # versions of constraints.txt. The install is skipped when the environment already matches
 # the current pyproject.toml and constraints.txt.
 
+# Unset, `python -m venv ""` would turn the current directory into a virtual environment.
+: "${repo:?scripts/setup-env.sh: set repo (the checkout) before sourcing it}"
+: "${venv:?scripts/setup-env.sh: set venv (the virtual environment) before sourcing it}"
 py="$venv/bin/python"
 
 if [[ ! -x "$py" ]]; then
