@@ -48,6 +48,8 @@ ADAPTER_CONFIG = "adapter_config.json"
 
 # The encoder's linear layers that get adapters: attention projections and the feed-forward.
 _LORA_TARGETS = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+# How words are made in scripts without spaces (see ``new_span_marker``).
+CJK_WORDS = ("characters", "pieces")
 # Scripts without spaces: each character is a word of its own, as in mBERT. The optional
 # "▁" keeps a word-initial character with its space marker (one token, not two).
 _CJK_WORDS = "▁?[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
@@ -63,14 +65,20 @@ def resolve_encoder(ref: str) -> str:
     return ref
 
 
-def new_span_marker(encoder: str, labels: list[str], *, model_max_length: int, entity_max_length: int, marker_max_length: int):
+def new_span_marker(encoder: str, labels: list[str], *, model_max_length: int, entity_max_length: int, marker_max_length: int,
+                    cjk_words: str = "characters"):
     """A fresh SpanMarker model on ``encoder`` (a local transformers folder, ``"e5-small"``,
     or a hub id), labels ``["O", *labels]``.
 
-    For SentencePiece (XLM-R style) tokenizers every CJK character becomes its own word, so
-    that Chinese and Japanese entities have word boundaries at all; SpanMarker's punctuation
-    split is kept.
+    Chinese and Japanese have no spaces, so their words are made here. With a SentencePiece
+    (XLM-R style) tokenizer, ``cjk_words="characters"`` makes every CJK character a word (and
+    a token) of its own, as mBERT does; ``"pieces"`` keeps the encoder's own pieces ("日本" is
+    one token, as in pretraining) and ``ner_core.windowing`` makes each piece a word, so an
+    entity boundary inside a piece cannot be found (about 2% of UNER Chinese entities).
+    SpanMarker's punctuation split is kept.
     """
+    if cjk_words not in CJK_WORDS:
+        raise ModelConfigError(f"cjk_words must be one of {CJK_WORDS}, got {cjk_words!r}", ref=encoder)
     from span_marker import SpanMarkerModel
     from tokenizers import Regex, pre_tokenizers
 
@@ -98,10 +106,11 @@ def new_span_marker(encoder: str, labels: list[str], *, model_max_length: int, e
     finally:
         tokenizer_log.removeFilter(_no_mistral_regex_warning)
     backend = model.tokenizer.tokenizer._tokenizer
-    if "Metaspace" in backend.to_str():
+    if cjk_words == "characters" and "Metaspace" in backend.to_str():
         backend.pre_tokenizer = pre_tokenizers.Sequence(
             [backend.pre_tokenizer, pre_tokenizers.Split(Regex(_CJK_WORDS), "isolated")]
         )
+    model.config.nerflow_cjk_words = cjk_words
     return model
 
 
@@ -344,6 +353,7 @@ def save_adapter(model, directory: Path, *, encoder: str, metadata: dict | None 
         "model_max_length": cfg.model_max_length,
         "entity_max_length": cfg.entity_max_length,
         "marker_max_length": cfg.marker_max_length,
+        "cjk_words": getattr(cfg, "nerflow_cjk_words", "characters"),
         "lora": cfg.nerflow_lora,
         "metadata": metadata or {},
     }
@@ -379,6 +389,7 @@ def materialise_adapter(directory: Path, dest: Path) -> Path:
         model_max_length=config["model_max_length"],
         entity_max_length=config["entity_max_length"],
         marker_max_length=config["marker_max_length"],
+        cjk_words=config.get("cjk_words", "characters"),
     )
     lora = config["lora"]
     add_lora(model, rank=lora["rank"], alpha=lora["alpha"])

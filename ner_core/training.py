@@ -74,6 +74,11 @@ class TrainConfig(BaseModel):
     model_max_length: int = 256
     entity_max_length: int = 8
     marker_max_length: int = 128
+    cjk_words: Literal["characters", "pieces"] = Field(
+        "characters",
+        description="Words of Chinese and Japanese text: every character, or the encoder's SentencePiece pieces "
+        "(see ner_core.adapters.new_span_marker); an init_from adapter may have been trained with the other",
+    )
     method: Literal["lora", "full"] = "lora"
     init_from: str | None = Field(
         None, description="A nerflow adapter directory (or 'default') to start from: a further stage of training (LoRA only)",
@@ -282,6 +287,7 @@ class Trainer:
         self.model = new_span_marker(
             config.encoder, config.labels, model_max_length=config.model_max_length,
             entity_max_length=config.entity_max_length, marker_max_length=config.marker_max_length,
+            cjk_words=config.cjk_words,
         )
         model = self.model
         if config.dropout is not None:

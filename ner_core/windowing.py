@@ -2,8 +2,8 @@
 
 A window holds at most ``model_max_length`` tokens with its special tokens. Consecutive
 windows overlap by about ``overlap`` tokens and prefer to start and end at sentence
-boundaries. Nothing is truncated: a single "word" longer than a window (a URL, a run of
-CJK without spaces, a base64 blob) is cut into window-sized pieces, and the pieces are
+boundaries. Nothing is truncated: a single "word" longer than a window (a URL, a base64
+blob) is cut into window-sized pieces, and the pieces are
 counted so the caller can report them.
 """
 
@@ -29,6 +29,9 @@ _SENTENCE_END_UNSPACED = frozenset("。！？；")
 _CLOSERS = frozenset("\"'”’»」』）)]】")
 # Of those, the ones that only ever close (ASCII quotes open sentences too).
 _CLOSING_ONLY = _CLOSERS - frozenset("\"'")
+# Scripts written without spaces between words (kana, CJK ideographs and their extensions).
+_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F))
+_SPACE_CODES = np.array([ord(c) for c in " \t\n\r\x0b\x0c\u00a0\u3000\u2028\u2029"], dtype=np.uint32)
 # Tokenise long texts in blocks so the tokenizer's intermediate buffers stay small.
 _BLOCK_CHARS = 200_000
 
@@ -131,7 +134,7 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
         The tokenised document; empty arrays for an empty or whitespace-only text.
     """
     backend = _document_backend(tokenizer)
-    ids_parts, word_parts, offset_parts = [], [], []
+    ids_parts, word_parts, offset_parts, cjk_parts, bare_parts = [], [], [], [], []
     next_word = 0
     for block_start, block in _blocks(text):
         enc = backend.encode(block, add_special_tokens=False)
@@ -141,7 +144,11 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
         keep = words >= 0
         words = words[keep]
         ids_parts.append(np.asarray(enc.ids, dtype=np.int64)[keep])
-        offset_parts.append(np.asarray(enc.offsets, dtype=np.int64)[keep] + block_start)
+        block_offsets = np.asarray(enc.offsets, dtype=np.int64)[keep]
+        offset_parts.append(block_offsets + block_start)
+        cjk, bare = _cjk_and_bare_tokens(block, block_offsets)
+        cjk_parts.append(cjk)
+        bare_parts.append(bare)
         # Word ids restart in every block; make them unique across the document.
         word_parts.append(words - words.min() + next_word if len(words) else words)
         next_word = int(word_parts[-1].max()) + 1 if len(words) else next_word
@@ -151,7 +158,10 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
     input_ids = np.concatenate(ids_parts)
     word_ids = np.concatenate(word_parts)
     offsets = np.concatenate(offset_parts)
-    starts = _join_words_sharing_characters(np.flatnonzero(np.r_[True, word_ids[1:] != word_ids[:-1]]), offsets)
+    word_start = np.r_[True, word_ids[1:] != word_ids[:-1]] | _cjk_token_starts(
+        np.concatenate(cjk_parts), np.concatenate(bare_parts), word_ids
+    )
+    starts = _join_words_sharing_characters(np.flatnonzero(word_start), offsets)
     ends = np.r_[starts[1:], len(word_ids)]
     tok_start, tok_end, n_split = _split_long_words(starts, ends, max_word_tokens)
     char_start = np.minimum.reduceat(offsets[:, 0], tok_start)
@@ -264,6 +274,37 @@ def _blocks(text: str):
                 end = cut
         yield start, text[start:end]
         start = end
+
+
+def _cjk_and_bare_tokens(block: str, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per token of ``block``: whether it holds a CJK character, and whether it holds no
+    visible character at all (a bare "▁")."""
+    codes = np.frombuffer(block.encode("utf-32-le"), dtype=np.uint32)
+    cjk_chars = np.zeros(len(codes) + 1, dtype=np.int64)
+    for lo, hi in _CJK_RANGES:
+        cjk_chars[1:] += (codes >= lo) & (codes <= hi)
+    visible = np.zeros(len(codes) + 1, dtype=np.int64)
+    visible[1:] = ~np.isin(codes, _SPACE_CODES)
+    cjk_chars, visible = np.cumsum(cjk_chars), np.cumsum(visible)
+    a, b = offsets[:, 0], offsets[:, 1]
+    return cjk_chars[b] > cjk_chars[a], visible[b] == visible[a]
+
+
+def _cjk_token_starts(cjk: np.ndarray, bare: np.ndarray, word_ids: np.ndarray) -> np.ndarray:
+    """Tokens that begin a word because of Chinese or Japanese script.
+
+    Those scripts put no space between words, so a tokenizer's pre-tokenizer leaves a whole
+    clause as one "word". Here every token with a CJK character is a word of its own, and so
+    is the token after one: for SentencePiece that is the encoder's own pieces ("日本" stays
+    one piece, one word), for a tokenizer that splits CJK characters it changes nothing. A
+    bare "▁" before a CJK token stays with it, as the character-split tokenizers keep it.
+    """
+    if len(cjk) == 0:
+        return np.zeros(0, dtype=bool)
+    start = cjk | np.r_[False, cjk[:-1]]
+    same_word = np.r_[False, word_ids[1:] == word_ids[:-1]]
+    start[1:] &= ~(cjk[1:] & bare[:-1] & same_word[1:])
+    return start
 
 
 def _join_words_sharing_characters(starts: np.ndarray, offsets: np.ndarray) -> np.ndarray:

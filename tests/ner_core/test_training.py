@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ner_core.adapters import new_span_marker
+from ner_core.errors import ModelConfigError
 from ner_core.labelled import LabelledText, sentence_to_text
 from ner_core.training import LabelCoverage, TrainConfig, Trainer, build_windows, plan_batches
 from tests.fixtures_models import weight_files
@@ -195,6 +196,45 @@ def test_cjk_characters_are_words_of_their_own_for_sentencepiece_models(tiny_sen
     doc = tokenize_document(model.tokenizer.tokenizer, "d", "北京是中国的 Paris, ok", max_word_tokens=60)
     words = [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)]
     assert words == ["北", "京", "是", "中", "国", "的", "Paris", ",", "ok"]
+
+
+def test_cjk_words_can_be_the_encoders_own_pieces(tiny_sentencepiece_encoder_dir, monkeypatch):
+    from ner_core.windowing import tokenize_document
+
+    model = new_span_marker(str(tiny_sentencepiece_encoder_dir), ["LOC"], model_max_length=64, entity_max_length=4,
+                            marker_max_length=32, cjk_words="pieces")
+    tokenizer = model.tokenizer.tokenizer
+    doc = tokenize_document(tokenizer, "d", "北京是中国的 Paris, ok", max_word_tokens=60)
+    words = [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)]
+    # Each of the encoder's own pieces of the Chinese is a word (here "北京" is one piece).
+    pieces = [t.lstrip("▁") for t in tokenizer.backend_tokenizer.encode("北京是中国的", add_special_tokens=False).tokens]
+    assert "北京" in pieces
+    assert words == [p for p in pieces if p] + ["Paris", ",", "ok"]
+    # Long texts are tokenised in blocks: the words do not depend on where the blocks fall.
+    import ner_core.windowing as windowing
+
+    text = "北京是中国的 Paris, ok 东京 " * 12
+    whole = tokenize_document(tokenizer, "d", text, max_word_tokens=60)
+    monkeypatch.setattr(windowing, "_BLOCK_CHARS", 25)
+    blocks = tokenize_document(tokenizer, "d", text, max_word_tokens=60)
+    assert blocks.word_char_start.tolist() == whole.word_char_start.tolist()
+    assert blocks.word_char_end.tolist() == whole.word_char_end.tolist()
+    with pytest.raises(ModelConfigError, match="cjk_words"):
+        new_span_marker(str(tiny_sentencepiece_encoder_dir), ["LOC"], model_max_length=64, entity_max_length=4,
+                        marker_max_length=32, cjk_words="words")
+
+
+def test_an_adapter_trained_on_cjk_pieces_rebuilds_with_them(tmp_path, tiny_sentencepiece_encoder_dir):
+    from ner_core import load_model
+    from ner_core.default_model import materialised_dir
+    from ner_core.windowing import tokenize_document
+
+    config = _config(tmp_path, tiny_sentencepiece_encoder_dir, cjk_words="pieces")
+    result = Trainer(config, _records()).run()
+    assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["cjk_words"] == "pieces"
+    for directory in (result.model_dir, materialised_dir(result.adapter_dir, cache_root=tmp_path / "cache")):
+        doc = tokenize_document(load_model(directory).tokenizer, "d", "北京是中国的", max_word_tokens=60)
+        assert [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)][0] == "北京"
 
 
 def test_the_lora_update_is_peft_lora_exactly(tmp_path, tiny_wordpiece_encoder_dir):
