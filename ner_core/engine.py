@@ -169,7 +169,10 @@ class NerEngine:
 
     def _prepare(self, doc: Doc) -> _PendingDoc:
         t0 = time.perf_counter()
-        tokens = tokenize_document(self.model.tokenizer, doc.doc_id, doc.text, max_word_tokens=self._capacity)
+        tokens = tokenize_document(
+            self.model.tokenizer, doc.doc_id, doc.text, max_word_tokens=self._capacity,
+            cjk_pieces=self.model.cjk_words == "pieces",
+        )
         windows = cut_windows(tokens, self.windowing, n_special=len(self._prefix) + len(self._suffix))
         self.stats.seconds_tokenising += time.perf_counter() - t0
         return _PendingDoc(tokens, windows)

@@ -52,6 +52,8 @@ class NerModel:
         entity_max_length: Longest entity in words.
         marker_max_length: Marker pairs per sample in SpanMarker's own collation.
         device: Where the model runs.
+        cjk_words: How the model's Chinese and Japanese words are made: ``"characters"``
+            (or the tokenizer's own words) or ``"pieces"`` (``ner_core.adapters.new_span_marker``).
     """
 
     ref: str
@@ -66,6 +68,7 @@ class NerModel:
     entity_max_length: int
     marker_max_length: int
     device: torch.device
+    cjk_words: str = "characters"
 
     @property
     def entity_labels(self) -> tuple[str, ...]:
@@ -259,6 +262,7 @@ def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> Ne
         entity_max_length=int(config.entity_max_length),
         marker_max_length=int(config.marker_max_length),
         device=device,
+        cjk_words=getattr(config, "nerflow_cjk_words", None) or "characters",
     )
     logger.info(
         "loaded model %s from %s on %s: %d labels, window %d tokens, entities up to %d words",

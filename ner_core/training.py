@@ -143,8 +143,10 @@ class LabelCoverage:
 def build_windows(
     records: Iterable[LabelledText], tokenizer, *, label2id: dict[str, int], model_max_length: int,
     entity_max_length: int, label_map: dict[str, str | None] | None = None, coverage: LabelCoverage | None = None,
+    cjk_pieces: bool = False,
 ) -> list[TrainingWindow]:
-    """Training windows of labelled texts, cut exactly as the engine cuts documents."""
+    """Training windows of labelled texts, cut exactly as the engine cuts documents
+    (``cjk_pieces``: see ``ner_core.windowing.tokenize_document``)."""
     prefix, suffix = special_tokens(tokenizer)
     n_special = len(prefix) + len(suffix)
     windowing = WindowingConfig(window_tokens=model_max_length, overlap_tokens=model_max_length // 8)
@@ -152,7 +154,7 @@ def build_windows(
     label_map = label_map or {}
     out = []
     for rec in records:
-        doc = tokenize_document(tokenizer, rec.id, rec.text, max_word_tokens=model_max_length - n_special)
+        doc = tokenize_document(tokenizer, rec.id, rec.text, max_word_tokens=model_max_length - n_special, cjk_pieces=cjk_pieces)
         gold = _word_spans(rec, doc.word_char_start, doc.word_char_end, label2id, label_map, coverage)
         windows = cut_windows(doc, windowing, n_special=n_special)
         covered = set()
@@ -322,6 +324,7 @@ class Trainer:
         self.windows = build_windows(
             train_records, self.tokenizer, label2id=label2id, model_max_length=config.model_max_length,
             entity_max_length=config.entity_max_length, label_map=config.label_map, coverage=self.coverage,
+            cjk_pieces=config.cjk_words == "pieces",
         )
         logger.info("built %d training windows from %d texts in %.1fs; coverage %s",
                     len(self.windows), len(train_records), time.perf_counter() - t0, self.coverage.as_dict())
@@ -652,6 +655,7 @@ def training_ner_model(model, path: Path) -> NerModel:
         tokenizer=model.tokenizer.tokenizer, labels=labels, outside_id=int(config.outside_id),
         model_max_length=int(model.tokenizer.model_max_length), entity_max_length=int(config.entity_max_length),
         marker_max_length=int(config.marker_max_length), device=torch.device("cpu"),
+        cjk_words=getattr(config, "nerflow_cjk_words", None) or "characters",
     )
 
 

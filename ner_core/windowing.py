@@ -120,7 +120,7 @@ class Window:
         return self.word_end - self.word_start
 
 
-def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int) -> TokenizedDoc:
+def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int, cjk_pieces: bool = False) -> TokenizedDoc:
     """Tokenise ``text`` once with the fast tokenizer and group subwords into words.
 
     Args:
@@ -129,6 +129,8 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
         doc_id: Identifier carried into the result.
         text: The document.
         max_word_tokens: Longest word in tokens; longer words are cut into pieces.
+        cjk_pieces: Make each token that holds a CJK character a word (a model trained with
+            ``cjk_words="pieces"``). Otherwise words are the tokenizer's own, as in SpanMarker.
 
     Returns:
         The tokenised document; empty arrays for an empty or whitespace-only text.
@@ -146,9 +148,10 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
         ids_parts.append(np.asarray(enc.ids, dtype=np.int64)[keep])
         block_offsets = np.asarray(enc.offsets, dtype=np.int64)[keep]
         offset_parts.append(block_offsets + block_start)
-        cjk, bare = _cjk_and_bare_tokens(block, block_offsets)
-        cjk_parts.append(cjk)
-        bare_parts.append(bare)
+        if cjk_pieces:
+            cjk, bare = _cjk_and_bare_tokens(block, block_offsets)
+            cjk_parts.append(cjk)
+            bare_parts.append(bare)
         # Word ids restart in every block; make them unique across the document.
         word_parts.append(words - words.min() + next_word if len(words) else words)
         next_word = int(word_parts[-1].max()) + 1 if len(words) else next_word
@@ -158,9 +161,9 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
     input_ids = np.concatenate(ids_parts)
     word_ids = np.concatenate(word_parts)
     offsets = np.concatenate(offset_parts)
-    word_start = np.r_[True, word_ids[1:] != word_ids[:-1]] | _cjk_token_starts(
-        np.concatenate(cjk_parts), np.concatenate(bare_parts), word_ids
-    )
+    word_start = np.r_[True, word_ids[1:] != word_ids[:-1]]
+    if cjk_pieces:
+        word_start |= _cjk_token_starts(np.concatenate(cjk_parts), np.concatenate(bare_parts), word_ids)
     starts = _join_words_sharing_characters(np.flatnonzero(word_start), offsets)
     ends = np.r_[starts[1:], len(word_ids)]
     tok_start, tok_end, n_split = _split_long_words(starts, ends, max_word_tokens)
@@ -296,8 +299,7 @@ def _cjk_token_starts(cjk: np.ndarray, bare: np.ndarray, word_ids: np.ndarray) -
     Those scripts put no space between words, so a tokenizer's pre-tokenizer leaves a whole
     clause as one "word". Here every token with a CJK character is a word of its own, and so
     is the token after one: for SentencePiece that is the encoder's own pieces ("日本" stays
-    one piece, one word), for a tokenizer that splits CJK characters it changes nothing. A
-    bare "▁" before a CJK token stays with it, as the character-split tokenizers keep it.
+    one piece, one word). A bare "▁" before a CJK token stays with it.
     """
     if len(cjk) == 0:
         return np.zeros(0, dtype=bool)

@@ -32,6 +32,7 @@ def test_load_default_builds_the_model_offline_once_and_finds_real_entities(tmp_
     try:
         model = load_model("default", device="cpu")
         assert model.entity_labels == ("PER", "ORG", "LOC", "MISC")
+        assert model.cjk_words == "pieces"
         built = default_model_dir()
         assert built.parent == tmp_path / "cache" / "models"
         assert default_model_dir() == built  # cached: the second call builds nothing

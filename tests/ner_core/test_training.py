@@ -204,7 +204,7 @@ def test_cjk_words_can_be_the_encoders_own_pieces(tiny_sentencepiece_encoder_dir
     model = new_span_marker(str(tiny_sentencepiece_encoder_dir), ["LOC"], model_max_length=64, entity_max_length=4,
                             marker_max_length=32, cjk_words="pieces")
     tokenizer = model.tokenizer.tokenizer
-    doc = tokenize_document(tokenizer, "d", "北京是中国的 Paris, ok", max_word_tokens=60)
+    doc = tokenize_document(tokenizer, "d", "北京是中国的 Paris, ok", max_word_tokens=60, cjk_pieces=True)
     words = [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)]
     # Each of the encoder's own pieces of the Chinese is a word (here "北京" is one piece).
     pieces = [t.lstrip("▁") for t in tokenizer.backend_tokenizer.encode("北京是中国的", add_special_tokens=False).tokens]
@@ -214,9 +214,9 @@ def test_cjk_words_can_be_the_encoders_own_pieces(tiny_sentencepiece_encoder_dir
     import ner_core.windowing as windowing
 
     text = "北京是中国的 Paris, ok 东京 " * 12
-    whole = tokenize_document(tokenizer, "d", text, max_word_tokens=60)
+    whole = tokenize_document(tokenizer, "d", text, max_word_tokens=60, cjk_pieces=True)
     monkeypatch.setattr(windowing, "_BLOCK_CHARS", 25)
-    blocks = tokenize_document(tokenizer, "d", text, max_word_tokens=60)
+    blocks = tokenize_document(tokenizer, "d", text, max_word_tokens=60, cjk_pieces=True)
     assert blocks.word_char_start.tolist() == whole.word_char_start.tolist()
     assert blocks.word_char_end.tolist() == whole.word_char_end.tolist()
     with pytest.raises(ModelConfigError, match="cjk_words"):
@@ -225,16 +225,22 @@ def test_cjk_words_can_be_the_encoders_own_pieces(tiny_sentencepiece_encoder_dir
 
 
 def test_an_adapter_trained_on_cjk_pieces_rebuilds_with_them(tmp_path, tiny_sentencepiece_encoder_dir):
-    from ner_core import load_model
+    from ner_core import NerEngine, load_model
     from ner_core.default_model import materialised_dir
-    from ner_core.windowing import tokenize_document
+    from ner_core.documents import Doc
+    from ner_core.windowing import enumerate_spans, tokenize_document
 
     config = _config(tmp_path, tiny_sentencepiece_encoder_dir, cjk_words="pieces")
     result = Trainer(config, _records()).run()
     assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["cjk_words"] == "pieces"
     for directory in (result.model_dir, materialised_dir(result.adapter_dir, cache_root=tmp_path / "cache")):
-        doc = tokenize_document(load_model(directory).tokenizer, "d", "北京是中国的", max_word_tokens=60)
+        model = load_model(directory)
+        assert model.cjk_words == "pieces"
+        doc = tokenize_document(model.tokenizer, "d", "北京是中国的", max_word_tokens=60, cjk_pieces=True)
         assert [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)][0] == "北京"
+        # The engine cuts the model's Chinese into the same pieces: as many candidate spans.
+        (window,) = NerEngine(model).window_inputs(Doc(doc_id="d", text="北京是中国的"))
+        assert len(window.start_pos) == len(enumerate_spans(doc.n_words, model.entity_max_length)[0])
 
 
 def test_the_lora_update_is_peft_lora_exactly(tmp_path, tiny_wordpiece_encoder_dir):
