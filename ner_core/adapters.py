@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ner_core.errors import ModelConfigError
+from ner_core.loading import cjk_words_of
 
 __all__ = [
     "ADAPTER_WEIGHTS",
@@ -353,7 +354,7 @@ def save_adapter(model, directory: Path, *, encoder: str, metadata: dict | None 
         "model_max_length": cfg.model_max_length,
         "entity_max_length": cfg.entity_max_length,
         "marker_max_length": cfg.marker_max_length,
-        "cjk_words": getattr(cfg, "nerflow_cjk_words", "characters"),
+        "cjk_words": cjk_words_of(cfg),
         "lora": cfg.nerflow_lora,
         "metadata": metadata or {},
     }

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from ner_core.errors import NerflowError
 from ner_core.metrics import spans_from_iob2
+from ner_core.windowing import CJK_RANGES
 
 __all__ = ["LabelledText", "LabelledDataError", "read_labelled", "expand_uri", "sentence_to_text", "is_cjk", "join_texts",
            "written_without_spaces", "split_lines"]
@@ -33,7 +34,7 @@ CharSpan = tuple[int, int, str]
 
 # Scripts written without spaces between words; SpanMarker models see each such character
 # as a word of its own (mBERT's tokenizer does the same).
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+_CJK = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in CJK_RANGES) + "]")
 
 
 class LabelledDataError(NerflowError, ValueError):

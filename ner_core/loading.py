@@ -33,6 +33,12 @@ _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
+def cjk_words_of(config) -> str:
+    """How a model's Chinese and Japanese words are made, from its SpanMarker config
+    (``"characters"`` for checkpoints that do not say: every model before the option)."""
+    return getattr(config, "nerflow_cjk_words", None) or "characters"
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class NerModel:
     """A loaded SpanMarker model with everything the engine reads from its checkpoint.
@@ -262,7 +268,7 @@ def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> Ne
         entity_max_length=int(config.entity_max_length),
         marker_max_length=int(config.marker_max_length),
         device=device,
-        cjk_words=getattr(config, "nerflow_cjk_words", None) or "characters",
+        cjk_words=cjk_words_of(config),
     )
     logger.info(
         "loaded model %s from %s on %s: %d labels, window %d tokens, entities up to %d words",

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, Field, model_validator
 
 from ner_core.inference import TextOnceScorer, WindowInput, cpu_fast_kind, special_tokens, window_input
-from ner_core.loading import NerModel
+from ner_core.loading import NerModel, cjk_words_of
 from ner_core.labelled import LabelledText
 from ner_core.memory import HeapGuard
 from ner_core.windowing import WindowingConfig, cut_windows, enumerate_spans, tokenize_document
@@ -655,7 +655,7 @@ def training_ner_model(model, path: Path) -> NerModel:
         tokenizer=model.tokenizer.tokenizer, labels=labels, outside_id=int(config.outside_id),
         model_max_length=int(model.tokenizer.model_max_length), entity_max_length=int(config.entity_max_length),
         marker_max_length=int(config.marker_max_length), device=torch.device("cpu"),
-        cjk_words=getattr(config, "nerflow_cjk_words", None) or "characters",
+        cjk_words=cjk_words_of(config),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TokenizedDoc", "Window", "WindowingConfig", "tokenize_document", "cut_windows", "enumerate_spans"]
+__all__ = ["TokenizedDoc", "Window", "WindowingConfig", "tokenize_document", "cut_windows", "enumerate_spans", "CJK_RANGES"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _CLOSERS = frozenset("\"'”’»」』）)]】")
 # Of those, the ones that only ever close (ASCII quotes open sentences too).
 _CLOSING_ONLY = _CLOSERS - frozenset("\"'")
 # Scripts written without spaces between words (kana, CJK ideographs and their extensions).
-_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F))
+CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2FA1F))
 _SPACE_CODES = np.array([ord(c) for c in " \t\n\r\x0b\x0c\u00a0\u3000\u2028\u2029"], dtype=np.uint32)
 # Tokenise long texts in blocks so the tokenizer's intermediate buffers stay small.
 _BLOCK_CHARS = 200_000
@@ -284,7 +284,7 @@ def _cjk_and_bare_tokens(block: str, offsets: np.ndarray) -> tuple[np.ndarray, n
     visible character at all (a bare "▁")."""
     codes = np.frombuffer(block.encode("utf-32-le"), dtype=np.uint32)
     cjk_chars = np.zeros(len(codes) + 1, dtype=np.int64)
-    for lo, hi in _CJK_RANGES:
+    for lo, hi in CJK_RANGES:
         cjk_chars[1:] += (codes >= lo) & (codes <= hi)
     visible = np.zeros(len(codes) + 1, dtype=np.int64)
     visible[1:] = ~np.isin(codes, _SPACE_CODES)
