@@ -26,6 +26,9 @@ class EvaluateParams(BaseModel):
     gold_label_map: dict[str, str | None] = Field(default_factory=dict, description="The same for the data's labels")
     ignore_labels: list[str] = Field(default_factory=list, description="Labels left out of gold and predictions")
     max_records: int | None = Field(None, gt=0, description="First N records of each file")
+    as_written: bool = Field(
+        False, description="Score sentence data rejoined as running text is written ('(EFE).', not '( EFE ) .')"
+    )
     precision: str = Field("exact", description="'exact' or 'fast'")
     window_tokens: int | None = None
     output: str | None = Field(None, description="Write <output>.json and <output>.md")
@@ -36,10 +39,12 @@ class EvaluateParams(BaseModel):
 def score_data_set(params: EvaluateParams, uri: str) -> dict:
     from ner_core import EngineConfig, load_model
     from ner_core.evaluation import evaluate_records
-    from ner_core.labelled import read_labelled
+    from ner_core.labelled import as_written, read_labelled
 
     model = load_model(params.model)
     records = list(read_labelled(uri, storage_options=params.storage_options, limit=params.max_records))
+    if params.as_written:
+        records = [as_written(r) for r in records]
     ignore = {label: None for label in params.ignore_labels}
     report = evaluate_records(
         model, records, name=Path(uri).name.split(".", 1)[0],
@@ -48,7 +53,9 @@ def score_data_set(params: EvaluateParams, uri: str) -> dict:
     )
     out = report.as_dict()
     out["uri"] = uri
-    out["kind"] = "sentences" if records and records[0].tokens is not None else "documents"
+    out["kind"] = "documents"
+    if records and records[0].tokens is not None:
+        out["kind"] = "sentences, as written" if params.as_written else "sentences"
     get_run_logger().info("%s: strict micro F1 %.4f over %d texts", out["name"], out["micro"]["f1"], out["texts"])
     return out
 

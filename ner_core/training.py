@@ -50,11 +50,20 @@ _OPTIMIZER = "optimizer.safetensors"
 class DataSource(BaseModel):
     """A labelled file (local path or fsspec URI; a glob matches several), how many of its
     texts to use (a seeded random sample; all when unset), and whether consecutive records
-    are first joined into pseudo-documents (``join`` records each, newline-separated)."""
+    are first joined into pseudo-documents (``join`` records each, newline-separated).
+
+    ``written`` and ``trim_quotes`` apply to each sentence before joining
+    (``ner_core.labelled.as_written``, ``trim_entity_quotes``)."""
 
     uri: str
     max_records: int | None = Field(None, gt=0, description="Texts to sample (after joining)")
     join: int = Field(1, ge=1, description="Consecutive records joined into one text")
+    written: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Share of the sentences rejoined as running text is written (no space before ',' or "
+                    "after '('), a seeded sample; the rest keep the tokens joined by spaces",
+    )
+    trim_quotes: bool = Field(False, description="Take quotation marks off the edges of gold entities")
 
     @model_validator(mode="before")
     @classmethod
@@ -608,13 +617,21 @@ def read_sources(sources: list[DataSource], *, seed: int, storage_options: dict 
     Returns:
         Records per file name (file name without extensions), in file order.
     """
-    from ner_core.labelled import expand_uri, join_texts, read_labelled
+    from ner_core.labelled import as_written, expand_uri, join_texts, read_labelled, trim_entity_quotes
 
     out: dict[str, list[LabelledText]] = {}
     for source in sources:
         for path, uri in expand_uri(source.uri, storage_options=storage_options):
             records = list(read_labelled(uri, storage_options=storage_options))
             name = Path(path).name.split(".", 1)[0]
+            if source.trim_quotes:
+                records = [trim_entity_quotes(r) for r in records]
+            if source.written > 0:
+                rng = random.Random(f"{seed}:{path}:written")
+                chosen = rng.sample(range(len(records)), round(source.written * len(records)))
+                for i in chosen:
+                    records[i] = as_written(records[i])
+                name = f"{name}+written" if source.written == 1 else f"{name}+written{source.written:g}"
             if source.join > 1:
                 k = source.join
                 records = [join_texts(records[i:i + k]) for i in range(0, len(records), k)]

@@ -59,7 +59,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     params = EvaluateParams(
         model=args.model, data=args.data, label_map=mapping(args.label_map), gold_label_map=mapping(args.gold_label_map),
-        ignore_labels=args.ignore_label or [], max_records=args.max_records, precision=args.precision, output=args.output,
+        ignore_labels=args.ignore_label or [], max_records=args.max_records, as_written=args.as_written,
+        precision=args.precision, output=args.output,
     )
     evaluate_model(params)
     return 0
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--gold-label-map", nargs="*", metavar="DATA=NEW", help="rename data labels; 'X=' ignores X")
     evaluate.add_argument("--ignore-label", action="append", metavar="LABEL", help="leave LABEL out of gold and predictions")
     evaluate.add_argument("--max-records", type=int, help="first N records of each file")
+    evaluate.add_argument("--as-written", action="store_true",
+                          help="rejoin sentence data as running text is written: no space before ',' or after '('")
     evaluate.add_argument("--precision", choices=["exact", "fast"], default="exact")
     evaluate.add_argument("--output", help="write OUTPUT.json and OUTPUT.md")
     evaluate.set_defaults(handler=_cmd_evaluate)

@@ -65,3 +65,8 @@ dev = [{{ uri = "{sentences}", max_records = 2 }}]
     assert "LOC" not in result["reports"][0]["per_label"] or result["reports"][0]["per_label"]["LOC"]["tp"] == 0
     table = out.with_suffix(".md").read_text()
     assert "| train | sentences | 3 |" in table and "| docs | documents | 1 |" in table
+
+    written = tmp_path / "eval" / "written"
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(sentences), "--as-written", "--output", str(written)]) == 0
+    report = json.loads(written.with_suffix(".json").read_text())["reports"][0]
+    assert report["kind"] == "sentences, as written" and report["micro"]["support"] == 6

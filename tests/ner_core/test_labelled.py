@@ -7,7 +7,16 @@ import json
 
 import pytest
 
-from ner_core.labelled import LabelledDataError, LabelledText, join_texts, read_labelled, sentence_to_text, split_lines
+from ner_core.labelled import (
+    LabelledDataError,
+    LabelledText,
+    as_written,
+    join_texts,
+    read_labelled,
+    sentence_to_text,
+    split_lines,
+    trim_entity_quotes,
+)
 
 
 def test_sentence_tokens_are_joined_with_spaces_and_tags_become_character_spans():
@@ -38,6 +47,58 @@ def test_cjk_tokens_are_joined_without_spaces_but_latin_neighbours_keep_theirs()
 )
 def test_a_sentence_is_joined_as_its_script_is_written(tokens, text):
     assert sentence_to_text(tokens, ["O"] * len(tokens))[0] == text
+
+
+def _sentence(tokens: str, tags: str, lang: str) -> LabelledText:
+    text, offsets, entities = sentence_to_text(tokens.split(), tags.split())
+    return LabelledText(id="s", text=text, entities=tuple(entities), lang=lang, tokens=offsets)
+
+
+@pytest.mark.parametrize(
+    "lang, tokens, written",
+    [
+        ("ru", "Акции « Газпром » выросли на 3 % , сообщает « Интерфакс » ( Москва ) .",
+         "Акции «Газпром» выросли на 3%, сообщает «Интерфакс» (Москва)."),
+        ("de", 'Die Bank ( Frankfurt ) und die „ Süddeutsche Zeitung “ sagen : " Ja " .',
+         'Die Bank (Frankfurt) und die „Süddeutsche Zeitung“ sagen: "Ja".'),
+        ("en", 'He said " I do n\'t know " , and “ she ” ca n\'t .', 'He said "I don\'t know", and “she” can\'t.'),
+        ("es", '¿ Dónde está la " ONU " ? Madrid , 23 may ( EFE ) .', '¿Dónde está la "ONU"? Madrid, 23 may (EFE).'),
+        # French typography keeps the space inside guillemets and before ; : ! ?
+        ("fr", "Il a dit : « Bonjour » à l' ONU !", "Il a dit : « Bonjour » à l'ONU !"),
+        ("it", "il presidente dell' Europa , Mario Rossi , ha detto ...", "il presidente dell'Europa, Mario Rossi, ha detto..."),
+    ],
+)
+def test_as_written_puts_punctuation_against_its_neighbours_as_running_text_does(lang, tokens, written):
+    record = _sentence(tokens, " ".join(["O"] * len(tokens.split())), lang)
+    got = as_written(record)
+    assert got.text == written
+    assert [got.text[a:b] for a, b in got.tokens] == tokens.split()
+
+
+def test_as_written_keeps_every_entity_on_its_tokens():
+    record = _sentence("Акции компании « Газпром » , сообщает агентство Интерфакс ( Москва ) .",
+                       "O O O B-ORG O O O O B-ORG O B-LOC O O", "ru")
+    got = as_written(record)
+    assert got.text == "Акции компании «Газпром», сообщает агентство Интерфакс (Москва)."
+    assert [(got.text[s:e], label) for s, e, label in got.entities] == [("Газпром", "ORG"), ("Интерфакс", "ORG"), ("Москва", "LOC")]
+
+
+def test_as_written_leaves_chinese_documents_and_entities_inside_tokens_alone():
+    chinese = _sentence("他 在 北京 。", "O O B-LOC O", "zh")
+    assert as_written(chinese) is chinese
+    document = LabelledText(id="d", text="In Rome .", entities=((3, 7, "LOC"),), lang="en")
+    assert as_written(document) is document
+    inside = LabelledText(id="i", text="( Rome )", entities=((2, 4, "LOC"),), lang="en", tokens=((0, 1), (2, 6), (7, 8)))
+    assert as_written(inside) is inside
+
+
+def test_trim_entity_quotes_takes_quotes_off_entity_edges_only():
+    record = _sentence("акции « Газпром » и « Роснефти » , « »", "O B-ORG I-ORG I-ORG O O B-ORG O O B-ORG I-ORG", "ru")
+    got = trim_entity_quotes(record)
+    assert [(got.text[s:e], label) for s, e, label in got.entities] == [("Газпром", "ORG"), ("Роснефти", "ORG")]
+    assert got.text == record.text and got.tokens == record.tokens
+    clean = _sentence("акции Газпрома", "O B-ORG", "ru")
+    assert trim_entity_quotes(clean) is clean
 
 
 def test_split_lines_gives_back_the_sentences_join_texts_joined():

@@ -311,6 +311,27 @@ def test_sources_can_be_joined_into_pseudo_documents(tmp_path):
     assert joined[1].text == single[3].text and joined[1].entities == single[3].entities
 
 
+def test_sources_can_rejoin_a_seeded_share_of_sentences_as_written_and_trim_quotes(tmp_path):
+    import gzip
+
+    from ner_core.training import DataSource, read_sources
+
+    path = tmp_path / "q.jsonl.gz"
+    sentences = [(["Акции", "«", "Газпром", "»", f"выросли{i}", "."], ["O", "B-ORG", "I-ORG", "I-ORG", "O", "O"]) for i in range(10)]
+    with gzip.open(path, "wt") as f:
+        for tokens, tags in sentences:
+            f.write(json.dumps({"tokens": tokens, "ner_tags": tags, "lang": "ru"}) + "\n")
+    source = DataSource(uri=str(path), written=0.5, trim_quotes=True)
+    records = read_sources([source], seed=3)["q+written0.5"]
+    assert records == read_sources([source], seed=3)["q+written0.5"]  # the seed decides which
+    written = [r for r in records if "«Газпром»" in r.text]
+    assert len(written) == 5 and len(records) == 10
+    assert {r.text[s:e] for r in records for s, e, _ in r.entities} == {"Газпром"}
+    assert read_sources([DataSource(uri=str(path), written=1.0)], seed=3)["q+written"][0].text == "Акции «Газпром» выросли0."
+    untouched = read_sources([DataSource(uri=str(path))], seed=3)["q"][0]
+    assert untouched.text == "Акции « Газпром » выросли0 ." and untouched.text[slice(*untouched.entities[0][:2])] == "« Газпром »"
+
+
 def test_bf16_mixed_precision_runs_the_encoder_in_bf16_keeps_float32_weights_and_learns_alike(
     tmp_path, tiny_wordpiece_encoder_dir, monkeypatch
 ):
