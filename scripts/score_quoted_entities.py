@@ -28,6 +28,8 @@ from ner_core.labelled import as_written, read_labelled, trim_entity_quotes  # n
 
 DEV = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner")) / "dev"
 SETS = ["conll02_es", "conll02_nl", "germeval2014_de", "uner_en_ewt", "uner_pt_bosque", "bsnlp_pl", "bsnlp_ru"]
+# Double quotes and guillemets only, not ner_core.labelled's wider set: an apostrophe before a
+# name is an elision or a possessive ("l'ONU"), not a quotation.
 QUOTES = set('"«»„“”')
 LABELS = {"PER", "ORG", "LOC"}
 
