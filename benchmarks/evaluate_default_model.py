@@ -83,7 +83,7 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: 
              sets: list[str] | None = None, doc_config=None, doc_langs: list[str] | None = None) -> dict:
     """``sets`` replaces the test sets scored; ``doc_config`` (an ``EngineConfig``) is the
     windowing of the long documents (their sentences always run with the defaults)."""
-    from ner_core import load_model
+    from ner_core import EngineConfig, load_model
     from ner_core.evaluation import evaluate_records
     from ner_core.labelled import read_labelled, split_lines
 
@@ -93,6 +93,8 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: 
     out: dict = {"model": model_ref, "model_id": model.model_id, "load_seconds": round(load_seconds, 1),
                  "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
                  "scoring": "strict entity-level, PER/ORG/LOC (MISC ignored on both sides), exact precision",
+                 "space_punctuation": EngineConfig().space_punctuation,
+                 "trim_unpaired_quotes": EngineConfig().trim_unpaired_quotes,
                  "test": {}, "docs": {}, "max_sentences": max_sentences or None,
                  "doc_windows": {"window_tokens": getattr(doc_config, "window_tokens", None),
                                  "overlap_tokens": getattr(doc_config, "overlap_tokens", None)}}

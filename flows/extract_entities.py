@@ -111,6 +111,10 @@ class ExtractParams(BaseModel):
     embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
     embedding_dtype: Literal["float32", "float16"] = Field("float32", description="Type of embedding values")
     precision: Literal["exact", "fast"] = Field("exact", description="'fast': bf16/fp16 or int8 where supported")
+    space_punctuation: bool = Field(
+        True, description="Read text with punctuation set apart from words ('«Газпром»,' as '« Газпром » ,'), the "
+        "form models are trained on; entities keep the original characters. Off: the text as it is, as SpanMarker",
+    )
     input_format: Literal["auto", "jsonl", "parquet", "text"] = Field("auto", description="'auto' goes by suffix")
     fields: FieldNames = Field(default_factory=FieldNames, description="Input field names")
     languages: tuple[str, ...] = Field(
@@ -187,6 +191,7 @@ class ExtractParams(BaseModel):
         engine = EngineConfig(
             window_tokens=self.window_tokens, overlap_tokens=self.overlap_tokens, batch_tokens=self.batch_tokens,
             lookahead_tokens=self.lookahead_tokens, precision=self.precision, embeddings=self.embeddings,
+            space_punctuation=self.space_punctuation,
         )
         return AnnotateConfig(model=self.model, engine=engine)
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Candidate", "select_spans", "merge_candidates", "entity_char_range"]
+__all__ = ["Candidate", "select_spans", "merge_candidates", "entity_char_range", "without_unpaired_quotes"]
+
+# Quotation marks, not apostrophes ("l'ONU", "Smith’s" keep theirs).
+_QUOTES = frozenset('"«»„“”‟‹›‚‘')
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +125,27 @@ def entity_char_range(word_char_start: np.ndarray, word_char_end: np.ndarray, wo
     if len(visible) == 0:
         return None
     return int(cs[visible[0]]), int(ce[visible[-1]])
+
+
+def without_unpaired_quotes(text: str, start: int, end: int) -> tuple[int, int]:
+    """``(start, end)`` without a quotation mark at either edge that pairs with none inside.
+
+    Silver training data (WikiNEuRal) puts the quotes around a name inside the entity, gold
+    data (UNER, CoNLL) leaves them out, so a model may end a name on its closing quote
+    ("Газпром»"). A name between quotes ("«Газпром»") keeps both.
+    """
+    while start < end:
+        inside = sum(ch in _QUOTES for ch in text[start:end])
+        if inside % 2 == 0:
+            break
+        if text[start] in _QUOTES:
+            start += 1
+        elif text[end - 1] in _QUOTES:
+            end -= 1
+        else:
+            break
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+    return start, end

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ner_core.batching import pack_by_budget
-from ner_core.decoding import Candidate, entity_char_range, merge_candidates, select_spans
+from ner_core.decoding import Candidate, entity_char_range, merge_candidates, select_spans, without_unpaired_quotes
 from ner_core.documents import Doc, DocResult, Entity
 from ner_core.errors import InferenceError
 from ner_core.inference import PRECISIONS, SpanScorer, WindowInput, make_scorer, special_tokens, window_input
@@ -54,6 +54,12 @@ class EngineConfig:
             classifier sees) or ``"mean"`` (mean of the span's text-token states).
         min_context_words: When windows disagree about overlapping entities, one with at
             least this many words of context on each side counts as fully seen.
+        space_punctuation: Read text with a space between each word and the punctuation
+            around it, as in the tokenised corpora models are trained on ("«Газпром»," as
+            "« Газпром » ,"; ``ner_core.windowing.spaced_punctuation``). Entities keep the
+            original characters. ``False`` reads the text as it is, as SpanMarker does.
+        trim_unpaired_quotes: Take a quotation mark off an entity's edge when it pairs with
+            none inside ("Газпром»" becomes "Газпром"; ``ner_core.decoding``).
     """
 
     window_tokens: int | None = None
@@ -65,6 +71,8 @@ class EngineConfig:
     strategy: str = "auto"
     embeddings: str = "none"
     min_context_words: int = 8
+    space_punctuation: bool = True
+    trim_unpaired_quotes: bool = True
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -171,7 +179,7 @@ class NerEngine:
         t0 = time.perf_counter()
         tokens = tokenize_document(
             self.model.tokenizer, doc.doc_id, doc.text, max_word_tokens=self._capacity,
-            cjk_pieces=self.model.cjk_words == "pieces",
+            cjk_pieces=self.model.cjk_words == "pieces", space_punctuation=self.config.space_punctuation,
         )
         windows = cut_windows(tokens, self.windowing, n_special=len(self._prefix) + len(self._suffix))
         self.stats.seconds_tokenising += time.perf_counter() - t0
@@ -249,6 +257,11 @@ class NerEngine:
                 self.stats.dropped_invisible += 1
                 continue
             start, end = span
+            if self.config.trim_unpaired_quotes:
+                start, end = without_unpaired_quotes(doc.text, start, end)
+                if start == end:
+                    logger.debug("doc %s: dropped a %s span of only a quotation mark", doc.doc_id, labels[c.label_id])
+                    continue
             entities.append(
                 Entity(
                     doc_id=doc.doc_id, start=start, end=end, text=doc.text[start:end],

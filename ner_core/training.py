@@ -643,10 +643,11 @@ def read_sources(sources: list[DataSource], *, seed: int, storage_options: dict 
     return out
 
 
-def dev_evaluator(ignore_labels: list[str] | None = None) -> Callable:
+def dev_evaluator(ignore_labels: list[str] | None = None, engine_config=None) -> Callable:
     """The trainer's model-selection callback: strict micro F1 over all dev sets pooled,
     through the engine (exact precision), plus each set's F1; ``ignore_labels`` are left
-    out of both gold and predictions (e.g. MISC, which some data sets do not annotate)."""
+    out of both gold and predictions (e.g. MISC, which some data sets do not annotate);
+    ``engine_config`` is how the engine reads the dev texts (its defaults when ``None``)."""
     label_map = {label: None for label in ignore_labels or []}
     from ner_core.evaluation import evaluate_records
     from ner_core.metrics import PRF
@@ -654,7 +655,9 @@ def dev_evaluator(ignore_labels: list[str] | None = None) -> Callable:
     def evaluate(model, dev: dict[str, list[LabelledText]]) -> dict:
         nm = training_ner_model(model, Path("."))
         reports = {
-            name: evaluate_records(nm, recs, name=name, label_map=label_map, gold_label_map=label_map)
+            name: evaluate_records(
+                nm, recs, name=name, label_map=label_map, gold_label_map=label_map, engine_config=engine_config
+            )
             for name, recs in dev.items()
         }
         pooled = PRF(*(sum(getattr(r.scores.micro, k) for r in reports.values()) for k in ("tp", "fp", "fn")))

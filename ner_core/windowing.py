@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TokenizedDoc", "Window", "WindowingConfig", "tokenize_document", "cut_windows", "enumerate_spans", "CJK_RANGES"]
+__all__ = ["TokenizedDoc", "Window", "WindowingConfig", "tokenize_document", "cut_windows", "enumerate_spans", "spaced_punctuation", "CJK_RANGES"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,9 @@ class Window:
         return self.word_end - self.word_start
 
 
-def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int, cjk_pieces: bool = False) -> TokenizedDoc:
+def tokenize_document(
+    tokenizer, doc_id: str, text: str, *, max_word_tokens: int, cjk_pieces: bool = False, space_punctuation: bool = False
+) -> TokenizedDoc:
     """Tokenise ``text`` once with the fast tokenizer and group subwords into words.
 
     Args:
@@ -131,6 +134,10 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
         max_word_tokens: Longest word in tokens; longer words are cut into pieces.
         cjk_pieces: Make each token that holds a CJK character a word (a model trained with
             ``cjk_words="pieces"``). Otherwise words are the tokenizer's own, as in SpanMarker.
+        space_punctuation: Encode the text with a space between a word and the punctuation
+            around it ("«Газпром»," is read as "« Газпром » ,"), the form of the tokenised
+            corpora NER models are trained on (``spaced_punctuation``). Offsets, words and
+            entities stay on the original characters.
 
     Returns:
         The tokenised document; empty arrays for an empty or whitespace-only text.
@@ -139,7 +146,8 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
     ids_parts, word_parts, offset_parts, cjk_parts, bare_parts = [], [], [], [], []
     next_word = 0
     for block_start, block in _blocks(text):
-        enc = backend.encode(block, add_special_tokens=False)
+        encoded, to_original = spaced_punctuation(block) if space_punctuation else (block, None)
+        enc = backend.encode(encoded, add_special_tokens=False)
         if not enc.ids:
             continue
         words = np.array([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
@@ -147,11 +155,13 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
         words = words[keep]
         ids_parts.append(np.asarray(enc.ids, dtype=np.int64)[keep])
         block_offsets = np.asarray(enc.offsets, dtype=np.int64)[keep]
-        offset_parts.append(block_offsets + block_start)
         if cjk_pieces:
-            cjk, bare = _cjk_and_bare_tokens(block, block_offsets)
+            cjk, bare = _cjk_and_bare_tokens(encoded, block_offsets)
             cjk_parts.append(cjk)
             bare_parts.append(bare)
+        if to_original is not None:
+            block_offsets = to_original(block_offsets)
+        offset_parts.append(block_offsets + block_start)
         # Word ids restart in every block; make them unique across the document.
         word_parts.append(words - words.min() + next_word if len(words) else words)
         next_word = int(word_parts[-1].max()) + 1 if len(words) else next_word
@@ -187,6 +197,136 @@ def tokenize_document(tokenizer, doc_id: str, text: str, *, max_word_tokens: int
         sentence_start=_sentence_starts(text, char_start, char_end),
         n_split_words=n_split,
     )
+
+
+def spaced_punctuation(text: str):
+    """``text`` with a space between each word and the punctuation next to it, and a function
+    that maps ``(start, end)`` offsets in the result back to ``text`` (``None`` when nothing
+    was inserted).
+
+    Punctuation inside a word stays ("Нью-Йорк", "3.5", "U.S.", "l'ONU", "km/h"), as do a
+    run of one mark ("..."), numbers with their marks, URLs, Chinese and Japanese text
+    (written without spaces), hyphens and apostrophes, which are elisions and possessives
+    more often than quotes. An inserted space maps to an empty range at the next original
+    character. Linear in the length of the text.
+    """
+    n = len(text)
+    if n == 0:
+        return text, None
+    # Only boundaries next to a character that is neither a letter, a digit nor a space.
+    candidates = sorted({j for m in _NOT_WORD.finditer(text) for j in (m.start(), m.start() + 1) if 0 < j < n})
+    if not candidates:
+        return text, None
+    cjk = _CJK_CHAR.search(text) is not None
+    addresses = [
+        (m.start(), m.end()) for m in _CHUNK.finditer(text) if any(marker in m.group() for marker in _ADDRESS_MARKERS)
+    ]
+    gaps = [i for i in candidates if not _inside(addresses, i) and _separable(text, i, cjk=cjk)]
+    if not gaps:
+        return text, None
+    parts, prev = [], 0
+    for i in gaps:
+        parts.append(text[prev:i])
+        prev = i
+    parts.append(text[prev:])
+    spaced = " ".join(parts)
+    inserted = np.zeros(len(spaced), dtype=bool)
+    inserted[np.asarray(gaps) + np.arange(len(gaps))] = True
+    # Original index of each character of ``spaced`` (inserted spaces excluded); then for each
+    # spaced position the first original index at or after it, and one past the last before it.
+    origin = np.arange(len(spaced), dtype=np.int64) - np.cumsum(inserted)
+    next_start = np.minimum.accumulate(np.r_[np.where(inserted, n, origin), n][::-1])[::-1]
+    prev_end = np.r_[0, np.maximum.accumulate(np.where(inserted, 0, origin + 1))]
+
+    def to_original(offsets: np.ndarray) -> np.ndarray:
+        start = next_start[offsets[:, 0]]
+        end = np.maximum(prev_end[offsets[:, 1]], start)
+        return np.stack([start, end], axis=1)
+
+    return spaced, to_original
+
+
+# Marks never set apart: hyphens join words and word parts ("Нью-Йорк", "aan- en verkoop"),
+# apostrophes are elisions and possessives more often than quotes.
+_KEPT_MARKS = frozenset("-‐‑'’")
+_NOT_WORD = re.compile(r"[^\w\s]")
+# Chunks without spaces that are URLs or e-mail addresses are left as they are.
+_CHUNK = re.compile(r"\S+")
+_ADDRESS_MARKERS = ("://", "www.", "@")
+# Marks looked at on either side of a boundary: longer runs ("=====") are not punctuation.
+_MAX_RUN = 8
+
+
+def _is_mark(ch: str) -> bool:
+    return unicodedata.category(ch)[0] == "P" and ch not in _KEPT_MARKS
+
+
+# CJK script, and the CJK and full-width punctuation written with it ("。", "（").
+_CJK_CHAR = re.compile(
+    "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in (*CJK_RANGES, (0x3000, 0x303F), (0xFF00, 0xFFEF))) + "]"
+)
+
+
+def _is_enclosing(ch: str) -> bool:
+    """Quotes and brackets: set apart even between two letters ("word(s)", 'a"b"')."""
+    return ch == '"' or unicodedata.category(ch) in ("Ps", "Pe", "Pi", "Pf")
+
+
+def _separable(text: str, i: int, *, cjk: bool) -> bool:
+    """Whether a space belongs between ``text[i - 1]`` and ``text[i]``: between a word's letters
+    and the punctuation before or after it, and between two different marks ("»,").
+
+    What tokenised corpora keep together stays together: numbers with their marks ("20.",
+    "3.000", "90%"), marks inside a word ("AT&T", "3.5"), abbreviations ("U.S.", "m.in.",
+    "Mr.", "ecc."), URLs and e-mail addresses, and Chinese or Japanese text.
+    """
+    a, b = text[i - 1], text[i]
+    if a.isspace() or b.isspace():
+        return False
+    mark_a, mark_b = _is_mark(a), _is_mark(b)
+    if not (mark_a or mark_b):
+        return False
+    lo, hi = i - 1, i
+    while lo > 0 and i - lo < _MAX_RUN and _is_mark(text[lo - 1]):
+        lo -= 1
+    while hi < len(text) - 1 and hi - i < _MAX_RUN and _is_mark(text[hi + 1]):
+        hi += 1
+    # text[lo:hi + 1] spans the marks around the boundary; ``before``/``after`` are their neighbours.
+    start = lo if mark_a else i
+    end = hi if mark_b else i - 1
+    before = text[start - 1] if start > 0 else " "
+    after = text[end + 1] if end + 1 < len(text) else " "
+    if cjk and (_CJK_CHAR.match(before) or _CJK_CHAR.match(after) or _CJK_CHAR.search(text, lo, hi + 1)):
+        return False
+    if mark_a and mark_b:
+        return a != b
+    word = a if mark_b else b
+    if word.isdigit():
+        return False
+    run = text[start : end + 1]
+    if before.isalnum() and after.isalnum() and not any(_is_enclosing(c) for c in run):
+        return False
+    if mark_b and b == ".":
+        return not _abbreviation(text, i)
+    return True
+
+
+def _abbreviation(text: str, i: int) -> bool:
+    """Whether the full stop at ``text[i]`` ends an abbreviation: one letter ("J."), a short
+    word not in capitals ("Mr.", "гг.", "ecc."), or a word after another full stop ("U.S.")."""
+    j = i
+    while j > 0 and i - j <= 5 and text[j - 1].isalpha():
+        j -= 1
+    letters = text[j:i]
+    if j > 0 and text[j - 1] == ".":
+        return True
+    return len(letters) == 1 or (len(letters) <= 4 and not letters.isupper())
+
+
+def _inside(intervals: list[tuple[int, int]], i: int) -> bool:
+    """Whether the boundary before ``text[i]`` lies within one of the sorted ``intervals``."""
+    k = bisect.bisect_right(intervals, (i, float("inf"))) - 1
+    return k >= 0 and intervals[k][0] < i < intervals[k][1]
 
 
 def cut_windows(doc: TokenizedDoc, config: WindowingConfig, *, n_special: int) -> list[Window]:

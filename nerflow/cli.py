@@ -60,7 +60,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     params = EvaluateParams(
         model=args.model, data=args.data, label_map=mapping(args.label_map), gold_label_map=mapping(args.gold_label_map),
         ignore_labels=args.ignore_label or [], max_records=args.max_records, as_written=args.as_written,
-        precision=args.precision, output=args.output,
+        precision=args.precision, space_punctuation=not args.no_space_punctuation, output=args.output,
     )
     evaluate_model(params)
     return 0
@@ -101,7 +101,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         input_uri=args.input, output_uri=args.output, model=args.model, embeddings=args.embeddings,
         embedding_dtype=args.embedding_dtype, batch_docs=args.batch_docs, batch_bytes=args.batch_bytes,
         window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens, device=args.device,
-        precision=args.precision, input_format=args.format, run_label=args.label, storage_options=storage_options,
+        precision=args.precision, space_punctuation=not args.no_space_punctuation, input_format=args.format,
+        run_label=args.label, storage_options=storage_options,
         max_failure_rate=args.max_failure_rate, modified_after=args.modified_after, modified_before=args.modified_before,
         task_runner=args.task_runner, ray_address=args.ray_address, ray_cpus_per_task=args.ray_cpus_per_task,
         fields={"id": args.id_field, "text": args.text_field, "lang": args.lang_field, "metadata": args.metadata_field},
@@ -192,6 +193,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_space_punctuation_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-space-punctuation", action="store_true",
+        help="read text as it is; by default punctuation is set apart from words ('«Газпром»,' is read as "
+        "'« Газпром » ,', the form models are trained on; entities keep the original characters)",
+    )
+
+
 def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     """The extract-entities flow's parameters (``nerflow run`` and ``nerflow backfill``)."""
     parser.add_argument("input", metavar="INPUT", help="documents: s3://bucket/prefix, a local directory or file")
@@ -209,6 +218,7 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", choices=["exact", "fast"], default="exact")
+    _add_space_punctuation_argument(parser)
     parser.add_argument("--format", choices=["auto", "jsonl", "parquet", "text"], default="auto", help="input format")
     parser.add_argument("--id-field", default="id")
     parser.add_argument("--text-field", default="text")
@@ -274,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--as-written", action="store_true",
                           help="rejoin sentence data as running text is written: no space before ',' or after '('")
     evaluate.add_argument("--precision", choices=["exact", "fast"], default="exact")
+    _add_space_punctuation_argument(evaluate)
     evaluate.add_argument("--output", help="write OUTPUT.json and OUTPUT.md")
     evaluate.set_defaults(handler=_cmd_evaluate)
 

@@ -6,7 +6,7 @@ quotation marks is rejoined as running text ("сообщает «Интерфа�
 them inside, UNER and CoNLL-02 outside: ``trim_entity_quotes``). Counts the quoted entities
 each model finds exactly (span and label), through the full engine. Dev data only.
 
-Run:  python scripts/score_quoted_entities.py MODEL [MODEL ...]
+Run:  python scripts/score_quoted_entities.py [--read-as-is] MODEL [MODEL ...]
 Prints one JSON object per model: found, quoted, recall, and [found, quoted] per dev set.
 """
 
@@ -49,10 +49,14 @@ def quoted_sentences():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model references (directories, URIs, 'default')")
+    parser.add_argument("--read-as-is", action="store_true",
+                        help="read the text as it is: no spaces set around punctuation, no quotes taken off "
+                        "entity edges (the engine before 2026-12-03)")
     args = parser.parse_args()
     sentences = list(quoted_sentences())
     for ref in args.models:
-        engine = NerEngine(load_model(ref, device="cpu"), EngineConfig())
+        reading = EngineConfig(space_punctuation=False, trim_unpaired_quotes=False) if args.read_as_is else EngineConfig()
+        engine = NerEngine(load_model(ref, device="cpu"), reading)
         predicted = predict_spans(engine, [record for _, record, _ in sentences])
         per_set: dict[str, list[int]] = {}
         for (name, _, quoted), spans in zip(sentences, predicted):
@@ -61,7 +65,7 @@ def main() -> None:
             counts[0] += sum(entity in found for entity in quoted)
             counts[1] += len(quoted)
         found, total = sum(c[0] for c in per_set.values()), sum(c[1] for c in per_set.values())
-        print(json.dumps({"model": ref, "found": found, "quoted": total, "recall": round(found / total, 3),
+        print(json.dumps({"model": ref, "read_as_is": args.read_as_is, "found": found, "quoted": total, "recall": round(found / total, 3),
                           "per_set": per_set}), flush=True)
 
 

@@ -251,6 +251,18 @@ def test_nerflow_run_passes_engine_sizes_only_when_given(monkeypatch):
     assert (seen[1]["lookahead_tokens"], seen[1]["batch_tokens"]) == (8192, 1024)
 
 
+def test_punctuation_is_set_apart_unless_the_run_says_not_to(monkeypatch):
+    import nerflow.run_command
+    from nerflow.cli import main
+
+    seen = []
+    monkeypatch.setattr(nerflow.run_command, "run_extract", lambda params, **kwargs: seen.append(params) or 0)
+    assert main(["run", "in", "out", "--no-progress"]) == 0
+    assert main(["run", "in", "out", "--no-progress", "--no-space-punctuation"]) == 0
+    engines = [ExtractParams(**params).annotating().engine for params in seen]
+    assert [e.space_punctuation for e in engines] == [True, False]
+
+
 # --- a run killed with SIGKILL ---------------------------------------------------------------
 
 _CHILD = textwrap.dedent("""

@@ -70,3 +70,11 @@ dev = [{{ uri = "{sentences}", max_records = 2 }}]
     assert main(["evaluate", "--model", str(model_dir), "--data", str(sentences), "--as-written", "--output", str(written)]) == 0
     report = json.loads(written.with_suffix(".json").read_text())["reports"][0]
     assert report["kind"] == "sentences, as written" and report["micro"]["support"] == 6
+
+    # Read as it is written (no spaces set around punctuation), the same gold is scored.
+    raw = tmp_path / "eval" / "raw"
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(sentences), "--as-written",
+                 "--no-space-punctuation", "--output", str(raw)]) == 0
+    raw_report = json.loads(raw.with_suffix(".json").read_text())["reports"][0]
+    assert raw_report["micro"]["support"] == 6
+    assert (report["space_punctuation"], raw_report["space_punctuation"]) == (True, False)

@@ -1,6 +1,8 @@
 import numpy as np
 
-from ner_core.decoding import Candidate, entity_char_range, merge_candidates, select_spans
+import pytest
+
+from ner_core.decoding import Candidate, entity_char_range, merge_candidates, select_spans, without_unpaired_quotes
 from ner_core.windowing import enumerate_spans
 
 
@@ -44,3 +46,22 @@ def test_entity_char_range_ignores_invisible_edge_words():
     assert entity_char_range(cs, ce, 0, 3) == (0, 8)
     assert entity_char_range(cs, ce, 1, 2) is None
     assert entity_char_range(cs, ce, 1, 4) == (5, 8)
+
+
+@pytest.mark.parametrize(
+    ("entity", "kept"),
+    [
+        ("Газпром»", "Газпром"),
+        ("« Газпром", "Газпром"),
+        ('"Apple', "Apple"),
+        ("«Газпром»", "«Газпром»"),  # a name between quotes keeps both (BSNLP annotates them so)
+        ("„Die Zeit“", "„Die Zeit“"),
+        ('Café "Bauer" Wien"', 'Café "Bauer" Wien'),
+        ("Smith’s", "Smith’s"),  # apostrophes are not quotation marks
+        ("»", ""),
+    ],
+)
+def test_unpaired_quotes_come_off_entity_edges(entity, kept):
+    text = f"x {entity} y"
+    start, end = without_unpaired_quotes(text, 2, 2 + len(entity))
+    assert text[start:end] == kept

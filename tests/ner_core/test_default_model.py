@@ -41,6 +41,8 @@ def test_load_default_builds_the_model_offline_once_and_finds_real_entities(tmp_
             "Angela Merkel met Emmanuel Macron in Paris on Monday.": {("Angela Merkel", "PER"), ("Emmanuel Macron", "PER"), ("Paris", "LOC")},
             "Die Deutsche Bahn hat ihren Sitz in Berlin.": {("Berlin", "LOC")},
             "Владимир Путин прилетел в Москву.": {("Владимир Путин", "PER")},
+            # Text as written: read as "« Газпром » ,", the form the model was trained on.
+            "Акции компании «Газпром» выросли, сообщает агентство «Интерфакс».": {("Газпром", "ORG"), ("Интерфакс", "ORG")},
             # Chinese without spaces: its words are the encoder's pieces ("北京" is one).
             "日本首相安倍晋三昨天访问了北京。": {("安倍晋三", "PER"), ("北京", "LOC")},
         }

@@ -52,6 +52,38 @@ def test_parity_with_span_marker_predict(tiny_model, strategy):
             assert sentence[e.start : e.end] == e.text
 
 
+WRITTEN = [
+    "Angela Merkel visited Paris, and «Газпром» (Moscow) said \"no\".",
+    "„Die Zeit“ berichtet: Der Bundestag (Berlin) stimmte ab.",
+]
+
+
+def test_parity_with_span_marker_predict_on_text_as_written_when_read_as_is(tiny_model):
+    # SpanMarker reads the text as it is and keeps whatever edges its spans have.
+    config = EngineConfig(batch_tokens=512, space_punctuation=False, trim_unpaired_quotes=False)
+    results = list(NerEngine(tiny_model, config).predict(WRITTEN))
+    reference = _predict_reference(tiny_model, WRITTEN)
+    assert [[(e.start, e.end, e.label) for e in r.entities] for r in results] == [
+        [(s, t, label) for s, t, label, _ in row] for row in reference
+    ]
+
+
+def test_text_as_written_is_encoded_as_its_spaced_form(tiny_model):
+    # "«Газпром», (Moscow)" reaches the encoder as "« Газпром » , ( Moscow )": the form of the
+    # tokenised corpora the model was trained on.
+    from ner_core.windowing import spaced_punctuation
+
+    engine = NerEngine(tiny_model, EngineConfig())
+    for text in WRITTEN:
+        spaced = spaced_punctuation(text)[0]
+        assert spaced != text
+        written_ids = [w.input_ids.tolist() for w in engine.window_inputs(Doc(doc_id="w", text=text))]
+        spaced_ids = [w.input_ids.tolist() for w in engine.window_inputs(Doc(doc_id="s", text=spaced))]
+        assert written_ids == spaced_ids
+        for e in engine.predict_text(text).entities:
+            assert text[e.start : e.end] == e.text and e.text == e.text.strip()
+
+
 def test_results_stream_in_input_order_with_ids(tiny_model):
     engine = NerEngine(tiny_model, EngineConfig(lookahead_tokens=50, batch_tokens=256))
     docs = [Doc(doc_id=f"doc-{i}", text=s) for i, s in enumerate(SENTENCES * 3)]

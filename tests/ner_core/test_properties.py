@@ -1,5 +1,6 @@
 """Property tests: whatever the text, offsets are valid and entities never overlap."""
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,7 +10,7 @@ from ner_core import EngineConfig, NerEngine
 _PIECES = [
     "Angela Merkel", "Paris", "New York", " ", "  ", "\n", "\t", ".", ",", "!",
     "東京タワー", "北京市朝阳区", "🙂", "👩‍👩‍👧", "🇩🇪", "مرحبا بالعالم", "محمد \ufdfa", "\ufdfa\ufdfb", "a\u00a8", "שלום", "e\u0301", "a\u0308\u0323",
-    "\u200b", "\u200d", "\ufeff", "\u00ad", "x" * 300, "ab" * 150 + "漢" * 100, "Ünïcödé", "Ωμέγα", "Привет",
+    "\u200b", "\u200d", "\ufeff", "\u00ad", "«Газпром»,", "(U.S.)", "„Zeit“.", "http://a.b/c,", "日本（东京）。", "x" * 300, "ab" * 150 + "漢" * 100, "Ünïcödé", "Ωμέγα", "Привет",
 ]
 texts = st.lists(
     st.one_of(st.sampled_from(_PIECES), st.text(max_size=30)),
@@ -43,3 +44,21 @@ def test_empty_and_invisible_documents(engines, text):
     for engine in engines:
         result = engine.predict_text(text)
         assert result.entities == ()
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=texts)
+def test_spaced_punctuation_only_inserts_spaces_and_maps_back(text):
+    from ner_core.windowing import spaced_punctuation
+
+    spaced, to_original = spaced_punctuation(text)
+    if to_original is None:
+        assert spaced == text
+        return
+    offsets = np.array([[k, k + 1] for k in range(len(spaced))])
+    back = to_original(offsets)
+    kept = [k for k, (a, b) in enumerate(back.tolist()) if b > a]
+    # Every original character comes back once, in order; the rest are inserted spaces.
+    assert [back[k][0] for k in kept] == list(range(len(text)))
+    assert all(spaced[k] == text[back[k][0]] for k in kept)
+    assert all(spaced[k] == " " for k in set(range(len(spaced))) - set(kept))

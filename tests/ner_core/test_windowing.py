@@ -6,6 +6,7 @@ from ner_core.windowing import (
     WindowingConfig,
     cut_windows,
     enumerate_spans,
+    spaced_punctuation,
     tokenize_document,
 )
 
@@ -151,3 +152,45 @@ def test_sentence_starts_follow_terminators_with_and_without_spaces(tiny_model, 
         if first
     ]
     assert [w[: len(x)] for w, x in zip(found, starts)] == starts and len(found) == len(starts)
+
+
+@pytest.mark.parametrize(
+    ("text", "spaced"),
+    [
+        ("Акции «Газпром» выросли, сообщает «Интерфакс».", "Акции « Газпром » выросли , сообщает « Интерфакс » ."),
+        ('He met "Smith" (of AT&T) in Paris.', 'He met " Smith " ( of AT&T ) in Paris .'),
+        # What tokenised corpora keep in one token stays in one.
+        ("Нью-Йорк, 3.5 km/h, 90% and U.S. e.g. Mr. Comey", "Нью-Йорк , 3.5 km/h , 90% and U.S. e.g. Mr. Comey"),
+        ("am 20. Januar m.in. l'ONU aan- en verkoop", "am 20. Januar m.in. l'ONU aan- en verkoop"),
+        ("see http://www.x.org/a, mail me@x.org.", "see http://www.x.org/a, mail me@x.org."),
+        ("日本（东京）的“GCHQ”。", "日本（东京）的“GCHQ”。"),
+        ("in den USA.", "in den USA ."),
+        ("already « spaced » .", "already « spaced » ."),
+    ],
+)
+def test_spaced_punctuation_sets_marks_apart_from_words(text, spaced):
+    assert spaced_punctuation(text)[0] == spaced
+
+
+@pytest.mark.parametrize("text", ["«Газпром», (Москва).", 'x"y" z', "a.«b»!?", "(((x)))"])
+def test_spaced_punctuation_maps_offsets_back_to_the_original(text):
+    spaced, to_original = spaced_punctuation(text)
+    assert spaced != text
+    for k, ch in enumerate(spaced):
+        start, end = to_original(np.array([[k, k + 1]]))[0]
+        assert text[start:end] == ("" if ch == " " and end == start else ch)
+    assert to_original(np.array([[0, len(spaced)]])).tolist() == [[0, len(text)]]
+
+
+def test_spaced_punctuation_keeps_words_and_offsets_of_the_original(tiny_model_pair):
+    # The encoder reads "« Газпром » ," but every word keeps its own characters: the same
+    # non-empty words as reading the text as it is, with other token ids.
+    text = "Акции компании «Газпром» выросли, сообщает агентство «Интерфакс» (Москва)."
+    for model in tiny_model_pair:
+        docs = [tokenize_document(model.tokenizer, "d", text, max_word_tokens=60, space_punctuation=flag) for flag in (False, True)]
+        words = [
+            [(s, e) for s, e in zip(d.word_char_start.tolist(), d.word_char_end.tolist()) if e > s] for d in docs
+        ]
+        assert words[0] == words[1]
+        assert [text[s:e] for s, e in words[1]][2:5] == ["«", "Газпром", "»"]
+        assert docs[1].sentence_start.tolist().count(True) == 1

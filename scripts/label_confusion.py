@@ -1,0 +1,89 @@
+"""What a model predicts on each gold entity's characters: a confusion table of labels.
+
+For every gold PER/ORG/LOC entity of a labelled file: the label the model gives the very same
+characters, or "boundary" (a predicted entity overlaps it with other edges) or "missed"
+(nothing overlaps it). For every predicted entity matching no gold one: "gold MISC" (the
+same characters are MISC in the gold), "boundary" or "spurious". Also strict F1 with ORG and
+LOC counted as one label, which tells a disagreement about what a name is (a country as a
+place or as a government) from a failure to find it. Scores through the full engine, as
+``nerflow evaluate`` does.
+
+This explains scores; it does not choose models (choose on dev data only).
+
+Run:  python scripts/label_confusion.py [--model default] FILE [FILE ...]
+Prints one JSON object per file: confusion counts, the gold strings most often given another
+label, strict F1 and F1 with ORG and LOC merged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ner_core import EngineConfig, load_model  # noqa: E402
+from ner_core.engine import NerEngine  # noqa: E402
+from ner_core.evaluation import predict_spans  # noqa: E402
+from ner_core.labelled import read_labelled  # noqa: E402
+from ner_core.metrics import score_spans  # noqa: E402
+
+LABELS = {"PER", "ORG", "LOC"}
+
+
+def confusion(records, predicted) -> tuple[Counter, Counter]:
+    """``(counts of (gold, predicted) outcomes, gold strings given another label)``."""
+    counts: Counter = Counter()
+    relabelled: Counter = Counter()
+    for record, spans in zip(records, predicted):
+        gold = {(s, e): label for s, e, label in record.entities if label in LABELS}
+        gold_any = {(s, e): label for s, e, label in record.entities}
+        pred = {(s, e): label for s, e, label in spans if label in LABELS}
+        for (s, e), label in gold.items():
+            got = pred.get((s, e))
+            if got is None:
+                got = "boundary" if any(a < e and s < b for a, b in pred) else "missed"
+            elif got != label:
+                relabelled[f"{label}->{got}: {record.text[s:e]}"] += 1
+            counts[f"{label}->{got}"] += 1
+        for (s, e), label in pred.items():
+            if (s, e) in gold:
+                continue
+            if gold_any.get((s, e)) == "MISC":
+                kind = "gold MISC"
+            elif any(a < e and s < b for a, b in gold):
+                kind = "boundary"
+            else:
+                kind = "spurious"
+            counts[f"{kind}->{label}"] += 1
+    return counts, relabelled
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
+    parser.add_argument("--top", type=int, default=15, help="gold strings given another label to list")
+    parser.add_argument("files", nargs="+", help="labelled JSONL files (sentences or documents)")
+    args = parser.parse_args()
+    engine = NerEngine(load_model(args.model, device="cpu"), EngineConfig())
+    ignore = {"MISC": None}
+    merged = {"ORG": "LOC/ORG", "LOC": "LOC/ORG", "MISC": None}
+    for file in args.files:
+        records = list(read_labelled(file))
+        predicted = predict_spans(engine, records)
+        gold = [list(r.entities) for r in records]
+        counts, relabelled = confusion(records, predicted)
+        strict = score_spans(gold, predicted, label_map=ignore, gold_label_map=ignore)
+        org_loc = score_spans(gold, predicted, label_map=merged, gold_label_map=merged)
+        print(json.dumps({
+            "file": file, "model": args.model, "texts": len(records),
+            "strict_f1": round(100 * strict.micro.f1, 1), "f1_org_loc_merged": round(100 * org_loc.micro.f1, 1),
+            "confusion": dict(sorted(counts.items())), "relabelled": dict(relabelled.most_common(args.top)),
+        }, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
