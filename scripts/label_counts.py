@@ -1,7 +1,7 @@
 """How a labelled corpus labels given strings: counts of each gold label per exact string.
 
-Tells an annotation convention from a model error: if the training data call "США" a
-location 700 times and an organisation 7, a model that calls PUD's "США" (the US
+Tells an annotation convention from a model error: if WikiNEuRal Russian calls "США" a
+location 715 times and an organisation 7, a model that calls PUD's "США" (the US
 government, ORG in PUD) a location has learned its data, not failed to.
 
 Run:  python scripts/label_counts.py --string США --string Китай FILE [FILE ...]
