@@ -8,11 +8,15 @@ LOC counted as one label, which tells a disagreement about what a name is (a cou
 place or as a government) from a failure to find it. Scores through the full engine, as
 ``nerflow evaluate`` does.
 
+``--relabel STRING=LABEL`` also scores the predictions with every predicted entity whose
+characters are STRING given LABEL: what following one data set's convention for one name
+(PUD's "США" as ORG) would do to it, and to another data set with the opposite convention.
+
 This explains scores; it does not choose models (choose on dev data only).
 
-Run:  python scripts/label_confusion.py [--model default] FILE [FILE ...]
+Run:  python scripts/label_confusion.py [--model default] [--relabel США=ORG] FILE [FILE ...]
 Prints one JSON object per file: confusion counts, the gold strings most often given another
-label, strict F1 and F1 with ORG and LOC merged.
+label, strict F1, F1 with ORG and LOC merged, and strict F1 after each relabelling.
 """
 
 from __future__ import annotations
@@ -62,10 +66,33 @@ def confusion(records, predicted) -> tuple[Counter, Counter]:
     return counts, relabelled
 
 
+def relabel_predictions(records, predicted, string: str, label: str) -> tuple[list[list[tuple[int, int, str]]], int]:
+    """``(predictions with every entity spelled ``string`` labelled ``label``, entities changed)``."""
+    changed = 0
+    out = []
+    for record, spans in zip(records, predicted, strict=True):
+        new = []
+        for s, e, old in spans:
+            if record.text[s:e] == string and old != label:
+                old, changed = label, changed + 1
+            new.append((s, e, old))
+        out.append(new)
+    return out, changed
+
+
+def _relabelling(value: str) -> tuple[str, str]:
+    string, sep, label = value.rpartition("=")
+    if not sep or not string or label not in LABELS:
+        raise argparse.ArgumentTypeError(f"expected STRING=LABEL with LABEL one of {sorted(LABELS)}, got {value!r}")
+    return string, label
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
     parser.add_argument("--top", type=int, default=15, help="gold strings given another label to list")
+    parser.add_argument("--relabel", action="append", default=[], type=_relabelling, metavar="STRING=LABEL",
+                        help="also score with every predicted STRING labelled LABEL (repeatable)")
     parser.add_argument("files", nargs="+", help="labelled JSONL files (sentences or documents)")
     args = parser.parse_args()
     engine = NerEngine(load_model(args.model, device="cpu"), EngineConfig())
@@ -78,10 +105,16 @@ def main() -> None:
         counts, relabelled = confusion(records, predicted)
         strict = score_spans(gold, predicted, label_map=ignore, gold_label_map=ignore)
         org_loc = score_spans(gold, predicted, label_map=merged, gold_label_map=merged)
+        relabelled_f1 = {}
+        for string, label in args.relabel:
+            changed_predictions, changed = relabel_predictions(records, predicted, string, label)
+            score = score_spans(gold, changed_predictions, label_map=ignore, gold_label_map=ignore)
+            relabelled_f1[f"{string}={label}"] = {"entities_changed": changed, "strict_f1": round(100 * score.micro.f1, 1)}
         print(json.dumps({
             "file": file, "model": args.model, "texts": len(records),
             "strict_f1": round(100 * strict.micro.f1, 1), "f1_org_loc_merged": round(100 * org_loc.micro.f1, 1),
             "confusion": dict(sorted(counts.items())), "relabelled": dict(relabelled.most_common(args.top)),
+            **({"strict_f1_after": relabelled_f1} if relabelled_f1 else {}),
         }, ensure_ascii=False), flush=True)
 
 
