@@ -3,12 +3,13 @@ the measurement behind ``ner_core.inference.cpu_fast_kind``'s choice. Float32 tw
 ``nn.Linear`` (BLAS) and through ``ner_core.inference._dense`` (oneDNN, which exact mode uses),
 and how far apart the two results are.
 
-Run:  python benchmarks/cpu_matmul.py
-Writes benchmarks/results/cpu_matmul.json.
+Run:  python benchmarks/cpu_matmul.py [--out FILE]
+Writes benchmarks/results/cpu_matmul.json (or FILE).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 import warnings
@@ -42,6 +43,10 @@ def _largest_difference(linear: torch.nn.Linear, x: torch.Tensor) -> float:
 def main() -> None:
     from ner_core.inference import _dense, cpu_fast_kind
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS / "cpu_matmul.json", help="where the JSON goes")
+    args = parser.parse_args()
+
     torch.manual_seed(0)
     linear = torch.nn.Linear(IN, OUT)
     x = torch.randn(ROWS, IN)
@@ -59,8 +64,8 @@ def main() -> None:
         "bfloat16_gflops": gflops(bf16, x.to(torch.bfloat16)),
         "int8_dynamic_gops": gflops(int8, x),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cpu_matmul.json").write_text(json.dumps(report, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
 
 

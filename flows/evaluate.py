@@ -33,6 +33,9 @@ class EvaluateParams(BaseModel):
     space_punctuation: bool = Field(
         True, description="Read text with punctuation set apart from words, as the engine does by default"
     )
+    trim_unpaired_quotes: bool = Field(
+        True, description="Take unpaired quotation marks off entity edges, as the engine does by default"
+    )
     window_tokens: int | None = None
     output: str | None = Field(None, description="Write <output>.json and <output>.md")
     storage_options: dict = Field(default_factory=dict)
@@ -53,12 +56,14 @@ def score_data_set(params: EvaluateParams, uri: str) -> dict:
         model, records, name=Path(uri).name.split(".", 1)[0],
         label_map={**params.label_map, **ignore}, gold_label_map={**params.gold_label_map, **ignore},
         engine_config=EngineConfig(
-            precision=params.precision, window_tokens=params.window_tokens, space_punctuation=params.space_punctuation
+            precision=params.precision, window_tokens=params.window_tokens,
+            space_punctuation=params.space_punctuation, trim_unpaired_quotes=params.trim_unpaired_quotes,
         ),
     )
     out = report.as_dict()
     out["uri"] = uri
     out["space_punctuation"] = params.space_punctuation
+    out["trim_unpaired_quotes"] = params.trim_unpaired_quotes
     out["kind"] = "documents"
     if records and records[0].tokens is not None:
         out["kind"] = "sentences, as written" if params.as_written else "sentences"

@@ -55,7 +55,7 @@ from nerflow.etl.reading import FieldMapping, ReadConfig
 from nerflow.etl.report import BatchReport, RunSummary, summarise
 from nerflow.etl.tables import RunContext
 from nerflow.etl.validating import BatchValidation, ValidateConfig, contract_results
-from nerflow.storage import Location
+from nerflow.storage import Location, check_protocol
 from tasks.annotating import prepare_model
 from tasks.listing import plan_batches
 from tasks.normalising import normalise_batch
@@ -115,6 +115,10 @@ class ExtractParams(BaseModel):
         True, description="Read text with punctuation set apart from words ('«Газпром»,' as '« Газпром » ,'), the "
         "form models are trained on; entities keep the original characters. Off: the text as it is, as SpanMarker",
     )
+    trim_unpaired_quotes: bool = Field(
+        True, description="Take a quotation mark off an entity's edge when it pairs with none inside ('Газпром»' "
+        "becomes 'Газпром'). Off, with space_punctuation off: entities exactly as SpanMarker returns them",
+    )
     input_format: Literal["auto", "jsonl", "parquet", "text"] = Field("auto", description="'auto' goes by suffix")
     fields: FieldNames = Field(default_factory=FieldNames, description="Input field names")
     languages: tuple[str, ...] = Field(
@@ -149,6 +153,14 @@ class ExtractParams(BaseModel):
         '{"client_kwargs": {"endpoint_url": "http://minio:9000"}}; keep credentials in the environment',
     )
     output_storage_options: dict[str, Any] | None = Field(None, description="fsspec options for the output")
+
+    @field_validator("input_uri", "output_uri")
+    @classmethod
+    def _openable_uri(cls, value: str) -> str:
+        # Here, not when the first task lists the input: an unknown protocol then fails only
+        # after Prefect has started its server and the model has loaded.
+        check_protocol(value)
+        return value
 
     @field_validator("languages")
     @classmethod
@@ -191,7 +203,7 @@ class ExtractParams(BaseModel):
         engine = EngineConfig(
             window_tokens=self.window_tokens, overlap_tokens=self.overlap_tokens, batch_tokens=self.batch_tokens,
             lookahead_tokens=self.lookahead_tokens, precision=self.precision, embeddings=self.embeddings,
-            space_punctuation=self.space_punctuation,
+            space_punctuation=self.space_punctuation, trim_unpaired_quotes=self.trim_unpaired_quotes,
         )
         return AnnotateConfig(model=self.model, engine=engine)
 

@@ -270,6 +270,8 @@ def expand_uri(uri: str, *, storage_options: dict | None = None) -> list[tuple[s
     import fsspec
 
     fs, _, paths = fsspec.get_fs_token_paths(uri, storage_options=storage_options or {})
+    if not any(c in uri for c in "*?[") and not all(fs.exists(p) for p in paths):
+        paths = []  # a plain path comes back from fsspec whether or not it exists
     if not paths:
         raise FileNotFoundError(f"no labelled file matches {uri}")
     return [(p, fs.unstrip_protocol(p) if "://" in uri else p) for p in sorted(paths)]

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ner_core.inference import TextOnceScorer, WindowInput, cpu_fast_kind, special_tokens, window_input
 from ner_core.loading import NerModel, cjk_words_of
@@ -55,6 +55,9 @@ class DataSource(BaseModel):
     ``written`` and ``trim_quotes`` apply to each sentence before joining
     (``ner_core.labelled.as_written``, ``trim_entity_quotes``)."""
 
+    # A misspelt key ("max_record") would otherwise train on the whole file without a word.
+    model_config = ConfigDict(extra="forbid")
+
     uri: str
     max_records: int | None = Field(None, gt=0, description="Texts to sample (after joining)")
     join: int = Field(1, ge=1, description="Consecutive records joined into one text")
@@ -73,6 +76,8 @@ class DataSource(BaseModel):
 
 class TrainConfig(BaseModel):
     """Everything that decides a training run (what ``nerflow train --config`` reads)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     train: list[DataSource] = Field(description="Labelled JSONL files (sentences or documents)")
     dev: list[DataSource] = Field(default_factory=list, description="Labelled files for model selection (never test data)")

@@ -32,6 +32,16 @@ def _cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_data_uris(uris: Sequence[str], storage_options: dict) -> None:
+    """Fail before the flow starts (Prefect's server, the model) when a data file is missing."""
+    from ner_core.labelled import expand_uri
+    from nerflow.storage import check_protocol
+
+    for uri in uris:
+        check_protocol(uri)
+        expand_uri(uri, storage_options=storage_options)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from flows.train import load_config, train_model
 
@@ -40,6 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"output_dir": args.output_dir})
     if args.max_steps:
         config = config.model_copy(update={"max_steps": args.max_steps})
+    _check_data_uris([source.uri for source in [*config.train, *config.dev]], config.storage_options)
     result = train_model(config)
     print(f"model: {result['model_dir']}")
     if result.get("adapter_dir"):
@@ -60,8 +71,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     params = EvaluateParams(
         model=args.model, data=args.data, label_map=mapping(args.label_map), gold_label_map=mapping(args.gold_label_map),
         ignore_labels=args.ignore_label or [], max_records=args.max_records, as_written=args.as_written,
-        precision=args.precision, space_punctuation=not args.no_space_punctuation, output=args.output,
+        precision=args.precision, space_punctuation=not args.no_space_punctuation,
+        trim_unpaired_quotes=not args.no_trim_quotes, output=args.output,
     )
+    _check_data_uris(params.data, params.storage_options)
     evaluate_model(params)
     return 0
 
@@ -101,7 +114,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         input_uri=args.input, output_uri=args.output, model=args.model, embeddings=args.embeddings,
         embedding_dtype=args.embedding_dtype, batch_docs=args.batch_docs, batch_bytes=args.batch_bytes,
         window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens, device=args.device,
-        precision=args.precision, space_punctuation=not args.no_space_punctuation, input_format=args.format,
+        precision=args.precision, space_punctuation=not args.no_space_punctuation,
+        trim_unpaired_quotes=not args.no_trim_quotes, input_format=args.format,
         run_label=args.label, storage_options=storage_options,
         max_failure_rate=args.max_failure_rate, modified_after=args.modified_after, modified_before=args.modified_before,
         task_runner=args.task_runner, ray_address=args.ray_address, ray_cpus_per_task=args.ray_cpus_per_task,
@@ -193,11 +207,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_space_punctuation_argument(parser: argparse.ArgumentParser) -> None:
+def _add_reading_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the engine reads text: ``--no-space-punctuation`` and ``--no-trim-quotes``."""
     parser.add_argument(
         "--no-space-punctuation", action="store_true",
         help="read text as it is; by default punctuation is set apart from words ('«Газпром»,' is read as "
         "'« Газпром » ,', the form models are trained on; entities keep the original characters)",
+    )
+    parser.add_argument(
+        "--no-trim-quotes", action="store_true",
+        help="keep a quotation mark on an entity's edge that pairs with none inside (by default 'Газпром»' becomes "
+        "'Газпром'); with --no-space-punctuation: entities exactly as SpanMarker returns them",
     )
 
 
@@ -218,7 +238,7 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", choices=["exact", "fast"], default="exact")
-    _add_space_punctuation_argument(parser)
+    _add_reading_arguments(parser)
     parser.add_argument("--format", choices=["auto", "jsonl", "parquet", "text"], default="auto", help="input format")
     parser.add_argument("--id-field", default="id")
     parser.add_argument("--text-field", default="text")
@@ -284,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--as-written", action="store_true",
                           help="rejoin sentence data as running text is written: no space before ',' or after '('")
     evaluate.add_argument("--precision", choices=["exact", "fast"], default="exact")
-    _add_space_punctuation_argument(evaluate)
+    _add_reading_arguments(evaluate)
     evaluate.add_argument("--output", help="write OUTPUT.json and OUTPUT.md")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
@@ -364,7 +384,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     # is built for, that logs an ERROR line into every run. Setting the variable turns it back on.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    import json
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from ner_core.errors import NerflowError
+
+    command = f"nerflow {args.command}"
+    # What a user got wrong (a missing file, a misspelt config key, a bad URI) is one line,
+    # not a traceback; bugs still raise.
+    try:
+        return args.handler(args)
+    except (tomllib.TOMLDecodeError, ValidationError, json.JSONDecodeError) as e:
+        print(f"{command}: invalid {_what_is_invalid(e)}: {e}", file=sys.stderr)
+        return 2
+    except (NerflowError, OSError) as e:
+        print(f"{command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+def _what_is_invalid(error: Exception) -> str:
+    import json
+    import tomllib
+
+    if isinstance(error, tomllib.TOMLDecodeError):
+        return "TOML"
+    if isinstance(error, json.JSONDecodeError):
+        return "JSON"
+    return "configuration"
 
 
 if __name__ == "__main__":

@@ -24,11 +24,12 @@ from datetime import datetime, timezone
 import fsspec
 from fsspec import AbstractFileSystem
 
-from nerflow.etl.errors import InputNotFoundError, StorageError
+from nerflow.etl.errors import InputNotFoundError, InvalidURIError, StorageError
 
 __all__ = [
     "Location",
     "StoredObject",
+    "check_protocol",
     "filesystem",
     "join",
     "list_objects",
@@ -106,9 +107,30 @@ def filesystem(uri: str, storage_options: Mapping | None = None) -> tuple[Abstra
 
     Returns:
         ``(fs, path)`` with ``path`` free of a trailing slash.
+
+    Raises:
+        InvalidURIError: fsspec knows no filesystem for the URI's protocol, or its package
+            (``gcsfs`` for ``gs://``) is not installed.
     """
+    check_protocol(uri)
     fs, path = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
     return fs, path.rstrip("/") or path
+
+
+def check_protocol(uri: str) -> None:
+    """Raise :class:`InvalidURIError` unless fsspec can open ``uri``'s protocol (a path has none).
+
+    Chained URIs (``simplecache::s3://…``) are left to fsspec.
+    """
+    if "::" in uri:
+        return
+    protocol, _ = fsspec.core.split_protocol(uri)
+    if protocol is None:
+        return
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as e:
+        raise InvalidURIError(f"no filesystem for protocol {protocol!r}: {e}", uri=uri) from None
 
 
 def join(*parts: str) -> str:

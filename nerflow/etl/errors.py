@@ -16,6 +16,7 @@ __all__ = [
     "NerflowError",
     "StorageError",
     "InputNotFoundError",
+    "InvalidURIError",
     "ManifestError",
     "ContractViolationError",
     "BatchRejectedError",
@@ -35,6 +36,16 @@ class StorageError(TransientError):
 
 class InputNotFoundError(TerminalError):
     """Nothing exists under the input URI."""
+
+    def __init__(self, message: str, *, uri: str) -> None:
+        super().__init__(f"{message} (uri={uri!r})")
+        self.uri = uri
+
+
+class InvalidURIError(TerminalError, ValueError):
+    """The URI names a protocol fsspec cannot open (unknown, or its package is not installed).
+
+    Also a ``ValueError``, so that a pydantic validator raising it reports a validation error."""
 
     def __init__(self, message: str, *, uri: str) -> None:
         super().__init__(f"{message} (uri={uri!r})")

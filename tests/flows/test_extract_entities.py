@@ -251,7 +251,7 @@ def test_nerflow_run_passes_engine_sizes_only_when_given(monkeypatch):
     assert (seen[1]["lookahead_tokens"], seen[1]["batch_tokens"]) == (8192, 1024)
 
 
-def test_punctuation_is_set_apart_unless_the_run_says_not_to(monkeypatch):
+def test_punctuation_is_set_apart_and_quotes_trimmed_unless_the_run_says_not_to(monkeypatch):
     import nerflow.run_command
     from nerflow.cli import main
 
@@ -259,8 +259,9 @@ def test_punctuation_is_set_apart_unless_the_run_says_not_to(monkeypatch):
     monkeypatch.setattr(nerflow.run_command, "run_extract", lambda params, **kwargs: seen.append(params) or 0)
     assert main(["run", "in", "out", "--no-progress"]) == 0
     assert main(["run", "in", "out", "--no-progress", "--no-space-punctuation"]) == 0
+    assert main(["run", "in", "out", "--no-progress", "--no-space-punctuation", "--no-trim-quotes"]) == 0
     engines = [ExtractParams(**params).annotating().engine for params in seen]
-    assert [e.space_punctuation for e in engines] == [True, False]
+    assert [(e.space_punctuation, e.trim_unpaired_quotes) for e in engines] == [(True, True), (False, True), (False, False)]
 
 
 # --- a run killed with SIGKILL ---------------------------------------------------------------

@@ -78,3 +78,10 @@ dev = [{{ uri = "{sentences}", max_records = 2 }}]
     raw_report = json.loads(raw.with_suffix(".json").read_text())["reports"][0]
     assert raw_report["micro"]["support"] == 6
     assert (report["space_punctuation"], raw_report["space_punctuation"]) == (True, False)
+    assert (report["trim_unpaired_quotes"], raw_report["trim_unpaired_quotes"]) == (True, True)
+
+    untrimmed = tmp_path / "eval" / "untrimmed"
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(sentences), "--no-space-punctuation",
+                 "--no-trim-quotes", "--output", str(untrimmed)]) == 0
+    untrimmed_report = json.loads(untrimmed.with_suffix(".json").read_text())["reports"][0]
+    assert (untrimmed_report["space_punctuation"], untrimmed_report["trim_unpaired_quotes"]) == (False, False)

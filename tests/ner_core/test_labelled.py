@@ -161,3 +161,14 @@ def test_bad_records_name_the_file_and_line(tmp_path, line, message):
     with pytest.raises(LabelledDataError, match=message) as info:
         list(read_labelled(str(path)))
     assert f"{path}:2" in str(info.value)
+
+
+def test_expand_uri_raises_for_a_missing_plain_path_and_an_empty_glob(tmp_path):
+    from ner_core.labelled import expand_uri
+
+    (tmp_path / "a.jsonl").write_text("")
+    assert [path for path, _ in expand_uri(str(tmp_path / "a.jsonl"))] == [str(tmp_path / "a.jsonl")]
+    with pytest.raises(FileNotFoundError, match="no labelled file matches"):
+        expand_uri(str(tmp_path / "b.jsonl"))
+    with pytest.raises(FileNotFoundError, match="no labelled file matches"):
+        expand_uri(str(tmp_path / "*.gz"))
