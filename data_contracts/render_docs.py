@@ -77,12 +77,18 @@ the other table of the same batch or output, matched on `(run_id, doc_id)`.
   `normalise` within a batch, stage `validate` with check `documents.doc_id_unique_in_run`
   across batches. That order does not depend on batch sizes or devices, so a re-run decides
   the same way, and what is committed is never rewritten. Ids are unique within a run; a later
-  run may write an id again (a run resumed after a kill is a new run).
+  run may write an id again (a run resumed after a kill is a new run, and a changed object
+  read again is checked against the ids of its own run only), so a warehouse that needs one
+  row per id keeps the latest `ingest_date` or run.
 - **Whole objects** that hold no readable document become one `quarantine` row each
   (`record` null): a broken gzip stream, an unreadable Parquet file, a zero-byte object, an
   unsupported file type (not even fetched), an object deleted between listing and reading.
-  Records of a readable object that are bad (not UTF-8, not JSON, no text, text not a
-  string) are one row each with their line or row number.
+  So does an object a reader fails on for a reason none of these rules foresaw (reason
+  `could not be read: <error>`; nothing of it is kept, the rest of the batch goes on).
+  Records of a readable object that are bad (not UTF-8, not JSON or nested too deeply to
+  parse, a lone surrogate escape such as `"\\ud83d"` in a field, no text, text not a string)
+  are one row each with their line or row number. JSONL lines end with `\\n` (`\\r\\n` too);
+  a file with `\\r` alone is one line, and so one "not JSON" row.
 """
 
 

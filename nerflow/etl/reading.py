@@ -3,13 +3,17 @@
 Three formats: JSONL (one JSON object per line, ``.jsonl``/``.ndjson``, gzip allowed), Parquet
 (one row per document) and plain text (one file is one document; ``.txt``, gzip allowed). Field
 names are configurable (:class:`FieldMapping`). Nothing is dropped silently: a record that is not
-JSON, not UTF-8, not an object, or has no string text becomes a quarantine row with its reason,
+JSON (or nested too deeply to parse), not UTF-8 (a Parquet string column may hold any bytes), not
+an object, holds a lone surrogate escape ("\\ud83d", which no UTF-8 table can store), or has no
+string text becomes a quarantine row with its reason,
 and an object that cannot be opened at all (a broken gzip stream, a corrupt Parquet footer)
 becomes one quarantine row for the whole object (``record`` null). So does an object of zero
 bytes (of any format: an interrupted upload, not an empty document), an object whose name no
 reader takes (not even fetched), and an object deleted between listing and reading (not
 retried: it will not come back by itself; if it is written again it is a new version and the
-next run reads it). Blank lines of a JSONL file are not records.
+next run reads it). Blank lines of a JSONL file are not records. An object a reader fails on in
+a way no rule here foresaw is one quarantine row too ("could not be read: …"), so that one
+object never fails its batch.
 
 Records frame (:data:`RECORD_SCHEMA`):
 
@@ -32,6 +36,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +66,8 @@ __all__ = [
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+logger = logging.getLogger(__name__)
 
 RECORD_SCHEMA = pl.Schema({
     "doc_id": pl.String,
@@ -197,13 +204,17 @@ def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -
         except (OSError, EOFError, zlib.error) as e:
             out.bad(None, None, f"not a valid gzip stream: {e}", data)
             return out.frames()
-    if fmt == "jsonl":
-        _read_jsonl(data, out)
-    elif fmt == "parquet":
-        _read_parquet(data, out)
-    else:
-        _read_text(data, out)
-    return out.frames()
+    reader = {"jsonl": _read_jsonl, "parquet": _read_parquet}.get(fmt, _read_text)
+    try:
+        reader(data, out)
+        return out.frames()
+    except Exception as e:  # noqa: BLE001
+        # A reader bug or an input no rule above foresaw must not fail the batch and take its
+        # other objects with it: the object is kept as one quarantine row that says why.
+        logger.warning("could not read %s: %s: %s", obj.uri, type(e).__name__, e)
+        whole = _Collector(obj, config)
+        whole.bad(None, None, f"could not be read: {type(e).__name__}: {e}", data[:64] if fmt == "parquet" else data)
+        return whole.frames()
 
 
 class _Collector:
@@ -216,11 +227,22 @@ class _Collector:
         self.rows: dict[str, list] = {name: [] for name in RECORD_SCHEMA}
         self.quarantine: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA}
 
-    def add(self, doc_id: str | None, text: str, lang: Any, metadata: Any, record: int | None) -> None:
+    def add(self, doc_id: str | None, text: str, lang: Any, metadata: Any, record: int | None,
+            raw: bytes | str | None = None) -> None:
+        lang = lang if isinstance(lang, str) else None
+        metadata = _metadata_json(metadata)
+        # JSON's "\ud83d" escape decodes to a lone surrogate, which no UTF-8 table can hold.
+        for name, value in (("id", doc_id), ("text", text), ("lang", lang), ("metadata", metadata)):
+            at = _surrogate_at(value)
+            if at is not None:
+                field_name = getattr(self.fields, name)
+                self.bad(doc_id if name != "id" else None, record,
+                         f"not valid Unicode: field {field_name!r} has a lone surrogate at character {at}", raw)
+                return
         self.rows["doc_id"].append(doc_id if doc_id is not None else self.default_id(record))
         self.rows["text"].append(text)
-        self.rows["lang"].append(lang if isinstance(lang, str) else None)
-        self.rows["metadata"].append(_metadata_json(metadata))
+        self.rows["lang"].append(lang)
+        self.rows["metadata"].append(metadata)
         self.rows["source_uri"].append(self.obj.uri)
         self.rows["record"].append(record)
 
@@ -229,11 +251,11 @@ class _Collector:
             raw = raw[: self.config.excerpt_chars * 4].decode("utf-8", errors="replace")
         q = self.quarantine
         q["source_uri"].append(self.obj.uri)
-        q["doc_id"].append(doc_id)
+        q["doc_id"].append(_storable(doc_id))
         q["record"].append(record)
         q["stage"].append("read")
-        q["reason"].append(reason)
-        q["raw_excerpt"].append(raw[: self.config.excerpt_chars] if raw is not None else None)
+        q["reason"].append(_storable(reason))
+        q["raw_excerpt"].append(_storable(raw[: self.config.excerpt_chars]) if raw is not None else None)
 
     def default_id(self, record: int | None) -> str:
         if record is None:
@@ -247,6 +269,24 @@ class _Collector:
 def text_doc_id(relpath: str) -> str:
     """The ``doc_id`` of a text file: its path below the input root without the suffix."""
     return strip_suffix(relpath)
+
+
+def _surrogate_at(value: str | None) -> int | None:
+    """The index of the first lone surrogate in ``value``, or None."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
+
+
+def _storable(value: str | None) -> str | None:
+    """``value`` with lone surrogates written as escapes ("\\ud83d"), so that it can be stored."""
+    if value is None or _surrogate_at(value) is None:
+        return value
+    return value.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def _metadata_json(value: Any) -> str | None:
@@ -281,6 +321,12 @@ def _read_jsonl(data: bytes, out: _Collector) -> None:
         except json.JSONDecodeError as e:
             out.bad(None, number, f"not JSON: {e.msg} at column {e.colno}", decoded)
             continue
+        except RecursionError:
+            out.bad(None, number, "not JSON this reader can take: nested too deeply", decoded)
+            continue
+        except ValueError as e:  # an integer of more digits than Python converts
+            out.bad(None, number, f"not JSON this reader can take: {e}", decoded)
+            continue
         if not isinstance(value, dict):
             out.bad(None, number, f"not a JSON object (a {type(value).__name__})", decoded)
             continue
@@ -291,7 +337,7 @@ def _read_jsonl(data: bytes, out: _Collector) -> None:
         elif not isinstance(text, str):
             out.bad(doc_id, number, f"text field {f.text!r} is not a string (a {type(text).__name__})", decoded)
         else:
-            out.add(doc_id, text, value.get(f.lang), value.get(f.metadata), number)
+            out.add(doc_id, text, value.get(f.lang), value.get(f.metadata), number, decoded)
 
 
 def _read_parquet(data: bytes, out: _Collector) -> None:
@@ -301,27 +347,72 @@ def _read_parquet(data: bytes, out: _Collector) -> None:
     except (pa.ArrowException, OSError) as e:
         out.bad(None, None, f"not a readable Parquet file: {e}", data[:64])
         return
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    n = frame.height
-    ids = frame.get_column(f.id).cast(pl.String).to_list() if f.id in frame.columns else [None] * n
-    if f.text not in frame.columns or frame.schema[f.text] != pl.String:
-        reason = (
-            f"missing text field {f.text!r}" if f.text not in frame.columns
-            else f"text field {f.text!r} is not a string (a {frame.schema[f.text]})"
-        )
-        # Row by row, so that docs_in counts the documents the file meant to hold.
-        for row, (doc_id, raw) in enumerate(zip(ids, frame.iter_rows(named=True)), start=1):
-            out.bad(doc_id, row, reason, json.dumps(raw, ensure_ascii=False, default=str))
-        return
-    texts = frame.get_column(f.text).to_list()
-    langs = frame.get_column(f.lang).cast(pl.String).to_list() if f.lang in frame.columns else [None] * n
-    metas = frame.get_column(f.metadata).to_list() if f.metadata in frame.columns else [None] * n
-    for row, (doc_id, text, lang, meta) in enumerate(zip(ids, texts, langs, metas), start=1):
-        if text is None:
-            out.bad(doc_id, row, f"text field {f.text!r} is null", None)
+    names = table.column_names
+    # Column by column through pyarrow, not polars: a string column may hold bytes that are
+    # not UTF-8 (pyarrow does not check on read), and those rows, not the file, are bad.
+    columns = {name: _column_values(table.column(name)) for name in names}
+    n = table.num_rows
+
+    def column(name: str) -> tuple[list, list[str | None]]:
+        return columns.get(name, ([None] * n, [None] * n))
+
+    ids, id_problems = column(f.id)
+    texts, text_problems = column(f.text)
+    langs, _ = column(f.lang)
+    metas, _ = column(f.metadata)
+    text_type = table.schema.field(f.text).type if f.text in names else None
+    is_text = text_type is not None and _is_string(text_type)
+
+    def excerpt(row: int) -> str:
+        return json.dumps({name: values[row] for name, (values, _) in columns.items()}, ensure_ascii=False, default=str)
+
+    for row in range(n):
+        doc_id = _id_string(ids[row]) if id_problems[row] is None else None
+        if f.text not in names:
+            out.bad(doc_id, row + 1, f"missing text field {f.text!r}", excerpt(row))
+        elif not is_text:
+            out.bad(doc_id, row + 1, f"text field {f.text!r} is not a string (a {text_type})", excerpt(row))
+        elif text_problems[row] is not None:
+            out.bad(doc_id, row + 1, f"text field {f.text!r} is {text_problems[row]}", excerpt(row))
+        elif texts[row] is None:
+            out.bad(doc_id, row + 1, f"text field {f.text!r} is null", None)
         else:
-            out.add(doc_id, text, lang, meta, row)
+            lang = langs[row] if isinstance(langs[row], str) else (None if langs[row] is None else _id_string(langs[row]))
+            out.add(doc_id, texts[row], lang, metas[row], row + 1)
+
+
+def _is_string(type_: pa.DataType) -> bool:
+    if pa.types.is_dictionary(type_):
+        type_ = type_.value_type
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
+
+
+def _column_values(column: pa.ChunkedArray) -> tuple[list, list[str | None]]:
+    """A column's values as Python objects, and for each row why its value is unusable (None: it is not).
+
+    String columns (plain, large or dictionary-encoded) are decoded row by row, so that bytes
+    that are not UTF-8 spoil one row ("not UTF-8 …"), not the file; binary values that are
+    UTF-8 become strings.
+    """
+    type_ = column.type
+    if pa.types.is_dictionary(type_):
+        column = column.cast(type_.value_type)
+        type_ = type_.value_type
+    if _is_string(type_) or pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
+        values, problems = [], []
+        for raw in column.cast(pa.large_binary()).to_pylist():
+            if raw is None:
+                values.append(None)
+                problems.append(None)
+                continue
+            try:
+                values.append(raw.decode("utf-8"))
+                problems.append(None)
+            except UnicodeDecodeError as e:
+                values.append(raw[:200].decode("utf-8", errors="replace"))
+                problems.append(f"not UTF-8: invalid byte at offset {e.start}")
+        return values, problems
+    return column.to_pylist(), [None] * len(column)
 
 
 def _read_text(data: bytes, out: _Collector) -> None:

@@ -224,3 +224,91 @@ def test_a_failing_store_is_still_an_error_to_retry(make_batch, memfs, monkeypat
     monkeypatch.setattr(storage, "read_bytes", throttled)
     with pytest.raises(StorageError, match="SlowDown"):
         read_batch(fs, batch, ReadConfig())
+
+
+def test_jsonl_lines_no_table_can_hold_are_quarantined_one_by_one(make_batch, memfs):
+    fs, _ = memfs
+    lines = _jsonl(
+        {"id": "ok", "text": "fine"},
+        '{"id": "s1", "text": "Emoji half \\ud83d only: Berlin."}',  # a lone surrogate escape
+        '{"id": "\\udc00", "text": "surrogate id"}',
+        '{"id": "m1", "text": "x", "metadata": {"k": "\\ud800"}}',
+        '{"id": "d2", "text": "hi", "m": ' + "[" * 100_000,  # deeper than json's recursion limit
+        '{"id": ' + "9" * 5000 + ', "text": "long id"}',  # more digits than int() converts
+        {"id": "ok2", "text": "also fine"},
+    ).encode()
+    read = read_batch(fs, make_batch({"d.jsonl": lines}), ReadConfig())
+    assert read.records.get_column("doc_id").to_list() == ["ok", "ok2"]
+    q = {r["record"]: r for r in read.quarantine.to_dicts()}
+    assert q[2]["reason"] == "not valid Unicode: field 'text' has a lone surrogate at character 11"
+    assert q[2]["doc_id"] == "s1" and "\\ud83d" in q[2]["raw_excerpt"]
+    assert q[3]["reason"].startswith("not valid Unicode: field 'id'") and q[3]["doc_id"] is None
+    assert q[4]["reason"].startswith("not valid Unicode: field 'metadata'")
+    assert q[5]["reason"] == "not JSON this reader can take: nested too deeply"
+    assert q[6]["reason"].startswith("not JSON this reader can take:")
+    assert read.docs_in == 7
+    # Every row can be written: the quarantine table holds valid UTF-8 only.
+    pa.Table.from_pylist(read.quarantine.to_dicts()).to_pandas()
+    read.quarantine.write_parquet(io.BytesIO())
+
+
+def _string_column_of_bytes(values: list[bytes]) -> pa.Array:
+    """A Parquet string column whose bytes need not be UTF-8 (pyarrow checks nothing)."""
+    binary = pa.array(values, pa.binary())
+    return pa.Array.from_buffers(pa.string(), len(values), binary.buffers())
+
+
+def test_parquet_rows_that_are_not_utf8_are_quarantined_not_the_file(make_batch, memfs):
+    fs, _ = memfs
+    table = pa.table({
+        "id": ["a", "b", "c"],
+        "text": _string_column_of_bytes([b"Paris", b"Paris \xff\xfe Berlin", b"Rom"]),
+        "lang": _string_column_of_bytes([b"fr", b"de", b"\xff"]),
+    })
+    read = read_batch(fs, make_batch({"d.parquet": _parquet(table)}), ReadConfig())
+    assert read.records.get_column("doc_id").to_list() == ["a", "c"]
+    assert read.records.get_column("lang").to_list() == ["fr", "\ufffd"]
+    [bad] = read.quarantine.to_dicts()
+    assert (bad["doc_id"], bad["record"]) == ("b", 2)
+    assert bad["reason"] == "text field 'text' is not UTF-8: invalid byte at offset 6"
+
+
+def test_parquet_ids_of_any_type_and_dictionary_encoded_text(make_batch, memfs):
+    fs, _ = memfs
+    table = pa.table({
+        "id": pa.array([[1, 2], [3], None]),  # a list is no id: the default id is used
+        "text": pa.array(["Olaf Scholz in Hamburg.", "Joe Biden in Washington.", "Rom"]).dictionary_encode(),
+    })
+    read = read_batch(fs, make_batch({"d.parquet": _parquet(table)}), ReadConfig())
+    assert read.quarantine.height == 0
+    assert read.records.get_column("doc_id").to_list() == ["d.parquet#1", "d.parquet#2", "d.parquet#3"]
+    assert read.records.get_column("text").to_list()[1] == "Joe Biden in Washington."
+    binary_ids = pa.table({"id": pa.array([b"k1", b"\xff\xfe"], pa.binary()), "text": ["x", "y"]})
+    read = read_batch(fs, make_batch({"e.parquet": _parquet(binary_ids)}), ReadConfig())
+    rows = read.records.filter(read.records.get_column("source_uri").str.ends_with("e.parquet"))
+    assert rows.get_column("doc_id").to_list() == ["k1", "e.parquet#2"]
+
+
+def test_parquet_with_duplicate_column_names_is_quarantined_whole(make_batch, memfs):
+    fs, _ = memfs
+    table = pa.Table.from_arrays([pa.array(["a"]), pa.array(["x"]), pa.array(["y"])], names=["id", "text", "text"])
+    read = read_batch(fs, make_batch({"d.parquet": _parquet(table)}), ReadConfig())
+    [row] = read.quarantine.to_dicts()
+    assert row["reason"].startswith("not a readable Parquet file") and row["record"] is None
+
+
+def test_an_object_no_reader_rule_foresaw_is_quarantined_whole_not_a_failed_batch(make_batch, memfs, monkeypatch):
+    import nerflow.etl.reading as reading
+
+    fs, _ = memfs
+
+    def broken(data, out):
+        out.add("half", "a record added before the failure", None, None, 1)
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(reading, "_read_text", broken)
+    read = read_batch(fs, make_batch({"a.txt": b"text", "b.jsonl": _jsonl({"id": "b", "text": "fine"}).encode()}),
+                      ReadConfig())
+    assert read.records.get_column("doc_id").to_list() == ["b"]  # nothing half-read of a.txt is kept
+    [row] = read.quarantine.to_dicts()
+    assert row["reason"] == "could not be read: RuntimeError: unforeseen" and row["record"] is None
