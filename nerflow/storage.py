@@ -30,6 +30,8 @@ __all__ = [
     "Location",
     "StoredObject",
     "check_protocol",
+    "inside",
+    "unreadable_key",
     "filesystem",
     "join",
     "list_objects",
@@ -171,11 +173,12 @@ def _hidden(relpath: str) -> bool:
     return any(part.startswith((".", "_")) for part in relpath.split("/"))
 
 
-def list_objects(fs: AbstractFileSystem, root: str) -> list[StoredObject]:
+def list_objects(fs: AbstractFileSystem, root: str, *, prefix: bool = False) -> list[StoredObject]:
     """Every object under ``root`` (or ``root`` itself when it is a file), sorted by path.
 
     Hidden and underscore-prefixed names at any depth below ``root`` and directory markers are
-    left out.
+    left out. With ``prefix`` (the URI ended in "/"), ``root`` is a prefix even where an object
+    store also holds an object of that very name ("docs" beside "docs/a.txt").
 
     Raises:
         InputNotFoundError: Nothing exists at ``root``.
@@ -187,7 +190,7 @@ def list_objects(fs: AbstractFileSystem, root: str) -> list[StoredObject]:
         fs.invalidate_cache(root)
         if not fs.exists(root):
             raise InputNotFoundError("no file or prefix at the input URI", uri=uri)
-        if fs.isfile(root):
+        if not prefix and fs.isfile(root):
             infos = {root: fs.info(root)}
             base = posixpath.dirname(root)
         else:
@@ -211,6 +214,24 @@ def list_objects(fs: AbstractFileSystem, root: str) -> list[StoredObject]:
             )
         )
     return out
+
+
+def unreadable_key(fs: AbstractFileSystem, path: str) -> str | None:
+    """Why an object that was listed cannot be fetched by its name, or None.
+
+    s3fs reads "?versionId=" in a key as a version id, so "a.txt?versionId=1.txt" would fetch
+    "a.txt" (or nothing): such objects are named, never read as someone else's bytes.
+    """
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "?versionId=" in path and {"s3", "s3a"} & set(protocols):
+        return "unsupported object key: s3fs reads '?versionId=' in a key as a version id, so it cannot fetch this object"
+    return None
+
+
+def inside(inner: str, outer: str) -> bool:
+    """Whether path ``inner`` is ``outer`` or lies below it (both as :func:`filesystem` returns them)."""
+    inner, outer = inner.rstrip("/"), outer.rstrip("/")
+    return inner == outer or inner.startswith(outer + "/")
 
 
 def read_bytes(fs: AbstractFileSystem, path: str) -> bytes:

@@ -21,7 +21,7 @@ def plan_batches(source: Location, output: Location, config: BatchingConfig) -> 
     """List the input, skip objects the output's manifest holds, cut the rest into batches."""
     in_fs, in_root = source.open()
     out_fs, out_root = output.open()
-    plan = listing.plan_batches(in_fs, in_root, out_fs, out_root, config)
+    plan = listing.plan_batches(in_fs, in_root, out_fs, out_root, config, prefix=source.uri.endswith("/"))
     logger = get_run_logger()
     logger.info(
         "%d objects listed: %d to process in %d batches (%.1f MB), %d already done, %d changed since done "

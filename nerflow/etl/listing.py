@@ -166,9 +166,13 @@ def group_batches(objects: Sequence[StoredObject], config: BatchingConfig) -> li
 
 
 def plan_batches(
-    in_fs: AbstractFileSystem, in_root: str, out_fs: AbstractFileSystem, out_root: str, config: BatchingConfig
+    in_fs: AbstractFileSystem, in_root: str, out_fs: AbstractFileSystem, out_root: str, config: BatchingConfig,
+    *, prefix: bool = False,
 ) -> Plan:
     """List the input and plan this run's batches.
+
+    An output inside the input ("s3://b/" in, "s3://b/ner/" out) is not input: its tables
+    would otherwise be read back as documents by the next run.
 
     Args:
         in_fs: The input filesystem.
@@ -176,6 +180,7 @@ def plan_batches(
         out_fs: The output filesystem (for the manifest).
         out_root: Output path.
         config: Batch limits and input format.
+        prefix: ``in_root`` is a prefix even if an object has its name (the URI ended in "/").
 
     Returns:
         The plan; ``plan.batches`` is empty when everything is done.
@@ -185,7 +190,9 @@ def plan_batches(
         ManifestError: The output's manifest is unreadable.
         StorageError: Listing failed.
     """
-    listed = storage.list_objects(in_fs, in_root)
+    listed = storage.list_objects(in_fs, in_root, prefix=prefix)
+    if type(in_fs) is type(out_fs) and storage.inside(out_root, in_root):
+        listed = [obj for obj in listed if not storage.inside(obj.path, out_root)]
     done = read_manifest(out_fs, out_root)
     todo, skipped, ignored, changed, out_of_range = [], [], [], [], []
     for obj in listed:

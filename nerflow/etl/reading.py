@@ -187,6 +187,10 @@ def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -
         out.bad(None, None, "unsupported file type: no reader for this file name (input_format='auto'); "
                 "use .jsonl, .ndjson, .parquet or .txt (optionally .gz)", None)
         return out.frames()
+    key_problem = storage.unreadable_key(fs, obj.path)
+    if key_problem is not None:
+        out.bad(None, None, key_problem, None)
+        return out.frames()
     try:
         data = storage.read_bytes(fs, obj.path)
     except StorageError as e:

@@ -178,9 +178,9 @@ def run(prefect_harness, tiny_wordpiece_model_dir, tmp_path_factory) -> Run:
 
     real_list = storage.list_objects
 
-    def list_then_delete(fs, path):
+    def list_then_delete(fs, path, **kwargs):
         # Another process deletes an object right after this run listed it.
-        listed = real_list(fs, path)
+        listed = real_list(fs, path, **kwargs)
         (inp / VANISHING).unlink(missing_ok=True)
         return listed
 

@@ -389,6 +389,31 @@ def test_s3_input_to_s3_output(prefect_harness, tiny_sentencepiece_model_dir, s3
     assert not fs.find("nerflow/out/_manifest/_pending")
 
 
+def test_s3_keys_only_object_stores_allow(prefect_harness, tiny_wordpiece_model_dir, s3):
+    objects = {
+        "docs": b"an object named like the prefix",  # beside docs/…: "docs/" still means the prefix
+        "docs/a.txt": b"Angela Merkel visited Paris .",
+        "docs/y.txt": b"Warsaw is the capital of Poland .",
+        "docs/y.txt?versionId=1.txt": b"Kyiv is the capital of Ukraine .",  # s3fs would fetch y.txt
+    }
+    client = __import__("boto3").client("s3", endpoint_url=s3["client_kwargs"]["endpoint_url"], region_name="us-east-1")
+    for key, data in objects.items():  # boto3: s3fs itself cannot write a key with "?versionId="
+        client.put_object(Bucket="nerflow", Key=key, Body=data)
+    # The output inside the input: its tables must not come back as documents.
+    p = ExtractParams(input_uri="s3://nerflow/docs/", output_uri="s3://nerflow/docs/ner/",
+                      model=str(tiny_wordpiece_model_dir), device="cpu", storage_options=s3)
+    first = extract_entities(p)
+    assert (first.objects_listed, first.docs_in) == (3, 3)
+    documents = read_table("s3://nerflow/docs/ner", "documents", s3).to_pylist()
+    assert {d["doc_id"]: d["text"] for d in documents} == {
+        "a": "Angela Merkel visited Paris .", "y": "Warsaw is the capital of Poland ."}
+    [bad] = read_table("s3://nerflow/docs/ner", "quarantine", s3).to_pylist()
+    assert bad["source_uri"] == "s3://nerflow/docs/y.txt?versionId=1.txt" and "versionId" in bad["reason"]
+
+    again = extract_entities(p)
+    assert (again.objects_listed, again.objects_processed, again.objects_skipped) == (3, 0, 3)
+
+
 # --- the command line ------------------------------------------------------------------------
 
 

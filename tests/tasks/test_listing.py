@@ -32,6 +32,20 @@ def test_list_objects_of_a_single_file(memfs):
     assert obj.relpath == "one.txt"
 
 
+def test_a_key_s3fs_would_read_as_a_version_id_is_named_not_fetched():
+    import s3fs
+
+    s3 = s3fs.S3FileSystem(anon=True)
+    assert "versionId" in storage.unreadable_key(s3, "bucket/docs/y.txt?versionId=1.txt")
+    assert storage.unreadable_key(s3, "bucket/docs/y.txt?v=1.txt") is None
+    assert storage.unreadable_key(__import__("fsspec").filesystem("memory"), "/docs/y.txt?versionId=1.txt") is None
+
+
+def test_inside_compares_whole_path_segments():
+    assert storage.inside("b/docs/out", "b/docs") and storage.inside("b/docs/", "b/docs")
+    assert not storage.inside("b/docs2/out", "b/docs") and not storage.inside("b", "b/docs")
+
+
 def test_list_objects_raises_for_a_missing_input(memfs):
     fs, root = memfs
     with pytest.raises(InputNotFoundError, match=r"no file or prefix at the input URI \(uri='memory://.*/nope'\)"):
@@ -111,6 +125,17 @@ def test_plan_skips_objects_in_the_manifest_and_reprocesses_changed_ones(memfs):
     assert [c.object.relpath for c in fourth.changed] == ["a.txt"]
     assert fourth.changed[0].previous.batch_id == first.batches[0].batch_id
     assert "a.txt" in [o.relpath for b in fourth.batches for o in b.objects]
+
+
+def test_an_output_inside_the_input_is_not_input(memfs):
+    fs, root = memfs
+    inp, out = f"{root}/in", f"{root}/in/ner"
+    put(fs, f"{inp}/a.jsonl", "x")
+    put(fs, f"{out}/documents/ingest_date=2026-12-04/lang=en/part-1.parquet", "tables")
+    put(fs, f"{inp}/nerd/b.jsonl", "x")  # a sibling whose name begins like the output's
+    plan = plan_batches(fs, inp, fs, out, BatchingConfig())
+    assert [o.relpath for b in plan.batches for o in b.objects] == ["a.jsonl", "nerd/b.jsonl"]
+    assert plan.listed == 2
 
 
 def test_plan_with_a_forced_format_reads_every_name(memfs):

@@ -312,3 +312,14 @@ def test_an_object_no_reader_rule_foresaw_is_quarantined_whole_not_a_failed_batc
     assert read.records.get_column("doc_id").to_list() == ["b"]  # nothing half-read of a.txt is kept
     [row] = read.quarantine.to_dicts()
     assert row["reason"] == "could not be read: RuntimeError: unforeseen" and row["record"] is None
+
+
+def test_an_s3_key_with_a_version_id_is_quarantined_unread(make_batch, memfs, monkeypatch):
+    import nerflow.etl.reading as reading
+
+    fs, _ = memfs
+    monkeypatch.setattr(reading.storage, "unreadable_key", lambda fs, path: "unsupported object key: x" if "?" in path else None)
+    read = read_batch(fs, make_batch({"y.txt?versionId=1.txt": b"Kyiv", "y.txt": b"Warsaw"}), ReadConfig())
+    assert read.records.get_column("text").to_list() == ["Warsaw"]
+    [row] = read.quarantine.to_dicts()
+    assert row["reason"] == "unsupported object key: x" and row["source_uri"].endswith("y.txt?versionId=1.txt")
