@@ -47,6 +47,20 @@ def render_summary(summary: Any) -> str:
     return "\n".join(lines)
 
 
+def _check_input_exists(params) -> None:
+    from nerflow import storage
+    from nerflow.etl.errors import InputNotFoundError, StorageError
+
+    fs, root = params.source().open()
+    try:
+        exists = fs.exists(root)
+    except (OSError, ValueError) as e:
+        raise StorageError(f"could not reach the input: {e}", uri=params.input_uri) from e
+    if not exists:
+        raise InputNotFoundError("no file or prefix at the input URI", uri=fs.unstrip_protocol(root)
+                                 if not storage.is_local(fs) else root)
+
+
 def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = None, flow: str = "extract-entities") -> int:
     """Run the flow with ``params`` (``ExtractParams`` fields); returns an exit status.
 
@@ -71,6 +85,13 @@ def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = Non
     except ValidationError as e:
         print(f"{command}: invalid arguments:\n{e}", file=sys.stderr)
         return 2
+    try:
+        _check_input_exists(parsed)
+    except NerflowError as e:
+        # Before Prefect's server starts and the model loads; the flow checks again (a
+        # deployment's runs do not come through here).
+        print(f"{command}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     api = os.environ.get("PREFECT_API_URL")
     print(f"prefect: {'API at ' + api if api else 'ephemeral mode (set PREFECT_API_URL to use a server)'}", file=out)
 

@@ -96,3 +96,13 @@ def test_run_refuses_an_unknown_protocol_before_the_flow_starts(monkeypatch, cap
     assert main(["run", "bogus://bucket/in", "out", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nerflow run: invalid arguments:") and "input_uri" in err
+
+
+def test_run_reports_a_missing_input_before_the_flow_starts(monkeypatch, tmp_path, capsys):
+    import flows.extract_entities
+
+    monkeypatch.setattr(flows.extract_entities, "extract_entities", lambda params: pytest.fail("flow started"))
+    assert main(["run", str(tmp_path / "nothing"), str(tmp_path / "out"), "--no-progress"]) == 1
+    err = _one_line(capsys)
+    assert err.startswith("nerflow run: InputNotFoundError: no file or prefix at the input URI") and "nothing" in err
+    assert not (tmp_path / "out").exists()
