@@ -51,10 +51,10 @@ def score_data_set(params: EvaluateParams, uri: str) -> dict:
     records = list(read_labelled(uri, storage_options=params.storage_options, limit=params.max_records))
     if params.as_written:
         records = [as_written(r) for r in records]
-    ignore = {label: None for label in params.ignore_labels}
     report = evaluate_records(
         model, records, name=Path(uri).name.split(".", 1)[0],
-        label_map={**params.label_map, **ignore}, gold_label_map={**params.gold_label_map, **ignore},
+        label_map=dropping(params.label_map, params.ignore_labels),
+        gold_label_map=dropping(params.gold_label_map, params.ignore_labels),
         engine_config=EngineConfig(
             precision=params.precision, window_tokens=params.window_tokens,
             space_punctuation=params.space_punctuation, trim_unpaired_quotes=params.trim_unpaired_quotes,
@@ -68,6 +68,16 @@ def score_data_set(params: EvaluateParams, uri: str) -> dict:
     if records and records[0].tokens is not None:
         out["kind"] = "sentences, as written" if params.as_written else "sentences"
     get_run_logger().info("%s: strict micro F1 %.4f over %d texts", out["name"], out["micro"]["f1"], out["texts"])
+    return out
+
+
+def dropping(mapping: dict[str, str | None], ignore: list[str]) -> dict[str, str | None]:
+    """``mapping`` that also drops every label in ``ignore``, named so before or after renaming
+    ("MISC=ORG" with ORG ignored drops MISC too: the scores hold no ORG row)."""
+    ignored = set(ignore)
+    out = {src: None if src in ignored or dst in ignored else dst for src, dst in mapping.items()}
+    for label in ignored:
+        out.setdefault(label, None)
     return out
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "ModelConfigError",
     "ModelDownloadError",
     "EncoderConversionError",
+    "TrainingError",
     "WindowingError",
     "InferenceError",
 ]
@@ -73,6 +74,11 @@ class ModelDownloadError(TransientError):
     def __init__(self, message: str, *, ref: str) -> None:
         super().__init__(f"{message} (model={ref!r})")
         self.ref = ref
+
+
+class TrainingError(TerminalError):
+    """A training run that cannot start or go on: nothing in its data to learn, or a checkpoint
+    written with another config than the one it is resumed with."""
 
 
 class EncoderConversionError(TerminalError):

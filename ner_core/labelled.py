@@ -318,15 +318,23 @@ def _parse(record: dict, where: str, *, default_id: str) -> LabelledText:
             text, offsets, entities = sentence_to_text(record["tokens"], record["ner_tags"])
         except (ValueError, TypeError) as e:
             raise LabelledDataError(f"{where}: {e}") from e
+        except KeyError as e:  # seqeval on a tag that is neither O nor B-/I-X
+            raise LabelledDataError(f"{where}: ner_tags must be IOB2 ('O', 'B-X', 'I-X'): {e} is not") from e
         return LabelledText(id=rid, text=text, entities=tuple(entities), lang=lang, tokens=offsets)
     if "text" in record:
         text = record["text"]
         raw = record.get("entities", record.get("spans", []))
         entities = []
         for e in raw:
-            start, end, label = (e["start"], e["end"], e["label"]) if isinstance(e, dict) else e
+            try:
+                start, end, label = (e["start"], e["end"], e["label"]) if isinstance(e, dict) else e
+            except (KeyError, TypeError, ValueError):
+                raise LabelledDataError(
+                    f"{where}: an entity is {{'start', 'end', 'label'}} or [start, end, label], not {e!r}") from None
+            if not all(type(x) is int for x in (start, end)):
+                raise LabelledDataError(f"{where}: entity offsets must be integers, not {start!r}:{end!r}")
             if not (0 <= start < end <= len(text)):
                 raise LabelledDataError(f"{where}: entity {start}:{end} outside a text of {len(text)} characters")
-            entities.append((int(start), int(end), str(label)))
+            entities.append((start, end, str(label)))
         return LabelledText(id=rid, text=text, entities=tuple(sorted(entities)), lang=lang)
     raise LabelledDataError(f"{where}: a record needs 'tokens' and 'ner_tags', or 'text' (and 'entities')")

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ner_core.errors import TrainingError
 from ner_core.inference import TextOnceScorer, WindowInput, cpu_fast_kind, special_tokens, window_input
 from ner_core.loading import NerModel, cjk_words_of
 from ner_core.labelled import LabelledText
@@ -342,6 +343,12 @@ class Trainer:
         )
         logger.info("built %d training windows from %d texts in %.1fs; coverage %s",
                     len(self.windows), len(train_records), time.perf_counter() - t0, self.coverage.as_dict())
+        learnable = sum(int((w.labels > 0).sum()) for w in self.windows)
+        if not self.windows or not learnable:
+            raise TrainingError(
+                f"nothing to learn: {len(train_records)} training texts, {len(self.windows)} windows, no gold entity "
+                f"with one of the labels {config.labels} (coverage {self.coverage.as_dict()}; label_map renames labels)"
+            )
         self._last_plan: tuple[int, list] | None = None
         self._init_head()
         self.steps_per_epoch = len(self._plan(0))
@@ -465,6 +472,20 @@ class Trainer:
                 shutil.rmtree(old, ignore_errors=True)
         return final
 
+    def _restore_latest_readable(self, checkpoints: list[Path]) -> tuple[dict, Path]:
+        """The newest checkpoint that reads back whole (a damaged disk may spoil one)."""
+        from safetensors import SafetensorError
+
+        problems = []
+        for path in reversed(checkpoints):
+            try:
+                return self._restore(path), path
+            except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+                logger.warning("checkpoint %s cannot be read (%s: %s): trying the one before", path, type(e).__name__, e)
+                problems.append(f"{path.name}: {type(e).__name__}: {e}")
+        raise TrainingError(f"no checkpoint under {self.ckpt_root} can be read ({'; '.join(problems)}); "
+                            "remove them to start afresh")
+
     def _restore(self, path: Path) -> dict:
         from safetensors.torch import load_file
 
@@ -486,11 +507,14 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         state: dict = {"best_step": None, "best_f1": None, "dev_history": [], "losses": [], "seconds": 0.0}
         step = 0
+        for stale in self.ckpt_root.glob(".tmp-step-*") if self.ckpt_root.exists() else ():
+            shutil.rmtree(stale, ignore_errors=True)  # a checkpoint being written when a run was killed
         existing = self._checkpoints()
         if existing:
-            state = self._restore(existing[-1])
+            _check_resumable(existing[-1], self.config)
+            state, resumed_from = self._restore_latest_readable(existing)
             step = state["step"]
-            logger.info("resuming from %s (step %d of %d)", existing[-1], step, self.total_steps)
+            logger.info("resuming from %s (step %d of %d)", resumed_from, step, self.total_steps)
         t_start = time.perf_counter() - state.get("seconds", 0.0)
         epoch, plan = -1, []
         recent: list[float] = []
@@ -500,8 +524,12 @@ class Trainer:
             if e != epoch:
                 epoch, plan = e, self._plan(e)
             self._set_lr(step)
+            # Every epoch samples other easy negatives, so its plan may hold a batch or two more
+            # or fewer than epoch 0's; an epoch is steps_per_epoch steps all the same, so that a
+            # step number means one batch, also after a resume.
+            batch = plan[i % len(plan)]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.precision == "bf16"):
-                loss = self.loss(plan[i])
+                loss = self.loss(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
             self.optimizer.step()
@@ -566,6 +594,27 @@ class Trainer:
             {k: v for k, v in state.items() if k != "torch_rng"}, indent=2, default=str))
         return TrainResult(self.out, model_dir, adapter_dir, state["step"], state["seconds"], best,
                            state["dev_history"][-1] if state["dev_history"] else {})
+
+
+# What may change between an interrupted run and its resumption: how long it runs, how often
+# it checkpoints and evaluates, where and how it is computed. Anything else would make the
+# resumed steps part of another run than the checkpoint's.
+_RESUMABLE_CHANGES = {"max_steps", "epochs", "checkpoint_every", "eval_every", "keep_checkpoints", "threads",
+                      "output_dir", "storage_options", "dev", "dev_ignore_labels"}
+
+
+def _check_resumable(checkpoint: Path, config: TrainConfig) -> None:
+    saved = json.loads((checkpoint / _STATE).read_text()).get("config")
+    if saved is None:
+        return
+    current = json.loads(json.dumps(config.model_dump(), default=str))  # as the checkpoint stored it
+    # A field the checkpoint does not know was added since and has its default: not a change.
+    changed = sorted(k for k in current if k in saved and k not in _RESUMABLE_CHANGES and current[k] != saved[k])
+    if changed:
+        raise TrainingError(
+            f"{checkpoint} was written with another config ({', '.join(changed)} differ): resuming would mix two "
+            "runs; restore the config, or choose another output_dir to start afresh"
+        )
 
 
 def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:

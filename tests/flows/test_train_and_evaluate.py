@@ -85,3 +85,13 @@ dev = [{{ uri = "{sentences}", max_records = 2 }}]
                  "--no-trim-quotes", "--output", str(untrimmed)]) == 0
     untrimmed_report = json.loads(untrimmed.with_suffix(".json").read_text())["reports"][0]
     assert (untrimmed_report["space_punctuation"], untrimmed_report["trim_unpaired_quotes"]) == (False, False)
+
+
+def test_an_ignored_label_is_dropped_under_either_name():
+    from flows.evaluate import dropping
+
+    # "leave LABEL out": also a label renamed into it, and a label renamed out of it.
+    assert dropping({"MISC": "ORG"}, ["ORG"]) == {"MISC": None, "ORG": None}
+    assert dropping({"ORG": "LOC", "PER": "PER"}, ["ORG"]) == {"ORG": None, "PER": "PER"}
+    assert dropping({}, ["MISC"]) == {"MISC": None}
+    assert dropping({"MISC": None, "LOC": "GPE"}, []) == {"MISC": None, "LOC": "GPE"}

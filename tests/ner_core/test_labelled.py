@@ -172,3 +172,19 @@ def test_expand_uri_raises_for_a_missing_plain_path_and_an_empty_glob(tmp_path):
         expand_uri(str(tmp_path / "b.jsonl"))
     with pytest.raises(FileNotFoundError, match="no labelled file matches"):
         expand_uri(str(tmp_path / "*.gz"))
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"tokens": ["Anna", "X"], "ner_tags": ["PER", "O"]}, "ner_tags must be IOB2"),
+    ({"text": "Anna", "entities": [{"start": 0, "end": 4}]}, "an entity is"),
+    ({"text": "Anna", "entities": [{"start": "0", "end": 4, "label": "PER"}]}, "offsets must be integers"),
+    ({"text": "Anna", "entities": [[0.5, 4, "PER"]]}, "offsets must be integers"),
+    ({"text": "Anna", "entities": [[0, 4]]}, "an entity is"),
+])
+def test_malformed_records_are_errors_naming_the_file_and_line(tmp_path, record, message):
+    from ner_core.labelled import LabelledDataError, read_labelled
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"text": "fine", "entities": []}) + "\n" + json.dumps(record) + "\n")
+    with pytest.raises(LabelledDataError, match=rf"bad\.jsonl:2: .*{message}"):
+        list(read_labelled(str(path)))

@@ -41,6 +41,18 @@ def _config(tmp_path, encoder_dir, **overrides) -> TrainConfig:
     return TrainConfig(**base)
 
 
+class _Interrupted(Exception):
+    pass
+
+
+def _stop_at(stop: int):
+    """A progress callback that interrupts a run when it reaches step ``stop``."""
+    def progress(step, total, loss):
+        if step == stop:
+            raise _Interrupted
+    return progress
+
+
 @pytest.fixture(scope="module")
 def tiny_tokenizer(tiny_wordpiece_encoder_dir):
     model = new_span_marker(str(tiny_wordpiece_encoder_dir), ["PER", "ORG", "LOC", "MISC"], model_max_length=64,
@@ -148,16 +160,9 @@ def test_an_interrupted_run_resumes_at_its_last_checkpoint_and_ends_where_an_uni
     straight = Trainer(_config(tmp_path / "a", tiny_wordpiece_encoder_dir), _records() * 3)
     straight.run()
 
-    class Interrupted(Exception):
-        pass
-
-    def stop_at_5(step, total, loss):
-        if step == 5:
-            raise Interrupted
-
     config = _config(tmp_path / "b", tiny_wordpiece_encoder_dir)
-    with pytest.raises(Interrupted):
-        Trainer(config, _records() * 3, progress=stop_at_5).run()
+    with pytest.raises(_Interrupted):
+        Trainer(config, _records() * 3, progress=_stop_at(5)).run()
     steps_seen = []
     resumed = Trainer(config, _records() * 3, progress=lambda step, total, loss: steps_seen.append(step))
     resumed.run()
@@ -357,3 +362,58 @@ def test_bf16_mixed_precision_runs_the_encoder_in_bf16_keeps_float32_weights_and
     monkeypatch.setattr(training, "cpu_fast_kind", lambda: "int8")
     with pytest.raises(ValueError, match="AVX-512-BF16"):
         Trainer(_config(tmp_path / "c", tiny_wordpiece_encoder_dir, precision="bf16"), _records())
+
+
+def test_runs_of_several_epochs_go_through_epochs_whose_plans_differ_in_length(tmp_path, tiny_wordpiece_encoder_dir):
+    # Each epoch samples other easy negatives, so its plan can be a batch longer or shorter
+    # than epoch 0's; that once ended multi-epoch runs with an IndexError.
+    records = _records() * 6
+    config = _config(tmp_path, tiny_wordpiece_encoder_dir, max_steps=None, epochs=4.0, batch_tokens=120,
+                     checkpoint_every=50)
+    trainer = Trainer(config, records)
+    lengths = {len(trainer._plan(e)) for e in range(4)}
+    steps = []
+    trainer.progress = lambda step, total, loss: steps.append(step)
+    trainer.run()
+    assert steps == list(range(1, 4 * trainer.steps_per_epoch + 1))
+    assert len(lengths) > 1, "the test needs epochs of different lengths"
+
+
+def test_a_run_refuses_to_resume_from_a_checkpoint_of_another_config(tmp_path, tiny_wordpiece_encoder_dir):
+    from ner_core.errors import TrainingError
+
+    config = _config(tmp_path, tiny_wordpiece_encoder_dir)
+    with pytest.raises(_Interrupted):
+        Trainer(config, _records(), progress=_stop_at(3)).run()
+    changed = config.model_copy(update={"learning_rate": 5e-2})
+    with pytest.raises(TrainingError, match=r"another config \(learning_rate differ\)"):
+        Trainer(changed, _records()).run()
+    # Running longer is what resuming is for.
+    longer = config.model_copy(update={"max_steps": 8})
+    steps = []
+    Trainer(longer, _records(), progress=lambda step, total, loss: steps.append(step)).run()
+    assert steps[0] == 3 and steps[-1] == 8
+
+
+def test_training_data_with_nothing_to_learn_is_an_error(tmp_path, tiny_wordpiece_encoder_dir):
+    from ner_core.errors import TrainingError
+
+    lowercase = [(["Anna", "lives", "in", "Rome"], ["B-per", "O", "O", "B-loc"])]
+    with pytest.raises(TrainingError, match="nothing to learn"):
+        Trainer(_config(tmp_path, tiny_wordpiece_encoder_dir), _records(lowercase))
+    with pytest.raises(TrainingError, match="nothing to learn: 0 training texts"):
+        Trainer(_config(tmp_path, tiny_wordpiece_encoder_dir), [])
+
+
+def test_a_damaged_last_checkpoint_falls_back_to_the_one_before(tmp_path, tiny_wordpiece_encoder_dir):
+    config = _config(tmp_path, tiny_wordpiece_encoder_dir, keep_checkpoints=3)
+    with pytest.raises(_Interrupted):
+        Trainer(config, _records(), progress=_stop_at(5)).run()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    last = checkpoints / "step-0000004" / "trainable.safetensors"
+    last.write_bytes(last.read_bytes()[:1000])  # a truncated file
+    (checkpoints / ".tmp-step-0000006-123").mkdir()  # left by a run killed while writing
+    steps = []
+    Trainer(config, _records(), progress=lambda step, total, loss: steps.append(step)).run()
+    assert steps == [3, 4, 5, 6]  # from step 2's checkpoint
+    assert not list(checkpoints.glob(".tmp-step-*"))
