@@ -384,6 +384,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # is built for, that logs an ERROR line into every run. Setting the variable turns it back on.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     args = build_parser().parse_args(argv)
+    # What a user got wrong (a missing file, a misspelt config key, a bad URI) is one line,
+    # not a traceback; bugs still raise.
+    try:
+        return args.handler(args)
+    except Exception as e:
+        explained = _user_error(e)
+        if explained is None:
+            raise
+        code, message = explained
+        print(f"nerflow {args.command}: {message}", file=sys.stderr)
+        return code
+
+
+def _user_error(error: Exception) -> tuple[int, str] | None:
+    """``(exit status, message)`` for an error of the user's input, else None.
+
+    Imports only once an error is raised: ``nerflow version`` and ``--help`` stay free of torch.
+    """
     import json
     import tomllib
 
@@ -391,28 +409,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ner_core.errors import NerflowError
 
-    command = f"nerflow {args.command}"
-    # What a user got wrong (a missing file, a misspelt config key, a bad URI) is one line,
-    # not a traceback; bugs still raise.
-    try:
-        return args.handler(args)
-    except (tomllib.TOMLDecodeError, ValidationError, json.JSONDecodeError) as e:
-        print(f"{command}: invalid {_what_is_invalid(e)}: {e}", file=sys.stderr)
-        return 2
-    except (NerflowError, OSError) as e:
-        print(f"{command}: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-
-
-def _what_is_invalid(error: Exception) -> str:
-    import json
-    import tomllib
-
     if isinstance(error, tomllib.TOMLDecodeError):
-        return "TOML"
+        return 2, f"invalid TOML: {error}"
     if isinstance(error, json.JSONDecodeError):
-        return "JSON"
-    return "configuration"
+        return 2, f"invalid JSON: {error}"
+    if isinstance(error, ValidationError):
+        return 2, f"invalid configuration: {error}"
+    if isinstance(error, (NerflowError, OSError)):
+        return 1, f"{type(error).__name__}: {error}"
+    return None
 
 
 if __name__ == "__main__":
