@@ -492,6 +492,7 @@ class Trainer:
         from ner_core.adapters import load_trainable_state
 
         state = json.loads((path / _STATE).read_text())
+        _check_resumable(path, state.get("config"), self.config)
         load_trainable_state(self.model, load_file(str(path / _TRAINABLE)), ref=str(path))
         if (path / _OPTIMIZER).exists():
             _load_optimizer(self.optimizer, path / _OPTIMIZER)
@@ -511,7 +512,6 @@ class Trainer:
             shutil.rmtree(stale, ignore_errors=True)  # a checkpoint being written when a run was killed
         existing = self._checkpoints()
         if existing:
-            _check_resumable(existing[-1], self.config)
             state, resumed_from = self._restore_latest_readable(existing)
             step = state["step"]
             logger.info("resuming from %s (step %d of %d)", resumed_from, step, self.total_steps)
@@ -603,8 +603,8 @@ _RESUMABLE_CHANGES = {"max_steps", "epochs", "checkpoint_every", "eval_every", "
                       "output_dir", "storage_options", "dev", "dev_ignore_labels"}
 
 
-def _check_resumable(checkpoint: Path, config: TrainConfig) -> None:
-    saved = json.loads((checkpoint / _STATE).read_text()).get("config")
+def _check_resumable(checkpoint: Path, saved: dict | None, config: TrainConfig) -> None:
+    """Raise unless ``config`` may resume ``checkpoint``, which was written with ``saved``."""
     if saved is None:
         return
     current = json.loads(json.dumps(config.model_dump(), default=str))  # as the checkpoint stored it

@@ -47,20 +47,6 @@ def render_summary(summary: Any) -> str:
     return "\n".join(lines)
 
 
-def _check_input_exists(params) -> None:
-    from nerflow import storage
-    from nerflow.etl.errors import InputNotFoundError, StorageError
-
-    fs, root = params.source().open()
-    try:
-        exists = fs.exists(root)
-    except (OSError, ValueError) as e:
-        raise StorageError(f"could not reach the input: {e}", uri=params.input_uri) from e
-    if not exists:
-        raise InputNotFoundError("no file or prefix at the input URI", uri=fs.unstrip_protocol(root)
-                                 if not storage.is_local(fs) else root)
-
-
 def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = None, flow: str = "extract-entities") -> int:
     """Run the flow with ``params`` (``ExtractParams`` fields); returns an exit status.
 
@@ -73,6 +59,7 @@ def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = Non
 
     from flows.extract_entities import ExtractParams, ProgressEvent, extract_entities, progress_listener
     from ner_core.errors import NerflowError
+    from nerflow import storage
 
     out = out or sys.stdout
     command = "nerflow backfill" if flow == "backfill" else "nerflow run"
@@ -86,7 +73,7 @@ def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = Non
         print(f"{command}: invalid arguments:\n{e}", file=sys.stderr)
         return 2
     try:
-        _check_input_exists(parsed)
+        storage.require_input(*parsed.source().open())
     except NerflowError as e:
         # Before Prefect's server starts and the model loads; the flow checks again (a
         # deployment's runs do not come through here).

@@ -31,6 +31,7 @@ __all__ = [
     "StoredObject",
     "check_protocol",
     "inside",
+    "require_input",
     "unreadable_key",
     "filesystem",
     "join",
@@ -185,19 +186,14 @@ def list_objects(fs: AbstractFileSystem, root: str, *, prefix: bool = False) -> 
         StorageError: The store could not be listed.
     """
     uri = fs.unstrip_protocol(root)
+    require_input(fs, root)
     try:
-        # A long-lived s3fs instance caches listings; this run must see the store as it is.
-        fs.invalidate_cache(root)
-        if not fs.exists(root):
-            raise InputNotFoundError("no file or prefix at the input URI", uri=uri)
         if not prefix and fs.isfile(root):
             infos = {root: fs.info(root)}
             base = posixpath.dirname(root)
         else:
             infos = fs.find(root, detail=True)
             base = root
-    except InputNotFoundError:
-        raise
     except (OSError, ValueError) as e:
         raise StorageError(f"could not list objects: {e}", uri=uri) from e
     out = []
@@ -214,6 +210,24 @@ def list_objects(fs: AbstractFileSystem, root: str, *, prefix: bool = False) -> 
             )
         )
     return out
+
+
+def require_input(fs: AbstractFileSystem, root: str) -> None:
+    """Raise unless a file or prefix exists at ``root``.
+
+    Raises:
+        InputNotFoundError: Nothing exists at ``root``.
+        StorageError: The store could not be asked.
+    """
+    uri = fs.unstrip_protocol(root)
+    try:
+        # A long-lived s3fs instance caches listings; this run must see the store as it is.
+        fs.invalidate_cache(root)
+        exists = fs.exists(root)
+    except (OSError, ValueError) as e:
+        raise StorageError(f"could not list objects: {e}", uri=uri) from e
+    if not exists:
+        raise InputNotFoundError("no file or prefix at the input URI", uri=uri)
 
 
 def unreadable_key(fs: AbstractFileSystem, path: str) -> str | None:

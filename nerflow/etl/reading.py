@@ -381,8 +381,7 @@ def _read_parquet(data: bytes, out: _Collector) -> None:
         elif texts[row] is None:
             out.bad(doc_id, row + 1, f"text field {f.text!r} is null", None)
         else:
-            lang = langs[row] if isinstance(langs[row], str) else (None if langs[row] is None else _id_string(langs[row]))
-            out.add(doc_id, texts[row], lang, metas[row], row + 1)
+            out.add(doc_id, texts[row], _id_string(langs[row]), metas[row], row + 1)
 
 
 def _is_string(type_: pa.DataType) -> bool:
