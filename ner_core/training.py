@@ -150,6 +150,10 @@ class LabelCoverage:
     too_long: int = 0
     unknown_label: int = 0
     not_in_a_window: int = 0
+    # A span can carry one label: a second entity on the same words is either the same one
+    # again (learned once) or a conflicting label, of which the first one read is kept.
+    repeated: int = 0
+    conflicting_label: int = 0
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -211,6 +215,12 @@ def _word_spans(rec, char_start, char_end, label2id, label_map, coverage) -> dic
         b = int(np.searchsorted(char_end, end)) + 1
         if a >= len(char_start) or char_start[a] != start or b > len(char_end) or char_end[b - 1] != end or b <= a:
             coverage.not_word_aligned += 1
+            continue
+        if (a, b) in spans:
+            if spans[(a, b)] == label2id[label]:
+                coverage.repeated += 1
+            else:
+                coverage.conflicting_label += 1
             continue
         spans[(a, b)] = label2id[label]
     return spans

@@ -88,6 +88,18 @@ def test_entities_the_model_cannot_represent_are_counted_not_silently_lost(tiny_
     assert (coverage.entities, coverage.too_long, coverage.not_word_aligned, coverage.unknown_label) == (3, 1, 1, 1)
 
 
+def test_a_span_labelled_twice_keeps_its_first_label_and_counts_the_other(tiny_tokenizer):
+    tokenizer, label2id = tiny_tokenizer
+    records = [LabelledText(id="twice", text="Paris Hilton", entities=(
+        (0, 12, "PER"), (0, 12, "ORG"), (0, 12, "PER"), (0, 5, "LOC"),
+    ))]
+    coverage = LabelCoverage()
+    [window] = build_windows(records, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4,
+                             coverage=coverage)
+    assert (coverage.entities, coverage.conflicting_label, coverage.repeated) == (4, 1, 1)
+    assert sorted(int(x) for x in window.labels[window.labels > 0]) == sorted([label2id["PER"], label2id["LOC"]])
+
+
 def test_batch_plan_is_deterministic_keeps_hard_spans_and_respects_the_budget(tiny_tokenizer):
     tokenizer, label2id = tiny_tokenizer
     windows = build_windows(_records() * 8, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4)
