@@ -150,10 +150,11 @@ def _cmd_warehouse(args: argparse.Namespace) -> int:
 
     from ner_core.errors import NerflowError
     from nerflow import storage
-    from nerflow.warehouse import build_warehouse
+    from nerflow.warehouse import build_warehouse, require_output
 
     try:
         fs, root = storage.filesystem(args.output, _storage_options(args))
+        require_output(fs, root)  # before the connection creates the warehouse file
         with duckdb.connect(args.duckdb) as con:
             report = build_warehouse(con, fs, root)
     except (NerflowError, duckdb.Error) as e:
@@ -162,8 +163,6 @@ def _cmd_warehouse(args: argparse.Namespace) -> int:
     print(f"warehouse {args.duckdb} <- {report.output}")
     for load in report.tables.values():
         print(f"  {load.table:<18} {load.rows:>10} rows from {len(load.files)} files ({load.source})")
-    if report.skipped_files:
-        print(f"  {report.skipped_files} files the manifest names no longer exist (emptied by a retraction): skipped")
     for note in report.notes:
         print(f"  note: {note}")
     return 0

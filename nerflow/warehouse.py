@@ -5,9 +5,10 @@ earlier refresh loaded, in one transaction: a reader sees the old tables or the 
 every document and entity appears once however often the warehouse is refreshed.
 
 What is committed is what the flow considers committed (:mod:`nerflow.etl.writing`): the data
-files that ``_manifest/objects`` names, minus those a retraction has since deleted. Files of a
+files that ``_manifest/objects`` names, less the rows of objects a run is retracting. Files of a
 batch still being written (named only by ``_manifest/_pending``), hidden temporaries and stray
-files are never read. Run records come from ``_manifest/runs`` (written once a run ends).
+files are never read; a file the manifest names that is missing is an error (committed rows
+lost), never skipped. Run records come from ``_manifest/runs`` (written once a run ends).
 
 Column types are the contracts' (:mod:`data_contracts.schemas`), translated by DuckDB's own
 Arrow mapping: ``string`` and ``large_string`` are ``VARCHAR``, ``int32`` ``INTEGER``,
@@ -37,6 +38,7 @@ from datetime import datetime, timezone
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from fsspec import AbstractFileSystem
 
 from data_contracts.schemas import (
@@ -55,7 +57,7 @@ from ner_core.errors import TerminalError
 from nerflow import storage
 from nerflow.etl import manifest
 
-__all__ = ["WarehouseError", "TableLoad", "WarehouseReport", "TABLES", "duckdb_columns", "build_warehouse"]
+__all__ = ["WarehouseError", "TableLoad", "WarehouseReport", "TABLES", "duckdb_columns", "require_output", "build_warehouse"]
 
 TABLES: dict[str, str] = {
     "documents": DOCUMENTS.name,
@@ -109,14 +111,11 @@ class WarehouseReport:
     Attributes:
         output: The output's URI.
         tables: Per warehouse table, what was loaded.
-        skipped_files: Files the manifest names that no longer exist (deleted when a
-            retraction left them without rows).
         notes: What was changed on the way (float16 vectors widened, tables dropped).
     """
 
     output: str
     tables: dict[str, TableLoad]
-    skipped_files: int = 0
     notes: tuple[str, ...] = field(default=())
 
 
@@ -260,10 +259,27 @@ def _load_objects(con: duckdb.DuckDBPyConnection, objects: pa.Table) -> int:
     return _count(con, "objects")
 
 
+def require_output(fs: AbstractFileSystem, root: str) -> str:
+    """The output's URI for messages, if ``root`` holds an output of ``nerflow run``.
+
+    Raises:
+        WarehouseError: It does not (no ``_manifest/``).
+    """
+    display = root if storage.is_local(fs) else fs.unstrip_protocol(root)
+    if not storage.exists(fs, manifest.objects_dir(root)) and not storage.exists(fs, manifest.runs_dir(root)):
+        what = "no output here" if not storage.exists(fs, root) else "not an output of nerflow run (no _manifest/)"
+        raise WarehouseError(f"{what}: give the OUTPUT of `nerflow run` (a backfill's is "
+                             "OUTPUT/backfill/model_id=<id>)", uri=display)
+    return display
+
+
 def build_warehouse(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root: str) -> WarehouseReport:
     """Create or refresh the warehouse tables in ``con`` from the output at ``root``.
 
-    Everything happens in one transaction on ``con``: on any error nothing changes.
+    Everything happens in one transaction on ``con``: on any error nothing changes. Rows of
+    objects a run is retracting (its intent record under ``_manifest/_pending``) are left
+    out, so a refresh during a run never holds an object's entities without its document;
+    a refresh that a retraction overtook (a file it meant to read was deleted) starts again.
 
     Args:
         con: An open DuckDB connection (to the warehouse file).
@@ -274,33 +290,54 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root
         What each table holds now.
 
     Raises:
-        WarehouseError: Nothing exists at ``root``, a file is not of its table or of a known
+        WarehouseError: ``root`` is not an output of ``nerflow run``, a file the manifest
+            names is missing (committed data lost), a file is not of its table or of a known
             contract version, vectors of several widths, or DuckDB could not read a file.
         ManifestError: The manifest is unreadable.
         StorageError: The store could not be read.
     """
-    display = root if storage.is_local(fs) else fs.unstrip_protocol(root)
-    if not storage.exists(fs, root):
-        raise WarehouseError("no output here (run `nerflow run` first)", uri=display)
+    display = require_output(fs, root)
+    registered = not storage.is_local(fs)
+    if registered:
+        con.register_filesystem(fs)
+    try:
+        for attempt in range(_ATTEMPTS):
+            try:
+                return _build(con, fs, root, display)
+            except _Overtaken:
+                if attempt == _ATTEMPTS - 1:
+                    raise WarehouseError(f"retractions kept changing the output during {_ATTEMPTS} refreshes: "
+                                         "try again when the run is past them", uri=display) from None
+        raise AssertionError("unreachable")
+    finally:
+        if registered:
+            con.unregister_filesystem(fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol)
+
+
+_ATTEMPTS = 3
+
+
+class _Overtaken(Exception):
+    """A retraction changed the files this refresh was reading."""
+
+
+def _build(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root: str, display: str) -> WarehouseReport:
     # One snapshot of the manifest decides what is committed (a run may commit more meanwhile).
     objects = manifest.read_manifest_table(fs, root)
+    retracting = manifest.read_retracting(fs, root)
     committed = {f for files in objects.column("files").to_pylist() for f in files}
 
     def to_path(rel: str) -> str:
         path = storage.join(root, rel)
         return path if storage.is_local(fs) else fs.unstrip_protocol(path)
 
-    registered = not storage.is_local(fs)
-    if registered:
-        con.register_filesystem(fs)
     loads: dict[str, TableLoad] = {}
     notes: list[str] = []
-    skipped = 0
     con.begin()
     try:
         for table, source in TABLES.items():
             if table == "objects":
-                loads[table] = TableLoad(table=table, source=source, rows=_load_objects(con, objects),
+                loads[table] = TableLoad(table=table, source=source, rows=0,
                                          files=tuple(sorted(set(objects.column("manifest_file").to_pylist()))),
                                          versions=(MANIFEST_OBJECTS.version,))
                 continue
@@ -310,11 +347,22 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root
                 prefix = source + "/"
                 named = {f for f in committed if f.startswith(prefix)}
                 existing = _listing(fs, root, source)
+                missing = sorted(named - existing - retracting.files)
+                if missing:
+                    if _changed_since(fs, root, objects, retracting):
+                        raise _Overtaken()
+                    raise WarehouseError(
+                        f"{len(missing)} {source} files that _manifest/objects names are missing, e.g. {missing[0]}: "
+                        "committed rows were lost (`nerflow validate` tells which runs)", uri=display)
                 rels = sorted(named & existing)
-                skipped += len(named - existing)
             paths = [to_path(r) for r in rels]
             current = EMBEDDINGS_VERSION if table == "entity_embeddings" else CONTRACTS[source].version
-            stamps = _stamps(con, paths) if paths else {}
+            try:
+                stamps = _stamps(con, paths) if paths else {}
+            except duckdb.IOException:
+                if _changed_since(fs, root, objects, retracting):
+                    raise _Overtaken() from None
+                raise
             versions, metas = _check_stamps(source, current, rels, paths, stamps, display)
             if table == "entity_embeddings":
                 con.execute("DROP VIEW IF EXISTS entity_vectors")
@@ -325,9 +373,29 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root
                 notes.extend(vector_notes)
             else:
                 contract = CONTRACTS[source]
-            rows = _load_parquet(con, table, contract, paths, versions)
+            try:
+                rows = _load_parquet(con, table, contract, paths, versions)
+            except duckdb.IOException:
+                if _changed_since(fs, root, objects, retracting):
+                    raise _Overtaken() from None
+                raise
             loads[table] = TableLoad(table=table, source=source, files=tuple(rels), rows=rows,
                                      versions=tuple(sorted(set(versions))))
+        # A retraction that began while the files were read shows now: as an intent, or (done
+        # already) as objects gone from the manifest. Their rows leave every table.
+        after = manifest.read_retracting(fs, root)
+        still = set(manifest.read_manifest_table(fs, root).column("source_uri").to_pylist())
+        snapshot = set(objects.column("source_uri").to_pylist())
+        dropped = sorted(retracting.source_uris | after.source_uris | (snapshot - still))
+        if dropped:
+            objects = objects.filter(pc.invert(pc.is_in(objects.column("source_uri"), value_set=pa.array(dropped, pa.string()))))
+            for table, load in loads.items():
+                if table not in ("objects", "runs"):
+                    loads[table] = _without(con, load, dropped)
+            notes.append(f"{len(dropped)} input objects left out: a run is retracting their rows")
+        loads["objects"] = TableLoad(table="objects", source=MANIFEST_OBJECTS.name, rows=_load_objects(con, objects),
+                                     files=loads["objects"].files, versions=loads["objects"].versions)
+        loads = {t: loads[t] for t in TABLES if t in loads}
         if "entity_embeddings" in loads:
             con.execute(_VECTORS_VIEW)
         _record(con, loads, display)
@@ -338,10 +406,21 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root
     except BaseException:
         con.rollback()
         raise
-    finally:
-        if registered:
-            con.unregister_filesystem(fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol)
-    return WarehouseReport(output=display, tables=loads, skipped_files=skipped, notes=tuple(notes))
+    return WarehouseReport(output=display, tables=loads, notes=tuple(notes))
+
+
+def _changed_since(fs: AbstractFileSystem, root: str, objects: pa.Table, retracting: manifest.Retracting) -> bool:
+    """Whether a retraction started or ended since the snapshot of ``objects`` was read."""
+    now = manifest.read_manifest_table(fs, root)
+    return (manifest.read_retracting(fs, root) != retracting
+            or set(now.column("manifest_file").to_pylist()) != set(objects.column("manifest_file").to_pylist())
+            or now.num_rows != objects.num_rows)
+
+
+def _without(con: duckdb.DuckDBPyConnection, load: TableLoad, source_uris: list[str]) -> TableLoad:
+    con.execute(f"DELETE FROM {_quote(load.table)} WHERE source_uri IN (SELECT unnest($uris))", {"uris": source_uris})
+    return TableLoad(table=load.table, source=load.source, files=load.files, rows=_count(con, load.table),
+                     versions=load.versions)
 
 
 def _record(con: duckdb.DuckDBPyConnection, loads: dict[str, TableLoad], display: str) -> None:

@@ -24,7 +24,7 @@ _IO = dict(
 
 @task(name="recover-output", **_IO)
 def recover_output(output: Location) -> RecoveryReport:
-    """Delete the files of batches a killed run wrote but never committed."""
+    """Delete the files of batches a killed run wrote but never committed; finish its retractions."""
     fs, root = output.open()
     report = writing.recover(fs, root)
     if report.rolled_back or report.temporaries_removed:
@@ -33,6 +33,11 @@ def recover_output(output: Location) -> RecoveryReport:
             "will be processed again), %d temporary files removed",
             len(report.rolled_back), report.files_removed, report.temporaries_removed,
         )
+    if report.retractions_finished:
+        get_run_logger().warning(
+            "an earlier run was interrupted while retracting: the old rows of %d input objects are now removed "
+            "(the objects will be processed again)", report.retractions_finished,
+        )
     return report
 
 
@@ -40,7 +45,7 @@ def recover_output(output: Location) -> RecoveryReport:
 def retract_changed(output: Location, changed: Sequence[Changed]) -> int:
     """Remove the committed rows of input objects that changed since."""
     fs, root = output.open()
-    removed = writing.retract(fs, root, changed)
+    removed = writing.retract(fs, root, [c.previous for c in changed])
     get_run_logger().info(
         "%d input objects changed since they were processed: %d old rows retracted before processing them again",
         len(changed), removed,

@@ -3,13 +3,14 @@
 ``_manifest/objects/part-<batch>.parquet`` holds one row per input object of a committed
 batch (schema :data:`data_contracts.schemas.MANIFEST_OBJECTS`); it is the last file a
 batch writes, so its presence *is* the commit. ``_manifest/runs/`` holds one row per run and
-``_manifest/_pending/`` the intent records of batches being written (see
-:mod:`nerflow.etl.writing`).
+``_manifest/_pending/`` the intent records of batches being written and of retractions under
+way (see :mod:`nerflow.etl.writing`).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from fsspec import AbstractFileSystem
 
 from data_contracts.schemas import MANIFEST_OBJECTS
 from nerflow import storage
-from nerflow.etl.errors import ManifestError
+from nerflow.etl.errors import ManifestError, StorageError
 
 __all__ = [
     "ManifestEntry",
@@ -29,6 +30,8 @@ __all__ = [
     "entry_path",
     "read_manifest",
     "read_manifest_table",
+    "Retracting",
+    "read_retracting",
 ]
 
 
@@ -116,3 +119,47 @@ def read_manifest(fs: AbstractFileSystem, root: str) -> dict[str, ManifestEntry]
         )
         for r in rows
     }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retracting:
+    """Retractions under way (or interrupted): what readers must leave out.
+
+    Attributes:
+        source_uris: Objects whose rows are being removed.
+        files: Data files the retractions may delete.
+    """
+
+    source_uris: frozenset[str] = frozenset()
+    files: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.source_uris)
+
+
+def read_retracting(fs: AbstractFileSystem, root: str) -> Retracting:
+    """The retraction intents in ``_manifest/_pending`` (batch intents are ignored).
+
+    Raises:
+        ManifestError: An intent record is unreadable.
+        StorageError: The store could not be read.
+    """
+    uris: set[str] = set()
+    files: set[str] = set()
+    for path in storage.list_files(fs, pending_dir(root), ".json"):
+        if not posixpath.basename(path).startswith("retract-"):
+            continue
+        try:
+            data = storage.read_bytes(fs, path)
+        except StorageError:
+            if not storage.exists(fs, path):
+                continue  # finished between listing and reading
+            raise
+        try:
+            intent = json.loads(data)
+            uris.update(intent["retraction"])
+            for batch in intent["batches"].values():
+                files.update(batch["files"])
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ManifestError(f"unreadable retraction record: {e}", uri=fs.unstrip_protocol(path)) from e
+    return Retracting(source_uris=frozenset(uris), files=frozenset(files))

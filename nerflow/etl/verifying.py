@@ -13,8 +13,10 @@ The label set and vector width come from the run records (``_manifest/runs`` v2:
 ``model_labels``, ``embedding_dim``); when a run has no record (killed before the end) the
 check is skipped and the report says so. Finally the output reconciles against its manifest,
 per run: the records read that ``_manifest/objects`` counts equal the ``documents`` plus
-``quarantine`` rows, the entity counts match, and every data file belongs to a committed
-batch.
+``quarantine`` rows (older versions' rows included), the entity counts match, every data file
+belongs to a committed batch (files of a batch being written are noted), every file the
+manifest names exists, and no object is committed by two batches. Rows are those of the
+files the manifest names, less the objects a retraction under way is removing.
 
 Everything is read into memory, table by table, document text included: for outputs larger
 than memory, check partitions (a sub-directory layout of the same shape) one at a time.
@@ -23,6 +25,7 @@ than memory, check partitions (a sub-directory layout of the same shape) one at 
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 import urllib.parse
 from collections import Counter, defaultdict
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
@@ -38,6 +42,8 @@ from data_contracts.schemas import CONTRACTS, EMBEDDINGS_VERSION, TableContract,
 from data_contracts.suites import TABLE_CHECKS
 from data_contracts.validation import schema_check, validate_tables
 from nerflow import storage
+from nerflow.etl import manifest
+from nerflow.etl.errors import StorageError
 
 __all__ = ["TableFiles", "OutputReport", "verify_output", "render_report", "TABLE_ORDER"]
 
@@ -59,6 +65,8 @@ class TableFiles:
         table: Their rows combined (full schema), or an empty table.
         schema_results: One ``schema`` result per file that failed, or one passing result.
         older: Files per older version (schema-checked only).
+        older_rows: The older files' rows, in the columns the reconciliation counts.
+        uncommitted: Files no committed batch names (schema-checked, their rows left out).
     """
 
     name: str
@@ -68,6 +76,8 @@ class TableFiles:
     table: pa.Table | None = None
     schema_results: list[CheckResult] = field(default_factory=list)
     older: Counter = field(default_factory=Counter)
+    older_rows: list[pa.Table] = field(default_factory=list)
+    uncommitted: list[str] = field(default_factory=list)
 
     def locate(self, row: int) -> tuple[str, int]:
         """``(file, 1-based row within it)`` of a row of :attr:`table`."""
@@ -119,7 +129,13 @@ def _fail(name: str, where: str, message: str) -> CheckResult:
     return CheckResult(table=name, check="schema", expectation="arrow_schema", success=False, message=f"{where}: {message}")
 
 
-def _read_files(fs: AbstractFileSystem, root: str, name: str) -> TableFiles | None:
+_COUNTED = ("run_id", "status")  # what the reconciliation counts of older versions' rows
+
+
+def _read_files(fs: AbstractFileSystem, root: str, name: str, *, committed: set[str] | None = None,
+                leave_out: frozenset[str] = frozenset()) -> TableFiles | None:
+    """Read and schema-check one table's files; rows only of those in ``committed`` (the
+    others are listed in ``uncommitted``), less the rows of ``leave_out`` objects."""
     directory = storage.join(root, name)
     if not storage.exists(fs, directory):
         return None
@@ -163,8 +179,14 @@ def _read_files(fs: AbstractFileSystem, root: str, name: str) -> TableFiles | No
         if values is None:
             out.schema_results.append(_fail(name, rel, f"not under partition directories {list(contract.partition_by)}"))
             continue
+        if committed is not None and rel not in committed:
+            out.uncommitted.append(rel)  # schema-checked; its rows are no committed batch's
+            continue
+        if leave_out and "source_uri" in table.column_names:
+            table = table.filter(pc.invert(pc.is_in(table.column("source_uri"), value_set=pa.array(sorted(leave_out), pa.string()))))
         if version != current.version:
             out.older[version] += 1
+            out.older_rows.append(table.select([c for c in _COUNTED if c in table.column_names]))
             continue
         for key, value in values.items():
             table = table.append_column(pa.field(key, pa.string(), nullable=False), pa.array([value] * table.num_rows, pa.string()))
@@ -208,16 +230,21 @@ def _model_values(runs: pa.Table | None, entities: pa.Table, notes: list[str]) -
     return labels or None, dim
 
 
-def _reconcile(files: dict[str, TableFiles]) -> list[CheckResult]:
+def _reconcile(files: dict[str, TableFiles], *, missing: set[str], pending: set[str]) -> list[CheckResult]:
     def frame(name: str, columns: list[str]) -> pl.DataFrame:
         t = files[name].table if name in files and files[name].table is not None else None
         if t is None:
             contract = CONTRACTS.get(name) or entity_embeddings(1)
             t = contract.schema.empty_table()
-        f = pl.from_arrow(t.select(columns))
+        parts = [t.select(columns)]
+        if name in files:  # older versions' rows count too
+            parts += [o.select(columns).cast(parts[0].schema) for o in files[name].older_rows
+                      if set(columns) <= set(o.column_names)]
+        f = pl.from_arrow(pa.concat_tables(parts))
         assert isinstance(f, pl.DataFrame)
         return f
 
+    objects_table = frame("_manifest/objects", ["source_uri", "batch_id"])
     objects = frame("_manifest/objects", ["run_id", "docs_in", "docs_ok", "docs_empty", "docs_quarantined", "entities"])
     docs = frame("documents", ["run_id", "status"])
     quarantine = frame("quarantine", ["run_id"])
@@ -243,16 +270,44 @@ def _reconcile(files: dict[str, TableFiles]) -> list[CheckResult]:
                             f"{r['entity_rows']} rows")
     out = [CheckResult(table="output", check="documents_reconcile", expectation="manifest", success=not problems,
                        checked=both.height, failed=len(problems), message="; ".join(problems[:_EXAMPLES]))]
-    committed: set[str] = set()
-    if "_manifest/objects" in files and files["_manifest/objects"].table is not None:
-        committed = {f for fs_ in files["_manifest/objects"].table.column("files").to_pylist() for f in fs_ or []}
-    stray = sorted(f for name, t in files.items() if not name.startswith("_manifest") for f in t.files
-                   if f not in committed)
+    stray = sorted(f for name, t in files.items() if not name.startswith("_manifest") for f in t.uncommitted
+                   if f not in pending)
     out.append(CheckResult(
         table="output", check="files_committed", expectation="manifest", success=not stray, failed=len(stray),
         message=f"{len(stray)} data files belong to no committed batch, e.g. {stray[0]}" if stray else "",
     ))
+    missing = sorted(missing)
+    out.append(CheckResult(
+        table="output", check="files_present", expectation="manifest", success=not missing, failed=len(missing),
+        message=f"{len(missing)} data files that _manifest/objects names are missing (committed rows lost), "
+                f"e.g. {missing[0]}" if missing else "",
+    ))
+    twice = (objects_table.group_by("source_uri").agg(pl.col("batch_id").n_unique().alias("batches"))
+             .filter(pl.col("batches") > 1).sort("source_uri"))
+    out.append(CheckResult(
+        table="output", check="objects_committed_once", expectation="manifest", success=twice.height == 0,
+        checked=objects_table["source_uri"].n_unique(), failed=twice.height,
+        message=(f"{twice.height} input objects are committed by more than one batch (two runs wrote this output at "
+                 f"once?), e.g. {twice['source_uri'][0]}: their documents are in the tables more than once")
+        if twice.height else "",
+    ))
     return out
+
+
+def _pending_files(fs: AbstractFileSystem, root: str) -> set[str]:
+    """Data files named by intents of batches being written."""
+    out: set[str] = set()
+    for path in storage.list_files(fs, manifest.pending_dir(root), ".json"):
+        try:
+            intent = json.loads(storage.read_bytes(fs, path))
+            out.update(intent.get("files", []) if "batch_id" in intent else [])
+        except (ValueError, AttributeError, StorageError):
+            continue  # finished meanwhile, or not an intent: its files count as stray
+    return out
+
+
+def _exists(fs: AbstractFileSystem, root: str, rel: str) -> bool:
+    return storage.exists(fs, storage.join(root, rel))
 
 
 def verify_output(fs: AbstractFileSystem, root: str) -> OutputReport:
@@ -269,11 +324,30 @@ def verify_output(fs: AbstractFileSystem, root: str) -> OutputReport:
         StorageError: The output could not be listed or read.
     """
     files: dict[str, TableFiles] = {}
-    for name in TABLE_ORDER:
-        read = _read_files(fs, root, name)
+    notes: list[str] = []
+    # What is committed decides what is checked: the manifest first, as the warehouse reads it.
+    retracting = manifest.read_retracting(fs, root)
+    for name in ("_manifest/objects", "_manifest/runs"):
+        read = _read_files(fs, root, name, leave_out=retracting.source_uris if name == "_manifest/objects" else frozenset())
         if read is not None:
             files[name] = read
-    notes: list[str] = []
+    objects = files["_manifest/objects"].table if "_manifest/objects" in files else None
+    committed = {f for fs_ in objects.column("files").to_pylist() for f in fs_ or []} if objects is not None else set()
+    pending = _pending_files(fs, root)
+    for name in TABLE_ORDER:
+        if name.startswith("_manifest"):
+            continue
+        read = _read_files(fs, root, name, committed=committed, leave_out=retracting.source_uris)
+        if read is not None:
+            files[name] = read
+    files = {name: files[name] for name in TABLE_ORDER if name in files}
+    present = {f for t in files.values() for f in (*t.files, *t.uncommitted)}
+    missing = {f for f in committed if f not in present and f not in retracting.files and not _exists(fs, root, f)}
+    if retracting:
+        notes.append(f"{len(retracting.source_uris)} input objects left out: a run is retracting their rows")
+    waiting = sum(f in pending for t in files.values() for f in t.uncommitted)
+    if waiting:
+        notes.append(f"{waiting} data files of batches being written (no manifest file yet): not checked")
     if "_manifest/objects" not in files and "_manifest/runs" not in files:
         fail = CheckResult(table="output", check="is_an_output", expectation="manifest", success=False,
                            message="no _manifest/ under the output: not written by nerflow, or nothing committed yet")
@@ -303,7 +377,8 @@ def verify_output(fs: AbstractFileSystem, root: str) -> OutputReport:
                 shown.append(f"{path} row {line}: {keys}")
             examples[(name, check.check)] = shown
     return OutputReport(
-        root=root, tables=results, files=files, reconciliation=tuple(_reconcile(files)), notes=tuple(notes),
+        root=root, tables=results, files=files,
+        reconciliation=tuple(_reconcile(files, missing=missing, pending=pending)), notes=tuple(notes),
         examples=examples,
     )
 

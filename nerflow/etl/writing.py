@@ -16,11 +16,13 @@ names, so the next run processes those objects again from scratch, whatever batc
 them into. Killed in 4, the manifest exists and only the intent is removed.
 
 :func:`retract` removes the rows of input objects that changed since they were committed
-(filtering the files of their old batch) before the new version is processed.
+(filtering the files of their old batch) before the new version is processed, under an intent
+record of its own that readers honour and :func:`recover` completes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import posixpath
@@ -38,8 +40,8 @@ from fsspec import AbstractFileSystem
 from data_contracts.schemas import MANIFEST_OBJECTS, MANIFEST_RUNS, TableContract
 from nerflow import storage
 from nerflow.etl import manifest
+from nerflow.etl.manifest import ManifestEntry
 from nerflow.etl.errors import ManifestError
-from nerflow.etl.listing import Changed
 from nerflow.etl.report import BatchReport, batch_report
 from nerflow.etl.tables import BatchTables
 from nerflow.etl.validating import ValidatedBatch
@@ -83,12 +85,14 @@ class RecoveryReport:
         completed: Batches that had committed but not yet removed their intent.
         files_removed: Data files deleted.
         temporaries_removed: Half-written temporary files deleted (local disks).
+        retractions_finished: Objects whose interrupted retraction was completed.
     """
 
     rolled_back: tuple[str, ...] = ()
     completed: tuple[str, ...] = ()
     files_removed: int = 0
     temporaries_removed: int = 0
+    retractions_finished: int = 0
 
 
 def _segment(column: str, value: str) -> str:
@@ -205,7 +209,8 @@ def write_batch(fs: AbstractFileSystem, root: str, validated: ValidatedBatch) ->
 
 
 def recover(fs: AbstractFileSystem, root: str) -> RecoveryReport:
-    """Undo what killed runs left: files of uncommitted batches, and temporaries.
+    """Undo what killed runs left: files of uncommitted batches and temporaries; and finish
+    the retractions they began.
 
     Must run while no other run writes to ``root``.
 
@@ -213,12 +218,17 @@ def recover(fs: AbstractFileSystem, root: str) -> RecoveryReport:
         ManifestError: An intent record is unreadable.
         StorageError: The store could not be read or written.
     """
-    rolled_back, completed, removed = [], [], 0
+    rolled_back, completed, removed, retracted = [], [], 0, 0
     for path in storage.list_files(fs, manifest.pending_dir(root), ".json"):
         try:
             intent = json.loads(storage.read_bytes(fs, path))
+            if "retraction" in intent:
+                retracted += len(intent["retraction"])
+                _apply_retraction(fs, root, intent)
+                storage.remove_files(fs, [path])
+                continue
             batch_id, files, manifest_rel = intent["batch_id"], intent["files"], intent["manifest"]
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ManifestError(f"unreadable pending-commit record: {e}", uri=fs.unstrip_protocol(path)) from e
         if storage.exists(fs, storage.join(root, manifest_rel)):
             completed.append(batch_id)
@@ -228,47 +238,89 @@ def recover(fs: AbstractFileSystem, root: str) -> RecoveryReport:
         storage.remove_files(fs, [path])
     temporaries = storage.clean_temporaries(fs, root)
     return RecoveryReport(
-        rolled_back=tuple(rolled_back), completed=tuple(completed), files_removed=removed, temporaries_removed=temporaries
+        rolled_back=tuple(rolled_back), completed=tuple(completed), files_removed=removed, temporaries_removed=temporaries,
+        retractions_finished=retracted,
     )
 
 
-def retract(fs: AbstractFileSystem, root: str, changed: Sequence[Changed]) -> int:
-    """Remove the committed rows of input objects that have changed since.
+def _retraction_path(root: str, uris: Sequence[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(uris)).encode()).hexdigest()[:24]
+    return storage.join(manifest.pending_dir(root), f"retract-{digest}.json")
 
-    Each affected batch's data files are rewritten without the objects' rows (deleted when
-    nothing is left), then its manifest file without the objects. Interrupted, it is simply
-    run again: the manifest still names the objects, and filtering is idempotent.
+
+def retract(fs: AbstractFileSystem, root: str, entries: Sequence[ManifestEntry]) -> int:
+    """Remove the committed rows of input objects (changed since, or gone from the input).
+
+    An intent record (``_manifest/_pending/retract-….json``) names the objects first; then
+    each affected batch's data files are rewritten without their rows (deleted when nothing
+    is left), then its manifest file without the objects and without the deleted files, and
+    the intent goes last. While the intent exists, readers (:mod:`nerflow.warehouse`,
+    ``nerflow validate``) leave the objects' rows out, so no reader sees an object's
+    documents gone and its entities still there; a run killed half-way is finished by
+    :func:`recover` (filtering is idempotent).
 
     Args:
         fs: The output filesystem.
         root: The output path.
-        changed: Objects whose committed version differs from the listed one.
+        entries: The objects' manifest entries.
 
     Returns:
         Rows removed, over all tables.
     """
+    if not entries:
+        return 0
     by_manifest: dict[str, set[str]] = defaultdict(set)
-    files_of: dict[str, tuple[str, ...]] = {}
-    for c in changed:
-        by_manifest[c.previous.manifest_file].add(c.object.uri)
-        files_of[c.previous.manifest_file] = c.previous.files
+    for e in entries:
+        by_manifest[e.manifest_file].add(e.source_uri)
+    files_of = {e.manifest_file: list(e.files) for e in entries}
+    intent = {
+        "retraction": sorted({e.source_uri for e in entries}),
+        "batches": {rel: {"source_uris": sorted(uris), "files": files_of[rel]} for rel, uris in sorted(by_manifest.items())},
+    }
+    path = _retraction_path(root, intent["retraction"])
+    storage.write_bytes_atomic(fs, path, json.dumps(intent, indent=1).encode())
+    removed = _apply_retraction(fs, root, intent)
+    storage.remove_files(fs, [path])
+    return removed
+
+
+def _apply_retraction(fs: AbstractFileSystem, root: str, intent: dict) -> int:
     removed = 0
-    for manifest_rel, uris in by_manifest.items():
-        drop = pa.array(sorted(uris), pa.string())
-        for rel in (*files_of[manifest_rel], manifest_rel):
+    for manifest_rel, batch in intent["batches"].items():
+        drop = pa.array(batch["source_uris"], pa.string())
+        emptied = set()
+        for rel in batch["files"]:
             path = storage.join(root, rel)
             if not storage.exists(fs, path):
+                emptied.add(rel)  # deleted by an earlier, interrupted attempt
                 continue
             table = pq.read_table(io.BytesIO(storage.read_bytes(fs, path)))
             keep = table.filter(pc.invert(pc.is_in(table.column("source_uri"), value_set=drop)))
             if keep.num_rows == table.num_rows:
                 continue
-            if rel != manifest_rel:
-                removed += table.num_rows - keep.num_rows
+            removed += table.num_rows - keep.num_rows
             if keep.num_rows:
                 storage.write_bytes_atomic(fs, path, parquet_bytes(keep))
             else:
                 storage.remove_files(fs, [path])
+                emptied.add(rel)
+        path = storage.join(root, manifest_rel)
+        if not storage.exists(fs, path):
+            continue
+        table = pq.read_table(io.BytesIO(storage.read_bytes(fs, path)))
+        keep = table.filter(pc.invert(pc.is_in(table.column("source_uri"), value_set=drop)))
+        if emptied and keep.num_rows:
+            # The surviving objects' entries stop naming deleted files, so that a file the
+            # manifest names and the store lacks is always a loss, never a retraction.
+            files = [[f for f in fs_ if f not in emptied] for fs_ in keep.column("files").to_pylist()]
+            index = keep.schema.get_field_index("files")
+            keep = keep.set_column(index, keep.schema.field(index), pa.array(files, keep.schema.field(index).type))
+        if keep.num_rows == table.num_rows and not emptied:
+            continue
+        if keep.num_rows:
+            storage.write_bytes_atomic(fs, path, parquet_bytes(MANIFEST_OBJECTS.conform(keep)))
+        else:
+            storage.remove_files(fs, [path])
     return removed
 
 

@@ -280,13 +280,106 @@ def test_uncommitted_and_temporary_files_are_never_loaded(runs, tmp_path):
     assert sorted(query(db, "SELECT doc_id FROM documents").column("doc_id").to_pylist()) == sorted(runs.second.doc_ids)
     assert all("inprogress" not in f and "stray" not in f and "tmp" not in f for f in again.tables["documents"].files)
 
-    # A file the manifest names that a retraction emptied and deleted is skipped, not an error.
+
+
+def test_a_committed_file_that_is_missing_is_an_error_and_nothing_changes(runs, tmp_path):
+    out, db = tmp_path / "out", tmp_path / "w.duckdb"
+    shutil.copytree(runs.out, out)
+    before = refresh(db, out)
     victim = next((out / "quarantine").rglob("part-*.parquet"))
-    lost = pq.read_table(victim).num_rows
     victim.unlink()
-    after = refresh(db, out)
-    assert after.skipped_files == 1
-    assert after.tables["quarantine"].rows == committed.tables["quarantine"].rows - lost
+    with pytest.raises(WarehouseError, match=r"1 quarantine files that _manifest/objects names are missing, e\.g\. "
+                                             r"quarantine/.*: committed rows were lost"):
+        refresh(db, out)
+    assert query(db, "SELECT count(*) AS n FROM quarantine").column("n")[0].as_py() == before.tables["quarantine"].rows
+
+
+def _busiest_object(out: Path):
+    """The manifest entry of the object with the most entities (a retraction then shows)."""
+    from nerflow.etl import manifest
+
+    fs, root = storage.filesystem(str(out))
+    counts = {r["source_uri"]: r["entities"] for r in manifest.read_manifest_table(fs, root).to_pylist()}
+    return manifest.read_manifest(fs, root)[max(sorted(counts), key=counts.get)]
+
+
+def _retract(out: Path, entry, *, die_after: int | None = None) -> bool:
+    """Retract ``entry``'s object; with ``die_after``, the process dies after that many writes
+    and deletions of files (returns whether it died before the end)."""
+    from nerflow.etl import writing
+
+    fs, root = storage.filesystem(str(out))
+    if die_after is None:
+        writing.retract(fs, root, [entry])
+        return False
+    done = []
+
+    def counted(real):
+        def step(*args):
+            if len(done) == die_after:
+                raise KeyboardInterrupt  # stands in for the process dying here
+            done.append(args[1])
+            return real(*args)
+        return step
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(storage, "write_bytes_atomic", counted(storage.write_bytes_atomic))
+        mp.setattr(storage, "remove_files", counted(storage.remove_files))
+        try:
+            writing.retract(fs, root, [entry])
+        except KeyboardInterrupt:
+            return True
+    return False
+
+
+def _orphans(db: Path) -> int:
+    return query(db, "SELECT count(*) AS n FROM entities e ANTI JOIN documents d USING (run_id, doc_id)").column("n")[0].as_py()
+
+
+def test_a_retraction_leaves_consistent_tables_at_every_step_and_recovery_finishes_it(runs, tmp_path):
+    from nerflow.etl import manifest, writing
+
+    entry = _busiest_object(runs.out)
+    expected = {t: [r for r in parquet_rows(runs.out, t) if r["source_uri"] != entry.source_uri]
+                for t in ("documents", "entities")}
+    assert all(len(rows) < len(parquet_rows(runs.out, t)) for t, rows in expected.items())
+    # Killed after writing the intent (step 1), after each data file, after the manifest file.
+    for step in range(1, 100):
+        killed = tmp_path / f"killed-{step}"
+        shutil.copytree(runs.out, killed)
+        if not _retract(killed, entry, die_after=step):
+            break
+        db = tmp_path / f"w-{step}.duckdb"
+        report = refresh(db, killed)  # the intent is still there: the object's rows are left out everywhere
+        assert _orphans(db) == 0
+        for t in ("documents", "entities"):
+            assert warehouse_rows(db, t) == expected[t], (step, t)
+        assert entry.source_uri not in query(db, "SELECT source_uri FROM objects").column("source_uri").to_pylist()
+        assert any("a run is retracting" in n for n in report.notes)
+
+        kfs, kroot = storage.filesystem(str(killed))
+        assert writing.recover(kfs, kroot).retractions_finished == 1
+        assert not list((killed / "_manifest" / "_pending").glob("*.json"))
+        assert entry.source_uri not in manifest.read_manifest(kfs, kroot)
+        for t in ("documents", "entities"):
+            assert parquet_rows(killed, t) == expected[t]
+        refresh(db, killed)  # every file the manifest names exists after recovery
+        assert warehouse_rows(db, "documents") == expected["documents"]
+    assert step > 3
+
+
+def test_files_a_retraction_emptied_are_no_longer_named(runs, tmp_path):
+    from nerflow.etl import manifest
+
+    out, db = tmp_path / "out", tmp_path / "w.duckdb"
+    shutil.copytree(runs.out, out)
+    entry = _busiest_object(out)
+    _retract(out, entry)
+    fs, root = storage.filesystem(str(out))
+    named = {f for e in manifest.read_manifest(fs, root).values() for f in e.files}
+    assert named and all((out / f).exists() for f in named)
+    refresh(db, out)
+    assert entry.source_uri not in query(db, "SELECT source_uri FROM documents").column("source_uri").to_pylist()
 
 
 def test_files_of_another_table_or_a_newer_version_are_refused_and_nothing_changes(runs, tmp_path):
@@ -363,3 +456,15 @@ def test_nerflow_warehouse_command(runs, s3, tmp_path, capsys):
 
     assert main(["warehouse", str(tmp_path / "missing"), "--duckdb", str(db)]) == 1
     assert "nerflow warehouse: WarehouseError: no output here" in capsys.readouterr().err
+
+    # A directory that is not an output (the backfill folder above the model's, the input)
+    # is refused before the warehouse is touched, and no warehouse file is created.
+    kept = tmp_path / "kept.duckdb"
+    assert main(["warehouse", str(runs.out), "--duckdb", str(kept)]) == 0
+    capsys.readouterr()
+    for wrong in (runs.inp, runs.out / "documents"):
+        assert main(["warehouse", str(wrong), "--duckdb", str(kept)]) == 1
+        assert "not an output of nerflow run (no _manifest/)" in capsys.readouterr().err
+        assert main(["warehouse", str(wrong), "--duckdb", str(tmp_path / "new.duckdb")]) == 1
+        assert not (tmp_path / "new.duckdb").exists()
+    assert query(kept, "SELECT count(*) AS n FROM documents").column("n")[0].as_py() == runs.second.counts["documents"]

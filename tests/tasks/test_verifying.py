@@ -17,7 +17,7 @@ from nerflow.cli import main
 from nerflow.etl import writing
 from nerflow.etl.validating import ValidateConfig, validate_batch
 from nerflow.etl.verifying import render_report, verify_output
-from tests.tasks.test_tables import RUN, _inputs
+from tests.tasks.test_tables import OBJ_A, RUN, _inputs
 
 LABELS = ("PER", "ORG", "LOC", "MISC")
 
@@ -66,7 +66,8 @@ def test_a_good_output_passes(output):
     assert set(report.tables) == {"documents", "entities", "entity_embeddings", "quarantine", "_manifest/objects",
                                   "_manifest/runs"}
     assert report.tables["entities"].rows == 2 and report.tables["documents"].rows == 2
-    assert [c.check for c in report.reconciliation] == ["documents_reconcile", "files_committed"]
+    assert [c.check for c in report.reconciliation] == [
+        "documents_reconcile", "files_committed", "files_present", "objects_committed_once"]
     assert report.notes == ()
 
 
@@ -126,7 +127,7 @@ def test_a_file_no_batch_committed_is_reported(output):
     report = _verify(output)
     stray = report.reconciliation[1]
     assert not stray.success and stray.message.startswith("1 data files belong to no committed batch, e.g. entities/")
-    assert "entity_id_unique" in {c.check for c in report.tables["entities"].failures()}
+    assert report.tables["entities"].success  # its rows are no batch's: not counted twice
 
 
 def test_files_not_written_by_nerflow_are_refused(output):
@@ -136,16 +137,71 @@ def test_files_not_written_by_nerflow_are_refused(output):
     assert "stamped table=None" in schema.message and not report.success
 
 
-def test_older_contract_versions_are_schema_checked_and_noted(output):
-    old = QUARANTINE_V1.conform(pa.Table.from_pylist([{
-        "source_uri": "memory:///in/z.jsonl", "doc_id": None, "record": 1, "stage": "read", "reason": "not JSON: x",
-        "raw_excerpt": "{", "run_id": "old-run", "ingest_date": "2026-01-01"}]))
-    path = output / "quarantine" / "ingest_date=2026-01-01"
-    path.mkdir(parents=True)
-    pq.write_table(old.drop_columns(["ingest_date"]).replace_schema_metadata(QUARANTINE_V1.metadata), path / "part-b0.parquet")
+def test_older_contract_versions_are_schema_checked_noted_and_reconciled(output):
+    # The committed quarantine file as nerflow wrote it before contract version 2 (no `check`).
+    [path] = (output / "quarantine").rglob("*.parquet")
+    _rewrite(path, lambda t: t.drop_columns(["check"]).replace_schema_metadata(QUARANTINE_V1.metadata))
     report = _verify(output)
     assert report.notes == ("quarantine: 1 files of contract version 1 (current 2): schema checked, rows not",)
     assert report.tables["quarantine"].success
+    assert report.success, render_report(report)  # its rows still count in the reconciliation
+
+
+def test_files_of_a_batch_being_written_are_noted_not_counted(output):
+    path = _entities_file(output)
+    pending = path.parent / "part-b2.parquet"
+    pending.write_bytes(path.read_bytes())
+    (output / "_manifest" / "_pending").mkdir(exist_ok=True)
+    (output / "_manifest" / "_pending" / "b2.json").write_text(json.dumps(
+        {"batch_id": "b2", "files": [str(pending.relative_to(output))], "manifest": "_manifest/objects/part-b2.parquet"}))
+    report = _verify(output)
+    assert report.success, render_report(report)
+    assert "1 data files of batches being written (no manifest file yet): not checked" in report.notes
+
+
+def test_an_object_committed_by_two_batches_fails(output):
+    [entry] = (output / "_manifest" / "objects").glob("*.parquet")
+    twice = entry.with_name("part-b2.parquet")
+    table = pq.read_table(entry)
+    pq.write_table(table.set_column(table.schema.get_field_index("batch_id"), table.schema.field("batch_id"),
+                                    pa.array(["b2"] * table.num_rows, pa.string())), twice)
+    check = {c.check: c for c in _verify(output).reconciliation}["objects_committed_once"]
+    assert not check.success and "committed by more than one batch" in check.message
+
+
+def test_a_missing_committed_file_fails(output):
+    path = _entities_file(output)
+    path.unlink()
+    check = {c.check: c for c in _verify(output).reconciliation}["files_present"]
+    assert not check.success and check.message.startswith("1 data files that _manifest/objects names are missing")
+
+
+
+def test_a_retraction_under_way_is_honoured(output, monkeypatch):
+    from nerflow.etl import manifest
+
+    fs, root = storage.filesystem(str(output))
+    entry = manifest.read_manifest(fs, root)[OBJ_A.uri]
+    # A retraction killed after its intent and its first file operation: a.jsonl's rows are
+    # gone from one table and not yet from the others, and the manifest still counts them.
+    done = []
+
+    def counted(real):
+        def step(*args):
+            if len(done) == 2:
+                raise KeyboardInterrupt  # stands in for the process dying here
+            done.append(args[1])
+            return real(*args)
+        return step
+
+    monkeypatch.setattr(storage, "write_bytes_atomic", counted(storage.write_bytes_atomic))
+    monkeypatch.setattr(storage, "remove_files", counted(storage.remove_files))
+    with pytest.raises(KeyboardInterrupt):
+        writing.retract(fs, root, [entry])
+    monkeypatch.undo()
+    report = _verify(output)
+    assert any("a run is retracting" in n for n in report.notes)
+    assert {c.check: c.success for c in report.reconciliation}["documents_reconcile"], render_report(report)
 
 
 def test_runs_without_model_labels_skip_the_label_check(output):

@@ -13,7 +13,6 @@ from data_contracts.schemas import DOCUMENTS, ENTITIES
 from nerflow import storage
 from nerflow.etl import manifest, writing
 from nerflow.etl.errors import StorageError
-from nerflow.etl.listing import Changed
 from nerflow.etl.tables import build_tables
 from nerflow.etl.validating import ValidateConfig, validate_batch
 from tests.tasks.test_tables import OBJ_A, OBJ_B, RUN, _inputs
@@ -131,12 +130,15 @@ def test_retract_removes_the_rows_of_changed_objects(memfs):
     fs, root = memfs
     writing.commit_batch(fs, root, _tables())
     entry = manifest.read_manifest(fs, root)[OBJ_A.uri]
-    removed = writing.retract(fs, root, [Changed(object=OBJ_A, previous=entry)])
+    removed = writing.retract(fs, root, [entry])
     assert removed == 2 + 2 + 2  # documents, entities, quarantine rows of a.jsonl
     assert set(manifest.read_manifest(fs, root)) == {OBJ_B.uri}
-    for rel in entry.files:
-        assert not fs.exists(f"{root}/{rel}")  # every row came from a.jsonl
-    assert writing.retract(fs, root, [Changed(object=OBJ_A, previous=entry)]) == 0  # idempotent
+    deleted = [rel for rel in entry.files if not fs.exists(f"{root}/{rel}")]
+    assert deleted  # files that held only a.jsonl's rows
+    # b.jsonl's entry no longer names them: a named file that is missing is always a loss.
+    assert not set(manifest.read_manifest(fs, root)[OBJ_B.uri].files) & set(deleted)
+    assert storage.list_files(fs, f"{root}/_manifest/_pending", ".json") == []  # the intent went last
+    assert writing.retract(fs, root, [entry]) == 0  # idempotent
 
 
 def test_run_record(memfs):
