@@ -119,10 +119,15 @@ def build_deployment(
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.types.entrypoint import EntrypointType
 
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
     schedules = [CronSchedule(cron=cron, timezone=timezone)] if cron else None
     return extract_entities.to_deployment(
         name,
         schedules=schedules,
+        # One run of the deployment at a time, the others queued: runs of one output would
+        # otherwise meet its writer lease and fail (nerflow.etl.lease).
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
         parameters=dict(parameters),
         tags=list(tags),
         # The installed package, not a file relative to the serving process's directory.

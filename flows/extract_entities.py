@@ -1,6 +1,8 @@
 """The ``extract-entities`` flow: documents in object storage in, partitioned Parquet tables out.
 
-    recover the output (roll back batches a killed run left uncommitted)
+    take the output's writer lease (a second run on the same output is refused)
+    ->  recover the output (roll back batches a killed run left uncommitted, finish its
+        retractions)
     ->  plan: list the input, skip what the manifest holds, cut the rest into batches
         (a progress artifact follows the batches as they commit)
     ->  load the model (fail fast on a bad reference)
@@ -22,7 +24,9 @@ the first in input order is always the one kept.
 
 A batch rejected by its contracts (more failing documents than ``max_failure_rate``, or a
 count that does not add up) is not written; the batches validated before it are committed,
-the run record is written with status ``"failed"`` and the error is raised again.
+the run record is written with status ``"failed"`` and the error is raised again. Any other
+failure after planning (a model that does not load, a device lost, a storage error past its
+retries) ends the same way: run record, reports and progress bar say "failed".
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ from tasks.reporting import (
     write_entity_chart,
 )
 from tasks.validating import publish_contract_report, validate_batch
-from tasks.writing import recover_output, retract_changed, write_batch, write_run_record
+from tasks.writing import hold_output, recover_output, retract_changed, write_batch, write_run_record
 
 __all__ = ["FieldNames", "ExtractParams", "ProgressEvent", "extract_entities", "progress_listener"]
 
@@ -293,22 +297,37 @@ def extract_entities(params: ExtractParams) -> RunSummary:
     source, output = params.source(), params.output()
     run = RunContext(run_id=str(flow_run.id), ingest_date=started.date().isoformat(), embedding_dtype=params.embedding_dtype)
 
-    recover_output(output)
-    plan = plan_batches(source, output, params.batching())
-    _emit(ProgressEvent(kind="planned", plan=plan))
-    progress = _Progress(artifact=start_progress(plan))
-    ner = (RayNerRunner(params.device, params.ray_settings()) if params.task_runner == "ray"
-           else ThreadNerRunner(resolve_devices(params.device)))
-    model = prepare_model(params.annotating(), ner.model_device) if plan.batches else None
-    if plan.changed:
-        retract_changed(output, plan.changed)
-    validate_config = params.validating(model)
-    error: Exception | None = None
-    try:
-        with ner:
-            _process(plan.batches, params, run, ner, source, output, validate_config, progress)
-    except _CONTRACT_ERRORS as e:
-        error = e
+    with hold_output(output, run.run_id):
+        recover_output(output)
+        plan = plan_batches(source, output, params.batching())
+        _emit(ProgressEvent(kind="planned", plan=plan))
+        progress = _Progress(artifact=start_progress(plan))
+        model: ModelInfo | None = None
+        validate_config = params.validating(None)
+        ner: ThreadNerRunner | RayNerRunner | None = None
+        error: Exception | None = None
+        try:
+            ner = (RayNerRunner(params.device, params.ray_settings()) if params.task_runner == "ray"
+                   else ThreadNerRunner(resolve_devices(params.device)))
+            model = prepare_model(params.annotating(), ner.model_device) if plan.batches else None
+            if plan.changed:
+                retract_changed(output, plan.changed)
+            validate_config = params.validating(model)
+            with ner:
+                _process(plan.batches, params, run, ner, source, output, validate_config, progress)
+        except Exception as e:  # noqa: BLE001 (recorded as the run's failure below, then raised)
+            # Whatever stopped the run, it leaves a run record, its reports and a finished
+            # progress bar; the batches committed before are kept.
+            error = e
+        return _finish(params, run, plan, progress, model, validate_config, ner, started, t0, error)
+
+
+def _finish(
+    params: ExtractParams, run: RunContext, plan: Plan, progress: _Progress, model: ModelInfo | None,
+    validate_config: ValidateConfig, ner: ThreadNerRunner | RayNerRunner | None, started: datetime, t0: float,
+    error: Exception | None,
+) -> RunSummary:
+    source, output = params.source(), params.output()
 
     root = output.display()
     tables = {name: f"{root.rstrip('/')}/{name}/" for name in ("documents", "entities", "quarantine", "_manifest")}
@@ -316,7 +335,7 @@ def extract_entities(params: ExtractParams) -> RunSummary:
         tables["entity_embeddings"] = f"{root.rstrip('/')}/entity_embeddings/"
     summary = summarise(
         progress.reports, run_id=run.run_id, run_label=params.run_label, input_uri=source.display(), output_uri=root,
-        model_id=model.model_id if model else "", devices=ner.devices, listed=plan.listed, skipped=len(plan.skipped),
+        model_id=model.model_id if model else "", devices=ner.devices if ner else (), listed=plan.listed, skipped=len(plan.skipped),
         ignored=len(plan.ignored), superseded=len(plan.changed), seconds=time.perf_counter() - t0, tables=tables,
     )
     versions = {name: c.version for name, c in CONTRACTS.items()}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from nerflow.etl import writing
+from nerflow.etl.lease import OutputLease
 from nerflow.etl.listing import Changed
 from nerflow.etl.report import BatchReport
 from nerflow.etl.validating import ValidatedBatch
@@ -15,11 +17,20 @@ from nerflow.etl.writing import RecoveryReport
 from nerflow.storage import Location
 from tasks._retry import IO_RETRIES, IO_RETRY_DELAYS, retry_if_transient
 
-__all__ = ["recover_output", "retract_changed", "write_batch", "write_run_record"]
+__all__ = ["hold_output", "recover_output", "retract_changed", "write_batch", "write_run_record"]
 
 _IO = dict(
     cache_policy=NO_CACHE, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_if_transient
 )
+
+
+@contextmanager
+def hold_output(output: Location, run_id: str) -> Iterator[None]:
+    """Hold the output's writer lease for the run: a second run on it is refused
+    (:mod:`nerflow.etl.lease`)."""
+    fs, root = output.open()
+    with OutputLease(fs, root, holder=f"flow run {run_id}"):
+        yield
 
 
 @task(name="recover-output", **_IO)

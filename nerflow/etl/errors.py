@@ -18,6 +18,7 @@ __all__ = [
     "InputNotFoundError",
     "InvalidURIError",
     "ManifestError",
+    "OutputBusyError",
     "ContractViolationError",
     "BatchRejectedError",
     "ReconciliationError",
@@ -46,6 +47,15 @@ class InvalidURIError(TerminalError, ValueError):
     """The URI names a protocol fsspec cannot open (unknown, or its package is not installed).
 
     Also a ``ValueError``, so that a pydantic validator raising it reports a validation error."""
+
+    def __init__(self, message: str, *, uri: str) -> None:
+        super().__init__(f"{message} (uri={uri!r})")
+        self.uri = uri
+
+
+class OutputBusyError(TerminalError):
+    """Another run holds the output's writer lease: two writers would commit the same objects
+    twice, and one's recovery would delete the other's batches in flight."""
 
     def __init__(self, message: str, *, uri: str) -> None:
         super().__init__(f"{message} (uri={uri!r})")

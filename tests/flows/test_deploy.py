@@ -101,6 +101,7 @@ def test_build_deployment_schedules_the_installed_flow():
     assert (d.name, d.flow_name, d.entrypoint) == ("nightly", "extract-entities", ENTRYPOINT)
     assert [(s.schedule.cron, s.schedule.timezone) for s in d.schedules] == [("30 1 * * *", "Europe/Berlin")]
     assert d.parameters == parameters and d.tags == ["nerflow"]
+    assert (d.concurrency_limit, d.concurrency_options.collision_strategy) == (1, "ENQUEUE")
     assert not build_deployment(parameters, cron=None).schedules
     with pytest.raises(ValueError, match="cron"):
         build_deployment(parameters, cron="not a cron")
@@ -339,3 +340,5 @@ def test_prefect_deploy_registers_the_prefect_yaml_deployment_for_a_work_pool(pr
     assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == [(DEFAULT_CRON, "UTC", True)]
     assert not deployment.pull_steps
     assert deployment.enforce_parameter_schema
+    assert deployment.global_concurrency_limit.limit == 1
+    assert deployment.concurrency_options.collision_strategy == "ENQUEUE"

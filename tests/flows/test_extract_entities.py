@@ -513,3 +513,32 @@ def test_contract_failures_quarantine_documents_and_too_many_reject_the_batch(
     from nerflow.cli import main
 
     assert main(["validate", str(out)]) == 0
+
+
+def test_a_second_run_on_an_output_in_use_is_refused_and_writes_nothing(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
+    from nerflow.etl.errors import OutputBusyError
+    from nerflow.etl.lease import OutputLease, lease_path
+
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    fs, root = storage.filesystem(str(out))
+    with OutputLease(fs, root, holder="flow run first"):
+        with pytest.raises(OutputBusyError, match="another run is writing to this output: flow run first"):
+            extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["_manifest/_writer.json"]
+    summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
+    assert summary.objects_processed == 5 and not fs.exists(lease_path(root))  # released at the end
+    check_output(str(out), DOC_IDS)
+
+
+def test_a_run_that_fails_outside_the_contracts_still_records_itself(prefect_harness, tmp_path):
+    from prefect.artifacts import Artifact
+
+    from ner_core.errors import ModelNotFoundError
+
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    with pytest.raises(ModelNotFoundError):
+        extract_entities(params(str(inp), str(out), tmp_path / "no-model"))
+    [run] = read_table(str(out), "_manifest/runs").to_pylist()
+    assert (run["status"], run["batches"], run["objects_listed"]) == ("failed", 0, 5)
+    artifact = Artifact.get("extract-entities-contracts")
+    assert artifact.data.startswith("# extract-entities failed") and "ModelNotFoundError" in artifact.data
