@@ -50,7 +50,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from data_contracts.schemas import CONTRACTS, EMBEDDINGS_VERSION
 from flows.ner_runners import RayNerRunner, ThreadNerRunner
 from ner_core import EngineConfig
-from nerflow.etl.annotating import AnnotateConfig, ModelInfo, resolve_devices
+from nerflow.etl.annotating import (
+    AnnotateConfig,
+    Annotation,
+    ModelInfo,
+    failure_reason,
+    merge_annotations,
+    resolve_devices,
+    split_documents,
+)
 from nerflow.etl.errors import BatchRejectedError, ContractViolationError, ReconciliationError
 from nerflow.etl.listing import Batch, BatchingConfig, Plan
 from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig, NormalisedBatch
@@ -314,7 +322,7 @@ def extract_entities(params: ExtractParams) -> RunSummary:
                 retract_changed(output, plan.changed)
             validate_config = params.validating(model)
             with ner:
-                _process(plan.batches, params, run, ner, source, output, validate_config, progress)
+                _process(plan.batches, params, run, ner, source, output, validate_config, progress, model)
         except Exception as e:  # noqa: BLE001 (recorded as the run's failure below, then raised)
             # Whatever stopped the run, it leaves a run record, its reports and a finished
             # progress bar; the batches committed before are kept.
@@ -364,7 +372,7 @@ def _finish(
 
 def _process(
     batches: Sequence[Batch], params: ExtractParams, run: RunContext, ner: ThreadNerRunner | RayNerRunner, source: Location,
-    output: Location, validate_config: ValidateConfig, progress: _Progress,
+    output: Location, validate_config: ValidateConfig, progress: _Progress, model: ModelInfo | None,
 ) -> None:
     read_config, normalise_config, annotate_config = params.reading(), params.normalising(), params.annotating()
 
@@ -379,15 +387,13 @@ def _process(
         for k, round_ in enumerate(rounds):
             current = ready
             ready = [prepare(b) for b in rounds[k + 1]] if k + 1 < len(rounds) else []
-            annotations = ner.annotate(current, annotate_config)
-            # Devices are busy until the round is annotated; an engine failure stops the run here.
-            annotations.result()
+            annotations = _annotated(ner, current, ner.annotate(current, annotate_config), annotate_config, model)
             _collect(writing, progress)
             writing = []
             # In plan order, one batch after the other: each sees the ids of those before it.
             for batch, normalised, annotation in zip(round_, current, annotations):
                 validated = validate_batch(
-                    batch, normalised.result(), annotation.result(), run, validate_config, quote(claimed)
+                    batch, normalised.result(), annotation, run, validate_config, quote(claimed)
                 )
                 claimed |= validated.claimed_doc_ids
                 progress.validations.append(validated.validation)
@@ -397,6 +403,42 @@ def _process(
         _collect(writing, progress)
         raise
     _collect(writing, progress)
+
+
+def _annotated(
+    ner: ThreadNerRunner | RayNerRunner, normalised: Sequence[PrefectFuture[NormalisedBatch]],
+    futures: Sequence[PrefectFuture[Annotation]], config: AnnotateConfig, model: ModelInfo | None,
+) -> list[Annotation]:
+    """The round's annotations, once every device is done. A batch whose annotation failed
+    (its worker killed for memory, an error the engine does not own) is annotated again
+    document by document, and the documents that fail alone are quarantined with the error:
+    one bad document must not stop this run and every later one."""
+    out: list[Annotation | None] = []
+    failed: list[tuple[int, BaseException]] = []
+    for i, future in enumerate(futures):
+        try:
+            out.append(future.result())
+        except Exception as e:  # noqa: BLE001 (isolated below; raised again if no document is to blame)
+            out.append(None)
+            failed.append((i, e))
+    for i, error in failed:
+        batch = normalised[i].result()
+        docs = split_documents(batch)
+        get_run_logger().warning("annotating batch %s failed (%s: %s): annotating its %d documents one by one",
+                                 batch.batch_id, type(error).__name__, error, len(docs))
+        parts, failures = [], {}
+        for doc, future in zip(docs, ner.annotate_each(docs, config)):
+            try:
+                parts.append(future.result())
+            except Exception as e:  # noqa: BLE001
+                failures[doc.documents.get_column("doc_id")[0]] = failure_reason(e)
+        if len(docs) > 1 and not parts:
+            raise error  # every document fails: the engine or its workers are broken, not a document
+        out[i] = merge_annotations(
+            batch, parts, failures, model_id=model.model_id if model else "", device=ner.devices[0],
+            with_vectors=config.engine.embeddings != "none",
+        )
+    return [a for a in out if a is not None]
 
 
 def _collect(futures: Sequence[PrefectFuture[BatchReport]], progress: _Progress) -> None:

@@ -56,6 +56,11 @@ class ThreadNerRunner:
     ) -> PrefectFutureList[Annotation]:
         return annotate_batch.map(batches, config=unmapped(config), device=list(self.devices[: len(batches)]))
 
+    def annotate_each(self, batches: Sequence[NormalisedBatch], config: AnnotateConfig) -> list[PrefectFuture[Annotation]]:
+        """Annotate small batches of a batch that failed (its documents one by one), spread
+        over the devices."""
+        return [annotate_batch.submit(b, config, self.devices[i % len(self.devices)]) for i, b in enumerate(batches)]
+
 
 class RayNerRunner:
     """NER tasks on a Ray cluster through ``prefect_ray``, one batch per task.
@@ -138,6 +143,18 @@ class RayNerRunner:
                     dependencies={"batch": {TaskRunResult(id=normalised.task_run_id)}},
                 ))
         return PrefectFutureList(futures)
+
+    def annotate_each(self, batches: Sequence[NormalisedBatch], config: AnnotateConfig) -> list[PrefectFuture[Annotation]]:
+        """Annotate small batches of a batch that failed (its documents one by one), one Ray
+        task each: a document that kills its worker (memory) takes only its own task down."""
+        from prefect_ray.context import remote_options
+
+        self._connect()
+        device = ray_runner.task_device(self._gpu)
+        options = ray_runner.ner_task_options(gpu=self._gpu, cpus_per_task=self.settings.cpus_per_task)
+        with temporary_settings({PREFECT_API_URL: _api_url()}), remote_options(**options):
+            return [self._runner.submit(annotate_batch, parameters={"batch": b, "config": config, "device": device})
+                    for b in batches]
 
 
 def _api_url() -> str:

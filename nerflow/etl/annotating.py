@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -45,6 +45,10 @@ __all__ = [
     "resolve_devices",
     "describe_model",
     "annotate_batch",
+    "failed_documents",
+    "failure_reason",
+    "merge_annotations",
+    "split_documents",
 ]
 
 DEVICE_POLICIES = ("auto", "cpu", "cuda")
@@ -211,31 +215,79 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
         results, failures = _predict(engine, docs)
         stats = _stats_delta(before, engine.stats)
     entities, doc_stats, embeddings = _tables(results, config.engine.embeddings != "none")
-    failed_rows = ok.filter(pl.col("doc_id").is_in(list(failures))).select(
-        "source_uri", "doc_id", "record",
-        stage=pl.lit("annotate"),
-        reason=pl.col("doc_id").replace_strict(failures, return_dtype=pl.String),
-        raw_excerpt=pl.col("text").str.slice(0, 500),
-    ).cast(QUARANTINE_SCHEMA)
+    failed_rows = failed_documents(batch, failures)
     return Annotation(
         batch_id=batch.batch_id, model_id=engine.model.model_id, device=device, entities=entities,
         doc_stats=doc_stats, embeddings=embeddings, failed=failed_rows, stats=stats, seconds=time.perf_counter() - t0,
     )
 
 
+def failed_documents(batch: NormalisedBatch, failures: Mapping[str, str]) -> pl.DataFrame:
+    """Quarantine rows (stage ``"annotate"``) of the batch's documents in ``failures``
+    (doc_id -> reason)."""
+    return batch.documents.filter(pl.col("doc_id").is_in(list(failures))).select(
+        "source_uri", "doc_id", "record",
+        stage=pl.lit("annotate"),
+        reason=pl.col("doc_id").replace_strict(dict(failures), return_dtype=pl.String),
+        raw_excerpt=pl.col("text").str.slice(0, 500),
+    ).cast(QUARANTINE_SCHEMA)
+
+
+def failure_reason(error: BaseException) -> str:
+    """How a document the engine failed on is described in its quarantine row."""
+    if isinstance(error, (InferenceError, WindowingError)):
+        return f"engine failed: {error}"
+    return f"engine failed: {type(error).__name__}: {error}"
+
+
 def _predict(engine: NerEngine, docs: list[Doc]) -> tuple[list[DocResult], dict[str, str]]:
     try:
         return list(engine.predict(docs)), {}
-    except (InferenceError, WindowingError):
+    except Exception:  # noqa: BLE001 (any failure: find the documents it belongs to below)
         pass
-    # One document at a time to find the culprits; the rest keep their entities.
-    results, failures = [], {}
+    # One document at a time to find the culprits; the rest keep their entities. A document
+    # that makes the engine fail in any way (MemoryError too) is quarantined, so it cannot
+    # stop every later run; but when every document of the batch fails for reasons other than
+    # the engine's own, the engine is what broke (a device, memory for anything at all), and
+    # the batch fails rather than quarantining good documents.
+    results, failures, errors = [], {}, []
     for doc in docs:
         try:
             results.append(engine.predict_text(doc.text, doc_id=doc.doc_id))
-        except (InferenceError, WindowingError) as e:
-            failures[doc.doc_id] = f"engine failed: {e}"
+        except Exception as e:  # noqa: BLE001
+            failures[doc.doc_id] = failure_reason(e)
+            errors.append(e)
+    if len(docs) > 1 and not results and not any(isinstance(e, (InferenceError, WindowingError)) for e in errors):
+        raise errors[0]
     return results, failures
+
+
+def merge_annotations(
+    batch: NormalisedBatch, parts: Sequence[Annotation], failures: Mapping[str, str], *, model_id: str, device: str,
+    with_vectors: bool,
+) -> Annotation:
+    """One annotation of ``batch`` from annotations of its documents one by one (``parts``)
+    and the documents none could be made of (``failures``: doc_id -> reason)."""
+    entities, doc_stats, embeddings = _tables([], with_vectors)
+    vectors = [p.embeddings for p in parts if p.embeddings is not None and len(p.embeddings)]
+    stats = EngineStats()
+    for p in parts:
+        stats = EngineStats(**{k: getattr(stats, k) + getattr(p.stats, k) for k in vars(stats)})
+    return Annotation(
+        batch_id=batch.batch_id, model_id=model_id, device=parts[0].device if parts else device,
+        entities=pa.concat_tables([entities, *(p.entities for p in parts)]),
+        doc_stats=pa.concat_tables([doc_stats, *(p.doc_stats for p in parts)]),
+        embeddings=np.concatenate(vectors) if vectors else embeddings,
+        failed=pl.concat([failed_documents(batch, {}), *(p.failed for p in parts), failed_documents(batch, failures)]),
+        stats=stats, seconds=sum(p.seconds for p in parts),
+    )
+
+
+def split_documents(batch: NormalisedBatch) -> list[NormalisedBatch]:
+    """The batch's documents to annotate (status ``"ok"``), each as a batch of its own."""
+    ok = batch.documents.filter(pl.col("status") == "ok")
+    return [NormalisedBatch(batch_id=batch.batch_id, documents=ok.slice(i, 1), quarantine=batch.quarantine.clear())
+            for i in range(ok.height)]
 
 
 def _tables(results: list[DocResult], with_vectors: bool) -> tuple[pa.Table, pa.Table, np.ndarray | None]:

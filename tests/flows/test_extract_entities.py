@@ -542,3 +542,52 @@ def test_a_run_that_fails_outside_the_contracts_still_records_itself(prefect_har
     assert (run["status"], run["batches"], run["objects_listed"]) == ("failed", 0, 5)
     artifact = Artifact.get("extract-entities-contracts")
     assert artifact.data.startswith("# extract-entities failed") and "ModelNotFoundError" in artifact.data
+
+
+def _poisoned(real, poison: set[str], error):
+    """annotate_batch failing, the way a dying worker does, on every batch holding a poison document."""
+    def annotate(batch, config, device):
+        if set(batch.documents.get_column("doc_id")) & poison:
+            raise error
+        return real(batch, config, device)
+    return annotate
+
+
+def test_a_document_that_breaks_annotation_is_quarantined_and_the_rest_written(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path, monkeypatch
+):
+    from nerflow.etl import annotating, verifying
+
+    monkeypatch.setattr(annotating, "annotate_batch",
+                        _poisoned(annotating.annotate_batch, {"n2"}, MemoryError("cannot allocate 8 GiB")))
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
+    assert summary.objects_processed == 5
+    check_output(str(out), DOC_IDS - {"n2"})
+    [q] = [r for r in read_table(str(out), "quarantine").to_pylist() if r["doc_id"] == "n2"]
+    assert (q["stage"], q["reason"]) == ("annotate", "engine failed: MemoryError: cannot allocate 8 GiB")
+    assert q["source_uri"].endswith("news.jsonl") and q["raw_excerpt"].startswith("Olaf")
+    # n2's batch-mates were annotated one by one and kept their entities.
+    tiny = extract_entities(params(str(inp), str(tmp_path / "clean"), tiny_wordpiece_model_dir))
+    clean = {(e["doc_id"], e["start"], e["label"]) for e in read_table(str(tmp_path / "clean"), "entities").to_pylist()}
+    got = {(e["doc_id"], e["start"], e["label"]) for e in read_table(str(out), "entities").to_pylist()}
+    assert got == {e for e in clean if e[0] != "n2"} and tiny.entities > 0
+    fs, root = storage.filesystem(str(out))
+    assert verifying.verify_output(fs, root).success
+
+
+def test_when_every_document_fails_annotation_the_run_fails_instead_of_quarantining_them(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path, monkeypatch
+):
+    from nerflow.etl import annotating
+
+    everyone = {r["id"] for r in NEWS}
+    monkeypatch.setattr(annotating, "annotate_batch",
+                        _poisoned(annotating.annotate_batch, everyone, RuntimeError("CUDA error: device lost")))
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    with pytest.raises(RuntimeError, match="device lost"):
+        extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
+    assert not [r for r in read_table(str(out), "quarantine").to_pylist() if r["stage"] == "annotate"]
+    assert "news.jsonl" not in {r["source_uri"].rsplit("/", 1)[1] for r in read_table(str(out), "_manifest/objects").to_pylist()}
+    [run] = read_table(str(out), "_manifest/runs").to_pylist()
+    assert run["status"] == "failed"

@@ -95,3 +95,35 @@ def test_device_policies(monkeypatch):
     assert resolve_devices("auto") == ("cuda:0", "cuda:1")
     with pytest.raises(ValueError, match="device policy must be one of"):
         resolve_devices("tpu")
+
+
+def test_any_error_on_one_document_quarantines_it_but_an_engine_failing_on_all_fails(tiny_wordpiece_model_dir, monkeypatch):
+    config = AnnotateConfig(model=str(tiny_wordpiece_model_dir))
+    engine = annotating._engine_for(config, "cpu").engine
+    real_predict, real_text = type(engine).predict, type(engine).predict_text
+
+    def failing(pattern, error):
+        def predict(self, docs):
+            docs = list(docs)
+            if any(pattern in d.text for d in docs):
+                raise error
+            return real_predict(self, docs)
+
+        def predict_text(self, text, doc_id=None):
+            if pattern in text:
+                raise error
+            return real_text(self, text, doc_id=doc_id)
+        return predict, predict_text
+
+    predict, predict_text = failing("poison", MemoryError("out of memory"))
+    monkeypatch.setattr(type(engine), "predict", predict)
+    monkeypatch.setattr(type(engine), "predict_text", predict_text)
+    out = annotate_batch(_batch(SAMPLE_SENTENCE, "poison pill"), config, "cpu")
+    assert out.doc_stats.column("doc_id").to_pylist() == ["d0"]
+    assert out.failed.get_column("reason").to_list() == ["engine failed: MemoryError: out of memory"]
+
+    predict, predict_text = failing("", RuntimeError("device lost"))  # every text
+    monkeypatch.setattr(type(engine), "predict", predict)
+    monkeypatch.setattr(type(engine), "predict_text", predict_text)
+    with pytest.raises(RuntimeError, match="device lost"):
+        annotate_batch(_batch(SAMPLE_SENTENCE, "poison pill"), config, "cpu")
