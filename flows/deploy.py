@@ -21,6 +21,7 @@ schedule is ``NERFLOW_CRON`` (default :data:`DEFAULT_CRON`) in ``NERFLOW_TIMEZON
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,12 @@ def deployment_parameters(
         if value is not None
     }
     values.update(overrides or {})
+    # A worker runs the flow in a directory of its own (a temporary one for process pools):
+    # local paths must not depend on where the deployment was made.
+    for name in ("input_uri", "output_uri", "model"):
+        value = values.get(name)
+        if isinstance(value, str) and value and "://" not in value and (name != "model" or os.path.exists(value)):
+            values[name] = os.path.abspath(value)
     params = ExtractParams(**values)
     return {PARAMETER: params.model_dump(mode="json", exclude_unset=True)}
 

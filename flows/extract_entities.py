@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -103,9 +104,9 @@ class ExtractParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    input_uri: str = Field(description="Documents: s3://bucket/prefix, a local directory or a single file")
-    output_uri: str = Field(description="Where the tables go: s3://bucket/prefix or a local directory")
-    model: str = Field("default", description="Model: 'default', a directory, an fsspec URI or a hub id")
+    input_uri: str = Field(min_length=1, description="Documents: s3://bucket/prefix, a local directory or a single file")
+    output_uri: str = Field(min_length=1, description="Where the tables go: s3://bucket/prefix or a local directory")
+    model: str = Field("default", min_length=1, description="Model: 'default', a directory, an fsspec URI or a hub id")
     batch_docs: int = Field(1000, ge=1, description="Most documents per batch (text files count one each)")
     batch_bytes: int = Field(64 << 20, ge=1, description="Most input bytes per batch")
     window_tokens: int | None = Field(None, ge=8, description="Tokens per window; empty = the model's maximum")
@@ -155,7 +156,7 @@ class ExtractParams(BaseModel):
         None, description="Ray cluster for task_runner 'ray': empty or 'local' starts one on this "
         "machine for the run, 'auto' joins the one running here, else host:6379 or ray://host:10001",
     )
-    ray_cpus_per_task: float = Field(1.0, gt=0, description="CPUs a Ray NER task takes (beside its GPU, if any)")
+    ray_cpus_per_task: float = Field(1.0, gt=0, allow_inf_nan=False, description="CPUs a Ray NER task takes (beside its GPU, if any)")
     run_label: str | None = Field(None, description="Free text recorded with the run")
     # Parameters are stored with the flow run: credentials belong in the environment
     # (AWS_* variables, an instance role), not here.
@@ -179,10 +180,19 @@ class ExtractParams(BaseModel):
     def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return NormaliseConfig(languages=tuple(code.strip().lower() for code in value)).languages
 
+    @field_validator("modified_after", "modified_before", "window_tokens", "overlap_tokens", "ray_address", "run_label",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # The UI's form and the API send an emptied optional field as "".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _overlap_below_window(self) -> ExtractParams:
-        if self.window_tokens is not None and self.overlap_tokens is not None and self.overlap_tokens >= self.window_tokens:
-            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be below window_tokens ({self.window_tokens})")
+        # The engine's own rule (ner_core.windowing): windows advance by more than half.
+        if self.window_tokens is not None and self.overlap_tokens is not None and self.overlap_tokens >= self.window_tokens // 2:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be below half of window_tokens "
+                             f"({self.window_tokens})")
         return self
 
     @model_validator(mode="after")
@@ -217,7 +227,10 @@ class ExtractParams(BaseModel):
             lookahead_tokens=self.lookahead_tokens, precision=self.precision, embeddings=self.embeddings,
             space_punctuation=self.space_punctuation, trim_unpaired_quotes=self.trim_unpaired_quotes,
         )
-        return AnnotateConfig(model=self.model, engine=engine)
+        # A local model path names a place on this machine: absolute, so that Ray workers
+        # (another working directory) load the same files instead of taking it for a hub id.
+        model = os.path.abspath(self.model) if os.path.exists(self.model) else self.model
+        return AnnotateConfig(model=model, engine=engine)
 
     def ray_settings(self) -> RaySettings:
         return RaySettings(address=self.ray_address, cpus_per_task=self.ray_cpus_per_task)

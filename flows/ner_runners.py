@@ -109,7 +109,9 @@ class RayNerRunner:
         resources = ray.cluster_resources()
         cpus = self.settings.cpus_per_task
         self._gpu = ray_runner.uses_gpus(self.device_policy, resources)
-        self._slots = ray_runner.ner_slots(resources, gpu=self._gpu, cpus_per_task=cpus)
+        self._slots = ray_runner.ner_slots(resources, gpu=self._gpu, cpus_per_task=cpus,
+                                           # the instance started for this run has this machine's CPUs
+                                           can_grow=address is not None or "address" in init_kwargs)
         self.devices = ray_runner.describe_slots(self._slots, gpu=self._gpu)
         get_run_logger().info(
             "NER on Ray (%d nodes, %g CPUs, %g GPUs): %d tasks at a time, each of %s",

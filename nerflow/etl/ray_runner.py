@@ -105,11 +105,20 @@ def ner_task_options(*, gpu: bool, cpus_per_task: float) -> dict[str, Any]:
     return options
 
 
-def ner_slots(resources: Mapping[str, float], *, gpu: bool, cpus_per_task: float) -> int:
+def ner_slots(resources: Mapping[str, float], *, gpu: bool, cpus_per_task: float, can_grow: bool = True) -> int:
     """NER tasks the cluster runs at once: one per GPU (as far as the CPUs go), or as many
-    as ``cpus_per_task`` fits into its CPUs; at least one (an autoscaling cluster may start
-    with nothing, and Ray queues the tasks until it grows)."""
+    as ``cpus_per_task`` fits into its CPUs; at least one where the cluster ``can_grow`` (an
+    autoscaling cluster may start with nothing, and Ray queues the tasks until it grows).
+
+    Raises:
+        DeviceUnavailableError: A task needs more CPUs than a cluster that cannot grow has
+            (the instance started for the run): Ray would queue it for ever.
+    """
     by_cpu = int(resources.get("CPU", 0) // cpus_per_task)
+    if by_cpu == 0 and not can_grow:
+        raise DeviceUnavailableError(
+            f"a NER task asks for {cpus_per_task:g} CPUs and this machine's Ray has {resources.get('CPU', 0):g}: "
+            "lower ray_cpus_per_task (--ray-cpus-per-task)", device="ray")
     if gpu:
         return max(1, min(int(resources.get("GPU", 0)), by_cpu))
     return max(1, by_cpu)

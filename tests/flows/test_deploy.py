@@ -88,6 +88,9 @@ def test_deployment_parameters_come_from_the_environment_then_the_overrides(clea
     assert deployment_parameters({"output_uri": "/tmp/x", "device": "cpu", "languages": ["en", "de"]}) == {
         "params": {"input_uri": "s3://docs/in/", "output_uri": "/tmp/x", "device": "cpu", "languages": ["en", "de"]}
     }
+    # Local paths are made absolute where the deployment is made: a worker runs elsewhere.
+    clean_env.chdir("/tmp")
+    assert deployment_parameters({"output_uri": "rel/out"})["params"]["output_uri"] == "/tmp/rel/out"
     clean_env.delenv("NERFLOW_OUTPUT_URI")
     with pytest.raises(ValidationError, match="output_uri"):
         deployment_parameters()

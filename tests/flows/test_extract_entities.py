@@ -228,6 +228,25 @@ def test_bad_parameters_are_refused_before_a_run():
     assert ExtractParams(input_uri="in", output_uri="out", languages=(" DE", "en")).languages == ("de", "en")
     with pytest.raises(ValueError, match="lookahead_tokens"):
         ExtractParams(input_uri="in", output_uri="out", lookahead_tokens=0)
+    # What the engine itself would refuse only once the model is loaded.
+    with pytest.raises(ValueError, match=r"overlap_tokens \(40\) must be below half of window_tokens \(64\)"):
+        ExtractParams(input_uri="in", output_uri="out", window_tokens=64, overlap_tokens=40)
+    with pytest.raises(ValueError, match="ray_cpus_per_task"):
+        ExtractParams(input_uri="in", output_uri="out", ray_cpus_per_task=float("inf"))
+    # An unset deployment variable arrives as "": refused, not a run into the worker's temporary directory.
+    for name in ("input_uri", "output_uri", "model"):
+        with pytest.raises(ValueError, match=name):
+            ExtractParams(**{"input_uri": "in", "output_uri": "out", name: ""})
+    # An emptied optional field of the UI's form is unset.
+    p = ExtractParams(input_uri="in", output_uri="out", modified_after="", window_tokens="", run_label=" ")
+    assert (p.modified_after, p.window_tokens, p.run_label) == (None, None, None)
+
+
+def test_a_local_model_path_reaches_the_engine_absolute(tmp_path, monkeypatch):
+    (tmp_path / "m").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert ExtractParams(input_uri="in", output_uri="out", model="m").annotating().model == str(tmp_path / "m")
+    assert ExtractParams(input_uri="in", output_uri="out", model="org/name").annotating().model == "org/name"
 
 
 def test_engine_sizes_reach_the_engine_and_default_to_the_engines_own():

@@ -52,6 +52,9 @@ def test_slots_are_gpus_or_cpu_shares_and_never_zero():
     assert ner_slots(GPU_CLUSTER, gpu=True, cpus_per_task=16) == 2, "CPUs limit the GPU tasks too"
     assert ner_slots(CPU_CLUSTER, gpu=False, cpus_per_task=1) == 8
     assert ner_slots(CPU_CLUSTER, gpu=False, cpus_per_task=3) == 2
+    assert ner_slots(CPU_CLUSTER, gpu=False, cpus_per_task=64) == 1, "an autoscaling cluster may grow"
+    with pytest.raises(DeviceUnavailableError, match="asks for 64 CPUs and this machine's Ray has 8"):
+        ner_slots(CPU_CLUSTER, gpu=False, cpus_per_task=64, can_grow=False)
     assert ner_slots({}, gpu=False, cpus_per_task=1) == 1, "an autoscaling cluster may start empty"
     assert describe_slots(2, gpu=True) == ("ray:gpu", "ray:gpu")
 
