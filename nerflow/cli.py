@@ -168,10 +168,21 @@ def _cmd_warehouse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import json
 
     from flows import deploy
+    from flows.extract_entities import ExtractParams
 
     overrides: dict = {}
     for item in args.param or []:
@@ -179,6 +190,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not sep or not key:
             print(f"nerflow serve: --param takes KEY=VALUE, got {item!r}", file=sys.stderr)
             return 2
+        field = ExtractParams.model_fields.get(key)
+        if field is not None and field.annotation in (str, str | None):
+            overrides[key] = raw  # a text field: "2026" or "true" is text, not JSON
+            continue
         try:
             overrides[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -187,7 +202,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[key] = value
     if args.storage_options or args.endpoint_url:
-        overrides["storage_options"] = _storage_options(args)
+        given = overrides.get("storage_options")
+        given = given if isinstance(given, dict) else {}
+        options = _storage_options(args)
+        client_kwargs = {**given.get("client_kwargs", {}), **options.get("client_kwargs", {})}
+        overrides["storage_options"] = {**given, **options, **({"client_kwargs": client_kwargs} if client_kwargs else {})}
     try:
         settings = deploy.DeploymentSettings()
         parameters = deploy.deployment_parameters(overrides, settings)
@@ -370,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         "batch_docs=500, languages='[\"en\",\"de\"]'; repeatable",
     )
     _add_storage_arguments(serve, "for input and output")
-    serve.add_argument("--limit", type=int, default=1, help="most flow runs at once (default 1; 0: no limit)")
+    serve.add_argument("--limit", type=_non_negative, default=1, help="most flow runs at once (default 1; 0: no limit)")
     serve.set_defaults(handler=_cmd_serve)
     return parser
 

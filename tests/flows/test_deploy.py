@@ -140,6 +140,17 @@ def test_nerflow_serve_builds_the_deployment_from_its_options(clean_env, capsys)
     assert main(["serve", "--input", "/in", "--output", "/out", "--param", "device"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
 
+    # A text field takes the text as it is; --param storage options merge with --endpoint-url.
+    served.clear()
+    assert main(["serve", "--input", "/in", "--output", "/out", "--param", "run_label=2026", "--param",
+                 'storage_options={"anon": true}', "--endpoint-url", "http://minio:9000"]) == 0
+    params = served[0][0].parameters["params"]
+    assert params["run_label"] == "2026"
+    assert params["storage_options"] == {"anon": True, "client_kwargs": {"endpoint_url": "http://minio:9000"}}
+    with pytest.raises(SystemExit):
+        main(["serve", "--input", "/in", "--output", "/out", "--limit", "-1"])
+    assert "must be 0 or more" in capsys.readouterr().err
+
 
 # A real server, `nerflow serve` and `prefect deploy` (slow: three Prefect processes start).
 
