@@ -469,7 +469,7 @@ def test_nerflow_run_rejects_bad_arguments(capsys):
     from nerflow.cli import main
 
     assert main(["run", "in", "out", "--window-tokens", "64", "--overlap-tokens", "64", "--no-progress"]) == 2
-    assert "overlap_tokens (64) must be below window_tokens (64)" in capsys.readouterr().err
+    assert "overlap_tokens (64) must be below half of window_tokens (64)" in capsys.readouterr().err
     assert main(["run", "in", "out", "--max-failure-rate", "1.5", "--no-progress"]) == 2
     assert "max_failure_rate" in capsys.readouterr().err
 
