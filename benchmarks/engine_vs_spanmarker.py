@@ -124,10 +124,16 @@ def predict_sets(model, texts: list[str], batch_size: int) -> tuple[list[set], f
     return sets, seconds, blank
 
 
+# The engine reading text as SpanMarker's predict does: no punctuation spacing, no quote
+# trimming (both on by default since 2026-12-03), every span scored. The "identical to
+# predict" columns compare like with like only under these settings.
+AS_PREDICT = {"space_punctuation": False, "trim_unpaired_quotes": False, "span_filter": "off"}
+
+
 def run_engine(model, texts, **config):
     from ner_core import EngineConfig, NerEngine
 
-    engine = NerEngine(model, EngineConfig(**config))
+    engine = NerEngine(model, EngineConfig(**{**AS_PREDICT, **config}))
     t0 = time.perf_counter()
     results = list(engine.predict(texts))
     return results, time.perf_counter() - t0, engine.stats
@@ -163,7 +169,7 @@ def span_label_agreement(model, texts: list[str]) -> dict:
     identity says little about precision; the per-span verdict does."""
     from ner_core import Doc, EngineConfig, NerEngine
 
-    exact, fast = NerEngine(model), NerEngine(model, EngineConfig(precision="fast"))
+    exact, fast = NerEngine(model, EngineConfig(**AS_PREDICT)), NerEngine(model, EngineConfig(**AS_PREDICT, precision="fast"))
     inputs = []
     for i, text in enumerate(texts):
         inputs += exact.window_inputs(Doc(doc_id=str(i), text=text))

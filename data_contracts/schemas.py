@@ -44,6 +44,7 @@ __all__ = [
     "MANIFEST_OBJECTS_V1",
     "MANIFEST_RUNS_V1",
     "MANIFEST_RUNS_V2",
+    "MANIFEST_RUNS_V3",
     "ENTITIES",
     "DOCUMENTS",
     "QUARANTINE",
@@ -327,25 +328,39 @@ MANIFEST_RUNS_V1 = _contract(
     ],
 )
 
+_RUNS_STATUS = _Col("status", pa.string(), "'completed', or 'failed' (a batch broke the contracts beyond max_failure_rate)")
+_RUNS_MODEL = [
+    _Col("model_labels", pa.list_(pa.string()), "The model's entity labels: the allowed entities.label values"),
+    _Col("embedding_dim", pa.int32(), "Width of entity_embeddings.vector; 0 when none were written"),
+]
+_RUNS_CONTRACT_RESULTS = _Col(
+    "contract_results", pa.string(),
+    "JSON: contract versions, per table and check the rows checked and failed, documents "
+    "quarantined per check, the run's reconciliation (see data_contracts.results)",
+    nullable=True,
+)
+
 MANIFEST_RUNS_V2 = _contract(
     "_manifest/runs", 2,
     "One run of the extract-entities flow, with what its contracts found (written also when a "
     "batch broke the contracts beyond the threshold and the run failed).",
-    [
-        *_RUNS_HEAD,
-        _Col("status", pa.string(), "'completed', or 'failed' (a batch broke the contracts beyond max_failure_rate)"),
-        *_RUNS_SOURCES,
-        _Col("model_labels", pa.list_(pa.string()), "The model's entity labels: the allowed entities.label values"),
-        _Col("embedding_dim", pa.int32(), "Width of entity_embeddings.vector; 0 when none were written"),
-        *_RUNS_COUNTS,
-        _Col("contract_results", pa.string(),
-             "JSON: contract versions, per table and check the rows checked and failed, documents "
-             "quarantined per check, the run's reconciliation (see data_contracts.results)",
-             nullable=True),
-        *_RUNS_TAIL,
-    ],
+    [*_RUNS_HEAD, _RUNS_STATUS, *_RUNS_SOURCES, *_RUNS_MODEL, *_RUNS_COUNTS, _RUNS_CONTRACT_RESULTS, *_RUNS_TAIL],
     changes="adds model_labels and embedding_dim; status 'failed'; contract_results filled; unsupported objects "
     "(objects_ignored) are processed and quarantined",
+)
+
+MANIFEST_RUNS_V3 = _contract(
+    "_manifest/runs", 3,
+    "One run of the extract-entities flow, with what its contracts found and the share of "
+    "candidate spans its model scored.",
+    [
+        *_RUNS_HEAD, _RUNS_STATUS, *_RUNS_SOURCES, *_RUNS_MODEL, *_RUNS_COUNTS,
+        _Col("span_filter", pa.string(), "Which candidate spans were scored: 'off' (all) or the span filter's rule"),
+        _Col("spans", pa.int64(), "Candidate spans of the run's windows"),
+        _Col("spans_scored", pa.int64(), "Of those, the spans the model scored; a span filter counted the rest as 'O'"),
+        _RUNS_CONTRACT_RESULTS, *_RUNS_TAIL,
+    ],
+    changes="adds span_filter, spans and spans_scored (the share of candidate spans the model scored)",
 )
 
 EMBEDDINGS_VERSION = 1
@@ -388,7 +403,7 @@ ENTITIES = ENTITIES_V1
 DOCUMENTS = DOCUMENTS_V1
 QUARANTINE = QUARANTINE_V2
 MANIFEST_OBJECTS = MANIFEST_OBJECTS_V1
-MANIFEST_RUNS = MANIFEST_RUNS_V2
+MANIFEST_RUNS = MANIFEST_RUNS_V3
 
 CONTRACTS: dict[str, TableContract] = {c.name: c for c in (ENTITIES, DOCUMENTS, QUARANTINE, MANIFEST_OBJECTS, MANIFEST_RUNS)}
 """The current contract of every table with a fixed schema (embeddings depend on the model:
@@ -398,7 +413,7 @@ ALL_VERSIONS: dict[str, dict[int, TableContract]] = {}
 """Every contract ever released, by table and version (embeddings at width 1, float32), for
 reading files older versions wrote and for the fingerprint check."""
 for _c in (ENTITIES_V1, DOCUMENTS_V1, QUARANTINE_V1, QUARANTINE_V2, MANIFEST_OBJECTS_V1, MANIFEST_RUNS_V1,
-           MANIFEST_RUNS_V2, entity_embeddings_v1(1)):
+           MANIFEST_RUNS_V2, MANIFEST_RUNS_V3, entity_embeddings_v1(1)):
     ALL_VERSIONS.setdefault(_c.name, {})[_c.version] = _c
 del _c
 

@@ -30,6 +30,7 @@ class EvaluateParams(BaseModel):
         False, description="Score sentence data rejoined as running text is written ('(EFE).', not '( EFE ) .')"
     )
     precision: str = Field("exact", description="'exact' or 'fast'")
+    span_filter: str = Field("auto", description="Which candidate spans are scored (ner_core.EngineConfig.span_filter)")
     space_punctuation: bool = Field(
         True, description="Read text with punctuation set apart from words, as the engine does by default"
     )
@@ -56,7 +57,7 @@ def score_data_set(params: EvaluateParams, uri: str) -> dict:
         label_map=dropping(params.label_map, params.ignore_labels),
         gold_label_map=dropping(params.gold_label_map, params.ignore_labels),
         engine_config=EngineConfig(
-            precision=params.precision, window_tokens=params.window_tokens,
+            precision=params.precision, window_tokens=params.window_tokens, span_filter=params.span_filter,
             space_punctuation=params.space_punctuation, trim_unpaired_quotes=params.trim_unpaired_quotes,
         ),
     )

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from data_contracts.schemas import CONTRACTS, EMBEDDINGS_VERSION
 from flows.ner_runners import RayNerRunner, ThreadNerRunner
 from ner_core import EngineConfig
+from ner_core.span_filter import parse_span_filter
 from nerflow.etl.annotating import (
     AnnotateConfig,
     Annotation,
@@ -124,6 +125,12 @@ class ExtractParams(BaseModel):
     embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
     embedding_dtype: Literal["float32", "float16"] = Field("float32", description="Type of embedding values")
     precision: Literal["exact", "fast"] = Field("exact", description="'fast': bf16/fp16 or int8 where supported")
+    span_filter: str = Field(
+        EngineConfig.span_filter,
+        description="Which candidate spans get the model's full scoring: 'auto' the model's span filter at its stored "
+        "operating point when it has one, else all; 'off' all (exact mode's work, identical to SpanMarker); 'stored'; "
+        "'threshold=P'; 'budget=K' (spans per word)",
+    )
     space_punctuation: bool = Field(
         True, description="Read text with punctuation set apart from words ('«Газпром»,' as '« Газпром » ,'), the "
         "form models are trained on; entities keep the original characters. Off: the text as it is, as SpanMarker",
@@ -174,6 +181,12 @@ class ExtractParams(BaseModel):
         # after Prefect has started its server and the model has loaded.
         check_protocol(value)
         return value
+
+    @field_validator("span_filter")
+    @classmethod
+    def _known_span_filter(cls, value: str) -> str:
+        parse_span_filter(value)
+        return value.strip().lower()
 
     @field_validator("languages")
     @classmethod
@@ -226,6 +239,7 @@ class ExtractParams(BaseModel):
             window_tokens=self.window_tokens, overlap_tokens=self.overlap_tokens, batch_tokens=self.batch_tokens,
             lookahead_tokens=self.lookahead_tokens, precision=self.precision, embeddings=self.embeddings,
             space_punctuation=self.space_punctuation, trim_unpaired_quotes=self.trim_unpaired_quotes,
+            span_filter=self.span_filter,
         )
         # A local model path names a place on this machine: absolute, so that Ray workers
         # (another working directory) load the same files instead of taking it for a hub id.
@@ -358,6 +372,7 @@ def _finish(
         progress.reports, run_id=run.run_id, run_label=params.run_label, input_uri=source.display(), output_uri=root,
         model_id=model.model_id if model else "", devices=ner.devices if ner else (), listed=plan.listed, skipped=len(plan.skipped),
         ignored=len(plan.ignored), superseded=len(plan.changed), seconds=time.perf_counter() - t0, tables=tables,
+        span_filter=model.span_filter if model else "off",
     )
     versions = {name: c.version for name, c in CONTRACTS.items()}
     if params.embeddings != "none":
@@ -479,6 +494,7 @@ def _run_record(
         "docs_in": summary.docs_in, "docs_ok": summary.docs_ok, "docs_empty": summary.docs_empty,
         "docs_quarantined": summary.docs_quarantined, "entities": summary.entities, "chars": summary.chars,
         "entities_by_label": list(summary.entities_by_label.items()),
+        "span_filter": summary.span_filter, "spans": summary.spans, "spans_scored": summary.spans_scored,
         "contract_results": json.dumps(results, sort_keys=True),
         "started_at": started, "finished_at": datetime.now(timezone.utc), "seconds": summary.seconds,
     }

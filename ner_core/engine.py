@@ -24,6 +24,7 @@ from ner_core.errors import InferenceError
 from ner_core.inference import PRECISIONS, SpanScorer, WindowInput, make_scorer, special_tokens, window_input
 from ner_core.loading import NerModel
 from ner_core.memory import HeapGuard
+from ner_core.span_filter import parse_span_filter
 from ner_core.windowing import TokenizedDoc, Window, WindowingConfig, cut_windows, enumerate_spans, tokenize_document
 
 __all__ = ["EngineConfig", "EngineStats", "NerEngine"]
@@ -60,6 +61,10 @@ class EngineConfig:
             original characters. ``False`` reads the text as it is, as SpanMarker does.
         trim_unpaired_quotes: Take a quotation mark off an entity's edge when it pairs with
             none inside ("Газпром»" becomes "Газпром"; ``ner_core.decoding``).
+        span_filter: Which candidate spans get marker pairs (``ner_core.span_filter``):
+            ``"auto"`` the model's span filter at its stored operating point when it carries
+            one, else every span; ``"off"`` every span (exact mode's work, identical to
+            SpanMarker); ``"stored"``; ``"threshold=P"``; ``"budget=K"`` spans per word.
     """
 
     window_tokens: int | None = None
@@ -73,8 +78,10 @@ class EngineConfig:
     min_context_words: int = 8
     space_punctuation: bool = True
     trim_unpaired_quotes: bool = True
+    span_filter: str = "auto"
 
     def __post_init__(self) -> None:
+        parse_span_filter(self.span_filter)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.embeddings not in EMBEDDINGS:
@@ -97,6 +104,7 @@ class EngineStats:
     tokens: int = 0
     windows: int = 0
     spans: int = 0
+    spans_scored: int = 0
     encoder_tokens: int = 0
     batches: int = 0
     split_words: int = 0
@@ -132,7 +140,8 @@ class NerEngine:
         overlap = self.config.overlap_tokens if self.config.overlap_tokens is not None else window_tokens // 8
         self.windowing = WindowingConfig(window_tokens=window_tokens, overlap_tokens=overlap)
         self.scorer = scorer or make_scorer(
-            model, strategy=self.config.strategy, precision=self.config.precision, embeddings=self.config.embeddings
+            model, strategy=self.config.strategy, precision=self.config.precision, embeddings=self.config.embeddings,
+            span_filter=self.config.span_filter,
         )
         self._prefix, self._suffix = special_tokens(model.tokenizer)
         self._capacity = window_tokens - len(self._prefix) - len(self._suffix)
@@ -161,6 +170,12 @@ class NerEngine:
                 chunk, chunk_tokens = [], 0
         if chunk:
             yield from self._run(chunk)
+
+    @property
+    def span_filter_rule(self) -> str:
+        """The span filter as run: ``"off"`` (every span scored) or its rule."""
+        selection = getattr(self.scorer, "selection", None)
+        return "off" if selection is None else selection.describe
 
     def predict_text(self, text: str, doc_id: str = "0") -> DocResult:
         """Annotate a single text."""
@@ -209,8 +224,11 @@ class NerEngine:
             self.stats.seconds_scoring += t1 - t0
             self.stats.seconds_decoding += time.perf_counter() - t1
             self.stats.batches += 1
-            self.stats.encoder_tokens += sum(costs[i] for i in batch)
-            self.stats.spans += sum(inputs[i].n_spans for i in batch)
+            for i, scores in zip(batch, scored):
+                self.stats.spans += inputs[i].n_spans
+                self.stats.spans_scored += scores.n_scored
+                # With a span filter the cost was an estimate: count the markers it kept.
+                self.stats.encoder_tokens += costs[i] if scores.scored is None else inputs[i].n_tokens + 2 * scores.n_scored
         for pending in chunk:
             yield self._finish(pending)
 

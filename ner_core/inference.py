@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import warnings
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 
 from ner_core.batching import round_up
 from ner_core.loading import NerModel
+from ner_core.span_filter import SpanSelection, parse_span_filter, span_selection, window_word_count
 from ner_core.windowing import TokenizedDoc, Window
 
 __all__ = [
@@ -130,12 +132,20 @@ class WindowScores:
         marker_states: ``float32[n_spans, 2*hidden]`` the start/end marker states the
             classifier saw, when asked for.
         token_states: ``float32[T, hidden]`` final text-token states, when asked for.
+        scored: Indices of the spans that were given marker pairs when a span filter ran
+            (``None``: every span). The others carry the "O" label and, as their score,
+            the filter's probability that they are not an entity.
     """
 
     scores: np.ndarray
     label_ids: np.ndarray
     marker_states: np.ndarray | None = None
     token_states: np.ndarray | None = None
+    scored: np.ndarray | None = None
+
+    @property
+    def n_scored(self) -> int:
+        return len(self.scores) if self.scored is None else len(self.scored)
 
 
 class SpanScorer:
@@ -325,10 +335,38 @@ def supports_text_once(model: NerModel) -> bool:
     )
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
+class _Layout:
+    """Rows of one kind (text or markers) of a batch: token ids and positions in flat
+    order, and where each row sits in the padded per-window layout."""
+
+    ids: np.ndarray
+    pos: np.ndarray
+    pad: torch.Tensor
+    key_bias: torch.Tensor | None = None
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class TextPass:
+    """A batch's text through every layer: what the marker pass attends to.
+
+    Attributes:
+        states: ``[n_text, H]`` final text states, windows in order.
+        keys_values: Per layer, the text's keys and values ``[B, heads, Tm, head_dim]``.
+        key_bias: ``[B, 1, 1, Tm]`` 0 on real tokens, -inf on padding.
+        padded_tokens: ``Tm``.
+    """
+
+    states: torch.Tensor
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]]
+    key_bias: torch.Tensor
+    padded_tokens: int
+
+
 class TextOnceScorer(SpanScorer):
     """Encode each window's text once; attend all of its marker pairs to it in one pass."""
 
-    def __init__(self, model: NerModel, **kwargs) -> None:
+    def __init__(self, model: NerModel, *, selection: SpanSelection | None = None, **kwargs) -> None:
         super().__init__(model, **kwargs)
         if not supports_text_once(model):
             raise ValueError(f"encoder {type(model.span_marker.encoder).__name__} is not a BERT-family stack")
@@ -346,25 +384,66 @@ class TextOnceScorer(SpanScorer):
         elif kind == "int8":
             layers = [_quantised(layer) for layer in layers]
         self._layers = layers
+        self.selection = selection
 
     def cost(self, window: WindowInput) -> int:
-        return window.n_tokens + 2 * window.n_spans
+        """Encoder tokens of the window: its text and two markers per scored span (with a
+        span filter, the spans it is expected to keep: the number is known only once the
+        text is encoded)."""
+        if self.selection is None:
+            return window.n_tokens + 2 * window.n_spans
+        return window.n_tokens + 2 * self.selection.expected_spans(window.n_spans, window_word_count(window.start_pos))
 
     def _score(self, windows: list[WindowInput]) -> list[WindowScores]:
+        if self.selection is not None:
+            return self._score_filtered(windows)
         starts, ends, text_states = self.encode(windows)
-        P = [w.n_spans for w in windows]
-        out = self._classify(starts, ends, P)
-        if self.want_token_states:
-            text_states = text_states.float().cpu().numpy()
-            bounds = np.cumsum([0] + [w.n_tokens for w in windows])
-            out = [
-                WindowScores(scores=o.scores, label_ids=o.label_ids, marker_states=o.marker_states, token_states=text_states[bounds[b] : bounds[b + 1]])
-                for b, o in enumerate(out)
-            ]
-        return out
+        return self._with_token_states(self._classify(starts, ends, [w.n_spans for w in windows]), windows, text_states)
+
+    def _with_token_states(self, out: list[WindowScores], windows: list[WindowInput], text_states: torch.Tensor) -> list[WindowScores]:
+        if not self.want_token_states:
+            return out
+        text_states = text_states.float().cpu().numpy()
+        bounds = np.cumsum([0] + [w.n_tokens for w in windows])
+        return [dataclasses.replace(o, token_states=text_states[bounds[b] : bounds[b + 1]]) for b, o in enumerate(out)]
+
+    def _score_filtered(self, windows: list[WindowInput]) -> list[WindowScores]:
+        """Text pass, span filter, then marker pairs for the kept spans only."""
+        text = self.encode_text(windows)
+        probs = self._filter_probabilities(windows, text)
+        kept = [self.selection.keep(p, window_word_count(w.start_pos)) for w, p in zip(windows, probs)]
+        pruned = [WindowInput(input_ids=w.input_ids, start_pos=w.start_pos[k], end_pos=w.end_pos[k]) for w, k in zip(windows, kept)]
+        if sum(len(k) for k in kept):
+            starts, ends = self.encode_markers(pruned, text)
+            scored = self._classify(starts, ends, [len(k) for k in kept])
+        else:
+            scored = [WindowScores(scores=np.zeros(0, np.float32), label_ids=np.zeros(0, np.int64)) for _ in windows]
+        out = []
+        for w, p, k, s in zip(windows, probs, kept, scored):
+            scores = (1.0 - p).astype(np.float32)
+            labels = np.full(w.n_spans, self.model.outside_id, dtype=np.int64)
+            scores[k], labels[k] = s.scores, s.label_ids
+            marker_states = None
+            if self.want_marker_states:
+                marker_states = np.zeros((w.n_spans, 2 * self.model.hidden_size), dtype=np.float32)
+                marker_states[k] = s.marker_states
+            out.append(WindowScores(scores=scores, label_ids=labels, marker_states=marker_states, scored=k))
+        return self._with_token_states(out, windows, text.states)
+
+    def _filter_probabilities(self, windows: list[WindowInput], text: TextPass) -> list[np.ndarray]:
+        """Each window's spans' probability of being an entity, by the filter head."""
+        dev = self.model.device
+        bounds = np.cumsum([0] + [w.n_tokens for w in windows])
+        starts = np.concatenate([w.start_pos + bounds[b] for b, w in enumerate(windows)])
+        ends = np.concatenate([w.end_pos + bounds[b] for b, w in enumerate(windows)])
+        with torch.autocast(device_type=dev.type, enabled=False):
+            logits = self.selection.head(text.states, torch.from_numpy(starts).to(dev), torch.from_numpy(ends).to(dev))
+        probs = torch.sigmoid(logits).cpu().numpy()
+        return np.split(probs, np.cumsum([w.n_spans for w in windows])[:-1])
 
     def encode(self, windows: list[WindowInput], *, differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Final hidden states of every span's start and end marker, and of every text token.
+        """Final hidden states of every span's start and end marker, and of every text token,
+        text and markers through each layer together.
 
         Args:
             differentiable: Compute the marker attention with ordinary autograd ops instead of
@@ -374,39 +453,16 @@ class TextOnceScorer(SpanScorer):
             ``(start_states [n_spans, H], end_states [n_spans, H], text_states [n_text, H])``,
             spans and tokens of all windows concatenated in order.
         """
-        dev = self.model.device
         B = len(windows)
         T = [w.n_tokens for w in windows]
         P = [w.n_spans for w in windows]
         # A lone window with spans needs no padding at all (the padded layout is then the flat
         # one); the attention kernels need at least one marker query.
         Tm, Pm = (T[0], P[0]) if B == 1 and P[0] else (round_up(max(T), 8), round_up(max(max(P), 1), 4))
-        Mm = 2 * Pm
-
-        # Flat rows: every real text token, then every span's start marker, then every span's
-        # end marker (all windows in order), so that a start and its end sit n_spans rows apart.
-        text_ids = np.concatenate([w.input_ids for w in windows])
-        text_pos = np.concatenate([np.arange(t) + 2 for t in T])
-        text_pad = np.concatenate([b * Tm + np.arange(t) for b, t in enumerate(T)])
-        n_text, n_spans = len(text_ids), sum(P)
-        marker_ids = np.r_[np.full(n_spans, self.start_marker_id), np.full(n_spans, self.end_marker_id)]
-        marker_pos = np.concatenate([w.start_pos for w in windows] + [w.end_pos for w in windows]) + 2
-        # Padded layout: window b's starts at b * Mm + [0, P_b), its ends at b * Mm + Pm + [0, P_b).
-        start_pad = np.concatenate([b * Mm + np.arange(p) for b, p in enumerate(P)])
-        marker_pad = np.r_[start_pad, start_pad + Pm]
-        # Additive mask over each window's padded text keys: 0 on real tokens, -inf on padding.
-        key_bias = torch.full((B, 1, 1, Tm), float("-inf"))
-        for b, t in enumerate(T):
-            key_bias[b, ..., :t] = 0.0
-
-        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
-        text_pad_t, marker_pad_t = to(text_pad), to(marker_pad)
-        key_bias = key_bias.to(dev)
-
-        ids = to(np.r_[text_ids, marker_ids]).long()
-        pos = to(np.r_[text_pos, marker_pos]).long()
-        h = self._embeddings(input_ids=ids[None], position_ids=pos[None], token_type_ids=torch.zeros_like(ids)[None])[0]
-        h = h.to(self._dtype)
+        text = self._text_layout(windows, Tm)
+        markers = self._marker_layout(windows, Pm)
+        n_text, n_spans = len(text.ids), sum(P)
+        h = self._embed(np.r_[text.ids, markers.ids], np.r_[text.pos, markers.pos])
 
         scale = 1.0 / math.sqrt(self._head_dim)
         for layer in self._layers:
@@ -414,24 +470,98 @@ class TextOnceScorer(SpanScorer):
             q, k, v = _dense(sa.query, h), _dense(sa.key, h), _dense(sa.value, h)
             ctx = torch.empty_like(q)
             # Text: ordinary self-attention over each window's real tokens.
-            qt, kt, vt = (self._pad(x[:n_text], text_pad_t, B, Tm) for x in (q, k, v))
-            ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=key_bias.to(qt.dtype))
-            ctx[:n_text] = self._unpad(ct, text_pad_t)
+            qt, kt, vt = (self._pad(x[:n_text], text.pad, B, Tm) for x in (q, k, v))
+            ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=text.key_bias.to(qt.dtype))
+            ctx[:n_text] = self._unpad(ct, text.pad)
             if differentiable:
                 # Training: plain autograd ops (the flash kernel's log-sum-exp has no gradient).
                 ctx[n_text:] = self._marker_attention_per_window(q, k, v, n_text, T, P, scale)
             else:
-                ctx[n_text:] = self._marker_attention(q[n_text:], k[n_text:], v[n_text:], kt, vt, key_bias,
-                                                      marker_pad_t, B, Mm, n_spans, scale)
-            if differentiable:  # the modules themselves, dropout and all
-                attn_out = layer.attention.output(ctx, h)
-                h = layer.output(layer.intermediate(attn_out), attn_out)
-            else:  # the same maps (dropout is the identity at inference) through _dense
-                attn_out = _add_norm(layer.attention.output, _dense(layer.attention.output.dense, ctx), h)
-                up = layer.intermediate.intermediate_act_fn(_dense(layer.intermediate.dense, attn_out))
-                h = _add_norm(layer.output, _dense(layer.output.dense, up), attn_out)
+                ctx[n_text:] = self._marker_attention(q[n_text:], k[n_text:], v[n_text:], kt, vt, text.key_bias,
+                                                      markers.pad, B, 2 * Pm, n_spans, scale)
+            h = self._feed_forward(layer, ctx, h, differentiable=differentiable)
 
         return h[n_text : n_text + n_spans], h[n_text + n_spans :], h[:n_text]
+
+    def encode_text(self, windows: list[WindowInput]) -> TextPass:
+        """The text of each window through every layer, keeping each layer's keys and values
+        for the marker pass (text tokens never attend to markers, so this is all of it)."""
+        B = len(windows)
+        T = [w.n_tokens for w in windows]
+        Tm = T[0] if B == 1 else round_up(max(T), 8)
+        text = self._text_layout(windows, Tm)
+        h = self._embed(text.ids, text.pos)
+        keys_values = []
+        for layer in self._layers:
+            sa = layer.attention.self
+            qt, kt, vt = (self._pad(_dense(proj, h), text.pad, B, Tm) for proj in (sa.query, sa.key, sa.value))
+            ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=text.key_bias.to(qt.dtype))
+            keys_values.append((kt, vt))
+            h = self._feed_forward(layer, self._unpad(ct, text.pad), h)
+        return TextPass(states=h, keys_values=keys_values, key_bias=text.key_bias, padded_tokens=Tm)
+
+    def encode_markers(self, windows: list[WindowInput], text: TextPass) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final states of the windows' start and end markers, attending to the cached text
+        keys and values of ``text`` exactly as in :meth:`encode`."""
+        B = len(windows)
+        P = [w.n_spans for w in windows]
+        Pm = P[0] if B == 1 and P[0] else round_up(max(max(P), 1), 4)
+        markers = self._marker_layout(windows, Pm)
+        n_spans = sum(P)
+        h = self._embed(markers.ids, markers.pos)
+        scale = 1.0 / math.sqrt(self._head_dim)
+        for layer, (kt, vt) in zip(self._layers, text.keys_values):
+            sa = layer.attention.self
+            q, k, v = _dense(sa.query, h), _dense(sa.key, h), _dense(sa.value, h)
+            ctx = self._marker_attention(q, k, v, kt, vt, text.key_bias, markers.pad, B, 2 * Pm, n_spans, scale)
+            h = self._feed_forward(layer, ctx, h)
+        return h[:n_spans], h[n_spans:]
+
+    def _text_layout(self, windows: list[WindowInput], Tm: int) -> _Layout:
+        """Flat text rows (every real token, windows in order) and their places in the
+        padded ``[B, Tm]`` layout; the key bias is 0 on real tokens, -inf on padding."""
+        T = [w.n_tokens for w in windows]
+        key_bias = torch.full((len(windows), 1, 1, Tm), float("-inf"))
+        for b, t in enumerate(T):
+            key_bias[b, ..., :t] = 0.0
+        return _Layout(
+            ids=np.concatenate([w.input_ids for w in windows]),
+            pos=np.concatenate([np.arange(t) + 2 for t in T]),
+            pad=self._to_device(np.concatenate([b * Tm + np.arange(t) for b, t in enumerate(T)])),
+            key_bias=key_bias.to(self.model.device),
+        )
+
+    def _marker_layout(self, windows: list[WindowInput], Pm: int) -> _Layout:
+        """Flat marker rows, every span's start marker then every span's end marker (all
+        windows in order), so that a start and its end sit ``n_spans`` rows apart; in the
+        padded layout window b's starts are at ``b * 2Pm + [0, P_b)``, its ends ``Pm`` later."""
+        P = [w.n_spans for w in windows]
+        n_spans = sum(P)
+        start_pad = np.concatenate([b * 2 * Pm + np.arange(p) for b, p in enumerate(P)])
+        return _Layout(
+            ids=np.r_[np.full(n_spans, self.start_marker_id), np.full(n_spans, self.end_marker_id)],
+            pos=np.concatenate([w.start_pos for w in windows] + [w.end_pos for w in windows]) + 2,
+            pad=self._to_device(np.r_[start_pad, start_pad + Pm]),
+        )
+
+    def _to_device(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.model.device)
+
+    def _embed(self, ids: np.ndarray, pos: np.ndarray) -> torch.Tensor:
+        ids_t, pos_t = self._to_device(ids).long(), self._to_device(pos).long()
+        h = self._embeddings(input_ids=ids_t[None], position_ids=pos_t[None], token_type_ids=torch.zeros_like(ids_t)[None])[0]
+        return h.to(self._dtype)
+
+    @staticmethod
+    def _feed_forward(layer: torch.nn.Module, ctx: torch.Tensor, h: torch.Tensor, *, differentiable: bool = False) -> torch.Tensor:
+        """The rest of a layer after attention: output projection, residual, feed-forward."""
+        if differentiable:  # the modules themselves, dropout and all
+            attn_out = layer.attention.output(ctx, h)
+            return layer.output(layer.intermediate(attn_out), attn_out)
+        # The same maps (dropout is the identity at inference) through _dense.
+        attn_out = _add_norm(layer.attention.output, _dense(layer.attention.output.dense, ctx), h)
+        up = layer.intermediate.intermediate_act_fn(_dense(layer.intermediate.dense, attn_out))
+        return _add_norm(layer.output, _dense(layer.output.dense, up), attn_out)
 
     def _marker_attention(self, qm, km, vm, kt, vt, key_bias, marker_pad_t, B: int, Mm: int, n_spans: int, scale: float):
         """Each marker attends to its window's text keys plus the two keys of its own pair,
@@ -574,7 +704,10 @@ def _quantised(layer: torch.nn.Module) -> torch.nn.Module:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(layer), {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def make_scorer(model: NerModel, *, strategy: str = "auto", precision: str = "exact", embeddings: str = "none") -> SpanScorer:
+def make_scorer(
+    model: NerModel, *, strategy: str = "auto", precision: str = "exact", embeddings: str = "none",
+    span_filter: str = "off",
+) -> SpanScorer:
     """The scorer for a model: text-once where the encoder allows it, else padded.
 
     Args:
@@ -583,10 +716,18 @@ def make_scorer(model: NerModel, *, strategy: str = "auto", precision: str = "ex
         precision: ``"exact"`` (float32) or ``"fast"`` (bf16/fp16 autocast on CUDA and on CPUs
             with bf16 hardware, int8 dynamic quantisation on other CPUs).
         embeddings: ``"none"``, ``"marker"`` or ``"mean"``: which states the scorer returns.
+        span_filter: Which spans get marker pairs (``ner_core.span_filter.parse_span_filter``);
+            the filter needs the text-once scorer, so ``"auto"`` is off with the padded one.
     """
     kwargs = dict(precision=precision, marker_states=embeddings == "marker", token_states=embeddings == "mean")
-    if strategy == "padded" or (strategy == "auto" and not supports_text_once(model)):
+    setting = parse_span_filter(span_filter)
+    padded = strategy == "padded" or (strategy == "auto" and not supports_text_once(model))
+    if padded:
+        if setting.mode not in ("auto", "off"):
+            raise ValueError(
+                f"span_filter {span_filter!r} needs the text-once scorer (a BERT-family encoder, strategy 'auto' or 'text_once')"
+            )
         return PaddedScorer(model, **kwargs)
     if strategy in ("auto", "text_once"):
-        return TextOnceScorer(model, **kwargs)
+        return TextOnceScorer(model, selection=span_selection(model.span_filter, setting), **kwargs)
     raise ValueError(f"strategy must be 'auto', 'text_once' or 'padded', got {strategy!r}")

@@ -24,6 +24,7 @@ from ner_core.errors import (
     ModelNotFoundError,
     UnsafeCheckpointError,
 )
+from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, SpanFilter, has_span_filter, load_span_filter
 
 __all__ = ["NerModel", "load_model", "resolve_device", "clear_model_cache"]
 
@@ -60,6 +61,8 @@ class NerModel:
         device: Where the model runs.
         cjk_words: How the model's Chinese and Japanese words are made: ``"characters"``
             (or the tokenizer's own words) or ``"pieces"`` (``ner_core.adapters.new_span_marker``).
+        span_filter: The span filter stored beside the checkpoint (``ner_core.span_filter``),
+            on ``device``, or ``None``.
     """
 
     ref: str
@@ -75,6 +78,7 @@ class NerModel:
     marker_max_length: int
     device: torch.device
     cjk_words: str = "characters"
+    span_filter: SpanFilter | None = None
 
     @property
     def entity_labels(self) -> tuple[str, ...]:
@@ -255,6 +259,7 @@ def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> Ne
     model.eval().to(device)
 
     labels = tuple(config.id2label[i] for i in range(len(config.id2label)))
+    span_filter = load_span_filter(path, hidden_size=int(config.encoder.get("hidden_size", 0)) or None)
     nm = NerModel(
         ref=ref,
         name=ref.rstrip("/").rsplit("/", 1)[-1] or path.name,
@@ -269,6 +274,7 @@ def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> Ne
         marker_max_length=int(config.marker_max_length),
         device=device,
         cjk_words=cjk_words_of(config),
+        span_filter=span_filter.to(device) if span_filter is not None else None,
     )
     logger.info(
         "loaded model %s from %s on %s: %d labels, window %d tokens, entities up to %d words",
@@ -303,7 +309,10 @@ def _model_id(path: Path, weights: list[Path]) -> str:
     if isinstance(config.get("encoder"), dict):
         config["encoder"].pop("_name_or_path", None)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
-    for file in weights:
+    # A span filter changes which spans are scored: it is part of the model when present
+    # (and leaves the id of a checkpoint without one as it was).
+    extra = [path / FILTER_CONFIG, path / FILTER_WEIGHTS] if has_span_filter(path) else []
+    for file in [*weights, *extra]:
         with open(file, "rb") as f:
             while chunk := f.read(1 << 24):
                 digest.update(chunk)

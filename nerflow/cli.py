@@ -73,6 +73,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         ignore_labels=args.ignore_label or [], max_records=args.max_records, as_written=args.as_written,
         precision=args.precision, space_punctuation=not args.no_space_punctuation,
         trim_unpaired_quotes=not args.no_trim_quotes, output=args.output,
+        **({"span_filter": args.span_filter} if args.span_filter is not None else {}),
     )
     _check_data_uris(params.data, params.storage_options)
     evaluate_model(params)
@@ -123,8 +124,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if args.languages:
         params["languages"] = tuple(args.languages)
-    # Unset engine sizes keep the flow's defaults (ExtractParams), which come from EngineConfig.
-    for name in ("batch_tokens", "lookahead_tokens"):
+    # Unset engine settings keep the flow's defaults (ExtractParams), which come from EngineConfig.
+    for name in ("batch_tokens", "lookahead_tokens", "span_filter"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     return run_extract(params, progress=not args.no_progress, flow=getattr(args, "flow", "extract-entities"))
@@ -239,6 +240,63 @@ def _add_reading_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_span_filter_argument(parser: argparse.ArgumentParser) -> None:
+    # No default here: an unset option keeps EngineConfig's ('auto'), and the setting is
+    # checked where the flow's parameters are (ner_core.span_filter.parse_span_filter).
+    parser.add_argument(
+        "--span-filter", metavar="SETTING",
+        help="which candidate spans get marker pairs: 'auto' (default: the model's span filter at its stored "
+        "operating point when it has one, else every span), 'off' (every span: exact mode's work, identical to "
+        "SpanMarker), 'stored', 'threshold=P' or 'budget=K' (spans per word)",
+    )
+
+
+def _cmd_train_filter(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from flows.train_filter import TrainFilterParams, train_filter
+    from ner_core.filter_training import FilterTrainConfig
+
+    output = Path(args.output)
+    if not args.filter_only and output.exists() and any(output.iterdir()):
+        print(f"nerflow train-filter: {output} exists and is not empty; name a new directory, or pass --filter-only "
+              "to write the filter's two files into it", file=sys.stderr)
+        return 2
+    storage_options = _storage_options(args)
+    _check_data_uris([*args.data, *args.dev], storage_options)
+    settings = {name: getattr(args, name) for name in FilterTrainConfig.model_fields if getattr(args, name, None) is not None}
+    result = train_filter(TrainFilterParams(
+        model=args.model, data=args.data, dev=args.dev, output=args.output, filter_only=args.filter_only,
+        max_records=args.max_records, max_dev_records=args.max_dev_records,
+        label_map={k: v or None for k, _, v in (item.partition("=") for item in args.label_map or [])},
+        filter=FilterTrainConfig(**settings), storage_options=storage_options,
+    ))
+    print(f"span filter written to {result['output']}")
+    return 0
+
+
+def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    from ner_core.filter_training import FilterTrainConfig
+
+    parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
+    parser.add_argument("--data", nargs="+", required=True, help="labelled JSONL files or globs to train on")
+    parser.add_argument("--dev", nargs="+", required=True, help="labelled dev files: the operating point is chosen on them")
+    parser.add_argument("--output", required=True, help="new directory for the checkpoint with its filter")
+    parser.add_argument("--filter-only", action="store_true", help="write only span_filter.safetensors and .json into OUTPUT")
+    parser.add_argument("--max-records", type=int, help="first N records of each training file")
+    parser.add_argument("--max-dev-records", type=int, help="first N records of each dev file")
+    parser.add_argument("--label-map", nargs="*", metavar="DATA=MODEL", help="rename data labels; 'X=' drops X")
+    # The head's settings; unset ones keep FilterTrainConfig's defaults (not imported here:
+    # that would load torch for every 'nerflow --help').
+    parser.add_argument("--design", choices=["mlp", "biaffine"], help="the head's design (default mlp)")
+    parser.add_argument("--epochs", type=int, help="passes over the training windows (default 3)")
+    parser.add_argument("--positive-weight", type=float, help="loss weight of entity spans against the rest (default 4)")
+    parser.add_argument("--target-recall", type=float,
+                        help="share of the model's own dev entities each dev set keeps at the operating point (default 0.995)")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    _add_storage_arguments(parser)
+
+
 def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     """The extract-entities flow's parameters (``nerflow run`` and ``nerflow backfill``)."""
     parser.add_argument("input", metavar="INPUT", help="documents: s3://bucket/prefix, a local directory or file")
@@ -256,6 +314,7 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", choices=["exact", "fast"], default="exact")
+    _add_span_filter_argument(parser)
     _add_reading_arguments(parser)
     parser.add_argument("--format", choices=["auto", "jsonl", "parquet", "text"], default="auto", help="input format")
     parser.add_argument("--id-field", default="id")
@@ -322,9 +381,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--as-written", action="store_true",
                           help="rejoin sentence data as running text is written: no space before ',' or after '('")
     evaluate.add_argument("--precision", choices=["exact", "fast"], default="exact")
+    _add_span_filter_argument(evaluate)
     _add_reading_arguments(evaluate)
     evaluate.add_argument("--output", help="write OUTPUT.json and OUTPUT.md")
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    train_filter = commands.add_parser(
+        "train-filter",
+        help="add a span filter to a SpanMarker checkpoint (encoder frozen; the train-span-filter flow)",
+        description="Train a span filter for MODEL on labelled data and write the checkpoint with it: the filter "
+        "scores every candidate span from the text alone, and only spans at its operating point (chosen on DEV "
+        "to keep the model's own entities) get SpanMarker's marker pairs.",
+    )
+    _add_train_filter_arguments(train_filter)
+    train_filter.set_defaults(handler=_cmd_train_filter)
 
     run = commands.add_parser(
         "run",

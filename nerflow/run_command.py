@@ -37,6 +37,8 @@ def render_summary(summary: Any) -> str:
             lines.append(f"  {label:<{width}} {cells} {s.entities_by_label[label]:>8,}")
         cells = " ".join(f"{s.entities_by_lang[lang]:>7,}" for lang in langs)
         lines.append(f"  {'total':<{width}} {cells} {s.entities:>8,}")
+    if s.span_filter != "off":
+        lines.append(f"span filter {s.span_filter}: {100 * s.share_scored:.1f}% of {s.spans:,} candidate spans scored")
     lines.append(
         f"throughput  {s.docs_per_second:,.1f} documents/s, {s.chars_per_second:,.0f} characters/s "
         f"({s.seconds:,.1f} s on {', '.join(s.devices)}; model {s.model_id or '-'})"

@@ -96,6 +96,8 @@ class ModelInfo:
         labels: Entity labels (without the outside label).
         window_tokens: Tokens per window the engine uses.
         embedding_dim: Width of entity vectors for the configured embeddings, 0 for none.
+        span_filter: Which candidate spans the engine scores: ``"off"`` (all) or the span
+            filter's rule (``ner_core.NerEngine.span_filter_rule``).
     """
 
     ref: str
@@ -103,6 +105,7 @@ class ModelInfo:
     labels: tuple[str, ...]
     window_tokens: int
     embedding_dim: int
+    span_filter: str = "off"
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,7 +189,7 @@ def describe_model(config: AnnotateConfig, device: str) -> ModelInfo:
     dim = {"none": 0, "mean": model.hidden_size, "marker": 2 * model.hidden_size}[mode]
     return ModelInfo(
         ref=config.model, model_id=model.model_id, labels=model.entity_labels,
-        window_tokens=engine.windowing.window_tokens, embedding_dim=dim,
+        window_tokens=engine.windowing.window_tokens, embedding_dim=dim, span_filter=engine.span_filter_rule,
     )
 
 

@@ -67,6 +67,8 @@ class BatchReport:
         files: Data files written, relative to the output root.
         device: Where the batch was annotated.
         annotate_seconds: Wall time of its annotation.
+        spans: Candidate spans of its windows.
+        spans_scored: Of those, the spans the model scored (a span filter prunes the rest).
         top_entities: The batch's :data:`BATCH_TOP_K` most frequent texts per label, by
             label then rank (a bounded sketch: a run adds these up instead of keeping every
             entity).
@@ -87,6 +89,8 @@ class BatchReport:
     files: tuple[str, ...] = ()
     device: str = "cpu"
     annotate_seconds: float = 0.0
+    spans: int = 0
+    spans_scored: int = 0
     top_entities: tuple[TopEntity, ...] = ()
 
 
@@ -144,7 +148,8 @@ def merge_top_entities(parts: Sequence[Sequence[TopEntity]], k: int = RUN_TOP_K)
 
 
 def batch_report(
-    tables: BatchTables, files: Sequence[str], *, device: str, annotate_seconds: float, docs_in: int | None = None
+    tables: BatchTables, files: Sequence[str], *, device: str, annotate_seconds: float, docs_in: int | None = None,
+    spans: int = 0, spans_scored: int = 0,
 ) -> BatchReport:
     """The report of a batch from its tables.
 
@@ -153,6 +158,8 @@ def batch_report(
         files: Data files written.
         device: Where it was annotated.
         annotate_seconds: Wall time of its annotation.
+        spans: Candidate spans of its windows.
+        spans_scored: Of those, the spans the model scored.
         docs_in: Records read, when known (validation reconciled it with the tables); else
             the rows of documents and quarantine.
     """
@@ -176,6 +183,8 @@ def batch_report(
         files=tuple(files),
         device=device,
         annotate_seconds=annotate_seconds,
+        spans=spans,
+        spans_scored=spans_scored,
         top_entities=top_entities(tables.entities),
     )
 
@@ -209,6 +218,9 @@ class RunSummary:
         quarantine_reasons: Quarantined records per reason.
         seconds: Wall time of the run.
         tables: URI of each table written to.
+        span_filter: Which candidate spans were scored: ``"off"`` (all) or the filter's rule.
+        spans: Candidate spans of the run's windows.
+        spans_scored: Of those, the spans the model scored.
         top_entities: The :data:`RUN_TOP_K` most frequent entity texts per label (see
             :func:`merge_top_entities`).
     """
@@ -237,7 +249,15 @@ class RunSummary:
     quarantine_reasons: dict[str, int]
     seconds: float
     tables: dict[str, str]
+    span_filter: str = "off"
+    spans: int = 0
+    spans_scored: int = 0
     top_entities: tuple[TopEntity, ...] = ()
+
+    @property
+    def share_scored(self) -> float:
+        """Share of candidate spans the model scored (1.0 without a span filter)."""
+        return self.spans_scored / self.spans if self.spans else 1.0
 
     @property
     def docs_per_second(self) -> float:
@@ -265,6 +285,7 @@ def summarise(
     superseded: int,
     seconds: float,
     tables: dict[str, str],
+    span_filter: str = "off",
 ) -> RunSummary:
     """Add up a run's batch reports."""
     by_label_lang: Counter = Counter()
@@ -288,6 +309,7 @@ def summarise(
         entities=sum(r.entities for r in reports), chars=sum(r.chars for r in reports),
         entities_by_label=dict(sorted(by_label.items())), entities_by_lang=dict(sorted(by_lang.items())),
         entities_by_label_lang=nested, quarantine_reasons=dict(sorted(reasons.items())), seconds=seconds, tables=tables,
+        span_filter=span_filter, spans=sum(r.spans for r in reports), spans_scored=sum(r.spans_scored for r in reports),
         top_entities=merge_top_entities([r.top_entities for r in reports]),
     )
 

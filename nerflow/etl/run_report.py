@@ -129,9 +129,10 @@ def render_run_summary(
         "",
         "## Throughput",
         "",
-        "| documents/s | characters/s | seconds | devices |",
-        "|---:|---:|---:|---|",
-        f"| {s.docs_per_second:,.2f} | {s.chars_per_second:,.0f} | {s.seconds:,.1f} | {', '.join(s.devices) or '-'} |",
+        "| documents/s | characters/s | seconds | devices | span filter | candidate spans scored |",
+        "|---:|---:|---:|---|---|---:|",
+        f"| {s.docs_per_second:,.2f} | {s.chars_per_second:,.0f} | {s.seconds:,.1f} | {', '.join(s.devices) or '-'} "
+        f"| {_cell(s.span_filter)} | {100 * s.share_scored:.1f}% of {s.spans:,} |",
         "",
         "## Entities by label and language",
         "",

@@ -178,6 +178,8 @@ class ValidatedBatch:
             quarantine records with these ids as duplicates).
         device: Where it was annotated (for the batch report).
         annotate_seconds: Wall time of its annotation.
+        spans: Candidate spans of its windows.
+        spans_scored: Of those, the spans the model scored (all but those a span filter pruned).
     """
 
     tables: BatchTables
@@ -185,6 +187,8 @@ class ValidatedBatch:
     claimed_doc_ids: frozenset[str] = frozenset()
     device: str = "cpu"
     annotate_seconds: float = 0.0
+    spans: int = 0
+    spans_scored: int = 0
 
     @property
     def doc_ids(self) -> frozenset[str]:
@@ -259,7 +263,8 @@ def validate_batch(
         failed_docs=failing.height, checked_docs=checked, reconciliation=reconciliation,
     )
     return ValidatedBatch(tables=tables, validation=validation, claimed_doc_ids=claimed, device=annotation.device,
-                          annotate_seconds=annotation.seconds)
+                          annotate_seconds=annotation.seconds, spans=annotation.stats.spans,
+                          spans_scored=annotation.stats.spans_scored)
 
 
 def _rejection(batch_id: str, failing: pl.DataFrame, checked: int, limit: float) -> BatchRejectedError:

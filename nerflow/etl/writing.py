@@ -204,7 +204,7 @@ def write_batch(fs: AbstractFileSystem, root: str, validated: ValidatedBatch) ->
     result = commit_batch(fs, root, validated.tables)
     return batch_report(
         validated.tables, result.files, device=validated.device, annotate_seconds=validated.annotate_seconds,
-        docs_in=validated.validation.reconciliation.docs_in,
+        docs_in=validated.validation.reconciliation.docs_in, spans=validated.spans, spans_scored=validated.spans_scored,
     )
 
 

@@ -1,0 +1,331 @@
+"""The span filter (``ner_core.span_filter``): recall, accuracy and speed of pruned scoring.
+
+With the shipped default model (its filter at the stored operating point), in one process:
+
+1. **Filter recall** on every dev set of ``../shared/data/ner/dev`` (the first
+   ``--dev-sentences`` of each): the share of gold entities and of exact mode's own entities
+   whose span the filter keeps, at the operating point and along a curve of thresholds, with
+   the candidate spans kept per word.
+2. **Accuracy**: strict F1 (PER/ORG/LOC, and with MISC) per dev set and on long documents
+   (``docs/``, the first ``--docs`` of each language) for exact, pruned and pruned+fast.
+3. **Speed** on real text, side by side: SpanMarker's ``predict`` against the engine exact,
+   fast, pruned and pruned+fast, in words/s, on dev sentences of the sets in ten languages and
+   on whole long documents.
+4. **End to end**: the extract-entities flow's documents/s, exact against pruned, on the
+   same documents.
+
+Run:  python benchmarks/span_filter.py [--dev-sentences 150] [--speed-sentences 30] [--docs 2]
+      [--flow-docs 300] [--skip-flow]
+Writes benchmarks/results/span_filter.json and the "Span filter" section of
+docs/performance.md (``--report-only`` re-renders the section from the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, offline_environment  # noqa: E402
+from _report import replace_section  # noqa: E402
+
+offline_environment()
+DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
+RESULTS = ROOT / "benchmarks" / "results"
+REPORT = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- span-filter:begin -->", "<!-- span-filter:end -->"
+# Engine settings of each compared mode.
+MODES = {
+    "exact": {"span_filter": "off", "precision": "exact"},
+    "fast": {"span_filter": "off", "precision": "fast"},
+    "pruned": {"span_filter": "stored", "precision": "exact"},
+    "pruned+fast": {"span_filter": "stored", "precision": "fast"},
+}
+# SpanMarker's predict reads text as it is: compare it with the engine reading it so.
+AS_PREDICT = {"space_punctuation": False, "trim_unpaired_quotes": False}
+PER_ORG_LOC = {"MISC": None}
+
+
+def cpu_facts() -> dict:
+    from ner_core.inference import cpu_fast_kind
+
+    flags: set[str] = set()
+    name = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name") and not name:
+            name = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and not flags:
+            flags = set(line.split(":", 1)[1].split())
+    return {
+        "model_name": name, "cores": os.cpu_count(), "amx_bf16": "amx_bf16" in flags,
+        "avx512_bf16": "avx512_bf16" in flags, "avx512f": "avx512f" in flags, "fast_kind": cpu_fast_kind(),
+    }
+
+
+def dev_files() -> list[Path]:
+    return sorted((DATA / "dev").glob("*.jsonl.gz"))
+
+
+def read(path: Path, limit: int):
+    from ner_core.labelled import read_labelled
+
+    return list(read_labelled(str(path), limit=limit))
+
+
+def filter_recall(model, limit: int) -> dict:
+    """Recall of gold and of exact mode's entities at the stored point and along the curve."""
+    from ner_core.filter_training import CURVE_THRESHOLDS, encode_windows, model_windows, probabilities, recall_curve
+
+    data = None
+    for path in dev_files():
+        windows = model_windows(model, read(path, limit))
+        data = encode_windows(model, windows, source=path.name.split(".", 1)[0], into=data, model_entities=True)
+    probs = probabilities(model.span_filter.head, data)
+    point = model.span_filter.operating_point
+    curve = recall_curve(probs, data, sorted({*CURVE_THRESHOLDS, point.threshold}, reverse=True))
+    at_point = next(r for r in curve if r["threshold"] == point.threshold)
+    return {
+        "threshold": point.threshold,
+        "at_point": at_point,
+        "curve": [{k: v for k, v in r.items() if not k.endswith("by_source")} for r in curve],
+        "gold_entities": int(sum(p.sum() for p in data.positive)),
+        "model_entities": int(sum(p.sum() for p in data.predicted)),
+        "words": int(sum(data.words)),
+    }
+
+
+def accuracy(model, sets: dict[str, list], modes: list[str]) -> dict:
+    """Strict F1 per set and mode, PER/ORG/LOC and with MISC, and the micro over sets."""
+    from ner_core import EngineConfig, NerEngine
+    from ner_core.evaluation import predict_spans
+    from ner_core.metrics import score_spans
+
+    out: dict = {}
+    for mode in modes:
+        rows, gold_all, pred_all = {}, [], []
+        for name, records in sets.items():
+            engine = NerEngine(model, EngineConfig(**MODES[mode]))
+            predicted = predict_spans(engine, records)
+            gold = [list(r.entities) for r in records]
+            gold_all += gold
+            pred_all += predicted
+            rows[name] = {
+                "per_org_loc": score_spans(gold, predicted, label_map=PER_ORG_LOC, gold_label_map=PER_ORG_LOC).as_dict()["micro"],
+                "with_misc": score_spans(gold, predicted).as_dict()["micro"],
+                "share_scored": engine.stats.spans_scored / max(1, engine.stats.spans),
+            }
+        rows["micro"] = {
+            "per_org_loc": score_spans(gold_all, pred_all, label_map=PER_ORG_LOC, gold_label_map=PER_ORG_LOC).as_dict()["micro"],
+            "with_misc": score_spans(gold_all, pred_all).as_dict()["micro"],
+        }
+        out[mode] = rows
+        print(f"accuracy {mode}: micro F1 {100 * rows['micro']['per_org_loc']['f1']:.2f}", flush=True)
+    return out
+
+
+def speed(model, texts: list[str], *, label: str) -> dict:
+    """Words/s of predict and of each engine mode on the same texts (after a warm-up each)."""
+    from ner_core import EngineConfig, NerEngine
+
+    out: dict = {"texts": len(texts)}
+    words = None
+    for mode, settings in MODES.items():
+        engine = NerEngine(model, EngineConfig(**settings, **AS_PREDICT))
+        list(engine.predict(texts[:4]))
+        engine.stats.__init__()
+        t0 = time.perf_counter()
+        list(engine.predict(texts))
+        seconds = time.perf_counter() - t0
+        words = engine.stats.words
+        out[mode] = {"seconds": round(seconds, 2), "words_per_s": round(words / seconds, 1),
+                     "encoder_tokens": engine.stats.encoder_tokens,
+                     "share_scored": round(engine.stats.spans_scored / max(1, engine.stats.spans), 4)}
+        print(f"speed {label} {mode}: {words / seconds:.0f} words/s", flush=True)
+    out["words"] = words
+    best = None
+    for batch_size in (4, 16):
+        model.span_marker.predict(texts[:4], batch_size=batch_size)
+        t0 = time.perf_counter()
+        model.span_marker.predict(texts, batch_size=batch_size)
+        seconds = time.perf_counter() - t0
+        out[f"predict_batch_{batch_size}"] = {"seconds": round(seconds, 2), "words_per_s": round(words / seconds, 1)}
+        best = max(best or 0.0, words / seconds)
+        print(f"speed {label} predict batch {batch_size}: {words / seconds:.0f} words/s", flush=True)
+    out["predict_best_words_per_s"] = round(best, 1)
+    return out
+
+
+def end_to_end(docs: list[dict], work: Path) -> dict:
+    """The extract-entities flow on the same documents, every span against the filter."""
+    from flows.extract_entities import ExtractParams, extract_entities
+
+    input_dir = work / "input"
+    input_dir.mkdir()
+    with open(input_dir / "docs.jsonl", "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    out = {"docs": len(docs)}
+    for mode in ("exact", "pruned"):
+        params = ExtractParams(input_uri=str(input_dir), output_uri=str(work / f"out-{mode}"), device="cpu",
+                               span_filter=MODES[mode]["span_filter"])
+        t0 = time.perf_counter()
+        summary = extract_entities(params)
+        seconds = time.perf_counter() - t0
+        out[mode] = {"seconds": round(seconds, 1), "docs_per_s": round(len(docs) / seconds, 3),
+                     "entities": summary.entities, "share_scored": round(summary.share_scored, 4),
+                     "span_filter": summary.span_filter}
+        print(f"flow {mode}: {len(docs) / seconds:.2f} documents/s", flush=True)
+    return out
+
+
+def measure(args) -> dict:
+    import torch
+
+    from ner_core import load_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = load_model(args.model, device="cpu")
+    if model.span_filter is None:
+        raise SystemExit(f"benchmarks/span_filter.py: model {args.model!r} has no span filter")
+    result: dict = {"command": " ".join(["python", "benchmarks/span_filter.py", *sys.argv[1:]]),
+                    "date": time.strftime("%Y-%m-%d"), "cpu": cpu_facts(), "model": args.model,
+                    "model_id": model.model_id, "operating_point": vars(model.span_filter.operating_point),
+                    "dev_sentences_per_set": args.dev_sentences}
+    t0 = time.perf_counter()
+    result["recall"] = filter_recall(model, args.dev_sentences)
+    print(f"recall done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    sets = {path.name.split(".", 1)[0]: read(path, args.dev_sentences) for path in dev_files()}
+    long_docs = []
+    for path in sorted((DATA / "docs").glob("*.jsonl.gz")):
+        long_docs += read(path, args.docs)
+    sets["long_documents"] = long_docs
+    result["accuracy"] = accuracy(model, sets, list(MODES) if args.with_fast_unpruned else ["exact", "pruned", "pruned+fast"])
+
+    sentences = [r.text for path in dev_files()[: args.languages] for r in read(path, args.speed_sentences)]
+    result["speed"] = {"sentences": speed(model, sentences, label="sentences"),
+                       "long_documents": speed(model, [r.text for r in long_docs], label="documents")}
+    if not args.skip_flow:
+        docs = [{"id": f"d{i}", "text": r.text} for i, r in enumerate(
+            r for path in dev_files() for r in read(path, args.flow_docs // len(dev_files()) + 1))][: args.flow_docs]
+        with tempfile.TemporaryDirectory() as work:
+            result["end_to_end"] = end_to_end(docs, Path(work))
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def render(r: dict) -> str:
+    cpu = r["cpu"]
+    point = r["operating_point"]
+    rec = r["recall"]
+    lines = [
+        BEGIN,
+        "## Span filter: scoring only the spans that can be entities",
+        "",
+        f"Measured {r['date']} on **{cpu['model_name']}** ({cpu['cores']} cores; amx_bf16 {cpu['amx_bf16']}, "
+        f"avx512_bf16 {cpu['avx512_bf16']}; fast mode runs **{cpu['fast_kind']}** here), model `{r['model']}` "
+        f"(`{r['model_id']}`), its filter at the stored threshold {point['threshold']:.3g}. "
+        f"Reproduce: `{r['command']}` (results in `benchmarks/results/span_filter.json`).",
+        "",
+        f"**Filter recall** on the first {r['dev_sentences_per_set']} sentences of each dev set "
+        f"({rec['words']:,} words, {rec['gold_entities']:,} gold entities, {rec['model_entities']:,} entities of exact "
+        "mode): the share whose span the filter keeps.",
+        "",
+        "| dev set | gold entities kept % | exact mode's entities kept % |",
+        "|---|---:|---:|",
+    ]
+    at = rec["at_point"]
+    for name in sorted(at["gold_recall_by_source"]):
+        lines.append(f"| {name} | {_pct(at['gold_recall_by_source'][name])} | {_pct(at['model_recall_by_source'][name])} |")
+    lines += [
+        f"| **all** | {_pct(at['gold_recall'])} | {_pct(at['model_recall'])} |",
+        "",
+        f"At that point the filter keeps {at['spans_per_word']:.2f} candidate spans per word, "
+        f"{_pct(at['share_scored'])}% of them. The curve (all dev sets together; lowest set in brackets):",
+        "",
+        "| threshold | spans kept per word | share scored % | gold recall % | exact mode's entities kept % |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in rec["curve"]:
+        lines.append(
+            f"| {row['threshold']:.3g} | {row['spans_per_word']:.2f} | {_pct(row['share_scored'])} | "
+            f"{_pct(row['gold_recall'])} ({_pct(row['gold_min_recall'])}) | {_pct(row['model_recall'])} ({_pct(row['model_min_recall'])}) |"
+        )
+    acc = r["accuracy"]
+    modes = list(acc)
+    lines += [
+        "",
+        "**Strict F1** (PER/ORG/LOC; with MISC in brackets), same sentences, and the first documents of each "
+        "language of `docs/` (built from test sentences: used here only to compare modes, never to choose):",
+        "",
+        "| data | " + " | ".join(modes) + " | pruned − exact |",
+        "|---|" + "---:|" * (len(modes) + 1),
+    ]
+    for name in acc["exact"]:
+        cells = [f"{100 * acc[m][name]['per_org_loc']['f1']:.2f} ({100 * acc[m][name]['with_misc']['f1']:.2f})" for m in modes]
+        diff = 100 * (acc["pruned"][name]["per_org_loc"]["f1"] - acc["exact"][name]["per_org_loc"]["f1"])
+        bold = "**" if name == "micro" else ""
+        lines.append(f"| {bold}{name}{bold} | " + " | ".join(cells) + f" | {diff:+.2f} |")
+    lines += [
+        "",
+        "**Speed** (words/s, text read as `predict` reads it; one process, one run each after a warm-up):",
+        "",
+        "| workload | predict (best batch) | exact | fast | pruned | pruned+fast | pruned / exact | pruned+fast / predict | share scored % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in r["speed"].items():
+        lines.append(
+            f"| {name.replace('_', ' ')} ({s['texts']} texts, {s['words']:,} words) | {s['predict_best_words_per_s']:.0f} | "
+            f"{s['exact']['words_per_s']:.0f} | {s['fast']['words_per_s']:.0f} | {s['pruned']['words_per_s']:.0f} | "
+            f"{s['pruned+fast']['words_per_s']:.0f} | {s['pruned']['words_per_s'] / s['exact']['words_per_s']:.2f}× | "
+            f"{s['pruned+fast']['words_per_s'] / s['predict_best_words_per_s']:.2f}× | {_pct(s['pruned']['share_scored'])} |"
+        )
+    if "end_to_end" in r:
+        e = r["end_to_end"]
+        lines += [
+            "",
+            f"**End to end**, the extract-entities flow on the same {e['docs']} documents (dev sentences), the "
+            f"default model: exact {e['exact']['docs_per_s']:.2f} documents/s ({e['exact']['seconds']} s), pruned "
+            f"{e['pruned']['docs_per_s']:.2f} documents/s ({e['pruned']['seconds']} s, "
+            f"{_pct(e['pruned']['share_scored'])}% of candidate spans scored): "
+            f"{e['pruned']['docs_per_s'] / e['exact']['docs_per_s']:.2f}×; entities {e['exact']['entities']:,} "
+            f"against {e['pruned']['entities']:,}.",
+        ]
+    lines += ["", END]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--dev-sentences", type=int, default=150, help="first N sentences of each dev set")
+    parser.add_argument("--speed-sentences", type=int, default=30, help="sentences of each set for the speed runs")
+    parser.add_argument("--languages", type=int, default=11, help="dev sets in the speed runs")
+    parser.add_argument("--docs", type=int, default=1, help="long documents of each language")
+    parser.add_argument("--flow-docs", type=int, default=300)
+    parser.add_argument("--skip-flow", action="store_true")
+    parser.add_argument("--with-fast-unpruned", action="store_true", help="also score fast mode without the filter")
+    parser.add_argument("--out", type=Path, default=RESULTS / "span_filter.json")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    if args.report_only:
+        result = json.loads(args.out.read_text())
+    else:
+        result = measure(args)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    replace_section(REPORT, BEGIN, END, render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""The ``train-span-filter`` flow: add a span filter to an existing SpanMarker checkpoint.
+
+    load the model  ->  read labelled train and dev data  ->  text pass over both (encoder frozen)
+    ->  train the filter head  ->  choose its operating point on dev  ->  write the checkpoint with it
+
+Any checkpoint nerflow loads can be given a filter this way (the reference model
+``tomaarsen/span-marker-mbert-base-multinerd`` included); the result is the same
+checkpoint with ``span_filter.safetensors`` and ``span_filter.json`` beside it, which
+SpanMarker's own loader ignores.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from pydantic import BaseModel, ConfigDict, Field
+
+from ner_core.filter_training import FilterTrainConfig
+
+__all__ = ["TrainFilterParams", "train_filter"]
+
+
+class TrainFilterParams(BaseModel):
+    """What to train a filter for, on what, and where it goes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field("default", min_length=1, description="Model reference: 'default', a directory, an fsspec URI or a hub id")
+    data: list[str] = Field(min_length=1, description="Labelled JSONL files to train on; globs allowed")
+    dev: list[str] = Field(min_length=1, description="Labelled dev files: the operating point is chosen on them")
+    output: str = Field(min_length=1, description="Directory for the checkpoint with its filter")
+    filter_only: bool = Field(False, description="Write only the filter's two files into the output directory")
+    max_records: int | None = Field(None, gt=0, description="First N records of each training file")
+    max_dev_records: int | None = Field(None, gt=0, description="First N records of each dev file")
+    label_map: dict[str, str | None] = Field(default_factory=dict, description="Rename data labels; null drops one")
+    filter: FilterTrainConfig = Field(default_factory=FilterTrainConfig)
+    storage_options: dict = Field(default_factory=dict)
+
+
+@task(name="encode-labelled-data")
+def encode_labelled_data(params: TrainFilterParams, uris: list[str], limit: int | None, *, model_entities: bool = False):
+    """The text pass over every file's windows (the encoder's work of the whole job); on dev
+    data also exact mode's entities, which the operating point must keep."""
+    from ner_core import load_model
+    from ner_core.filter_training import encode_windows, model_windows
+    from ner_core.labelled import expand_uri, read_labelled
+
+    model = load_model(params.model, storage_options=params.storage_options)
+    data = None
+    for pattern in uris:
+        for _, uri in expand_uri(pattern, storage_options=params.storage_options):
+            records = list(read_labelled(uri, storage_options=params.storage_options, limit=limit))
+            windows = model_windows(model, records, label_map=params.label_map)
+            data = encode_windows(model, windows, source=Path(uri).name.split(".", 1)[0], into=data,
+                                  model_entities=model_entities)
+            get_run_logger().info("%s: %d texts, %d windows encoded", uri, len(records), len(windows))
+    return data
+
+
+@task(name="fit-span-filter")
+def fit_span_filter(params: TrainFilterParams, train, dev):
+    from ner_core import load_model
+    from ner_core.filter_training import train_span_filter
+
+    model = load_model(params.model, storage_options=params.storage_options)
+    info = {"model_id": model.model_id, "data": params.data, "dev": params.dev,
+            "max_records": params.max_records, "max_dev_records": params.max_dev_records}
+    return train_span_filter(model, train, dev, params.filter, info=info)
+
+
+@task(name="write-checkpoint")
+def write_checkpoint(params: TrainFilterParams, span_filter) -> str:
+    from ner_core import load_model
+    from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, save_span_filter
+
+    output = Path(params.output)
+    if not params.filter_only:
+        source = load_model(params.model, storage_options=params.storage_options).path
+        if output.exists() and output.resolve() != source.resolve():
+            shutil.rmtree(output)
+        if not output.exists():
+            shutil.copytree(source, output, ignore=shutil.ignore_patterns(FILTER_WEIGHTS, FILTER_CONFIG))
+    save_span_filter(output, span_filter)
+    if not params.filter_only:
+        # The written checkpoint must load with its filter before anyone relies on it.
+        load_model(output, device="cpu")
+    return str(output)
+
+
+@flow(name="train-span-filter", log_prints=True)
+def train_filter(params: TrainFilterParams) -> dict:
+    """Train a span filter for ``params.model`` and write the checkpoint with it."""
+    train = encode_labelled_data(params, params.data, params.max_records)
+    dev = encode_labelled_data(params, params.dev, params.max_dev_records, model_entities=True)
+    span_filter = fit_span_filter(params, train, dev)
+    where = write_checkpoint(params, span_filter)
+    point = span_filter.operating_point
+    print(f"span filter: threshold {point.threshold:.4g}, {point.spans_per_word:.2f} spans per word scored "
+          f"({100 * span_filter.info['dev_share_scored']:.1f}% of candidates), lowest dev recall {100 * point.recall:.2f}%")
+    return {"output": where, "threshold": point.threshold, "spans_per_word": point.spans_per_word,
+            "recall": point.recall, "share_scored": span_filter.info["dev_share_scored"]}

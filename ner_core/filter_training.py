@@ -1,0 +1,265 @@
+"""Train a span filter (``ner_core.span_filter``) for a SpanMarker checkpoint, its encoder frozen.
+
+Each labelled window goes through the text pass once, without markers (under a tenth of
+exact mode's encoder tokens), and its final text states are kept. The head then learns
+from those states which candidate spans are gold entities, with a binary cross-entropy
+whose positive weight favours recall. The operating point is chosen on dev data: the
+highest threshold at which every dev set keeps at least ``target_recall`` of its gold
+entities that the model can represent (word-aligned, at most ``entity_max_length`` words,
+of a label the model has).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ner_core.batching import pack_by_budget
+from ner_core.decoding import select_spans
+from ner_core.inference import TextOnceScorer
+from ner_core.labelled import LabelledText
+from ner_core.loading import NerModel
+from ner_core.span_filter import DESIGNS, OperatingPoint, SpanFilter, SpanFilterHead, window_word_count
+from ner_core.training import TrainingWindow, build_windows
+from ner_core.windowing import enumerate_spans
+
+__all__ = ["FilterTrainConfig", "EncodedWindows", "model_windows", "encode_windows", "probabilities", "train_span_filter", "recall_curve", "choose_operating_point"]
+
+logger = logging.getLogger(__name__)
+
+# Thresholds of the recall curve written with the filter (and into docs/performance.md).
+CURVE_THRESHOLDS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.03, 0.02, 0.01, 0.005, 0.002, 0.001)
+
+
+class FilterTrainConfig(BaseModel):
+    """How a span filter is trained (``nerflow train-filter``; every field has its default here)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    design: str = Field("mlp", description=f"head design: one of {DESIGNS}")
+    inner: int = Field(256, ge=8, description="width of the head's hidden layer")
+    width_dim: int = Field(32, ge=1, description="width of the span-width embedding")
+    epochs: int = Field(3, ge=1, description="passes over the training windows")
+    batch_windows: int = Field(64, ge=1, description="windows per optimisation step")
+    learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate")
+    positive_weight: float = Field(4.0, gt=0, description="loss weight of entity spans against the rest (recall)")
+    target_recall: float = Field(
+        0.995, gt=0, le=1,
+        description="share of the model's own dev entities (gold ones when the model's are not computed) every dev set "
+        "keeps at the operating point",
+    )
+    seed: int = 0
+
+
+@dataclass(eq=False)
+class EncodedWindows:
+    """Windows after the text pass: what the head trains and is measured on.
+
+    Attributes:
+        states: Per window, final text states ``float16[T, H]`` on the CPU.
+        start_pos, end_pos: Per window, each span's first and last token.
+        positive: Per window, whether each span is a gold entity.
+        predicted: Per window, whether each span is an entity of the model's own output
+            (SpanMarker's decoding of exact mode's scores), when asked for.
+        words: Per window, its number of words.
+        source: Per window, the name of the data set it came from.
+    """
+
+    states: list[torch.Tensor] = field(default_factory=list)
+    start_pos: list[np.ndarray] = field(default_factory=list)
+    end_pos: list[np.ndarray] = field(default_factory=list)
+    positive: list[np.ndarray] = field(default_factory=list)
+    predicted: list[np.ndarray] = field(default_factory=list)
+    words: list[int] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+def model_windows(model: NerModel, records: Sequence[LabelledText], *, label_map: dict[str, str | None] | None = None) -> list[TrainingWindow]:
+    """Labelled texts cut into the model's windows, a gold label per candidate span."""
+    return build_windows(
+        records, model.tokenizer, label2id={label: i for i, label in enumerate(model.labels)},
+        model_max_length=model.model_max_length, entity_max_length=model.entity_max_length,
+        label_map=label_map, cjk_pieces=model.cjk_words == "pieces",
+    )
+
+
+def encode_windows(
+    model: NerModel, windows: Sequence[TrainingWindow], *, source: str = "", batch_tokens: int = 4096,
+    into: EncodedWindows | None = None, model_entities: bool = False,
+) -> EncodedWindows:
+    """Run the text pass over labelled windows and keep what the head needs.
+
+    Args:
+        model_entities: Also score every span in exact mode and keep the model's own
+            entities (the full cost of exact mode: for dev data, where the operating point
+            must keep what the model finds).
+    """
+    scorer = TextOnceScorer(model)
+    out = into if into is not None else EncodedWindows()
+    if len(out) and bool(out.predicted) != model_entities:
+        raise ValueError("model_entities must be the same for every part of one data set")
+    batches = pack_by_budget([w.input.n_tokens for w in windows], batch_tokens, max_items=256)
+    with torch.inference_mode():
+        for batch in batches:
+            inputs = [windows[i].input for i in batch]
+            if model_entities:
+                for x, scores in zip(inputs, scorer.score(inputs)):
+                    out.predicted.append(_decoded(model, x, scores))
+            text = scorer.encode_text(inputs)
+            states = text.states.float().cpu().to(torch.float16)
+            at = 0
+            for i in batch:
+                w = windows[i]
+                n = w.input.n_tokens
+                out.states.append(states[at : at + n].clone())
+                at += n
+                out.start_pos.append(w.input.start_pos)
+                out.end_pos.append(w.input.end_pos)
+                out.positive.append(w.labels != model.outside_id)
+                out.words.append(window_word_count(w.input.start_pos))
+                out.source.append(source)
+    return out
+
+
+def _decoded(model: NerModel, x, scores) -> np.ndarray:
+    """Which spans SpanMarker's decoding keeps as entities in a window."""
+    n_words = window_word_count(x.start_pos)
+    starts, ends = enumerate_spans(n_words, model.entity_max_length)
+    mask = np.zeros(x.n_spans, dtype=bool)
+    mask[select_spans(scores.scores, scores.label_ids, starts, ends, n_words, model.outside_id)] = True
+    return mask
+
+
+def _logits(head: SpanFilterHead, data: EncodedWindows, index: Sequence[int]) -> torch.Tensor:
+    offsets = np.cumsum([0] + [len(data.states[i]) for i in index])
+    states = torch.cat([data.states[i] for i in index]).float()
+    starts = torch.from_numpy(np.concatenate([data.start_pos[i] + offsets[j] for j, i in enumerate(index)]))
+    ends = torch.from_numpy(np.concatenate([data.end_pos[i] + offsets[j] for j, i in enumerate(index)]))
+    return head(states, starts, ends)
+
+
+def probabilities(head: SpanFilterHead, data: EncodedWindows, *, chunk: int = 256) -> list[np.ndarray]:
+    """Each window's span probabilities of being an entity."""
+    out: list[np.ndarray] = []
+    head.eval()
+    with torch.inference_mode():
+        for a in range(0, len(data), chunk):
+            index = list(range(a, min(a + chunk, len(data))))
+            probs = torch.sigmoid(_logits(head, data, index)).numpy()
+            out.extend(np.split(probs, np.cumsum([len(data.start_pos[i]) for i in index])[:-1]))
+    return out
+
+
+def _positives(data: EncodedWindows, kind: str) -> list[np.ndarray]:
+    return data.positive if kind == "gold" else data.predicted
+
+
+def recall_curve(probs: list[np.ndarray], data: EncodedWindows, thresholds: Sequence[float]) -> list[dict]:
+    """Per threshold: spans kept per word, and the recall of gold entities (and of the
+    model's own, when ``data`` has them), overall and per source."""
+    sources = sorted(set(data.source))
+    kinds = ["gold", "model"] if data.predicted else ["gold"]
+    rows = []
+    for t in thresholds:
+        kept = sum(int((p >= t).sum()) for p in probs)
+        row = {
+            "threshold": t,
+            "spans_per_word": kept / max(1, sum(data.words)),
+            "share_scored": kept / max(1, sum(len(p) for p in probs)),
+        }
+        for kind in kinds:
+            found = dict.fromkeys(sources, 0)
+            total = dict.fromkeys(sources, 0)
+            for p, pos, s in zip(probs, _positives(data, kind), data.source):
+                total[s] += int(pos.sum())
+                found[s] += int((p[pos] >= t).sum())
+            by_source = {s: found[s] / total[s] if total[s] else 1.0 for s in sources}
+            row[f"{kind}_recall"] = sum(found.values()) / max(1, sum(total.values()))
+            row[f"{kind}_min_recall"] = min(by_source.values(), default=1.0)
+            row[f"{kind}_recall_by_source"] = by_source
+        rows.append(row)
+    return rows
+
+
+def choose_operating_point(probs: list[np.ndarray], data: EncodedWindows, target_recall: float, *, on: str = "model") -> OperatingPoint:
+    """The highest threshold at which every source keeps ``target_recall`` of its entities:
+    the model's own (``on="model"``, what keeps exact mode's output) or the gold ones."""
+    if on == "model" and not data.predicted:
+        raise ValueError("an operating point on the model's entities needs dev data encoded with model_entities=True")
+    threshold = 1.0
+    for s in sorted(set(data.source)):
+        positives = np.concatenate([p[pos] for p, pos, src in zip(probs, _positives(data, on), data.source) if src == s])
+        if len(positives) == 0:
+            continue
+        # The k-th highest positive probability keeps k of n: ceil(target * n) must be kept.
+        k = int(np.ceil(target_recall * len(positives)))
+        threshold = min(threshold, float(np.sort(positives)[::-1][k - 1]))
+    row = recall_curve(probs, data, [threshold])[0]
+    return OperatingPoint(threshold=threshold, spans_per_word=row["spans_per_word"], recall=row[f"{on}_min_recall"])
+
+
+def train_span_filter(
+    model: NerModel, train: EncodedWindows, dev: EncodedWindows, config: FilterTrainConfig | None = None,
+    *, info: dict | None = None,
+) -> SpanFilter:
+    """Train a head on encoded training windows and choose its operating point on the dev ones."""
+    config = config or FilterTrainConfig()
+    if not len(train) or not any(p.any() for p in train.positive):
+        raise ValueError("the training data has no entity span the model can represent")
+    if not len(dev) or not any(p.any() for p in dev.positive):
+        raise ValueError("the dev data has no entity span the model can represent: an operating point needs one")
+    with torch.random.fork_rng():
+        torch.manual_seed(config.seed)
+        head = SpanFilterHead(model.hidden_size, design=config.design, inner=config.inner, width_dim=config.width_dim)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    rng = np.random.default_rng(config.seed)
+    steps_per_epoch = -(-len(train) // config.batch_windows)
+    total = steps_per_epoch * config.epochs
+    pos_weight = torch.tensor(config.positive_weight)
+    t0 = time.perf_counter()
+    step = 0
+    for epoch in range(config.epochs):
+        order = rng.permutation(len(train))
+        head.train()
+        for a in range(0, len(order), config.batch_windows):
+            index = order[a : a + config.batch_windows].tolist()
+            target = torch.from_numpy(np.concatenate([train.positive[i] for i in index]).astype(np.float32))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(_logits(head, train, index), target, pos_weight=pos_weight)
+            for group in optimizer.param_groups:  # linear decay to a tenth
+                group["lr"] = config.learning_rate * (1.0 - 0.9 * step / total)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+        logger.info("span filter: epoch %d done, loss %.4f, %.0f s", epoch + 1, loss.item(), time.perf_counter() - t0)
+    head.eval()
+    probs = probabilities(head, dev)
+    on = "model" if dev.predicted else "gold"
+    point = choose_operating_point(probs, dev, config.target_recall, on=on)
+    curve = recall_curve(probs, dev, sorted({*CURVE_THRESHOLDS, point.threshold}, reverse=True))
+    at_point = next(r for r in curve if r["threshold"] == point.threshold)
+    details = {
+        **(info or {}),
+        "config": config.model_dump(),
+        "train_windows": len(train),
+        "train_spans": int(sum(len(p) for p in train.positive)),
+        "train_positive_spans": int(sum(int(p.sum()) for p in train.positive)),
+        "dev_windows": len(dev),
+        "operating_point_on": f"{on} entities",
+        "dev_recall_by_source": {kind: at_point[f"{kind}_recall_by_source"] for kind in ("gold", "model") if f"{kind}_recall" in at_point},
+        "dev_share_scored": at_point["share_scored"],
+        "curve": [{k: v for k, v in r.items() if not k.endswith("by_source")} for r in curve],
+        "seconds_training": round(time.perf_counter() - t0, 1),
+    }
+    logger.info("span filter: threshold %.4g keeps %.2f spans per word, lowest dev recall %.4f",
+                point.threshold, point.spans_per_word, point.recall)
+    return SpanFilter(head=head, operating_point=point, info=details)

@@ -1,0 +1,57 @@
+"""The train-span-filter flow through ``nerflow train-filter``, and a run that uses the filter."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from ner_core import EngineConfig, NerEngine, load_model
+from nerflow.cli import main
+from tests.flows.test_extract_entities import write_corpus
+from tests.ner_core.test_engine import SENTENCES
+
+
+def _labelled_by_the_model(model_dir, path):
+    """The tiny random model's own entities as the labels: what its text states can tell."""
+    engine = NerEngine(load_model(model_dir, device="cpu"), EngineConfig(span_filter="off"))
+    with open(path, "w", encoding="utf-8") as f:
+        for i, (text, result) in enumerate(zip(SENTENCES * 2, engine.predict(SENTENCES * 2))):
+            entities = [{"start": e.start, "end": e.end, "label": e.label} for e in result.entities]
+            f.write(json.dumps({"id": f"s{i}", "text": text, "entities": entities}, ensure_ascii=False) + "\n")
+    return path
+
+
+def test_train_filter_then_run_with_it(prefect_harness, tiny_wordpiece_model_dir, tmp_path, capsys):
+    data = _labelled_by_the_model(tiny_wordpiece_model_dir, tmp_path / "labelled.jsonl")
+    out = tmp_path / "filtered"
+    assert main(["train-filter", "--model", str(tiny_wordpiece_model_dir), "--data", str(data), "--dev", str(data),
+                 "--output", str(out), "--epochs", "2", "--target-recall", "0.9"]) == 0
+    assert "span filter written to" in capsys.readouterr().out
+    model = load_model(out, device="cpu")
+    assert model.span_filter is not None
+    assert model.span_filter.operating_point.recall >= 0.9
+    assert model.span_filter.info["operating_point_on"] == "model entities"
+    assert model.model_id != load_model(tiny_wordpiece_model_dir, device="cpu").model_id
+
+    # A non-empty output is refused before anything runs.
+    assert main(["train-filter", "--model", str(tiny_wordpiece_model_dir), "--data", str(data), "--dev", str(data),
+                 "--output", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+    inp, tables = write_corpus(tmp_path / "in"), tmp_path / "tables"
+    assert main(["run", str(inp), str(tables), "--model", str(out), "--device", "cpu", "--no-progress",
+                 "--span-filter", "stored"]) == 0
+    printed = capsys.readouterr().out
+    assert "span filter stored (threshold=" in printed and "candidate spans scored" in printed
+    runs = pq.read_table(next((tables / "_manifest" / "runs").rglob("*.parquet"))).to_pylist()
+    assert runs[0]["span_filter"].startswith("stored (threshold=")
+    assert 0 < runs[0]["spans_scored"] <= runs[0]["spans"]
+    assert json.loads(runs[0]["parameters"])["span_filter"] == "stored"
+    assert main(["validate", str(tables)]) == 0
+
+
+def test_a_bad_span_filter_setting_is_one_line(capsys):
+    assert main(["run", "in", "out", "--no-progress", "--span-filter", "sometimes"]) == 2
+    err = capsys.readouterr().err
+    assert "span_filter must be 'auto', 'off', 'stored'" in err and "Traceback" not in err

@@ -1,0 +1,71 @@
+"""Training a span filter on a frozen encoder and choosing its operating point."""
+
+import numpy as np
+import pytest
+
+from ner_core import EngineConfig, NerEngine
+from ner_core.filter_training import (
+    FilterTrainConfig,
+    choose_operating_point,
+    encode_windows,
+    model_windows,
+    probabilities,
+    recall_curve,
+    train_span_filter,
+)
+from ner_core.labelled import LabelledText
+from tests.ner_core.test_engine import SENTENCES
+
+
+def _labelled_by_the_model(model, texts):
+    """Texts labelled with the tiny model's own entities: something its states can predict."""
+    engine = NerEngine(model, EngineConfig(span_filter="off", space_punctuation=False, trim_unpaired_quotes=False))
+    return [
+        LabelledText(id=str(i), text=r_text, entities=tuple((e.start, e.end, e.label) for e in r.entities))
+        for i, (r_text, r) in enumerate(zip(texts, engine.predict(texts)))
+    ]
+
+
+def test_the_operating_point_keeps_the_target_share_of_the_models_entities(tiny_model):
+    records = _labelled_by_the_model(tiny_model, SENTENCES * 3)
+    windows = model_windows(tiny_model, records)
+    train = encode_windows(tiny_model, windows, source="train")
+    dev = encode_windows(tiny_model, windows[:14], source="a")
+    with pytest.raises(ValueError, match="model_entities"):
+        encode_windows(tiny_model, windows[14:28], source="b", into=dev, model_entities=True)
+    with pytest.raises(ValueError, match="model_entities"):
+        choose_operating_point(probabilities(_trained(tiny_model, train, train).head, dev), dev, 0.9)
+
+    dev = encode_windows(tiny_model, windows[:14], source="a", model_entities=True)
+    dev = encode_windows(tiny_model, windows[14:28], source="b", into=dev, model_entities=True)
+    assert sum(int(p.sum()) for p in dev.predicted) > 5
+    span_filter = _trained(tiny_model, train, dev, target_recall=0.9)
+    point = span_filter.operating_point
+    probs = probabilities(span_filter.head, dev)
+    row = recall_curve(probs, dev, [point.threshold])[0]
+    assert row["model_min_recall"] >= 0.9
+    assert point.recall == row["model_min_recall"]
+    assert point.spans_per_word == pytest.approx(row["spans_per_word"])
+    # The highest such threshold: a hair above it loses a model entity somewhere.
+    above = recall_curve(probs, dev, [np.nextafter(point.threshold, 1.0)])[0]
+    assert above["model_min_recall"] < 0.9 or point.threshold == 1.0
+    curve = span_filter.info["curve"]
+    kept = [r["spans_per_word"] for r in curve]
+    assert kept == sorted(kept), "lower thresholds keep more spans"
+    assert span_filter.info["operating_point_on"] == "model entities"
+
+
+def _trained(model, train, dev, **settings):
+    return train_span_filter(model, train, dev, FilterTrainConfig(epochs=2, batch_windows=8, inner=16, width_dim=4, **settings))
+
+
+def test_training_data_without_entities_is_refused(tiny_model):
+    records = [LabelledText(id="0", text="nothing to see here", entities=())]
+    data = encode_windows(tiny_model, model_windows(tiny_model, records), source="x")
+    with pytest.raises(ValueError, match="no entity span"):
+        train_span_filter(tiny_model, data, data)
+
+
+def test_config_refuses_unknown_keys():
+    with pytest.raises(ValueError):
+        FilterTrainConfig(epoch=3)
