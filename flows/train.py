@@ -1,7 +1,8 @@
 """The ``train-model`` flow: labelled data in, a SpanMarker model (and its card) out.
 
     read the training and dev data  ->  fine-tune (checkpointed, resumable)
-    ->  export safetensors (+ the small LoRA adapter)  ->  write the model card
+    ->  export safetensors (+ the small LoRA adapter)  ->  add a span filter (encoder frozen)
+    ->  write the model card
 """
 
 from __future__ import annotations
@@ -76,6 +77,32 @@ def fine_tune(config: TrainConfig, train: dict, dev: dict) -> dict:
     }
 
 
+@task(name="add-span-filter")
+def add_span_filter(config: TrainConfig, train: dict, dev: dict, result: dict) -> dict:
+    """Train the exported model's span filter (encoder frozen) and store it beside the model
+    and the adapter."""
+    from ner_core import clear_model_cache, load_model
+    from ner_core.filter_training import encode_sources, train_span_filter
+    from ner_core.span_filter import save_span_filter
+
+    model = load_model(result["model_dir"], device="cpu")
+    span_filter = train_span_filter(
+        model,
+        encode_sources(model, train, label_map=config.label_map),
+        encode_sources(model, dev, label_map=config.label_map, model_entities=True),
+        info={"trained_with": "nerflow train", "dev": sorted(dev)},
+    )
+    for directory in (result["model_dir"], result["adapter_dir"]):
+        if directory:
+            save_span_filter(Path(directory), span_filter)
+    clear_model_cache()  # the cached model was loaded without its filter
+    point = span_filter.operating_point
+    get_run_logger().info("span filter: threshold %.4g, %.2f spans per word scored on dev", point.threshold,
+                          point.spans_per_word)
+    return {"threshold": point.threshold, "spans_per_word": point.spans_per_word, "recall": point.recall,
+            "share_scored": span_filter.info["dev_share_scored"]}
+
+
 @task(name="write-model-card")
 def write_model_card(config: TrainConfig, result: dict) -> list[str]:
     from ner_core.model_card import render_training_card, write_card
@@ -96,6 +123,10 @@ def train_model(config: TrainConfig) -> dict:
     under ``config.output_dir`` if an earlier run was interrupted."""
     train, dev = read_labelled_data(config)
     result = fine_tune(config, train, dev)
+    if config.span_filter and dev:
+        result["span_filter"] = add_span_filter(config, train, dev, result)
+    elif config.span_filter:
+        get_run_logger().warning("no dev data: the model is exported without a span filter (nerflow train-filter adds one)")
     write_model_card(config, result)
     logging.getLogger(__name__).info("model written to %s", result["model_dir"])
     return result

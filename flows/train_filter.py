@@ -44,19 +44,16 @@ def encode_labelled_data(params: TrainFilterParams, uris: list[str], limit: int 
     """The text pass over every file's windows (the encoder's work of the whole job); on dev
     data also exact mode's entities, which the operating point must keep."""
     from ner_core import load_model
-    from ner_core.filter_training import encode_windows, model_windows
+    from ner_core.filter_training import encode_sources
     from ner_core.labelled import expand_uri, read_labelled
 
     model = load_model(params.model, storage_options=params.storage_options)
-    data = None
-    for pattern in uris:
-        for _, uri in expand_uri(pattern, storage_options=params.storage_options):
-            records = list(read_labelled(uri, storage_options=params.storage_options, limit=limit))
-            windows = model_windows(model, records, label_map=params.label_map)
-            data = encode_windows(model, windows, source=Path(uri).name.split(".", 1)[0], into=data,
-                                  model_entities=model_entities)
-            get_run_logger().info("%s: %d texts, %d windows encoded", uri, len(records), len(windows))
-    return data
+    sources = {
+        Path(uri).name.split(".", 1)[0]: list(read_labelled(uri, storage_options=params.storage_options, limit=limit))
+        for pattern in uris for _, uri in expand_uri(pattern, storage_options=params.storage_options)
+    }
+    get_run_logger().info("encoding %s", {name: len(records) for name, records in sources.items()})
+    return encode_sources(model, sources, label_map=params.label_map, model_entities=model_entities)
 
 
 @task(name="fit-span-filter")

@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import torch
 
 from ner_core.errors import ModelConfigError
 from ner_core.loading import cjk_words_of
+from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, has_span_filter
 
 __all__ = [
     "ADAPTER_WEIGHTS",
@@ -363,9 +365,11 @@ def save_adapter(model, directory: Path, *, encoder: str, metadata: dict | None 
 
 
 def adapter_digest(directory: Path) -> str:
-    """Content digest of an adapter artifact (its config and weights)."""
+    """Content digest of an adapter artifact (its config and weights, and its span filter
+    when it carries one)."""
     digest = hashlib.sha256()
-    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+    names = (ADAPTER_CONFIG, ADAPTER_WEIGHTS) + ((FILTER_CONFIG, FILTER_WEIGHTS) if has_span_filter(directory) else ())
+    for name in names:
         digest.update((Path(directory) / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -397,6 +401,10 @@ def materialise_adapter(directory: Path, dest: Path) -> Path:
     load_adapter_into(model, directory)
     merge_lora(model)
     save_full(model, dest)
+    if has_span_filter(directory):
+        # The filter reads the merged model's text states: it travels with the checkpoint.
+        for name in (FILTER_CONFIG, FILTER_WEIGHTS):
+            shutil.copyfile(directory / name, Path(dest) / name)
     return Path(dest)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +29,7 @@ from ner_core.span_filter import DESIGNS, OperatingPoint, SpanFilter, SpanFilter
 from ner_core.training import TrainingWindow, build_windows
 from ner_core.windowing import enumerate_spans
 
-__all__ = ["FilterTrainConfig", "EncodedWindows", "model_windows", "encode_windows", "probabilities", "train_span_filter", "recall_curve", "choose_operating_point"]
+__all__ = ["FilterTrainConfig", "EncodedWindows", "model_windows", "encode_windows", "encode_sources", "probabilities", "train_span_filter", "recall_curve", "choose_operating_point"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,19 @@ def encode_windows(
                 out.words.append(window_word_count(w.input.start_pos))
                 out.source.append(source)
     return out
+
+
+def encode_sources(
+    model: NerModel, sources: Mapping[str, Sequence[LabelledText]], *, label_map: dict[str, str | None] | None = None,
+    model_entities: bool = False,
+) -> EncodedWindows:
+    """:func:`encode_windows` over named sets of labelled texts (each name a ``source``)."""
+    data = EncodedWindows()
+    for name, records in sources.items():
+        windows = model_windows(model, records, label_map=label_map)
+        encode_windows(model, windows, source=name, into=data, model_entities=model_entities)
+        logger.info("span filter data: %s, %d texts, %d windows", name, len(records), len(windows))
+    return data
 
 
 def _decoded(model: NerModel, x, scores) -> np.ndarray:
@@ -243,7 +256,11 @@ def train_span_filter(
         logger.info("span filter: epoch %d done, loss %.4f, %.0f s", epoch + 1, loss.item(), time.perf_counter() - t0)
     head.eval()
     probs = probabilities(head, dev)
-    on = "model" if dev.predicted else "gold"
+    # The model's own entities are what pruning must keep; a model that finds none on the
+    # dev data (barely trained) falls back to the gold ones.
+    on = "model" if any(p.any() for p in dev.predicted) else "gold"
+    if dev.predicted and on == "gold":
+        logger.warning("span filter: the model finds no entity in the dev data; the operating point keeps gold entities")
     point = choose_operating_point(probs, dev, config.target_recall, on=on)
     curve = recall_curve(probs, dev, sorted({*CURVE_THRESHOLDS, point.threshold}, reverse=True))
     at_point = next(r for r in curve if r["threshold"] == point.threshold)

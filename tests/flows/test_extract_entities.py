@@ -155,7 +155,7 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
 
     # The contract results are stored with the run.
     results = json.loads(runs[0]["contract_results"])
-    assert results["versions"] == {"documents": 1, "entities": 1, "quarantine": 2, "_manifest/objects": 1, "_manifest/runs": 2}
+    assert results["versions"] == {"documents": 1, "entities": 1, "quarantine": 2, "_manifest/objects": 1, "_manifest/runs": 3}
     assert results["batches"] == 5 and results["quarantined"] == {}
     assert results["reconciliation"] == {"docs_in": 13, "docs_ok": 10, "docs_empty": 1, "docs_quarantined": 2,
                                          "entities": summary.entities, "entities_counted": summary.entities,

@@ -51,10 +51,17 @@ dev = [{{ uri = "{sentences}", max_records = 2 }}]
 """)
     assert main(["train", "--config", str(config)]) == 0
     model_dir = tmp_path / "run" / "model"
-    assert weight_files(model_dir) == ["model.safetensors"]
+    assert weight_files(model_dir) == ["model.safetensors", "span_filter.safetensors"]
     card = (model_dir / "README.md").read_text()
     assert "Dev evaluation" in card and "lora" in card
     assert (tmp_path / "run" / "adapter" / "adapter.safetensors").exists()
+    # The span filter is trained with the model and travels with the checkpoint and the adapter.
+    from ner_core import load_model
+    from ner_core.adapters import materialise_adapter
+
+    assert load_model(model_dir, device="cpu").span_filter is not None
+    rebuilt = materialise_adapter(tmp_path / "run" / "adapter", tmp_path / "rebuilt")
+    assert load_model(rebuilt, device="cpu").span_filter is not None
 
     out = tmp_path / "eval" / "scores"
     assert main(["evaluate", "--model", str(model_dir), "--data", str(sentences), str(docs),
