@@ -357,10 +357,9 @@ def render(r: dict) -> str:
             "",
             f"**A checkpoint shaped like the reference model** (`tomaarsen/span-marker-mbert-base-multinerd`): {ref['shape']}; "
             "random weights (mBERT's vocabulary is not available offline, so the e5 tokenizer stands in and the "
-            f"embedding table is larger). Its filter was trained on the {f['trained_on']}, in {f['seconds']:.0f} s; a "
-            f"random encoder's states separate entities poorly, so at its stored point (threshold {f['threshold']:.3g}, "
-            f"{f['spans_per_word']:.2f} spans per word on that data) it keeps more; `{budget}` shows the cost at the "
-            "default model's share. Words/s:",
+            f"embedding table is larger). Its filter was trained on the {f['trained_on']}, in {f['seconds']:.0f} s; its "
+            f"stored point is threshold {f['threshold']:.3g} ({f['spans_per_word']:.2f} spans per word on that data), and "
+            f"`{budget}` runs it at about the default model's share of spans. Words/s:",
             "",
             f"| workload | exact | fast | pruned (stored) | pruned+fast | {budget} | share scored % (stored) |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -376,8 +375,8 @@ def render(r: dict) -> str:
         e = r["end_to_end"]
         lines += [
             "",
-            f"**End to end**, the extract-entities flow on the same {e['docs']} documents (dev sentences), the "
-            f"default model: exact {e['exact']['docs_per_s']:.2f} documents/s ({e['exact']['seconds']} s), pruned "
+            f"**End to end**, the extract-entities flow on the same {e['docs']} documents (dev sentences), model "
+            f"`{r['model']}`: exact {e['exact']['docs_per_s']:.2f} documents/s ({e['exact']['seconds']} s), pruned "
             f"{e['pruned']['docs_per_s']:.2f} documents/s ({e['pruned']['seconds']} s, "
             f"{_pct(e['pruned']['share_scored'])}% of candidate spans scored): "
             f"{e['pruned']['docs_per_s'] / e['exact']['docs_per_s']:.2f}×; entities {e['exact']['entities']:,} "

@@ -410,10 +410,11 @@ def test_files_of_older_contract_versions_load_with_nulls_in_the_newer_columns(r
         t = pq.read_table(path)
         pq.write_table(t.select(QUARANTINE_V1.file_schema.names).cast(QUARANTINE_V1.file_schema), path)
     report = refresh(db, out)
-    assert report.tables["runs"].versions == (1, 2) and report.tables["quarantine"].versions == (1,)
+    assert report.tables["runs"].versions == (1, 3) and report.tables["quarantine"].versions == (1,)
     assert report.tables["quarantine"].rows == runs.second.counts["quarantine"]
-    runs_rows = query(db, "SELECT run_id, model_labels, embedding_dim FROM runs").to_pylist()
+    runs_rows = query(db, "SELECT run_id, model_labels, embedding_dim, span_filter, spans FROM runs").to_pylist()
     assert sum(r["model_labels"] is None and r["embedding_dim"] is None for r in runs_rows) == 1
+    assert sum(r["span_filter"] is None and r["spans"] is None for r in runs_rows) == 1
     assert query(db, 'SELECT count(*) AS n FROM quarantine WHERE "check" IS NULL').column("n")[0].as_py() > 0
     with duckdb.connect(str(db), read_only=True) as con:
         nulls = dict(con.execute("SELECT column_name, \"null\" FROM (DESCRIBE runs)").fetchall())
