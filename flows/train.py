@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from ner_core.training import TrainConfig
 
@@ -77,7 +78,7 @@ def fine_tune(config: TrainConfig, train: dict, dev: dict) -> dict:
     }
 
 
-@task(name="add-span-filter")
+@task(name="add-span-filter", cache_policy=NO_CACHE)
 def add_span_filter(config: TrainConfig, train: dict, dev: dict, result: dict) -> dict:
     """Train the exported model's span filter (encoder frozen) and store it beside the model
     and the adapter."""

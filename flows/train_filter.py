@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
 from ner_core.filter_training import FilterTrainConfig
@@ -39,7 +40,8 @@ class TrainFilterParams(BaseModel):
     storage_options: dict = Field(default_factory=dict)
 
 
-@task(name="encode-labelled-data")
+# NO_CACHE: the encoded windows are hundreds of MB; hashing them for a cache key is waste.
+@task(name="encode-labelled-data", cache_policy=NO_CACHE)
 def encode_labelled_data(params: TrainFilterParams, uris: list[str], limit: int | None, *, model_entities: bool = False):
     """The text pass over every file's windows (the encoder's work of the whole job); on dev
     data also exact mode's entities, which the operating point must keep."""
@@ -56,7 +58,7 @@ def encode_labelled_data(params: TrainFilterParams, uris: list[str], limit: int 
     return encode_sources(model, sources, label_map=params.label_map, model_entities=model_entities)
 
 
-@task(name="fit-span-filter")
+@task(name="fit-span-filter", cache_policy=NO_CACHE)
 def fit_span_filter(params: TrainFilterParams, train, dev):
     from ner_core import load_model
     from ner_core.filter_training import train_span_filter
@@ -67,7 +69,7 @@ def fit_span_filter(params: TrainFilterParams, train, dev):
     return train_span_filter(model, train, dev, params.filter, info=info)
 
 
-@task(name="write-checkpoint")
+@task(name="write-checkpoint", cache_policy=NO_CACHE)
 def write_checkpoint(params: TrainFilterParams, span_filter) -> str:
     from ner_core import load_model
     from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, save_span_filter

@@ -23,7 +23,7 @@ def test_the_artifact_is_small_safetensors_only():
 
 @needs_artifact
 def test_load_default_builds_the_model_offline_once_and_finds_real_entities(tmp_path, monkeypatch):
-    from ner_core import NerEngine, clear_model_cache, load_model
+    from ner_core import EngineConfig, NerEngine, clear_model_cache, load_model
     from ner_core.default_model import default_model_dir
 
     monkeypatch.setenv("NERFLOW_CACHE_DIR", str(tmp_path / "cache"))
@@ -36,7 +36,10 @@ def test_load_default_builds_the_model_offline_once_and_finds_real_entities(tmp_
         built = default_model_dir()
         assert built.parent == tmp_path / "cache" / "models"
         assert default_model_dir() == built  # cached: the second call builds nothing
+        # It ships with a span filter, which the engine uses unless told otherwise.
         engine = NerEngine(model)
+        assert model.span_filter is not None and engine.span_filter_rule.startswith("stored (threshold=")
+        exact = NerEngine(model, EngineConfig(span_filter="off"))
         texts = {
             "Angela Merkel met Emmanuel Macron in Paris on Monday.": {("Angela Merkel", "PER"), ("Emmanuel Macron", "PER"), ("Paris", "LOC")},
             "Die Deutsche Bahn hat ihren Sitz in Berlin.": {("Berlin", "LOC")},
@@ -49,6 +52,8 @@ def test_load_default_builds_the_model_offline_once_and_finds_real_entities(tmp_
         for text, expected in texts.items():
             found = {(e.text, e.label) for e in engine.predict_text(text).entities}
             assert expected <= found, (text, found)
+            assert found == {(e.text, e.label) for e in exact.predict_text(text).entities}, text
+        assert 0 < engine.stats.spans_scored < engine.stats.spans / 5
     finally:
         clear_model_cache()
 

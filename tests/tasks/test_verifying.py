@@ -30,7 +30,7 @@ def _record(**changes) -> dict:
         "parameters": "{}", "objects_listed": 2, "objects_skipped": 0, "objects_ignored": 0, "objects_processed": 2,
         "objects_superseded": 0, "batches": 1, "docs_in": 4, "docs_ok": 1, "docs_empty": 1, "docs_quarantined": 2,
         "entities": 2, "chars": 23, "entities_by_label": [("LOC", 1), ("PER", 1)], "contract_results": "{}",
-        "started_at": now, "finished_at": now, "seconds": 1.0,
+        "span_filter": "off", "spans": 40, "spans_scored": 40, "started_at": now, "finished_at": now, "seconds": 1.0,
     }
     return record | changes
 

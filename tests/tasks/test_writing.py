@@ -152,14 +152,17 @@ def test_run_record(memfs):
         "parameters": "{}", "objects_listed": 1,
         "objects_skipped": 0, "objects_ignored": 0, "objects_processed": 1, "objects_superseded": 0, "batches": 1,
         "docs_in": 3, "docs_ok": 2, "docs_empty": 0, "docs_quarantined": 1, "entities": 5, "chars": 10,
-        "entities_by_label": [("PER", 5)], "contract_results": "{}", "started_at": now, "finished_at": now, "seconds": 1.0,
+        "entities_by_label": [("PER", 5)], "contract_results": "{}", "span_filter": "stored (threshold=0.03)",
+        "spans": 80, "spans_scored": 6, "started_at": now, "finished_at": now, "seconds": 1.0,
     }
     rel = writing.write_run_record(fs, root, record)
     assert rel == "_manifest/runs/run-r1.parquet"
     table = pq.read_table(io.BytesIO(fs.cat_file(f"{root}/{rel}")))
     assert table.column("entities_by_label").to_pylist() == [[("PER", 5)]]
+    assert table.select(["span_filter", "spans", "spans_scored"]).to_pylist() == [
+        {"span_filter": "stored (threshold=0.03)", "spans": 80, "spans_scored": 6}]
     assert table.schema.metadata[b"nerflow.table"] == b"_manifest/runs"
-    assert table.schema.metadata[b"nerflow.schema_version"] == b"2"
+    assert table.schema.metadata[b"nerflow.schema_version"] == b"3"
 
 
 def test_write_batch_task_calls_the_stage(memfs):
