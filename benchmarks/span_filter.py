@@ -349,7 +349,7 @@ def render(r: dict) -> str:
             f"{s['pruned+fast']['words_per_s']:.0f} | {s['pruned']['words_per_s'] / s['exact']['words_per_s']:.2f}× | "
             f"{s['pruned+fast']['words_per_s'] / s['predict_best_words_per_s']:.2f}× | {_pct(s['pruned']['share_scored'])} |"
         )
-    if "reference_shaped" in r:
+    if r.get("reference_shaped"):
         ref = r["reference_shaped"]
         f = ref["filter"]
         budget = ref["budget_mode"]
