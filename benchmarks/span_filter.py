@@ -349,6 +349,11 @@ def render(r: dict) -> str:
             f"{s['pruned+fast']['words_per_s']:.0f} | {s['pruned']['words_per_s'] / s['exact']['words_per_s']:.2f}× | "
             f"{s['pruned+fast']['words_per_s'] / s['predict_best_words_per_s']:.2f}× | {_pct(s['pruned']['share_scored'])} |"
         )
+    lines += [
+        "",
+        "`predict` on long documents reads only the first window of each (SpanMarker truncates a text to "
+        "`model_max_length` tokens), so its figure there is not comparable with the engine's, which reads every word.",
+    ]
     if r.get("reference_shaped"):
         ref = r["reference_shaped"]
         f = ref["filter"]

@@ -30,7 +30,7 @@ class EvaluateParams(BaseModel):
         False, description="Score sentence data rejoined as running text is written ('(EFE).', not '( EFE ) .')"
     )
     precision: str = Field("exact", description="'exact' or 'fast'")
-    span_filter: str = Field("auto", description="Which candidate spans are scored (ner_core.EngineConfig.span_filter)")
+    span_filter: str = Field("off", description="Which candidate spans are scored (ner_core.EngineConfig.span_filter)")
     space_punctuation: bool = Field(
         True, description="Read text with punctuation set apart from words, as the engine does by default"
     )

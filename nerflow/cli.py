@@ -245,9 +245,9 @@ def _add_span_filter_argument(parser: argparse.ArgumentParser) -> None:
     # checked where the flow's parameters are (ner_core.span_filter.parse_span_filter).
     parser.add_argument(
         "--span-filter", metavar="SETTING",
-        help="which candidate spans get marker pairs: 'auto' (default: the model's span filter at its stored "
-        "operating point when it has one, else every span), 'off' (every span: exact mode's work, identical to "
-        "SpanMarker), 'stored', 'threshold=P' or 'budget=K' (spans per word)",
+        help="which candidate spans get marker pairs: 'off' (default: every span, exact mode's work, identical to "
+        "SpanMarker), 'auto' (the model's span filter at its stored operating point when it has one; about 5x "
+        "faster with the default model), 'stored', 'threshold=P' or 'budget=K' (spans per word)",
     )
 
 

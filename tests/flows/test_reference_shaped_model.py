@@ -33,7 +33,7 @@ def test_a_reference_shaped_model_with_a_filter_goes_through_the_flow(prefect_ha
 
     inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
     assert main(["run", str(inp), str(out), "--model", str(filtered), "--device", "cpu", "--no-progress",
-                 "--batch-docs", "4"]) == 0
+                 "--batch-docs", "4", "--span-filter", "auto"]) == 0
     printed = capsys.readouterr().out
     assert "span filter stored (threshold=" in printed
     runs = pq.read_table(next((out / "_manifest" / "runs").rglob("*.parquet"))).to_pylist()

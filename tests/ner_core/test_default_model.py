@@ -36,8 +36,8 @@ def test_load_default_builds_the_model_offline_once_and_finds_real_entities(tmp_
         built = default_model_dir()
         assert built.parent == tmp_path / "cache" / "models"
         assert default_model_dir() == built  # cached: the second call builds nothing
-        # It ships with a span filter, which the engine uses unless told otherwise.
-        engine = NerEngine(model)
+        # It ships with a span filter, which the engine uses when asked to ("auto").
+        engine = NerEngine(model, EngineConfig(span_filter="auto"))
         assert model.span_filter is not None and engine.span_filter_rule.startswith("stored (threshold=")
         exact = NerEngine(model, EngineConfig(span_filter="off"))
         texts = {
