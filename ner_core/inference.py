@@ -354,13 +354,11 @@ class TextPass:
         states: ``[n_text, H]`` final text states, windows in order.
         keys_values: Per layer, the text's keys and values ``[B, heads, Tm, head_dim]``.
         key_bias: ``[B, 1, 1, Tm]`` 0 on real tokens, -inf on padding.
-        padded_tokens: ``Tm``.
     """
 
     states: torch.Tensor
     keys_values: list[tuple[torch.Tensor, torch.Tensor]]
     key_bias: torch.Tensor
-    padded_tokens: int
 
 
 class TextOnceScorer(SpanScorer):
@@ -498,7 +496,7 @@ class TextOnceScorer(SpanScorer):
             ct = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=text.key_bias.to(qt.dtype))
             keys_values.append((kt, vt))
             h = self._feed_forward(layer, self._unpad(ct, text.pad), h)
-        return TextPass(states=h, keys_values=keys_values, key_bias=text.key_bias, padded_tokens=Tm)
+        return TextPass(states=h, keys_values=keys_values, key_bias=text.key_bias)
 
     def encode_markers(self, windows: list[WindowInput], text: TextPass) -> tuple[torch.Tensor, torch.Tensor]:
         """Final states of the windows' start and end markers, attending to the cached text
