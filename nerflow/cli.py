@@ -58,18 +58,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_mapping(items: list[str] | None) -> dict[str, str | None]:
+    """``["MISC=", "A=B"]`` as ``{"MISC": None, "A": "B"}``: an empty target drops the label."""
+    out = {}
+    for item in items or []:
+        source, _, target = item.partition("=")
+        out[source] = target or None
+    return out
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from flows.evaluate import EvaluateParams, evaluate_model
 
-    def mapping(items: list[str]) -> dict[str, str | None]:
-        out = {}
-        for item in items or []:
-            source, _, target = item.partition("=")
-            out[source] = target or None
-        return out
-
     params = EvaluateParams(
-        model=args.model, data=args.data, label_map=mapping(args.label_map), gold_label_map=mapping(args.gold_label_map),
+        model=args.model, data=args.data, label_map=_label_mapping(args.label_map), gold_label_map=_label_mapping(args.gold_label_map),
         ignore_labels=args.ignore_label or [], max_records=args.max_records, as_written=args.as_written,
         precision=args.precision, space_punctuation=not args.no_space_punctuation,
         trim_unpaired_quotes=not args.no_trim_quotes, output=args.output,
@@ -241,7 +243,7 @@ def _add_reading_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_span_filter_argument(parser: argparse.ArgumentParser) -> None:
-    # No default here: an unset option keeps EngineConfig's ('auto'), and the setting is
+    # No default here: an unset option keeps EngineConfig's ('off'), and the setting is
     # checked where the flow's parameters are (ner_core.span_filter.parse_span_filter).
     parser.add_argument(
         "--span-filter", metavar="SETTING",
@@ -268,7 +270,7 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
     result = train_filter(TrainFilterParams(
         model=args.model, data=args.data, dev=args.dev, output=args.output, filter_only=args.filter_only,
         max_records=args.max_records, max_dev_records=args.max_dev_records,
-        label_map={k: v or None for k, _, v in (item.partition("=") for item in args.label_map or [])},
+        label_map=_label_mapping(args.label_map),
         filter=FilterTrainConfig(**settings), storage_options=storage_options,
     ))
     print(f"span filter written to {result['output']}")
@@ -276,8 +278,6 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
 
 
 def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
-    from ner_core.filter_training import FilterTrainConfig
-
     parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
     parser.add_argument("--data", nargs="+", required=True, help="labelled JSONL files or globs to train on")
     parser.add_argument("--dev", nargs="+", required=True, help="labelled dev files: the operating point is chosen on them")
