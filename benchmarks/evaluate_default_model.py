@@ -53,7 +53,7 @@ _DOC_ID = re.compile(r"^doc:(?P<lang>[a-z]+):\d+:(?P<file>[^:]+):test:(?P<a>\d+)
 def _report(rep) -> dict:
     d = rep.as_dict()
     return {"texts": d["texts"], "words": d["words"], "seconds": d["seconds"], "micro": d["micro"],
-            "per_label": {k: v for k, v in d["per_label"].items()}}
+            "per_label": dict(d["per_label"].items())}
 
 
 def fast_agreement(model, records, name: str) -> dict:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, proc_status_kb, sibling  # noqa: E402
+from _common import ROOT, offline_environment, proc_status_kb, sibling
 
 offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, sibling  # noqa: E402
+from _common import ROOT, offline_environment, sibling
 
 offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, sibling  # noqa: E402
-from _report import replace_section  # noqa: E402
+from _common import ROOT, offline_environment, sibling
+from _report import replace_section
 
 offline_environment()
 DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))

@@ -123,10 +123,9 @@ def build_deployment(
     Raises:
         ValueError: A bad cron expression or time zone.
     """
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.client.schemas.schedules import CronSchedule
     from prefect.types.entrypoint import EntrypointType
-
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
     schedules = [CronSchedule(cron=cron, timezone=timezone)] if cron else None
     return extract_entities.to_deployment(

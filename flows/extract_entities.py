@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -299,7 +299,7 @@ def _emit(event: ProgressEvent) -> None:
     if callback is not None:
         try:
             callback(event)
-        except Exception:  # a broken progress bar must not fail a run
+        except Exception:  # noqa: BLE001 (a broken progress bar must not fail a run)
             get_run_logger().debug("progress listener failed", exc_info=True)
 
 
@@ -327,7 +327,7 @@ def extract_entities(params: ExtractParams) -> RunSummary:
         ReconciliationError: A batch's counts did not add up.
         ContractViolationError: A table broke its contract in a way quarantine cannot fix.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.perf_counter()
     source, output = params.source(), params.output()
     run = RunContext(run_id=str(flow_run.id), ingest_date=started.date().isoformat(), embedding_dtype=params.embedding_dtype)
@@ -496,5 +496,5 @@ def _run_record(
         "entities_by_label": list(summary.entities_by_label.items()),
         "span_filter": summary.span_filter, "spans": summary.spans, "spans_scored": summary.spans_scored,
         "contract_results": json.dumps(results, sort_keys=True),
-        "started_at": started, "finished_at": datetime.now(timezone.utc), "seconds": summary.seconds,
+        "started_at": started, "finished_at": datetime.now(UTC), "seconds": summary.seconds,
     }

@@ -439,8 +439,7 @@ def _precompiled_charsmap(rules: dict[str, str]) -> bytes:
 
 def _build_tokenizer(binary: _E5Binary):
     """The XLM-R fast-tokenizer pipeline over the binary's vocabulary (``tokenizers.Tokenizer``)."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-    from tokenizers import pre_tokenizers, processors
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
     rules = {chr(cp): out for cp, out in binary.norm_map.items()}
     rules.update(_composition_rules(binary.norm_map))

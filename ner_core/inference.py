@@ -456,7 +456,7 @@ class TextOnceScorer(SpanScorer):
         P = [w.n_spans for w in windows]
         # A lone window with spans needs no padding at all (the padded layout is then the flat
         # one); the attention kernels need at least one marker query.
-        Tm, Pm = (T[0], P[0]) if B == 1 and P[0] else (round_up(max(T), 8), round_up(max(max(P), 1), 4))
+        Tm, Pm = (T[0], P[0]) if B == 1 and P[0] else (round_up(max(T), 8), round_up(max(*P, 1), 4))
         text = self._text_layout(windows, Tm)
         markers = self._marker_layout(windows, Pm)
         n_text, n_spans = len(text.ids), sum(P)
@@ -503,7 +503,7 @@ class TextOnceScorer(SpanScorer):
         keys and values of ``text`` exactly as in :meth:`encode`."""
         B = len(windows)
         P = [w.n_spans for w in windows]
-        Pm = P[0] if B == 1 and P[0] else round_up(max(max(P), 1), 4)
+        Pm = P[0] if B == 1 and P[0] else round_up(max(*P, 1), 4)
         markers = self._marker_layout(windows, Pm)
         n_spans = sum(P)
         h = self._embed(markers.ids, markers.pos)

@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ner_core.errors import TrainingError
 from ner_core.inference import TextOnceScorer, WindowInput, cpu_fast_kind, special_tokens, window_input
-from ner_core.loading import NerModel, cjk_words_of
 from ner_core.labelled import LabelledText
+from ner_core.loading import NerModel, cjk_words_of
 from ner_core.memory import HeapGuard
 from ner_core.windowing import WindowingConfig, cut_windows, enumerate_spans, tokenize_document
 
@@ -586,7 +586,12 @@ class Trainer:
 
     def _export(self, state: dict) -> TrainResult:
         from ner_core.adapters import (
-            detach_marker_embedding, detach_standardised_head, export_peft_adapter, merge_lora, save_adapter, save_full,
+            detach_marker_embedding,
+            detach_standardised_head,
+            export_peft_adapter,
+            merge_lora,
+            save_adapter,
+            save_full,
         )
 
         best = state.get("best_step")
@@ -645,7 +650,7 @@ def _save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
                 tensors[f"{index}.{key}"] = value.contiguous()
             else:
                 scalars[f"{index}.{key}"] = value
-    groups = [{k: v for k, v in g.items()} for g in state["param_groups"]]
+    groups = [dict(g.items()) for g in state["param_groups"]]
     save_file(tensors, str(path), metadata={"scalars": json.dumps(scalars), "param_groups": json.dumps(groups)})
 
 
@@ -654,7 +659,7 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f}
     state: dict[int, dict] = {}
     for name, value in [*tensors.items(), *json.loads(meta["scalars"]).items()]:
         index, key = name.split(".", 1)
@@ -717,7 +722,7 @@ def dev_evaluator(ignore_labels: list[str] | None = None, engine_config=None) ->
     through the engine (exact precision), plus each set's F1; ``ignore_labels`` are left
     out of both gold and predictions (e.g. MISC, which some data sets do not annotate);
     ``engine_config`` is how the engine reads the dev texts (its defaults when ``None``)."""
-    label_map = {label: None for label in ignore_labels or []}
+    label_map = dict.fromkeys(ignore_labels or [])
     from ner_core.evaluation import evaluate_records
     from ner_core.metrics import PRF
 

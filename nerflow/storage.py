@@ -19,7 +19,7 @@ import posixpath
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -162,9 +162,9 @@ def _modified(info: Mapping) -> datetime | None:
     # Local files give "mtime" (epoch seconds), s3fs "LastModified", memory "created".
     stamp = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
     if isinstance(stamp, datetime):
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     if isinstance(stamp, (int, float)):
-        return datetime.fromtimestamp(stamp, tz=timezone.utc)
+        return datetime.fromtimestamp(stamp, tz=UTC)
     return None
 
 

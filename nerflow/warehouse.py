@@ -34,7 +34,7 @@ import base64
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -429,7 +429,7 @@ def _record(con: duckdb.DuckDBPyConnection, loads: dict[str, TableLoad], display
         "files BIGINT NOT NULL, \"rows\" BIGINT NOT NULL, versions INTEGER[] NOT NULL, output_uri VARCHAR NOT NULL, "
         "refreshed_at TIMESTAMPTZ NOT NULL)"
     )
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     con.executemany(
         "INSERT INTO warehouse_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
         [[t.table, t.source, len(t.files), t.rows, list(t.versions), display, now] for t in loads.values()],

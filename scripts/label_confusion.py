@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ner_core import EngineConfig, load_model  # noqa: E402
-from ner_core.engine import NerEngine  # noqa: E402
-from ner_core.evaluation import predict_spans  # noqa: E402
-from ner_core.labelled import read_labelled  # noqa: E402
-from ner_core.metrics import score_spans  # noqa: E402
+from ner_core import EngineConfig, load_model
+from ner_core.engine import NerEngine
+from ner_core.evaluation import predict_spans
+from ner_core.labelled import read_labelled
+from ner_core.metrics import score_spans
 
 LABELS = {"PER", "ORG", "LOC"}
 

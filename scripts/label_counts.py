@@ -20,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ner_core.labelled import read_labelled  # noqa: E402
-
+from ner_core.labelled import read_labelled
 
 CONTEXT_CHARS = 40
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.train import load_config  # noqa: E402
-from ner_core import EngineConfig, load_model  # noqa: E402
-from ner_core.training import dev_evaluator, read_sources  # noqa: E402
+from flows.train import load_config
+from ner_core import EngineConfig, load_model
+from ner_core.training import dev_evaluator, read_sources
 
 
 def main() -> None:

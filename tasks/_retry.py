@@ -20,6 +20,6 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
         state.result()
     except TransientError:
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 (terminal or a bug: a retry would fail the same way)
         return False
     return False

@@ -7,6 +7,7 @@ transformers, huggingface_hub or prefect, which read them once.
 from __future__ import annotations
 
 import os
+import socket
 
 for _name, _value in {
     "HF_HUB_OFFLINE": "1",
@@ -104,3 +105,29 @@ def tiny_pickle_model_dir(tiny_wordpiece_model_dir: Path, tmp_path_factory: pyte
     return build_tiny_span_marker(
         encoder_dir, tmp_path_factory.mktemp("tiny-pickle") / "span-marker", safe_serialization=False
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A moto S3 server on localhost with a bucket ``nerflow``; yields the storage options."""
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="nerflow")
+        yield {"client_kwargs": {"endpoint_url": endpoint}, "skip_instance_cache": True}
+    finally:
+        server.stop()

@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from fsspec import AbstractFileSystem
@@ -62,7 +62,7 @@ class OutputLease:
         self._thread: threading.Thread | None = None
 
     def _record(self, started: str | None = None) -> bytes:
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         return json.dumps({
             "token": self.token, "holder": self.holder, "host": socket.gethostname(), "pid": os.getpid(),
             "started_at": started or now, "renewed_at": now,
@@ -83,7 +83,7 @@ class OutputLease:
             renewed = datetime.fromisoformat(held["renewed_at"])
         except (KeyError, TypeError, ValueError):
             return True
-        if datetime.now(timezone.utc) - renewed > timedelta(seconds=self.expires_after):
+        if datetime.now(UTC) - renewed > timedelta(seconds=self.expires_after):
             return True
         if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int):
             try:

@@ -30,7 +30,7 @@ import urllib.parse
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,8 +40,8 @@ from fsspec import AbstractFileSystem
 from data_contracts.schemas import MANIFEST_OBJECTS, MANIFEST_RUNS, TableContract
 from nerflow import storage
 from nerflow.etl import manifest
-from nerflow.etl.manifest import ManifestEntry
 from nerflow.etl.errors import ManifestError
+from nerflow.etl.manifest import ManifestEntry
 from nerflow.etl.report import BatchReport, batch_report
 from nerflow.etl.tables import BatchTables
 from nerflow.etl.validating import ValidatedBatch
@@ -164,7 +164,7 @@ def commit_batch(fs: AbstractFileSystem, root: str, tables: BatchTables, *, comm
     storage.write_bytes_atomic(fs, _pending_path(root, batch.batch_id), json.dumps(intent, indent=1).encode())
     for rel, table in planned:
         storage.write_bytes_atomic(fs, storage.join(root, rel), parquet_bytes(table))
-    when = committed_at or datetime.now(timezone.utc)
+    when = committed_at or datetime.now(UTC)
     counts = {row["source_uri"]: row for row in tables.object_counts.to_dicts()}
     rows = []
     for obj in batch.objects:

@@ -143,8 +143,8 @@ def test_checks_needing_unknown_values_are_skipped_and_said_so():
     checks, skipped = checks_for("entities", labels=["PER"])
     [label] = [c for c in checks if c.name == "label_known"]
     assert label.kwargs["value_set"] == ["PER"] and skipped == ()
-    assert [c for c in TABLE_CHECKS["entities"] if c.name == "label_known"][0].kwargs["value_set"] is MODEL_LABELS
-    assert [c for c in TABLE_CHECKS["entity_embeddings"] if c.name == "width_is_model_dim"][0].needs() == (MODEL_DIM,)
+    assert next(c for c in TABLE_CHECKS["entities"] if c.name == "label_known").kwargs["value_set"] is MODEL_LABELS
+    assert next(c for c in TABLE_CHECKS["entity_embeddings"] if c.name == "width_is_model_dim").needs() == (MODEL_DIM,)
     with pytest.raises(ValueError, match="no checks for table 'nope'"):
         checks_for("nope")
 

@@ -58,7 +58,7 @@ def test_entities_and_documents_are_partitioned_by_date_and_language():
 
 
 def test_conform_orders_casts_and_drops_extra_columns():
-    row = {n: "x" for n in ENTITIES_V1.schema.names}
+    row = dict.fromkeys(ENTITIES_V1.schema.names, "x")
     row.update(start=3, end=5, score=0.5)
     out = ENTITIES_V1.conform(pa.Table.from_pylist([{**row, "extra": 1}]))
     assert out.schema.names == ENTITIES_V1.schema.names and out.schema.field("start").type == pa.int32()
@@ -67,7 +67,7 @@ def test_conform_orders_casts_and_drops_extra_columns():
 def test_conform_names_what_is_wrong():
     with pytest.raises(SchemaMismatchError, match=r"missing columns \['entity_id'.*\(table='entities'\)"):
         ENTITIES_V1.conform(pa.table({"doc_id": ["a"]}))
-    row = {n: "x" for n in ENTITIES_V1.schema.names}
+    row = dict.fromkeys(ENTITIES_V1.schema.names, "x")
     row.update(start=1, end=2, score=0.1, doc_id=None)
     with pytest.raises(SchemaMismatchError, match="1 nulls in non-nullable column 'doc_id'"):
         ENTITIES_V1.conform(pa.Table.from_pylist([row]))

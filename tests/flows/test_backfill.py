@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flows.backfill import backfill, backfill_uri
@@ -14,8 +14,8 @@ from ner_core import load_model
 from nerflow.cli import main
 from tests.flows.test_extract_entities import NEWS, WIKI, check_output, params, read_table, write_corpus
 
-JANUARY = datetime(2026, 1, 10, tzinfo=timezone.utc).timestamp()
-MARCH = datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp()
+JANUARY = datetime(2026, 1, 10, tzinfo=UTC).timestamp()
+MARCH = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 
 
 def _files(root: Path, skip: str) -> dict[str, str]:

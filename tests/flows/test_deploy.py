@@ -8,6 +8,7 @@ deployment for a work pool with ``prefect deploy``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -188,23 +189,15 @@ def _stop(proc: subprocess.Popen, timeout: float = 30) -> None:
     except psutil.NoSuchProcess:
         descendants = []
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     for child in descendants:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
-        except psutil.NoSuchProcess:
-            pass
     proc.wait(timeout)
 
 
@@ -259,9 +252,8 @@ def client(prefect_server: Server):
     from prefect import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
-        with get_client(sync_client=True) as c:
-            yield c
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}), get_client(sync_client=True) as c:
+        yield c
 
 
 def _wait_for_deployment(client, name: str, proc: subprocess.Popen, log: Path, timeout: float = 240):

@@ -32,6 +32,7 @@ def _recording_hook(path: str):
         import os as os_
 
         import ray
+
         from nerflow.etl import annotating
 
         def record(event: str, **fields) -> None:

@@ -24,7 +24,7 @@ from data_contracts.schemas import CONTRACTS, MANIFEST_RUNS_V1, QUARANTINE_V1, e
 from flows.extract_entities import ExtractParams, extract_entities
 from nerflow import storage
 from nerflow.warehouse import TABLES, WarehouseError, build_warehouse
-from tests.flows.test_extract_entities import DOC_IDS, read_table, s3, write_corpus  # noqa: F401 (s3: fixture)
+from tests.flows.test_extract_entities import DOC_IDS, read_table, write_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LATE = [

@@ -98,7 +98,7 @@ def test_env_example_documents_only_what_the_compose_files_use(compose_raw, env_
 def test_required_settings_stop_compose_with_a_message_when_missing(compose_raw, env_example):
     for name in COMPOSE_FILES:
         without = {k: v for k, v in env_example.items() if k != "PREFECT_AUTH_STRING"}
-        with pytest.raises(MissingVariable, match="PREFECT_AUTH_STRING: set PREFECT_AUTH_STRING in infra/.env"):
+        with pytest.raises(MissingVariable, match=r"PREFECT_AUTH_STRING: set PREFECT_AUTH_STRING in infra/\.env"):
             interpolate(compose_raw[name], without)
 
 
@@ -238,9 +238,9 @@ def test_dockerfile_copies_every_package_and_the_context_lets_it():
     for src in copied:
         assert (REPO_ROOT / src).exists(), src
     # The dockerignore leaves out everything but what is copied.
-    lines = [l for l in (INFRA / "Dockerfile.dockerignore").read_text().splitlines() if l and not l.startswith("#")]
+    lines = [line for line in (INFRA / "Dockerfile.dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*"
-    kept = {l[1:] for l in lines if l.startswith("!")}
+    kept = {line[1:] for line in lines if line.startswith("!")}
     assert copied <= kept, f"copied but ignored: {copied - kept}"
 
 

@@ -1,5 +1,4 @@
 import numpy as np
-
 import pytest
 
 from ner_core.decoding import Candidate, entity_char_range, merge_candidates, select_spans, without_unpaired_quotes

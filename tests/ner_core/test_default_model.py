@@ -62,5 +62,5 @@ def test_a_missing_artifact_is_a_clear_error(tmp_path, monkeypatch):
     import ner_core.default_model as dm
 
     monkeypatch.setattr(dm, "default_artifact_dir", lambda: tmp_path / "nothing")
-    with pytest.raises(ModelNotFoundError, match="default model artifact is missing.*name a checkpoint"):
+    with pytest.raises(ModelNotFoundError, match=r"default model artifact is missing.*name a checkpoint"):
         dm.default_model_dir(tmp_path / "cache")

@@ -196,7 +196,7 @@ class OracleScorer(SpanScorer):
 def test_long_document_entities_at_every_window_boundary_found_once(tiny_model):
     entity = "Zorblax Quintus"
     target = tiny_model.tokenizer(entity, add_special_tokens=False)["input_ids"]
-    filler = "the quick brown fox jumps over a lazy dog and runs far away".split()
+    filler = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "runs", "far", "away"]
     words, placed = [], []
     i = 0
     # An entity every few words: wherever a window is cut, one sits at its edge.

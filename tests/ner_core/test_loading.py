@@ -6,7 +6,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from ner_core.errors import ModelConfigError, ModelNotFoundError, UnsafeCheckpointError, TransientError
+from ner_core.errors import ModelConfigError, ModelNotFoundError, TransientError, UnsafeCheckpointError
 from ner_core.loading import clear_model_cache, load_model
 from tests.fixtures_models import build_tiny_model
 
@@ -42,7 +42,7 @@ def test_model_id_is_stable_across_loads(tiny_wordpiece_model_dir):
 
 
 def test_pickle_only_checkpoint_is_refused(tiny_pickle_model_dir):
-    with pytest.raises(UnsafeCheckpointError, match="only pickle weights .*pytorch_model.bin.*allow_pickle=True"):
+    with pytest.raises(UnsafeCheckpointError, match=r"only pickle weights .*pytorch_model\.bin.*allow_pickle=True"):
         load_model(tiny_pickle_model_dir)
     model = load_model(tiny_pickle_model_dir, allow_pickle=True)
     assert model.labels[model.outside_id] == "O"

@@ -254,7 +254,7 @@ def test_an_adapter_trained_on_cjk_pieces_rebuilds_with_them(tmp_path, tiny_sent
         model = load_model(directory)
         assert model.cjk_words == "pieces"
         doc = tokenize_document(model.tokenizer, "d", "北京是中国的", max_word_tokens=60, cjk_pieces=True)
-        assert [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)][0] == "北京"
+        assert next(doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)) == "北京"
         # The engine cuts the model's Chinese into the same pieces: as many candidate spans.
         (window,) = NerEngine(model).window_inputs(Doc(doc_id="d", text="北京是中国的"))
         assert len(window.start_pos) == len(enumerate_spans(doc.n_words, model.entity_max_length)[0])

@@ -6,14 +6,13 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from nerflow import storage
 from nerflow.etl.errors import OutputBusyError
 from nerflow.etl.lease import OutputLease, lease_path
-from tests.flows.test_extract_entities import s3  # noqa: F401 (fixture)
 
 
 def _held(fs, root) -> dict:
@@ -40,12 +39,12 @@ def test_one_writer_at_a_time_in_memory(memfs):
     _check_one_writer(*memfs)
 
 
-def test_one_writer_at_a_time_on_s3(s3):  # noqa: F811
+def test_one_writer_at_a_time_on_s3(s3):
     _check_one_writer(*storage.filesystem("s3://nerflow/out", s3))
 
 
 def _plant(fs, root, **record):
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     fs.makedirs(storage.join(root, "_manifest"), exist_ok=True)
     fs.pipe_file(lease_path(root), json.dumps({"token": "old", "holder": "flow run dead", "host": "elsewhere", "pid": 1,
                                               "started_at": now, "renewed_at": now, **record}).encode())
@@ -53,7 +52,7 @@ def _plant(fs, root, **record):
 
 def test_a_lease_not_renewed_in_time_is_taken_over(memfs):
     fs, root = memfs
-    _plant(fs, root, renewed_at=(datetime.now(timezone.utc) - timedelta(minutes=10)).isoformat())
+    _plant(fs, root, renewed_at=(datetime.now(UTC) - timedelta(minutes=10)).isoformat())
     with OutputLease(fs, root, holder="flow run B"):
         assert _held(fs, root)["holder"] == "flow run B"
     _plant(fs, root)  # renewed just now, on another host: busy

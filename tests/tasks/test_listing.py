@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from nerflow import storage
@@ -159,13 +161,13 @@ def test_plan_batches_task_calls_the_stage(memfs, monkeypatch):
 
 
 def test_a_modified_time_range_leaves_other_objects_for_later_runs():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from nerflow.etl.listing import BatchingConfig
 
-    config = BatchingConfig(modified_after=datetime(2026, 1, 1), modified_before=datetime(2026, 2, 1, tzinfo=timezone.utc))
-    assert config.in_range(datetime(2026, 1, 1, tzinfo=timezone.utc)), "the start is inclusive; naive times are UTC"
-    assert not config.in_range(datetime(2026, 2, 1, tzinfo=timezone.utc)), "the end is exclusive"
+    config = BatchingConfig(modified_after=datetime(2026, 1, 1), modified_before=datetime(2026, 2, 1, tzinfo=UTC))
+    assert config.in_range(datetime(2026, 1, 1, tzinfo=UTC)), "the start is inclusive; naive times are UTC"
+    assert not config.in_range(datetime(2026, 2, 1, tzinfo=UTC)), "the end is exclusive"
     assert not config.in_range(None), "an object of unknown time is not in a range"
     assert BatchingConfig().in_range(None)
     with pytest.raises(ValueError, match="must be before"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +23,7 @@ LABELS = ("PER", "ORG", "LOC", "MISC")
 
 
 def _record(**changes) -> dict:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     record = {
         "run_id": RUN.run_id, "run_label": None, "status": "completed", "input_uri": "in", "output_uri": "out",
         "model_ref": "tiny", "model_id": "m1", "model_labels": list(LABELS), "embedding_dim": 4, "devices": ["cpu"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import UTC
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -142,10 +143,10 @@ def test_retract_removes_the_rows_of_changed_objects(memfs):
 
 
 def test_run_record(memfs):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     fs, root = memfs
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     record = {
         "run_id": "r1", "run_label": None, "status": "completed", "input_uri": "in", "output_uri": "out",
         "model_ref": "default", "model_id": "m", "model_labels": ["PER"], "embedding_dim": 0, "devices": ["cpu"],
