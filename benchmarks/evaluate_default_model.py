@@ -40,11 +40,25 @@ BEGIN, END = "<!-- default_model_eval:begin -->", "<!-- default_model_eval:end -
 
 # Data set -> the target strict F1 (PER/ORG/LOC) of the issue; None: reported, no target.
 TARGETS = {
-    "conll02_es": 78.2, "conll02_nl": 77.8, "bsnlp_pl": 62.9, "bsnlp_ru": 67.4,
-    "uner_de_pud": 75.0, "uner_en_pud": 75.0, "uner_pt_pud": 75.0, "uner_ru_pud": 75.0, "uner_zh_pud": 70.0,
+    "conll02_es": 78.2,
+    "conll02_nl": 77.8,
+    "bsnlp_pl": 62.9,
+    "bsnlp_ru": 67.4,
+    "uner_de_pud": 75.0,
+    "uner_en_pud": 75.0,
+    "uner_pt_pud": 75.0,
+    "uner_ru_pud": 75.0,
+    "uner_zh_pud": 70.0,
 }
-OTHER_SETS = ["germeval2014_de", "uner_en_ewt", "kind_it_wikinews", "kind_it_fiction", "kind_it_degasperi",
-              "uner_pt_bosque", "uner_zh_gsdsimp"]
+OTHER_SETS = [
+    "germeval2014_de",
+    "uner_en_ewt",
+    "kind_it_wikinews",
+    "kind_it_fiction",
+    "kind_it_degasperi",
+    "uner_pt_bosque",
+    "uner_zh_gsdsimp",
+]
 DOC_LANGS = ["de", "en", "es", "it", "nl", "pt", "ru", "zh"]
 IGNORE = {"MISC": None}
 _DOC_ID = re.compile(r"^doc:(?P<lang>[a-z]+):\d+:(?P<file>[^:]+):test:(?P<a>\d+)-(?P<b>\d+)$")
@@ -52,8 +66,13 @@ _DOC_ID = re.compile(r"^doc:(?P<lang>[a-z]+):\d+:(?P<file>[^:]+):test:(?P<a>\d+)
 
 def _report(rep) -> dict:
     d = rep.as_dict()
-    return {"texts": d["texts"], "words": d["words"], "seconds": d["seconds"], "micro": d["micro"],
-            "per_label": dict(d["per_label"].items())}
+    return {
+        "texts": d["texts"],
+        "words": d["words"],
+        "seconds": d["seconds"],
+        "micro": d["micro"],
+        "per_label": dict(d["per_label"].items()),
+    }
 
 
 def fast_agreement(model, records, name: str) -> dict:
@@ -79,8 +98,17 @@ def fast_agreement(model, records, name: str) -> dict:
     return out
 
 
-def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: int = 0, max_sentences: int = 0,
-             sets: list[str] | None = None, doc_config=None, doc_langs: list[str] | None = None) -> dict:
+def evaluate(
+    model_ref: str,
+    *,
+    docs_per_lang: int,
+    all_sets: bool,
+    fast_check: int = 0,
+    max_sentences: int = 0,
+    sets: list[str] | None = None,
+    doc_config=None,
+    doc_langs: list[str] | None = None,
+) -> dict:
     """``sets`` replaces the test sets scored; ``doc_config`` (an ``EngineConfig``) is the
     windowing of the long documents (their sentences always run with the defaults)."""
     from ner_core import EngineConfig, load_model
@@ -90,14 +118,22 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: 
     t0 = time.perf_counter()
     model = load_model(model_ref, device="cpu")
     load_seconds = time.perf_counter() - t0
-    out: dict = {"model": model_ref, "model_id": model.model_id, "load_seconds": round(load_seconds, 1),
-                 "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
-                 "scoring": "strict entity-level, PER/ORG/LOC (MISC ignored on both sides), exact precision",
-                 "space_punctuation": EngineConfig().space_punctuation,
-                 "trim_unpaired_quotes": EngineConfig().trim_unpaired_quotes,
-                 "test": {}, "docs": {}, "max_sentences": max_sentences or None,
-                 "doc_windows": {"window_tokens": getattr(doc_config, "window_tokens", None),
-                                 "overlap_tokens": getattr(doc_config, "overlap_tokens", None)}}
+    out: dict = {
+        "model": model_ref,
+        "model_id": model.model_id,
+        "load_seconds": round(load_seconds, 1),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "scoring": "strict entity-level, PER/ORG/LOC (MISC ignored on both sides), exact precision",
+        "space_punctuation": EngineConfig().space_punctuation,
+        "trim_unpaired_quotes": EngineConfig().trim_unpaired_quotes,
+        "test": {},
+        "docs": {},
+        "max_sentences": max_sentences or None,
+        "doc_windows": {
+            "window_tokens": getattr(doc_config, "window_tokens", None),
+            "overlap_tokens": getattr(doc_config, "overlap_tokens", None),
+        },
+    }
     if sets is None:
         sets = list(TARGETS) + (OTHER_SETS if all_sets else [])
     for name in sets:
@@ -124,13 +160,20 @@ def evaluate(model_ref: str, *, docs_per_lang: int, all_sets: bool, fast_check: 
             if len(lines) != int(m["b"]) - int(m["a"]) + 1:
                 raise ValueError(f"{d.id}: {len(lines)} lines, not the sentences {m['a']}-{m['b']}")
             sentences += lines
-        doc_rep = evaluate_records(model, docs, name=f"docs_{lang}", label_map=IGNORE, gold_label_map=IGNORE,
-                                   engine_config=doc_config)
+        doc_rep = evaluate_records(
+            model, docs, name=f"docs_{lang}", label_map=IGNORE, gold_label_map=IGNORE, engine_config=doc_config
+        )
         sen_rep = evaluate_records(model, sentences, name=f"sentences_{lang}", label_map=IGNORE, gold_label_map=IGNORE)
-        out["docs"][lang] = {"documents": _report(doc_rep), "sentences": _report(sen_rep),
-                             "delta_f1": 100 * (doc_rep.scores.micro.f1 - sen_rep.scores.micro.f1)}
-        print(f"docs {lang}: windowed F1 {100 * doc_rep.scores.micro.f1:.1f} vs sentences "
-              f"{100 * sen_rep.scores.micro.f1:.1f} ({len(docs)} docs, {len(sentences)} sentences)", flush=True)
+        out["docs"][lang] = {
+            "documents": _report(doc_rep),
+            "sentences": _report(sen_rep),
+            "delta_f1": 100 * (doc_rep.scores.micro.f1 - sen_rep.scores.micro.f1),
+        }
+        print(
+            f"docs {lang}: windowed F1 {100 * doc_rep.scores.micro.f1:.1f} vs sentences "
+            f"{100 * sen_rep.scores.micro.f1:.1f} ({len(docs)} docs, {len(sentences)} sentences)",
+            flush=True,
+        )
     return out
 
 
@@ -140,9 +183,15 @@ def render_markdown(r: dict) -> str:
         "Command: `python benchmarks/evaluate_default_model.py`; raw figures in "
         "`benchmarks/results/default_model_eval.json`.",
         "",
-        *([f"Only the first {r['max_sentences']} sentences of each test set were scored "
-           f"(`--max-sentences {r['max_sentences']}`): the figures are estimates of the full test sets' F1.", ""]
-          if r.get("max_sentences") else []),
+        *(
+            [
+                f"Only the first {r['max_sentences']} sentences of each test set were scored "
+                f"(`--max-sentences {r['max_sentences']}`): the figures are estimates of the full test sets' F1.",
+                "",
+            ]
+            if r.get("max_sentences")
+            else []
+        ),
         "| test set | sentences | P | R | F1 | target | PER | ORG | LOC |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
@@ -151,8 +200,10 @@ def render_markdown(r: dict) -> str:
         target = t.get("target_f1")
         verdict = "" if target is None else (f"{target} ✔" if 100 * m["f1"] > target else f"{target} ✘")
         per = [f"{100 * t['per_label'][k]['f1']:.1f}" if k in t["per_label"] else "–" for k in ("PER", "ORG", "LOC")]
-        lines.append(f"| {name} | {t['texts']} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
-                     f"**{100 * m['f1']:.1f}** | {verdict} | " + " | ".join(per) + " |")
+        lines.append(
+            f"| {name} | {t['texts']} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
+            f"**{100 * m['f1']:.1f}** | {verdict} | " + " | ".join(per) + " |"
+        )
     fc = r.get("fast_check")
     if fc:
         lines += [
@@ -167,16 +218,19 @@ def render_markdown(r: dict) -> str:
             "",
             "Long documents through the windowed engine against the same sentences one by one "
             "(target: windowed at most 1 F1 point below)"
-            + "".join(f", {k.replace('_', ' ')} {v}" for k, v in (r.get("doc_windows") or {}).items() if v is not None) + ":",
+            + "".join(f", {k.replace('_', ' ')} {v}" for k, v in (r.get("doc_windows") or {}).items() if v is not None)
+            + ":",
             "",
             "| lang | documents | words | windowed F1 | sentence F1 | difference |",
             "|---|--:|--:|--:|--:|--:|",
         ]
         for lang, d in r["docs"].items():
             ok = "✔" if d["delta_f1"] >= -1.0 else "✘"
-            lines.append(f"| {lang} | {d['documents']['texts']} | {d['documents']['words']} | "
-                         f"{100 * d['documents']['micro']['f1']:.1f} | {100 * d['sentences']['micro']['f1']:.1f} | "
-                         f"{d['delta_f1']:+.1f} {ok} |")
+            lines.append(
+                f"| {lang} | {d['documents']['texts']} | {d['documents']['words']} | "
+                f"{100 * d['documents']['micro']['f1']:.1f} | {100 * d['sentences']['micro']['f1']:.1f} | "
+                f"{d['delta_f1']:+.1f} {ok} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -194,14 +248,20 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--docs-per-lang", type=int, default=2, help="documents per language (0: none)")
     parser.add_argument("--all", action="store_true", help="also the gold test sets without a target")
-    parser.add_argument("--fast-check", type=int, default=100, help="sentences per target set scored in fast precision too (0: skip)")
+    parser.add_argument(
+        "--fast-check", type=int, default=100, help="sentences per target set scored in fast precision too (0: skip)"
+    )
     parser.add_argument("--max-sentences", type=int, default=0, help="first N sentences of each test set (0: all)")
     parser.add_argument("--out", default=str(RESULTS / "default_model_eval.json"))
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--sets", help="comma-separated test sets instead of the targets' ('none': documents only)")
-    parser.add_argument("--doc-langs", help=f"comma-separated languages of the long documents (default: {','.join(DOC_LANGS)})")
+    parser.add_argument(
+        "--doc-langs", help=f"comma-separated languages of the long documents (default: {','.join(DOC_LANGS)})"
+    )
     parser.add_argument("--window-tokens", type=int, help="window of the long documents (default: the model's)")
-    parser.add_argument("--overlap-tokens", type=int, help="overlap of the long documents' windows (default: an eighth)")
+    parser.add_argument(
+        "--overlap-tokens", type=int, help="overlap of the long documents' windows (default: an eighth)"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     exploratory = any(x is not None for x in (args.sets, args.window_tokens, args.overlap_tokens, args.doc_langs))
@@ -220,8 +280,16 @@ def main() -> None:
 
         sets = None if not args.sets else [] if args.sets == "none" else args.sets.split(",")
         doc_config = EngineConfig(window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens)
-        result = evaluate(args.model, docs_per_lang=args.docs_per_lang, all_sets=args.all, fast_check=args.fast_check,
-                          max_sentences=args.max_sentences, sets=sets, doc_config=doc_config, doc_langs=doc_langs)
+        result = evaluate(
+            args.model,
+            docs_per_lang=args.docs_per_lang,
+            all_sets=args.all,
+            fast_check=args.fast_check,
+            max_sentences=args.max_sentences,
+            sets=sets,
+            doc_config=doc_config,
+            doc_langs=doc_langs,
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     markdown = render_markdown(result)

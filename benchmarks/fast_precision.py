@@ -52,8 +52,10 @@ def compare(records, exact, fast) -> dict:
     gold = [list(r.entities) for r in records]
     (e_spans, e_scores, e_secs), (f_spans, f_scores, f_secs) = exact, fast
     same = e_scores.keys() & f_scores.keys()
-    f1 = {name: score_spans(gold, spans, label_map=IGNORE, gold_label_map=IGNORE).micro.f1
-          for name, spans in (("exact", e_spans), ("fast", f_spans))}
+    f1 = {
+        name: score_spans(gold, spans, label_map=IGNORE, gold_label_map=IGNORE).micro.f1
+        for name, spans in (("exact", e_spans), ("fast", f_spans))
+    }
     return {
         "sentences": len(records),
         "exact_entities": len(e_scores),
@@ -80,16 +82,23 @@ def measure(model_ref: str, sentences: int) -> dict:
     model = load_model(model_ref)
     engines = {p: NerEngine(model, EngineConfig(precision=p)) for p in ("exact", "fast")}
     sets = sorted(p.name.removesuffix(".jsonl.gz") for p in (DATA / "dev").glob("*.jsonl.gz"))
-    loaded = {name: list(read_labelled(str(DATA / "dev" / f"{name}.jsonl.gz"), limit=sentences))
-              for name in sets if name not in SKIP}
+    loaded = {
+        name: list(read_labelled(str(DATA / "dev" / f"{name}.jsonl.gz"), limit=sentences))
+        for name in sets
+        if name not in SKIP
+    }
     warm = [r for records in loaded.values() for r in records[:4]]
     for engine in engines.values():
         list(engine.predict(r.text for r in warm))
 
     out = {
         "command": f"python benchmarks/fast_precision.py --model {model_ref} --sentences {sentences}",
-        "machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "fast_precision_kind": cpu_fast_kind(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "fast_precision_kind": cpu_fast_kind(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
         "model": model_ref,
         "sets": {},
     }
@@ -98,15 +107,20 @@ def measure(model_ref: str, sentences: int) -> dict:
         runs[name] = exact, fast = run(engines["exact"], records, name), run(engines["fast"], records, name)
         out["sets"][name] = compare(records, exact, fast)
         print(name, json.dumps(out["sets"][name]), flush=True)
-    out["all"] = compare([r for records in loaded.values() for r in records],
-                         *(_pooled([pair[mode] for pair in runs.values()]) for mode in (0, 1)))
+    out["all"] = compare(
+        [r for records in loaded.values() for r in records],
+        *(_pooled([pair[mode] for pair in runs.values()]) for mode in (0, 1)),
+    )
     return out
 
 
 def _pooled(parts):
     """One ``run`` result from those of several sets (their score keys name the set)."""
-    return ([s for spans, _, _ in parts for s in spans], {k: v for _, scores, _ in parts for k, v in scores.items()},
-            sum(secs for _, _, secs in parts))
+    return (
+        [s for spans, _, _ in parts for s in spans],
+        {k: v for _, scores, _ in parts for k, v in scores.items()},
+        sum(secs for _, _, secs in parts),
+    )
 
 
 def render_markdown(r: dict) -> str:

@@ -71,7 +71,13 @@ def corpus(n_docs: int) -> list[dict]:
         group = [sents[(cursor[k] + i) % len(sents)] for i in range(SENTENCES_PER_DOC)]
         cursor[k] += SENTENCES_PER_DOC
         sep = "" if group[0]["lang"] == "zh" else " "
-        docs.append({"id": f"d{len(docs):07d}", "lang": group[0]["lang"], "text": sep.join(bench.sentence_text(r) for r in group)})
+        docs.append(
+            {
+                "id": f"d{len(docs):07d}",
+                "lang": group[0]["lang"],
+                "text": sep.join(bench.sentence_text(r) for r in group),
+            }
+        )
     return docs
 
 
@@ -88,7 +94,11 @@ def flow_params(input_dir: Path, output_dir: Path, model: str):
     from flows.extract_entities import ExtractParams
 
     return ExtractParams(
-        input_uri=str(input_dir), output_uri=str(output_dir), model=model, device="cpu", batch_bytes=BATCH_BYTES,
+        input_uri=str(input_dir),
+        output_uri=str(output_dir),
+        model=model,
+        device="cpu",
+        batch_bytes=BATCH_BYTES,
     )
 
 
@@ -202,7 +212,9 @@ def memory(sizes: list[int], work: Path) -> list[dict]:
         t0 = time.perf_counter()
         child = subprocess.Popen(
             [sys.executable, __file__, "--child-run", str(input_dir), str(work / f"memory-output-{n}"), str(model_dir)],
-            env=env, stdout=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         sampler = TreePeakRss(child.pid)
         stdout, _ = child.communicate()
@@ -210,9 +222,17 @@ def memory(sizes: list[int], work: Path) -> list[dict]:
         if child.returncode != 0:
             raise SystemExit(f"flow on {n} documents failed ({child.returncode})")
         own = json.loads(stdout.strip().splitlines()[-1])
-        out.append({"docs": n, "seconds": round(time.perf_counter() - t0, 1), "peak_rss_tree_mb": round(peak / 2**20),
-                    "peak_rss_flow_process_mb": round(own["maxrss_kb"] / 1024), "docs_ok": own["docs_ok"],
-                    "batches": own["batches"], "batch_bytes": BATCH_BYTES})
+        out.append(
+            {
+                "docs": n,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "peak_rss_tree_mb": round(peak / 2**20),
+                "peak_rss_flow_process_mb": round(own["maxrss_kb"] / 1024),
+                "docs_ok": own["docs_ok"],
+                "batches": own["batches"],
+                "batch_bytes": BATCH_BYTES,
+            }
+        )
         print(f"memory: {out[-1]}", flush=True)
     return out
 
@@ -223,42 +243,60 @@ def child_run(input_dir: str, output_dir: str, model: str) -> None:
 
 
 def render_markdown(r: dict) -> str:
-    lines = [BEGIN, "## The flow against the engine alone", "",
-             "Command: `python benchmarks/flow_overhead.py` with the arguments each part names "
-             "(results: `benchmarks/results/flow_overhead.json`).",
-             f"Machine: {r['machine']}, {r['threads']} threads, torch {r['torch']}.", ""]
+    lines = [
+        BEGIN,
+        "## The flow against the engine alone",
+        "",
+        "Command: `python benchmarks/flow_overhead.py` with the arguments each part names "
+        "(results: `benchmarks/results/flow_overhead.json`).",
+        f"Machine: {r['machine']}, {r['threads']} threads, torch {r['torch']}.",
+        "",
+    ]
     o = r.get("overhead")
     if o:
         verdict = "meets" if o["overhead"] <= 0.15 else "misses"
         lines += [
             f"Overhead: {o['docs']} documents ({o['words']} words, {SENTENCES_PER_DOC} sentences each, ten languages, "
-            f"{o['files']} JSONL files), model `{o.get('model', 'random-head')}` (SpanMarker on e5-small).", "",
-            "| | seconds | documents/s | entities |", "| --- | --: | --: | --: |",
+            f"{o['files']} JSONL files), model `{o.get('model', 'random-head')}` (SpanMarker on e5-small).",
+            "",
+            "| | seconds | documents/s | entities |",
+            "| --- | --: | --: | --: |",
             f"| engine alone (`NerEngine.predict`) | {o['engine_seconds']} | {o['engine_docs_per_s']} | {o['engine_entities']} |",
             f"| whole flow (`extract-entities`, ephemeral Prefect) | {o['flow_seconds']} | {o['flow_docs_per_s']} | {o['flow_entities']} |",
             "",
             f"The flow's overhead is **{o['overhead']:.1%}** of engine time ({verdict} the 15% target), "
-            f"over {o['flow_batches']} batches ({o['batch_bytes'] >> 10} KB of input each). Command: `{o.get('command', '')}`.", "",
+            f"over {o['flow_batches']} batches ({o['batch_bytes'] >> 10} KB of input each). Command: `{o.get('command', '')}`.",
+            "",
         ]
         if "engine_peak_rss_mb" in o:
             lines += [
                 f"Resident memory of the benchmark process (sampled twice a second): {o['rss_after_loading_mb']} MB with the "
                 f"model loaded; peak {o['engine_peak_rss_mb']} MB during the engine half and {o['flow_peak_rss_process_mb']} MB "
-                f"during the flow half ({o['flow_peak_rss_tree_mb']} MB with Prefect's ephemeral server).", "",
+                f"during the flow half ({o['flow_peak_rss_tree_mb']} MB with Prefect's ephemeral server).",
+                "",
             ]
     m = r.get("memory")
     if m:
-        lines += ["Memory: the same flow with a tiny random model, in a child process; peak RSS of the child and "
-                  f"everything it starts (Prefect's ephemeral API server included). Command: `{m[0].get('command', '')}`.", "",
-                  "| documents | seconds | batches | peak RSS, flow process (MB) | peak RSS, process tree (MB) |",
-                  "| --: | --: | --: | --: | --: |"]
-        lines += [f"| {x['docs']} | {x['seconds']} | {x['batches']} | {x['peak_rss_flow_process_mb']} | {x['peak_rss_tree_mb']} |" for x in m]
+        lines += [
+            "Memory: the same flow with a tiny random model, in a child process; peak RSS of the child and "
+            f"everything it starts (Prefect's ephemeral API server included). Command: `{m[0].get('command', '')}`.",
+            "",
+            "| documents | seconds | batches | peak RSS, flow process (MB) | peak RSS, process tree (MB) |",
+            "| --: | --: | --: | --: | --: |",
+        ]
+        lines += [
+            f"| {x['docs']} | {x['seconds']} | {x['batches']} | {x['peak_rss_flow_process_mb']} | {x['peak_rss_tree_mb']} |"
+            for x in m
+        ]
         if len(m) >= 2:
             a, b = m[0], m[-1]
             d_proc = b["peak_rss_flow_process_mb"] / a["peak_rss_flow_process_mb"] - 1
             d_tree = b["peak_rss_tree_mb"] / a["peak_rss_tree_mb"] - 1
-            lines += ["", f"From {a['docs']} to {b['docs']} documents the flow process's peak grew by {d_proc:+.1%} and "
-                      f"the process tree's by {d_tree:+.1%} (target: within 10%)."]
+            lines += [
+                "",
+                f"From {a['docs']} to {b['docs']} documents the flow process's peak grew by {d_proc:+.1%} and "
+                f"the process tree's by {d_tree:+.1%} (target: within 10%).",
+            ]
     lines += [END]
     return "\n".join(lines) + "\n"
 
@@ -292,8 +330,13 @@ def main() -> None:
 
     previous = json.loads(out.read_text()) if out.exists() else {}
     command = " ".join(["python benchmarks/flow_overhead.py", *sys.argv[1:]])
-    result = {"machine": bench.cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "overhead": previous.get("overhead"), "memory": previous.get("memory")}
+    result = {
+        "machine": bench.cpu_model(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "overhead": previous.get("overhead"),
+        "memory": previous.get("memory"),
+    }
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
         if not args.skip_overhead:

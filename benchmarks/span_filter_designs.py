@@ -44,7 +44,10 @@ def measure(args) -> dict:
     model = load_model(args.model, device="cpu")
 
     def sources(folder: str, limit: int) -> dict:
-        return {p.name.split(".", 1)[0]: list(read_labelled(str(p), limit=limit)) for p in sorted((DATA / folder).glob("*.jsonl.gz"))}
+        return {
+            p.name.split(".", 1)[0]: list(read_labelled(str(p), limit=limit))
+            for p in sorted((DATA / folder).glob("*.jsonl.gz"))
+        }
 
     t0 = time.perf_counter()
     train = encode_sources(model, sources("train", args.max_records))
@@ -53,12 +56,23 @@ def measure(args) -> dict:
     designs = {}
     for design in DESIGNS:
         span_filter = train_span_filter(model, train, dev, FilterTrainConfig(design=design))
-        designs[design] = {"operating_point": vars(span_filter.operating_point), "curve": span_filter.info["curve"],
-                           "seconds_training": span_filter.info["seconds_training"]}
+        designs[design] = {
+            "operating_point": vars(span_filter.operating_point),
+            "curve": span_filter.info["curve"],
+            "seconds_training": span_filter.info["seconds_training"],
+        }
         print(design, span_filter.operating_point, flush=True)
-    return {"command": " ".join(["python", "benchmarks/span_filter_designs.py", *sys.argv[1:]]),
-            "date": time.strftime("%Y-%m-%d"), "cpu": cpu_facts(), "model": args.model, "model_id": model.model_id,
-            "train_windows": len(train), "dev_windows": len(dev), "seconds_encoding": round(encoded, 1), "designs": designs}
+    return {
+        "command": " ".join(["python", "benchmarks/span_filter_designs.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu_facts(),
+        "model": args.model,
+        "model_id": model.model_id,
+        "train_windows": len(train),
+        "dev_windows": len(dev),
+        "seconds_encoding": round(encoded, 1),
+        "designs": designs,
+    }
 
 
 def render(r: dict) -> str:
@@ -85,8 +99,10 @@ def render(r: dict) -> str:
     lines += ["", "Operating points (every dev set keeps 99.5% of exact mode's entities):", ""]
     for design, d in r["designs"].items():
         p = d["operating_point"]
-        lines.append(f"- {design}: threshold {p['threshold']:.3g}, {p['spans_per_word']:.3f} spans per word, "
-                     f"trained in {d['seconds_training']:.0f} s")
+        lines.append(
+            f"- {design}: threshold {p['threshold']:.3g}, {p['spans_per_word']:.3f} spans per word, "
+            f"trained in {d['seconds_training']:.0f} s"
+        )
     lines += ["", END]
     return "\n".join(lines) + "\n"
 

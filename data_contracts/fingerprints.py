@@ -50,11 +50,15 @@ def problems() -> list[str]:
             want = have.get(name, {}).get(str(version))
             got = fingerprint(contract)
             if want is None:
-                out.append(f"{name} v{version} has no recorded fingerprint: record it with "
-                           "`python -m data_contracts.render_docs --write`")
+                out.append(
+                    f"{name} v{version} has no recorded fingerprint: record it with "
+                    "`python -m data_contracts.render_docs --write`"
+                )
             elif want != got:
-                out.append(f"the schema of {name} v{version} changed (fingerprint {got}, recorded {want}) without a "
-                           f"new version: add {name} v{version + 1} beside v{version} and point CONTRACTS at it")
+                out.append(
+                    f"the schema of {name} v{version} changed (fingerprint {got}, recorded {want}) without a "
+                    f"new version: add {name} v{version + 1} beside v{version} and point CONTRACTS at it"
+                )
     return out
 
 

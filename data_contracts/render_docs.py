@@ -113,15 +113,25 @@ def _table_section(contract: TableContract) -> list[str]:
     path, note = _LAYOUT[contract.name]
     lines.append(f"- Files: `{path}`" + (f" ({note})" if note else ""))
     if contract.partition_by:
-        lines.append(f"- Hive partitions: {', '.join(f'`{c}`' for c in contract.partition_by)} "
-                     "(in directory names, not in the files)")
+        lines.append(
+            f"- Hive partitions: {', '.join(f'`{c}`' for c in contract.partition_by)} "
+            "(in directory names, not in the files)"
+        )
     lines.append(f"- Schema fingerprint: `{fingerprint(ALL_VERSIONS[contract.name][contract.version])}`")
     lines += ["", "| column | type | nullable | meaning |", "|---|---|---|---|"]
     for field in contract.schema:
         meaning = _escape(contract.column_docs.get(field.name, ""))
-        lines.append(f"| `{field.name}` | `{_type(contract, field.name)}` | {'yes' if field.nullable else 'no'} | {meaning} |")
-    lines += ["", "Checks:", "", "| check | rule | expectation |", "|---|---|---|",
-              "| `schema` | names, order, types and nullability exactly as above | Arrow schema comparison |"]
+        lines.append(
+            f"| `{field.name}` | `{_type(contract, field.name)}` | {'yes' if field.nullable else 'no'} | {meaning} |"
+        )
+    lines += [
+        "",
+        "Checks:",
+        "",
+        "| check | rule | expectation |",
+        "|---|---|---|",
+        "| `schema` | names, order, types and nullability exactly as above | Arrow schema comparison |",
+    ]
     for check in TABLE_CHECKS[contract.name]:
         lines.append(f"| `{check.name}` | {_escape(check.rule)} | `{check.expectation}({_escape(_args(check))})` |")
     older = [c for v, c in sorted(ALL_VERSIONS[contract.name].items()) if v != contract.version]
@@ -135,8 +145,14 @@ def _table_section(contract: TableContract) -> list[str]:
 
 def render() -> str:
     """The whole ``docs/tables.md``."""
-    contracts = [CONTRACTS["documents"], CONTRACTS["entities"], entity_embeddings(1), CONTRACTS["quarantine"],
-                 CONTRACTS["_manifest/objects"], CONTRACTS["_manifest/runs"]]
+    contracts = [
+        CONTRACTS["documents"],
+        CONTRACTS["entities"],
+        entity_embeddings(1),
+        CONTRACTS["quarantine"],
+        CONTRACTS["_manifest/objects"],
+        CONTRACTS["_manifest/runs"],
+    ]
     lines = [
         "# Output tables",
         "",
@@ -152,8 +168,7 @@ def render() -> str:
     for c in contracts:
         version = EMBEDDINGS_VERSION if c.name == "entity_embeddings" else c.version
         # GitHub's heading anchors: lower case, punctuation but "-" and "_" dropped, spaces as "-".
-        lines.append(f"| [{c.name}](#{c.name.replace('/', '')}-v{version}) | {version} | "
-                     f"`{_LAYOUT[c.name][0]}` |")
+        lines.append(f"| [{c.name}](#{c.name.replace('/', '')}-v{version}) | {version} | `{_LAYOUT[c.name][0]}` |")
     lines += ["", _RULES]
     for c in contracts:
         lines += _table_section(c)

@@ -94,8 +94,9 @@ def combine(results: Iterable[TableResult]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for r in results:
         d = r.to_dict()
-        total = out.setdefault(r.table, {"version": r.version, "rows": 0, "success": True, "checks": {}, "skipped": [],
-                                         "messages": {}})
+        total = out.setdefault(
+            r.table, {"version": r.version, "rows": 0, "success": True, "checks": {}, "skipped": [], "messages": {}}
+        )
         total["rows"] += d["rows"]
         total["success"] = total["success"] and d["success"]
         for name, failed in d["checks"].items():

@@ -146,11 +146,15 @@ class TableContract:
         for field_ in self.schema:
             column = table.column(field_.name)
             if not field_.nullable and column.null_count:
-                raise SchemaMismatchError(f"{column.null_count} nulls in non-nullable column {field_.name!r}", table=self.name)
+                raise SchemaMismatchError(
+                    f"{column.null_count} nulls in non-nullable column {field_.name!r}", table=self.name
+                )
             try:
                 columns.append(column.cast(field_.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                raise SchemaMismatchError(f"column {field_.name!r} does not cast to {field_.type}: {e}", table=self.name) from e
+                raise SchemaMismatchError(
+                    f"column {field_.name!r} does not cast to {field_.type}: {e}", table=self.name
+                ) from e
         return pa.Table.from_arrays(columns, schema=self.schema.with_metadata(self.metadata))
 
 
@@ -163,7 +167,11 @@ class _Col:
 
 
 def _contract(
-    name: str, version: int, description: str, columns: Sequence[_Col], partition_by: tuple[str, ...] = (),
+    name: str,
+    version: int,
+    description: str,
+    columns: Sequence[_Col],
+    partition_by: tuple[str, ...] = (),
     changes: str = "",
 ) -> TableContract:
     return TableContract(
@@ -182,12 +190,16 @@ _RUN_ID = _Col("run_id", pa.string(), "The Prefect flow run that wrote the row")
 _MODEL_ID = _Col("model_id", pa.string(), "Content digest of the model (weights, config, tokenizer)")
 
 ENTITIES_V1 = _contract(
-    "entities", 1,
+    "entities",
+    1,
     "One entity found in one document: a span of the document's normalised text with a label.",
     [
         _Col("doc_id", pa.string(), "The document (documents.doc_id)"),
-        _Col("entity_id", pa.string(),
-             "sha256(doc_id, start, end, label, model_id)[:32], hex: stable across runs and stores"),
+        _Col(
+            "entity_id",
+            pa.string(),
+            "sha256(doc_id, start, end, label, model_id)[:32], hex: stable across runs and stores",
+        ),
         _Col("start", pa.int32(), "First character (code point) of the span in documents.text, inclusive"),
         _Col("end", pa.int32(), "Character after the span, exclusive: documents.text[start:end] == text"),
         _Col("text", pa.string(), "The span's text"),
@@ -203,12 +215,16 @@ ENTITIES_V1 = _contract(
 )
 
 DOCUMENTS_V1 = _contract(
-    "documents", 1,
+    "documents",
+    1,
     "One input document that passed reading, normalisation and the contracts, with its "
     "normalised text (every entity offset refers to it).",
     [
-        _Col("doc_id", pa.string(),
-             "The input's id field as a string; '<path>#<line>' when absent, the path without its suffix for text files"),
+        _Col(
+            "doc_id",
+            pa.string(),
+            "The input's id field as a string; '<path>#<line>' when absent, the path without its suffix for text files",
+        ),
         _Col("source_uri", pa.string(), "The input object"),
         _Col("record", pa.int64(), "1-based line (JSONL) or row (Parquet); null for text files", nullable=True),
         _Col("lang_detected", pa.bool_(), "lang came from language detection, not the input"),
@@ -240,12 +256,16 @@ _QUARANTINE_V1_COLUMNS = [
 ]
 
 QUARANTINE_V1 = _contract(
-    "quarantine", 1, "One input record (or whole object) set aside, with the reason.", _QUARANTINE_V1_COLUMNS,
+    "quarantine",
+    1,
+    "One input record (or whole object) set aside, with the reason.",
+    _QUARANTINE_V1_COLUMNS,
     partition_by=("ingest_date",),
 )
 
 QUARANTINE_V2 = _contract(
-    "quarantine", 2,
+    "quarantine",
+    2,
     "One input record (or whole object) set aside, with the reason: unreadable input, a duplicate "
     "id, an engine failure, or a document whose rows broke a contract (then the whole document: "
     "its documents, entities and embeddings rows are all withheld, so the tables stay consistent).",
@@ -253,9 +273,12 @@ QUARANTINE_V2 = _contract(
         *_QUARANTINE_V1_COLUMNS[:3],
         _Col("stage", pa.string(), "Where it was set aside: " + ", ".join(QUARANTINE_STAGES)),
         _QUARANTINE_V1_COLUMNS[4],
-        _Col("check", pa.string(),
-             "For stage 'validate': the failed check, '<table>.<check>' (see the table's checks); null otherwise",
-             nullable=True),
+        _Col(
+            "check",
+            pa.string(),
+            "For stage 'validate': the failed check, '<table>.<check>' (see the table's checks); null otherwise",
+            nullable=True,
+        ),
         *_QUARANTINE_V1_COLUMNS[5:],
     ],
     partition_by=("ingest_date",),
@@ -263,9 +286,9 @@ QUARANTINE_V2 = _contract(
 )
 
 MANIFEST_OBJECTS_V1 = _contract(
-    "_manifest/objects", 1,
-    "One input object of a committed batch; the batch's manifest file is written last, so its "
-    "presence is the commit.",
+    "_manifest/objects",
+    1,
+    "One input object of a committed batch; the batch's manifest file is written last, so its presence is the commit.",
     [
         _Col("source_uri", pa.string(), "The input object"),
         _Col("object_version", pa.string(), "ETag, or size and mtime, when it was read"),
@@ -298,7 +321,9 @@ _RUNS_COUNTS = [
     _Col("parameters", pa.string(), "The flow's parameters as JSON (storage options left out)"),
     _Col("objects_listed", pa.int64(), "Objects under the input URI"),
     _Col("objects_skipped", pa.int64(), "Already in the manifest with the same version"),
-    _Col("objects_ignored", pa.int64(), "No reader for their name (from v2 on also processed: one quarantine row each)"),
+    _Col(
+        "objects_ignored", pa.int64(), "No reader for their name (from v2 on also processed: one quarantine row each)"
+    ),
     _Col("objects_processed", pa.int64(), "Committed by this run"),
     _Col("objects_superseded", pa.int64(), "Changed since an earlier run: old rows retracted"),
     _Col("batches", pa.int64(), "Batches committed"),
@@ -317,7 +342,9 @@ _RUNS_TAIL = [
 ]
 
 MANIFEST_RUNS_V1 = _contract(
-    "_manifest/runs", 1, "One run of the extract-entities flow.",
+    "_manifest/runs",
+    1,
+    "One run of the extract-entities flow.",
     [
         *_RUNS_HEAD,
         _Col("status", pa.string(), "'completed'"),
@@ -328,20 +355,24 @@ MANIFEST_RUNS_V1 = _contract(
     ],
 )
 
-_RUNS_STATUS = _Col("status", pa.string(), "'completed', or 'failed' (a batch broke the contracts beyond max_failure_rate)")
+_RUNS_STATUS = _Col(
+    "status", pa.string(), "'completed', or 'failed' (a batch broke the contracts beyond max_failure_rate)"
+)
 _RUNS_MODEL = [
     _Col("model_labels", pa.list_(pa.string()), "The model's entity labels: the allowed entities.label values"),
     _Col("embedding_dim", pa.int32(), "Width of entity_embeddings.vector; 0 when none were written"),
 ]
 _RUNS_CONTRACT_RESULTS = _Col(
-    "contract_results", pa.string(),
+    "contract_results",
+    pa.string(),
     "JSON: contract versions, per table and check the rows checked and failed, documents "
     "quarantined per check, the run's reconciliation (see data_contracts.results)",
     nullable=True,
 )
 
 MANIFEST_RUNS_V2 = _contract(
-    "_manifest/runs", 2,
+    "_manifest/runs",
+    2,
     "One run of the extract-entities flow, with what its contracts found (written also when a "
     "batch broke the contracts beyond the threshold and the run failed).",
     [*_RUNS_HEAD, _RUNS_STATUS, *_RUNS_SOURCES, *_RUNS_MODEL, *_RUNS_COUNTS, _RUNS_CONTRACT_RESULTS, *_RUNS_TAIL],
@@ -350,15 +381,21 @@ MANIFEST_RUNS_V2 = _contract(
 )
 
 MANIFEST_RUNS_V3 = _contract(
-    "_manifest/runs", 3,
+    "_manifest/runs",
+    3,
     "One run of the extract-entities flow, with what its contracts found and the share of "
     "candidate spans its model scored.",
     [
-        *_RUNS_HEAD, _RUNS_STATUS, *_RUNS_SOURCES, *_RUNS_MODEL, *_RUNS_COUNTS,
+        *_RUNS_HEAD,
+        _RUNS_STATUS,
+        *_RUNS_SOURCES,
+        *_RUNS_MODEL,
+        *_RUNS_COUNTS,
         _Col("span_filter", pa.string(), "Which candidate spans were scored: 'off' (all) or the span filter's rule"),
         _Col("spans", pa.int64(), "Candidate spans of the run's windows"),
         _Col("spans_scored", pa.int64(), "Of those, the spans the model scored; a span filter counted the rest as 'O'"),
-        _RUNS_CONTRACT_RESULTS, *_RUNS_TAIL,
+        _RUNS_CONTRACT_RESULTS,
+        *_RUNS_TAIL,
     ],
     changes="adds span_filter, spans and spans_scored (the share of candidate spans the model scored)",
 )
@@ -380,14 +417,18 @@ def entity_embeddings_v1(dim: int, dtype: str = "float32") -> TableContract:
     if dtype not in types:
         raise ValueError(f"dtype must be one of {sorted(types)}, got {dtype!r}")
     return _contract(
-        "entity_embeddings", 1,
+        "entity_embeddings",
+        1,
         "One vector per row of entities (when the run asked for embeddings); the width is the model's.",
         [
             _Col("entity_id", pa.string(), "The entity (entities.entity_id)"),
             _Col("doc_id", pa.string(), "Its document"),
             _MODEL_ID,
-            _Col("vector", pa.list_(pa.field("item", types[dtype], nullable=False), dim),
-                 "The entity's vector: finite values, as many as the model and the embeddings mode give"),
+            _Col(
+                "vector",
+                pa.list_(pa.field("item", types[dtype], nullable=False), dim),
+                "The entity's vector: finite values, as many as the model and the embeddings mode give",
+            ),
             _Col("source_uri", pa.string(), "The input object (lets a changed object's rows be retracted)"),
             _RUN_ID,
             _INGEST_DATE,
@@ -405,15 +446,26 @@ QUARANTINE = QUARANTINE_V2
 MANIFEST_OBJECTS = MANIFEST_OBJECTS_V1
 MANIFEST_RUNS = MANIFEST_RUNS_V3
 
-CONTRACTS: dict[str, TableContract] = {c.name: c for c in (ENTITIES, DOCUMENTS, QUARANTINE, MANIFEST_OBJECTS, MANIFEST_RUNS)}
+CONTRACTS: dict[str, TableContract] = {
+    c.name: c for c in (ENTITIES, DOCUMENTS, QUARANTINE, MANIFEST_OBJECTS, MANIFEST_RUNS)
+}
 """The current contract of every table with a fixed schema (embeddings depend on the model:
 see :func:`entity_embeddings`)."""
 
 ALL_VERSIONS: dict[str, dict[int, TableContract]] = {}
 """Every contract ever released, by table and version (embeddings at width 1, float32), for
 reading files older versions wrote and for the fingerprint check."""
-for _c in (ENTITIES_V1, DOCUMENTS_V1, QUARANTINE_V1, QUARANTINE_V2, MANIFEST_OBJECTS_V1, MANIFEST_RUNS_V1,
-           MANIFEST_RUNS_V2, MANIFEST_RUNS_V3, entity_embeddings_v1(1)):
+for _c in (
+    ENTITIES_V1,
+    DOCUMENTS_V1,
+    QUARANTINE_V1,
+    QUARANTINE_V2,
+    MANIFEST_OBJECTS_V1,
+    MANIFEST_RUNS_V1,
+    MANIFEST_RUNS_V2,
+    MANIFEST_RUNS_V3,
+    entity_embeddings_v1(1),
+):
     ALL_VERSIONS.setdefault(_c.name, {})[_c.version] = _c
 del _c
 

@@ -96,84 +96,178 @@ def _at_least_zero(*columns: str) -> list[Check]:
 
 _ENTITIES = [
     *_not_null("doc_id", "entity_id", "run_id", "model_id", "source_uri"),
-    Check("entity_id_unique", "ExpectCompoundColumnsToBeUnique", {"column_list": ["run_id", "entity_id"]},
-          "entity_id is unique within a run"),
+    Check(
+        "entity_id_unique",
+        "ExpectCompoundColumnsToBeUnique",
+        {"column_list": ["run_id", "entity_id"]},
+        "entity_id is unique within a run",
+    ),
     Check("start_not_negative", "ExpectColumnValuesToBeBetween", {"column": "start", "min_value": 0}, "0 <= start"),
-    Check("start_before_end", "ExpectColumnPairValuesAToBeGreaterThanB",
-          {"column_A": "end", "column_B": "start", "or_equal": False}, "start < end"),
-    Check("document_present", "ExpectColumnValuesToNotBeNull", {"column": "_doc_n_chars"},
-          "the entity's document is in documents (same run)"),
-    Check("end_within_document", "ExpectColumnPairValuesAToBeGreaterThanB",
-          {"column_A": "_doc_n_chars", "column_B": "end", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
-          "end <= the document's n_chars"),
-    Check("text_is_document_slice", "ExpectColumnPairValuesToBeEqual",
-          {"column_A": "text", "column_B": "_doc_slice", "ignore_row_if": "either_value_is_missing"},
-          "text == documents.text[start:end] (the normalised text)"),
-    Check("label_known", "ExpectColumnValuesToBeInSet", {"column": "label", "value_set": MODEL_LABELS},
-          "label is one of the model's labels"),
+    Check(
+        "start_before_end",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "end", "column_B": "start", "or_equal": False},
+        "start < end",
+    ),
+    Check(
+        "document_present",
+        "ExpectColumnValuesToNotBeNull",
+        {"column": "_doc_n_chars"},
+        "the entity's document is in documents (same run)",
+    ),
+    Check(
+        "end_within_document",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "_doc_n_chars", "column_B": "end", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
+        "end <= the document's n_chars",
+    ),
+    Check(
+        "text_is_document_slice",
+        "ExpectColumnPairValuesToBeEqual",
+        {"column_A": "text", "column_B": "_doc_slice", "ignore_row_if": "either_value_is_missing"},
+        "text == documents.text[start:end] (the normalised text)",
+    ),
+    Check(
+        "label_known",
+        "ExpectColumnValuesToBeInSet",
+        {"column": "label", "value_set": MODEL_LABELS},
+        "label is one of the model's labels",
+    ),
     Check("score_not_null", "ExpectColumnValuesToNotBeNull", {"column": "score"}, "score is a number (not NaN)"),
-    Check("score_in_unit_interval", "ExpectColumnValuesToBeBetween",
-          {"column": "score", "min_value": 0.0, "max_value": 1.0}, "0 <= score <= 1"),
-    Check("no_overlap", "ExpectColumnPairValuesAToBeGreaterThanB",
-          {"column_A": "start", "column_B": "_prev_max_end", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
-          "no two entities of a document overlap (flat NER): start >= the end of every earlier entity"),
+    Check(
+        "score_in_unit_interval",
+        "ExpectColumnValuesToBeBetween",
+        {"column": "score", "min_value": 0.0, "max_value": 1.0},
+        "0 <= score <= 1",
+    ),
+    Check(
+        "no_overlap",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {
+            "column_A": "start",
+            "column_B": "_prev_max_end",
+            "or_equal": True,
+            "ignore_row_if": "either_value_is_missing",
+        },
+        "no two entities of a document overlap (flat NER): start >= the end of every earlier entity",
+    ),
 ]
 
 _DOCUMENTS = [
     *_not_null("doc_id", "run_id", "source_uri", "text_sha256", "lang"),
-    Check("doc_id_unique_in_run", "ExpectCompoundColumnsToBeUnique", {"column_list": ["run_id", "doc_id"]},
-          "doc_id is unique within a run"),
-    Check("status_known", "ExpectColumnValuesToBeInSet", {"column": "status", "value_set": list(DOC_STATUSES)},
-          "status is " + " or ".join(DOC_STATUSES)),
-    Check("n_chars_is_text_length", "ExpectColumnPairValuesToBeEqual", {"column_A": "n_chars", "column_B": "_text_chars"},
-          "n_chars == the length of text in characters"),
+    Check(
+        "doc_id_unique_in_run",
+        "ExpectCompoundColumnsToBeUnique",
+        {"column_list": ["run_id", "doc_id"]},
+        "doc_id is unique within a run",
+    ),
+    Check(
+        "status_known",
+        "ExpectColumnValuesToBeInSet",
+        {"column": "status", "value_set": list(DOC_STATUSES)},
+        "status is " + " or ".join(DOC_STATUSES),
+    ),
+    Check(
+        "n_chars_is_text_length",
+        "ExpectColumnPairValuesToBeEqual",
+        {"column_A": "n_chars", "column_B": "_text_chars"},
+        "n_chars == the length of text in characters",
+    ),
     _true("empty_iff_no_text", "_status_fits_text", "status is 'empty' exactly when text is empty"),
-    Check("text_sha256_matches", "ExpectColumnPairValuesToBeEqual",
-          {"column_A": "text_sha256", "column_B": "_text_sha256"}, "text_sha256 == sha256(text)"),
-    Check("n_entities_matches_entities", "ExpectColumnPairValuesToBeEqual",
-          {"column_A": "n_entities", "column_B": "_entity_rows"}, "n_entities == the document's rows in entities"),
+    Check(
+        "text_sha256_matches",
+        "ExpectColumnPairValuesToBeEqual",
+        {"column_A": "text_sha256", "column_B": "_text_sha256"},
+        "text_sha256 == sha256(text)",
+    ),
+    Check(
+        "n_entities_matches_entities",
+        "ExpectColumnPairValuesToBeEqual",
+        {"column_A": "n_entities", "column_B": "_entity_rows"},
+        "n_entities == the document's rows in entities",
+    ),
     *_at_least_zero("n_tokens", "n_windows"),
-    Check("lang_is_a_tag", "ExpectColumnValuesToMatchRegex", {"column": "lang", "regex": lang_pattern},
-          "lang is a lower-case language tag ('und' when unknown)"),
+    Check(
+        "lang_is_a_tag",
+        "ExpectColumnValuesToMatchRegex",
+        {"column": "lang", "regex": lang_pattern},
+        "lang is a lower-case language tag ('und' when unknown)",
+    ),
 ]
 
 _EMBEDDINGS = [
     *_not_null("entity_id", "doc_id", "run_id"),
-    Check("entity_id_unique", "ExpectCompoundColumnsToBeUnique", {"column_list": ["run_id", "entity_id"]},
-          "one vector per entity and run"),
+    Check(
+        "entity_id_unique",
+        "ExpectCompoundColumnsToBeUnique",
+        {"column_list": ["run_id", "entity_id"]},
+        "one vector per entity and run",
+    ),
     _true("entity_present", "_entity_present", "the vector's entity is in entities (same run and document)"),
-    Check("width_is_model_dim", "ExpectColumnValuesToBeInSet", {"column": "_vector_len", "value_set": MODEL_DIM},
-          "the vector has the model's width"),
+    Check(
+        "width_is_model_dim",
+        "ExpectColumnValuesToBeInSet",
+        {"column": "_vector_len", "value_set": MODEL_DIM},
+        "the vector has the model's width",
+    ),
     _true("values_finite", "_vector_finite", "every value is finite (no NaN or infinity)"),
 ]
 
 _QUARANTINE = [
     *_not_null("source_uri", "stage", "reason", "run_id"),
-    Check("stage_known", "ExpectColumnValuesToBeInSet", {"column": "stage", "value_set": list(QUARANTINE_STAGES)},
-          "stage is one of " + ", ".join(QUARANTINE_STAGES)),
-    Check("record_positive", "ExpectColumnValuesToBeBetween", {"column": "record", "min_value": 1},
-          "record (line or row) counts from 1"),
+    Check(
+        "stage_known",
+        "ExpectColumnValuesToBeInSet",
+        {"column": "stage", "value_set": list(QUARANTINE_STAGES)},
+        "stage is one of " + ", ".join(QUARANTINE_STAGES),
+    ),
+    Check(
+        "record_positive",
+        "ExpectColumnValuesToBeBetween",
+        {"column": "record", "min_value": 1},
+        "record (line or row) counts from 1",
+    ),
     _true("check_named", "_check_fits_stage", "check is set exactly for stage 'validate'"),
 ]
 
 _MANIFEST_OBJECTS = [
     *_not_null("source_uri", "batch_id", "run_id", "object_version"),
-    Check("object_once_per_batch", "ExpectCompoundColumnsToBeUnique", {"column_list": ["batch_id", "source_uri"]},
-          "an object appears once in its batch"),
+    Check(
+        "object_once_per_batch",
+        "ExpectCompoundColumnsToBeUnique",
+        {"column_list": ["batch_id", "source_uri"]},
+        "an object appears once in its batch",
+    ),
     *_at_least_zero("size", "docs_in", "docs_ok", "docs_empty", "docs_quarantined", "entities"),
-    Check("docs_add_up", "ExpectColumnPairValuesToBeEqual", {"column_A": "docs_in", "column_B": "_docs_sum"},
-          "docs_in == docs_ok + docs_empty + docs_quarantined"),
+    Check(
+        "docs_add_up",
+        "ExpectColumnPairValuesToBeEqual",
+        {"column_A": "docs_in", "column_B": "_docs_sum"},
+        "docs_in == docs_ok + docs_empty + docs_quarantined",
+    ),
 ]
 
 _MANIFEST_RUNS = [
     *_not_null("run_id", "status", "model_id"),
     Check("run_id_unique", "ExpectColumnValuesToBeUnique", {"column": "run_id"}, "one record per run"),
-    Check("status_known", "ExpectColumnValuesToBeInSet", {"column": "status", "value_set": list(RUN_STATUSES)},
-          "status is " + " or ".join(RUN_STATUSES)),
-    Check("docs_add_up", "ExpectColumnPairValuesToBeEqual", {"column_A": "docs_in", "column_B": "_docs_sum"},
-          "docs_in == docs_ok + docs_empty + docs_quarantined"),
-    Check("finished_after_start", "ExpectColumnPairValuesAToBeGreaterThanB",
-          {"column_A": "finished_at", "column_B": "started_at", "or_equal": True}, "finished_at >= started_at"),
+    Check(
+        "status_known",
+        "ExpectColumnValuesToBeInSet",
+        {"column": "status", "value_set": list(RUN_STATUSES)},
+        "status is " + " or ".join(RUN_STATUSES),
+    ),
+    Check(
+        "docs_add_up",
+        "ExpectColumnPairValuesToBeEqual",
+        {"column_A": "docs_in", "column_B": "_docs_sum"},
+        "docs_in == docs_ok + docs_empty + docs_quarantined",
+    ),
+    Check(
+        "finished_after_start",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "finished_at", "column_B": "started_at", "or_equal": True},
+        "finished_at >= started_at",
+    ),
     *_at_least_zero("embedding_dim", "batches", "entities"),
     _true("contract_results_json", "_contract_results_ok", "contract_results is a JSON object"),
 ]
@@ -206,8 +300,10 @@ def checks_for(
     """
     if table not in TABLE_CHECKS:
         raise ValueError(f"no checks for table {table!r}; tables: {sorted(TABLE_CHECKS)}")
-    values = {id(MODEL_LABELS): None if labels is None else sorted(labels),
-              id(MODEL_DIM): None if embedding_dim is None else [int(embedding_dim)]}
+    values = {
+        id(MODEL_LABELS): None if labels is None else sorted(labels),
+        id(MODEL_DIM): None if embedding_dim is None else [int(embedding_dim)],
+    }
     out, skipped = [], []
     for check in TABLE_CHECKS[table]:
         kwargs = dict(check.kwargs)

@@ -62,8 +62,10 @@ def schema_check(contract: TableContract, schema: pa.Schema, *, file: bool = Fal
         elif not got.type.equals(field.type):
             problems.append(f"column {field.name!r} is {got.type}, the contract says {field.type}")
         elif got.nullable != field.nullable:
-            problems.append(f"column {field.name!r} is {'nullable' if got.nullable else 'required'}, the contract says "
-                            f"{'nullable' if field.nullable else 'required'}")
+            problems.append(
+                f"column {field.name!r} is {'nullable' if got.nullable else 'required'}, the contract says "
+                f"{'nullable' if field.nullable else 'required'}"
+            )
     extra = [n for n in schema.names if n not in want.names]
     if extra:
         problems.append(f"columns not in the contract: {extra}")
@@ -72,8 +74,9 @@ def schema_check(contract: TableContract, schema: pa.Schema, *, file: bool = Fal
     message = "; ".join(problems)
     if message and where:
         message = f"{where}: {message}"
-    return CheckResult(table=contract.name, check="schema", expectation="arrow_schema", success=not problems,
-                       message=message)
+    return CheckResult(
+        table=contract.name, check="schema", expectation="arrow_schema", success=not problems, message=message
+    )
 
 
 def _row_positions(values: Sequence[Any]) -> tuple[int, ...]:
@@ -126,17 +129,29 @@ def run_checks(views: Mapping[str, tuple[pl.DataFrame, Sequence[Check]]]) -> dic
             r = by_name[check.name]
             info = r.exception_info or {}
             if info.get("raised_exception"):
-                results.append(CheckResult(
-                    table=table, check=check.name, expectation=check.expectation, success=False, checked=view.height,
-                    message=f"the check could not run: {info.get('exception_message')}",
-                ))
+                results.append(
+                    CheckResult(
+                        table=table,
+                        check=check.name,
+                        expectation=check.expectation,
+                        success=False,
+                        checked=view.height,
+                        message=f"the check could not run: {info.get('exception_message')}",
+                    )
+                )
                 continue
             rows = _row_positions(r.result.get("unexpected_index_list") or [])
-            results.append(CheckResult(
-                table=table, check=check.name, expectation=check.expectation, success=bool(r.success),
-                checked=int(r.result.get("element_count", view.height) or view.height),
-                failed=int(r.result.get("unexpected_count", len(rows)) or len(rows)), rows=rows,
-            ))
+            results.append(
+                CheckResult(
+                    table=table,
+                    check=check.name,
+                    expectation=check.expectation,
+                    success=bool(r.success),
+                    checked=int(r.result.get("element_count", view.height) or view.height),
+                    failed=int(r.result.get("unexpected_count", len(rows)) or len(rows)),
+                    rows=rows,
+                )
+            )
         out[table] = results
     return out
 
@@ -178,12 +193,20 @@ def validate_tables(
     out = {}
     for name, contract in contracts.items():
         notes = [
-            CheckResult(table=name, check=s, expectation="", success=True, skipped=True,
-                        message="skipped: the value it needs is unknown")
+            CheckResult(
+                table=name,
+                check=s,
+                expectation="",
+                success=True,
+                skipped=True,
+                message="skipped: the value it needs is unknown",
+            )
             for s in skipped[name]
         ]
         out[name] = TableResult(
-            table=name, version=contract.version, rows=tables[name].num_rows,
+            table=name,
+            version=contract.version,
+            rows=tables[name].num_rows,
             checks=tuple(schema[name] + found[name] + notes),
         )
     return out

@@ -21,7 +21,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["VIEWS", "entities_view", "documents_view", "embeddings_view", "quarantine_view", "objects_view", "runs_view"]
+__all__ = [
+    "VIEWS",
+    "entities_view",
+    "documents_view",
+    "embeddings_view",
+    "quarantine_view",
+    "objects_view",
+    "runs_view",
+]
 
 _KEY = ["run_id", "doc_id"]
 
@@ -49,12 +57,15 @@ def entities_view(entities: pa.Table, documents: pa.Table) -> pl.DataFrame:
         (the largest ``end`` among the document's entities that start earlier; null for the
         first).
     """
-    ents = _frame(entities, ["doc_id", "entity_id", "start", "end", "text", "label", "score", "model_id", "run_id",
-                             "source_uri"])
+    ents = _frame(
+        entities, ["doc_id", "entity_id", "start", "end", "text", "label", "score", "model_id", "run_id", "source_uri"]
+    )
     docs = _frame(documents, ["run_id", "doc_id", "n_chars"]).unique(_KEY, keep="first", maintain_order=True)
     out = ents.with_row_index("_row").join(
         docs.rename({"n_chars": "_doc_n_chars"}).with_columns(pl.col("_doc_n_chars").cast(pl.Int64)),
-        on=_KEY, how="left", maintain_order="left",
+        on=_KEY,
+        how="left",
+        maintain_order="left",
     )
     out = out.with_columns(_doc_slice=pl.Series(_slices(out, documents), dtype=pl.String))
     prev = (
@@ -74,8 +85,9 @@ def _slices(ents: pl.DataFrame, documents: pa.Table) -> list[str | None]:
     texts: dict[tuple[str, str], str] = {}
     # One Python string per document that has entities (slicing a str is O(slice) for any script).
     for batch in docs.to_batches(max_chunksize=256):
-        for run_id, doc_id, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(),
-                                        batch.column(2).to_pylist()):
+        for run_id, doc_id, text in zip(
+            batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist()
+        ):
             if (run_id, doc_id) in wanted and (run_id, doc_id) not in texts and text is not None:
                 texts[(run_id, doc_id)] = text
     out: list[str | None] = []
@@ -124,7 +136,11 @@ def embeddings_view(embeddings: pa.Table, entities: pa.Table) -> pl.DataFrame:
         width = vector.type.list_size
         flat = vector.combine_chunks().flatten() if embeddings.num_rows else pa.array([], pa.float32())
         values = flat.cast(pa.float32()).to_numpy(zero_copy_only=False)
-        finite = np.isfinite(values.reshape(embeddings.num_rows, width)).all(axis=1) if width else np.ones(embeddings.num_rows, bool)
+        finite = (
+            np.isfinite(values.reshape(embeddings.num_rows, width)).all(axis=1)
+            if width
+            else np.ones(embeddings.num_rows, bool)
+        )
         lengths = pl.Series(np.full(embeddings.num_rows, width, np.int64), dtype=pl.Int64)
         finite_col = pl.Series(finite, dtype=pl.Boolean)
     else:

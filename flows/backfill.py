@@ -46,6 +46,10 @@ def backfill(params: ExtractParams) -> RunSummary:
     target = backfill_uri(params.output_uri, model.model_id)
     get_run_logger().info(
         "backfill of %s (last written in [%s, %s)) with model %s into %s",
-        params.input_uri, params.modified_after or "-", params.modified_before or "-", model.model_id, target,
+        params.input_uri,
+        params.modified_after or "-",
+        params.modified_before or "-",
+        model.model_id,
+        target,
     )
     return extract_entities(params.model_copy(update={"output_uri": target}))

@@ -89,7 +89,11 @@ def deployment_parameters(
     settings = settings if settings is not None else DeploymentSettings()
     values: dict[str, Any] = {
         name: value
-        for name, value in (("input_uri", settings.input_uri), ("output_uri", settings.output_uri), ("model", settings.model))
+        for name, value in (
+            ("input_uri", settings.input_uri),
+            ("output_uri", settings.output_uri),
+            ("model", settings.model),
+        )
         if value is not None
     }
     values.update(overrides or {})

@@ -1,7 +1,7 @@
 """The ``evaluate-model`` flow: a model and labelled data sets in, strict scores out.
 
-    load the model  ->  for each data set: run the engine, score strictly
-    ->  write JSON and a markdown table
+load the model  ->  for each data set: run the engine, score strictly
+->  write JSON and a markdown table
 """
 
 from __future__ import annotations
@@ -53,12 +53,17 @@ def score_data_set(params: EvaluateParams, uri: str) -> dict:
     if params.as_written:
         records = [as_written(r) for r in records]
     report = evaluate_records(
-        model, records, name=Path(uri).name.split(".", 1)[0],
+        model,
+        records,
+        name=Path(uri).name.split(".", 1)[0],
         label_map=dropping(params.label_map, params.ignore_labels),
         gold_label_map=dropping(params.gold_label_map, params.ignore_labels),
         engine_config=EngineConfig(
-            precision=params.precision, window_tokens=params.window_tokens, span_filter=params.span_filter,
-            space_punctuation=params.space_punctuation, trim_unpaired_quotes=params.trim_unpaired_quotes,
+            precision=params.precision,
+            window_tokens=params.window_tokens,
+            span_filter=params.span_filter,
+            space_punctuation=params.space_punctuation,
+            trim_unpaired_quotes=params.trim_unpaired_quotes,
         ),
     )
     out = report.as_dict()
@@ -110,8 +115,10 @@ def render_markdown(model: str, reports: list[dict]) -> str:
         lines += ["", "| data set | language | P | R | F1 | support |", "|---|---|--:|--:|--:|--:|"]
         for name, lang, s in languages:
             m = s["micro"]
-            lines.append(f"| {name} | {lang} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
-                         f"{100 * m['f1']:.1f} | {m['support']} |")
+            lines.append(
+                f"| {name} | {lang} | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | "
+                f"{100 * m['f1']:.1f} | {m['support']} |"
+            )
     return "\n".join(lines) + "\n"
 
 

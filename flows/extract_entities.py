@@ -105,7 +105,9 @@ class ExtractParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    input_uri: str = Field(min_length=1, description="Documents: s3://bucket/prefix, a local directory or a single file")
+    input_uri: str = Field(
+        min_length=1, description="Documents: s3://bucket/prefix, a local directory or a single file"
+    )
     output_uri: str = Field(min_length=1, description="Where the tables go: s3://bucket/prefix or a local directory")
     model: str = Field("default", min_length=1, description="Model: 'default', a directory, an fsspec URI or a hub id")
     batch_docs: int = Field(1000, ge=1, description="Most documents per batch (text files count one each)")
@@ -113,11 +115,13 @@ class ExtractParams(BaseModel):
     window_tokens: int | None = Field(None, ge=8, description="Tokens per window; empty = the model's maximum")
     overlap_tokens: int | None = Field(None, ge=0, description="Tokens shared by neighbouring windows; empty = 1/8")
     batch_tokens: int = Field(
-        EngineConfig.batch_tokens, ge=1,
+        EngineConfig.batch_tokens,
+        ge=1,
         description="Tokens (text and span markers) in one forward pass; raise it on a GPU with memory to spare",
     )
     lookahead_tokens: int = Field(
-        EngineConfig.lookahead_tokens, ge=1,
+        EngineConfig.lookahead_tokens,
+        ge=1,
         description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory, "
         "raise it for fuller batches",
     )
@@ -132,11 +136,13 @@ class ExtractParams(BaseModel):
         "with the default model); 'stored'; 'threshold=P'; 'budget=K' (spans per word)",
     )
     space_punctuation: bool = Field(
-        True, description="Read text with punctuation set apart from words ('«Газпром»,' as '« Газпром » ,'), the "
+        True,
+        description="Read text with punctuation set apart from words ('«Газпром»,' as '« Газпром » ,'), the "
         "form models are trained on; entities keep the original characters. Off: the text as it is, as SpanMarker",
     )
     trim_unpaired_quotes: bool = Field(
-        True, description="Take a quotation mark off an entity's edge when it pairs with none inside ('Газпром»' "
+        True,
+        description="Take a quotation mark off an entity's edge when it pairs with none inside ('Газпром»' "
         "becomes 'Газпром'). Off, with space_punctuation off: entities exactly as SpanMarker returns them",
     )
     input_format: Literal["auto", "jsonl", "parquet", "text"] = Field("auto", description="'auto' goes by suffix")
@@ -145,25 +151,33 @@ class ExtractParams(BaseModel):
         REFERENCE_LANGUAGES, min_length=1, description="ISO 639-1 codes language detection chooses from"
     )
     max_failure_rate: float = Field(
-        0.05, ge=0.0, le=1.0,
+        0.05,
+        ge=0.0,
+        le=1.0,
         description="Largest share of a batch's documents that may break the data contracts (they go to quarantine) "
         "before the batch is rejected, unwritten, and the run fails; 0 rejects any failure",
     )
     modified_after: datetime | None = Field(
-        None, description="Only input objects last written at or after this time (UTC when no zone is given)",
+        None,
+        description="Only input objects last written at or after this time (UTC when no zone is given)",
     )
     modified_before: datetime | None = Field(
-        None, description="Only input objects last written before this time (UTC when no zone is given)",
+        None,
+        description="Only input objects last written before this time (UTC when no zone is given)",
     )
     task_runner: Literal["threads", "ray"] = Field(
-        "threads", description="Where NER runs: 'threads' in the flow's process, 'ray' as Ray tasks on a cluster "
+        "threads",
+        description="Where NER runs: 'threads' in the flow's process, 'ray' as Ray tasks on a cluster "
         "(one per GPU where it has GPUs); the other stages stay in the flow's process",
     )
     ray_address: str | None = Field(
-        None, description="Ray cluster for task_runner 'ray': empty or 'local' starts one on this "
+        None,
+        description="Ray cluster for task_runner 'ray': empty or 'local' starts one on this "
         "machine for the run, 'auto' joins the one running here, else host:6379 or ray://host:10001",
     )
-    ray_cpus_per_task: float = Field(1.0, gt=0, allow_inf_nan=False, description="CPUs a Ray NER task takes (beside its GPU, if any)")
+    ray_cpus_per_task: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="CPUs a Ray NER task takes (beside its GPU, if any)"
+    )
     run_label: str | None = Field(None, description="Free text recorded with the run")
     # Parameters are stored with the flow run: credentials belong in the environment
     # (AWS_* variables, an instance role), not here.
@@ -193,8 +207,15 @@ class ExtractParams(BaseModel):
     def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return NormaliseConfig(languages=tuple(code.strip().lower() for code in value)).languages
 
-    @field_validator("modified_after", "modified_before", "window_tokens", "overlap_tokens", "ray_address", "run_label",
-                     mode="before")
+    @field_validator(
+        "modified_after",
+        "modified_before",
+        "window_tokens",
+        "overlap_tokens",
+        "ray_address",
+        "run_label",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # The UI's form and the API send an emptied optional field as "".
@@ -203,9 +224,14 @@ class ExtractParams(BaseModel):
     @model_validator(mode="after")
     def _overlap_below_window(self) -> ExtractParams:
         # The engine's own rule (ner_core.windowing): windows advance by more than half.
-        if self.window_tokens is not None and self.overlap_tokens is not None and self.overlap_tokens >= self.window_tokens // 2:
-            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be below half of window_tokens "
-                             f"({self.window_tokens})")
+        if (
+            self.window_tokens is not None
+            and self.overlap_tokens is not None
+            and self.overlap_tokens >= self.window_tokens // 2
+        ):
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be below half of window_tokens ({self.window_tokens})"
+            )
         return self
 
     @model_validator(mode="after")
@@ -224,8 +250,11 @@ class ExtractParams(BaseModel):
 
     def batching(self) -> BatchingConfig:
         return BatchingConfig(
-            batch_docs=self.batch_docs, batch_bytes=self.batch_bytes, input_format=self.input_format,
-            modified_after=self.modified_after, modified_before=self.modified_before,
+            batch_docs=self.batch_docs,
+            batch_bytes=self.batch_bytes,
+            input_format=self.input_format,
+            modified_after=self.modified_after,
+            modified_before=self.modified_before,
         )
 
     def reading(self) -> ReadConfig:
@@ -236,9 +265,14 @@ class ExtractParams(BaseModel):
 
     def annotating(self) -> AnnotateConfig:
         engine = EngineConfig(
-            window_tokens=self.window_tokens, overlap_tokens=self.overlap_tokens, batch_tokens=self.batch_tokens,
-            lookahead_tokens=self.lookahead_tokens, precision=self.precision, embeddings=self.embeddings,
-            space_punctuation=self.space_punctuation, trim_unpaired_quotes=self.trim_unpaired_quotes,
+            window_tokens=self.window_tokens,
+            overlap_tokens=self.overlap_tokens,
+            batch_tokens=self.batch_tokens,
+            lookahead_tokens=self.lookahead_tokens,
+            precision=self.precision,
+            embeddings=self.embeddings,
+            space_punctuation=self.space_punctuation,
+            trim_unpaired_quotes=self.trim_unpaired_quotes,
             span_filter=self.span_filter,
         )
         # A local model path names a place on this machine: absolute, so that Ray workers
@@ -330,7 +364,9 @@ def extract_entities(params: ExtractParams) -> RunSummary:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     source, output = params.source(), params.output()
-    run = RunContext(run_id=str(flow_run.id), ingest_date=started.date().isoformat(), embedding_dtype=params.embedding_dtype)
+    run = RunContext(
+        run_id=str(flow_run.id), ingest_date=started.date().isoformat(), embedding_dtype=params.embedding_dtype
+    )
 
     with hold_output(output, run.run_id):
         recover_output(output)
@@ -342,8 +378,11 @@ def extract_entities(params: ExtractParams) -> RunSummary:
         ner: ThreadNerRunner | RayNerRunner | None = None
         error: Exception | None = None
         try:
-            ner = (RayNerRunner(params.device, params.ray_settings()) if params.task_runner == "ray"
-                   else ThreadNerRunner(resolve_devices(params.device)))
+            ner = (
+                RayNerRunner(params.device, params.ray_settings())
+                if params.task_runner == "ray"
+                else ThreadNerRunner(resolve_devices(params.device))
+            )
             model = prepare_model(params.annotating(), ner.model_device) if plan.batches else None
             if plan.changed:
                 retract_changed(output, plan.changed)
@@ -358,8 +397,15 @@ def extract_entities(params: ExtractParams) -> RunSummary:
 
 
 def _finish(
-    params: ExtractParams, run: RunContext, plan: Plan, progress: _Progress, model: ModelInfo | None,
-    validate_config: ValidateConfig, ner: ThreadNerRunner | RayNerRunner | None, started: datetime, t0: float,
+    params: ExtractParams,
+    run: RunContext,
+    plan: Plan,
+    progress: _Progress,
+    model: ModelInfo | None,
+    validate_config: ValidateConfig,
+    ner: ThreadNerRunner | RayNerRunner | None,
+    started: datetime,
+    t0: float,
     error: Exception | None,
 ) -> RunSummary:
     source, output = params.source(), params.output()
@@ -369,9 +415,19 @@ def _finish(
     if params.embeddings != "none":
         tables["entity_embeddings"] = f"{root.rstrip('/')}/entity_embeddings/"
     summary = summarise(
-        progress.reports, run_id=run.run_id, run_label=params.run_label, input_uri=source.display(), output_uri=root,
-        model_id=model.model_id if model else "", devices=ner.devices if ner else (), listed=plan.listed, skipped=len(plan.skipped),
-        ignored=len(plan.ignored), superseded=len(plan.changed), seconds=time.perf_counter() - t0, tables=tables,
+        progress.reports,
+        run_id=run.run_id,
+        run_label=params.run_label,
+        input_uri=source.display(),
+        output_uri=root,
+        model_id=model.model_id if model else "",
+        devices=ner.devices if ner else (),
+        listed=plan.listed,
+        skipped=len(plan.skipped),
+        ignored=len(plan.ignored),
+        superseded=len(plan.changed),
+        seconds=time.perf_counter() - t0,
+        tables=tables,
         span_filter=model.span_filter if model else "off",
     )
     versions = {name: c.version for name, c in CONTRACTS.items()}
@@ -389,8 +445,13 @@ def _finish(
     logger = get_run_logger()
     logger.info(
         "%d documents in (%d annotated, %d empty, %d quarantined), %d entities, %.1f documents/s; tables under %s",
-        summary.docs_in, summary.docs_ok, summary.docs_empty, summary.docs_quarantined, summary.entities,
-        summary.docs_per_second, root,
+        summary.docs_in,
+        summary.docs_ok,
+        summary.docs_empty,
+        summary.docs_quarantined,
+        summary.entities,
+        summary.docs_per_second,
+        root,
     )
     if error is not None:
         logger.error("run failed after %d committed batches: %s", summary.batches, error)
@@ -399,8 +460,15 @@ def _finish(
 
 
 def _process(
-    batches: Sequence[Batch], params: ExtractParams, run: RunContext, ner: ThreadNerRunner | RayNerRunner, source: Location,
-    output: Location, validate_config: ValidateConfig, progress: _Progress, model: ModelInfo | None,
+    batches: Sequence[Batch],
+    params: ExtractParams,
+    run: RunContext,
+    ner: ThreadNerRunner | RayNerRunner,
+    source: Location,
+    output: Location,
+    validate_config: ValidateConfig,
+    progress: _Progress,
+    model: ModelInfo | None,
 ) -> None:
     read_config, normalise_config, annotate_config = params.reading(), params.normalising(), params.annotating()
 
@@ -420,9 +488,7 @@ def _process(
             writing = []
             # In plan order, one batch after the other: each sees the ids of those before it.
             for batch, normalised, annotation in zip(round_, current, annotations):
-                validated = validate_batch(
-                    batch, normalised.result(), annotation, run, validate_config, quote(claimed)
-                )
+                validated = validate_batch(batch, normalised.result(), annotation, run, validate_config, quote(claimed))
                 claimed |= validated.claimed_doc_ids
                 progress.validations.append(validated.validation)
                 writing.append(write_batch.submit(output, validated))
@@ -434,8 +500,11 @@ def _process(
 
 
 def _annotated(
-    ner: ThreadNerRunner | RayNerRunner, normalised: Sequence[PrefectFuture[NormalisedBatch]],
-    futures: Sequence[PrefectFuture[Annotation]], config: AnnotateConfig, model: ModelInfo | None,
+    ner: ThreadNerRunner | RayNerRunner,
+    normalised: Sequence[PrefectFuture[NormalisedBatch]],
+    futures: Sequence[PrefectFuture[Annotation]],
+    config: AnnotateConfig,
+    model: ModelInfo | None,
 ) -> list[Annotation]:
     """The round's annotations, once every device is done. A batch whose annotation failed
     (its worker killed for memory, an error the engine does not own) is annotated again
@@ -452,8 +521,13 @@ def _annotated(
     for i, error in failed:
         batch = normalised[i].result()
         docs = split_documents(batch)
-        get_run_logger().warning("annotating batch %s failed (%s: %s): annotating its %d documents one by one",
-                                 batch.batch_id, type(error).__name__, error, len(docs))
+        get_run_logger().warning(
+            "annotating batch %s failed (%s: %s): annotating its %d documents one by one",
+            batch.batch_id,
+            type(error).__name__,
+            error,
+            len(docs),
+        )
         parts, failures = [], {}
         for doc, future in zip(docs, ner.annotate_each(docs, config)):
             try:
@@ -463,7 +537,11 @@ def _annotated(
         if len(docs) > 1 and not parts:
             raise error  # every document fails: the engine or its workers are broken, not a document
         out[i] = merge_annotations(
-            batch, parts, failures, model_id=model.model_id if model else "", device=ner.devices[0],
+            batch,
+            parts,
+            failures,
+            model_id=model.model_id if model else "",
+            device=ner.devices[0],
             with_vectors=config.engine.embeddings != "none",
         )
     return [a for a in out if a is not None]
@@ -479,22 +557,44 @@ def _collect(futures: Sequence[PrefectFuture[BatchReport]], progress: _Progress)
 
 
 def _run_record(
-    summary: RunSummary, params: ExtractParams, started: datetime, model: ModelInfo | None, validate_config: ValidateConfig,
-    results: dict, status: str,
+    summary: RunSummary,
+    params: ExtractParams,
+    started: datetime,
+    model: ModelInfo | None,
+    validate_config: ValidateConfig,
+    results: dict,
+    status: str,
 ) -> dict:
     return {
-        "run_id": summary.run_id, "run_label": summary.run_label, "status": status,
-        "input_uri": summary.input_uri, "output_uri": summary.output_uri, "model_ref": params.model,
-        "model_id": summary.model_id, "model_labels": list(model.labels) if model else [],
-        "embedding_dim": validate_config.embedding_dim, "devices": list(summary.devices),
+        "run_id": summary.run_id,
+        "run_label": summary.run_label,
+        "status": status,
+        "input_uri": summary.input_uri,
+        "output_uri": summary.output_uri,
+        "model_ref": params.model,
+        "model_id": summary.model_id,
+        "model_labels": list(model.labels) if model else [],
+        "embedding_dim": validate_config.embedding_dim,
+        "devices": list(summary.devices),
         "parameters": params.recorded(),
-        "objects_listed": summary.objects_listed, "objects_skipped": summary.objects_skipped,
-        "objects_ignored": summary.objects_ignored, "objects_processed": summary.objects_processed,
-        "objects_superseded": summary.objects_superseded, "batches": summary.batches,
-        "docs_in": summary.docs_in, "docs_ok": summary.docs_ok, "docs_empty": summary.docs_empty,
-        "docs_quarantined": summary.docs_quarantined, "entities": summary.entities, "chars": summary.chars,
+        "objects_listed": summary.objects_listed,
+        "objects_skipped": summary.objects_skipped,
+        "objects_ignored": summary.objects_ignored,
+        "objects_processed": summary.objects_processed,
+        "objects_superseded": summary.objects_superseded,
+        "batches": summary.batches,
+        "docs_in": summary.docs_in,
+        "docs_ok": summary.docs_ok,
+        "docs_empty": summary.docs_empty,
+        "docs_quarantined": summary.docs_quarantined,
+        "entities": summary.entities,
+        "chars": summary.chars,
         "entities_by_label": list(summary.entities_by_label.items()),
-        "span_filter": summary.span_filter, "spans": summary.spans, "spans_scored": summary.spans_scored,
+        "span_filter": summary.span_filter,
+        "spans": summary.spans,
+        "spans_scored": summary.spans_scored,
         "contract_results": json.dumps(results, sort_keys=True),
-        "started_at": started, "finished_at": datetime.now(UTC), "seconds": summary.seconds,
+        "started_at": started,
+        "finished_at": datetime.now(UTC),
+        "seconds": summary.seconds,
     }

@@ -56,7 +56,9 @@ class ThreadNerRunner:
     ) -> PrefectFutureList[Annotation]:
         return annotate_batch.map(batches, config=unmapped(config), device=list(self.devices[: len(batches)]))
 
-    def annotate_each(self, batches: Sequence[NormalisedBatch], config: AnnotateConfig) -> list[PrefectFuture[Annotation]]:
+    def annotate_each(
+        self, batches: Sequence[NormalisedBatch], config: AnnotateConfig
+    ) -> list[PrefectFuture[Annotation]]:
         """Annotate small batches of a batch that failed (its documents one by one), spread
         over the devices."""
         return [annotate_batch.submit(b, config, self.devices[i % len(self.devices)]) for i, b in enumerate(batches)]
@@ -103,20 +105,28 @@ class RayNerRunner:
         if address is not None and not PREFECT_API_URL.value():
             get_run_logger().warning(
                 "Ray at %s with Prefect in ephemeral mode: workers on other machines cannot reach its API on "
-                "127.0.0.1 and their tasks will fail; set PREFECT_API_URL to a server they can reach", address,
+                "127.0.0.1 and their tasks will fail; set PREFECT_API_URL to a server they can reach",
+                address,
             )
         self._runner = self._stack.enter_context(RayTaskRunner(address=address, init_kwargs=init_kwargs))
         resources = ray.cluster_resources()
         cpus = self.settings.cpus_per_task
         self._gpu = ray_runner.uses_gpus(self.device_policy, resources)
-        self._slots = ray_runner.ner_slots(resources, gpu=self._gpu, cpus_per_task=cpus,
-                                           # the instance started for this run has this machine's CPUs
-                                           can_grow=address is not None or "address" in init_kwargs)
+        self._slots = ray_runner.ner_slots(
+            resources,
+            gpu=self._gpu,
+            cpus_per_task=cpus,
+            # the instance started for this run has this machine's CPUs
+            can_grow=address is not None or "address" in init_kwargs,
+        )
         self.devices = ray_runner.describe_slots(self._slots, gpu=self._gpu)
         get_run_logger().info(
             "NER on Ray (%d nodes, %g CPUs, %g GPUs): %d tasks at a time, each of %s",
-            len([n for n in ray.nodes() if n.get("Alive")]), resources.get("CPU", 0), resources.get("GPU", 0),
-            self._slots, f"1 GPU and {cpus:g} CPUs" if self._gpu else f"{cpus:g} CPUs",
+            len([n for n in ray.nodes() if n.get("Alive")]),
+            resources.get("CPU", 0),
+            resources.get("GPU", 0),
+            self._slots,
+            f"1 GPU and {cpus:g} CPUs" if self._gpu else f"{cpus:g} CPUs",
         )
 
     def rounds(self, batches: Sequence[T]) -> list[Sequence[T]]:
@@ -140,13 +150,18 @@ class RayNerRunner:
         # ephemeral mode is a server of this process that no setting names.
         with temporary_settings({PREFECT_API_URL: _api_url()}), remote_options(**options):
             for normalised in batches:
-                futures.append(self._runner.submit(
-                    annotate_batch, parameters={"batch": normalised.result(), "config": config, "device": device},
-                    dependencies={"batch": {TaskRunResult(id=normalised.task_run_id)}},
-                ))
+                futures.append(
+                    self._runner.submit(
+                        annotate_batch,
+                        parameters={"batch": normalised.result(), "config": config, "device": device},
+                        dependencies={"batch": {TaskRunResult(id=normalised.task_run_id)}},
+                    )
+                )
         return PrefectFutureList(futures)
 
-    def annotate_each(self, batches: Sequence[NormalisedBatch], config: AnnotateConfig) -> list[PrefectFuture[Annotation]]:
+    def annotate_each(
+        self, batches: Sequence[NormalisedBatch], config: AnnotateConfig
+    ) -> list[PrefectFuture[Annotation]]:
         """Annotate small batches of a batch that failed (its documents one by one), one Ray
         task each: a document that kills its worker (memory) takes only its own task down."""
         from prefect_ray.context import remote_options
@@ -155,8 +170,10 @@ class RayNerRunner:
         device = ray_runner.task_device(self._gpu)
         options = ray_runner.ner_task_options(gpu=self._gpu, cpus_per_task=self.settings.cpus_per_task)
         with temporary_settings({PREFECT_API_URL: _api_url()}), remote_options(**options):
-            return [self._runner.submit(annotate_batch, parameters={"batch": b, "config": config, "device": device})
-                    for b in batches]
+            return [
+                self._runner.submit(annotate_batch, parameters={"batch": b, "config": config, "device": device})
+                for b in batches
+            ]
 
 
 def _api_url() -> str:

@@ -1,8 +1,8 @@
 """The ``train-model`` flow: labelled data in, a SpanMarker model (and its card) out.
 
-    read the training and dev data  ->  fine-tune (checkpointed, resumable)
-    ->  export safetensors (+ the small LoRA adapter)  ->  add a span filter (encoder frozen)
-    ->  write the model card
+read the training and dev data  ->  fine-tune (checkpointed, resumable)
+->  export safetensors (+ the small LoRA adapter)  ->  add a span filter (encoder frozen)
+->  write the model card
 """
 
 from __future__ import annotations
@@ -98,10 +98,15 @@ def add_span_filter(config: TrainConfig, train: dict, dev: dict, result: dict) -
             save_span_filter(Path(directory), span_filter)
     clear_model_cache()  # the cached model was loaded without its filter
     point = span_filter.operating_point
-    get_run_logger().info("span filter: threshold %.4g, %.2f spans per word scored on dev", point.threshold,
-                          point.spans_per_word)
-    return {"threshold": point.threshold, "spans_per_word": point.spans_per_word, "recall": point.recall,
-            "share_scored": span_filter.info["dev_share_scored"]}
+    get_run_logger().info(
+        "span filter: threshold %.4g, %.2f spans per word scored on dev", point.threshold, point.spans_per_word
+    )
+    return {
+        "threshold": point.threshold,
+        "spans_per_word": point.spans_per_word,
+        "recall": point.recall,
+        "share_scored": span_filter.info["dev_share_scored"],
+    }
 
 
 @task(name="write-model-card")
@@ -109,8 +114,11 @@ def write_model_card(config: TrainConfig, result: dict) -> list[str]:
     from ner_core.model_card import render_training_card, write_card
 
     text = render_training_card(
-        config=config.model_dump(), result=result, dev_history=result["dev_history"],
-        coverage=result["coverage"], label_counts=result["label_counts"],
+        config=config.model_dump(),
+        result=result,
+        dev_history=result["dev_history"],
+        coverage=result["coverage"],
+        label_counts=result["label_counts"],
     )
     written = [str(write_card(Path(result["model_dir"]), text))]
     if result["adapter_dir"]:
@@ -127,7 +135,9 @@ def train_model(config: TrainConfig) -> dict:
     if config.span_filter and dev:
         result["span_filter"] = add_span_filter(config, train, dev, result)
     elif config.span_filter:
-        get_run_logger().warning("no dev data: the model is exported without a span filter (nerflow train-filter adds one)")
+        get_run_logger().warning(
+            "no dev data: the model is exported without a span filter (nerflow train-filter adds one)"
+        )
     write_model_card(config, result)
     logging.getLogger(__name__).info("model written to %s", result["model_dir"])
     return result

@@ -28,7 +28,9 @@ class TrainFilterParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = Field("default", min_length=1, description="Model reference: 'default', a directory, an fsspec URI or a hub id")
+    model: str = Field(
+        "default", min_length=1, description="Model reference: 'default', a directory, an fsspec URI or a hub id"
+    )
     data: list[str] = Field(min_length=1, description="Labelled JSONL files to train on; globs allowed")
     dev: list[str] = Field(min_length=1, description="Labelled dev files: the operating point is chosen on them")
     output: str = Field(min_length=1, description="Directory for the checkpoint with its filter")
@@ -42,7 +44,9 @@ class TrainFilterParams(BaseModel):
 
 # NO_CACHE: the encoded windows are hundreds of MB; hashing them for a cache key is waste.
 @task(name="encode-labelled-data", cache_policy=NO_CACHE)
-def encode_labelled_data(params: TrainFilterParams, uris: list[str], limit: int | None, *, model_entities: bool = False):
+def encode_labelled_data(
+    params: TrainFilterParams, uris: list[str], limit: int | None, *, model_entities: bool = False
+):
     """The text pass over every file's windows (the encoder's work of the whole job); on dev
     data also exact mode's entities, which the operating point must keep."""
     from ner_core import load_model
@@ -52,7 +56,8 @@ def encode_labelled_data(params: TrainFilterParams, uris: list[str], limit: int 
     model = load_model(params.model, storage_options=params.storage_options)
     sources = {
         Path(uri).name.split(".", 1)[0]: list(read_labelled(uri, storage_options=params.storage_options, limit=limit))
-        for pattern in uris for _, uri in expand_uri(pattern, storage_options=params.storage_options)
+        for pattern in uris
+        for _, uri in expand_uri(pattern, storage_options=params.storage_options)
     }
     get_run_logger().info("encoding %s", {name: len(records) for name, records in sources.items()})
     return encode_sources(model, sources, label_map=params.label_map, model_entities=model_entities)
@@ -64,8 +69,13 @@ def fit_span_filter(params: TrainFilterParams, train, dev):
     from ner_core.filter_training import train_span_filter
 
     model = load_model(params.model, storage_options=params.storage_options)
-    info = {"model_id": model.model_id, "data": params.data, "dev": params.dev,
-            "max_records": params.max_records, "max_dev_records": params.max_dev_records}
+    info = {
+        "model_id": model.model_id,
+        "data": params.data,
+        "dev": params.dev,
+        "max_records": params.max_records,
+        "max_dev_records": params.max_dev_records,
+    }
     return train_span_filter(model, train, dev, params.filter, info=info)
 
 
@@ -96,7 +106,14 @@ def train_filter(params: TrainFilterParams) -> dict:
     span_filter = fit_span_filter(params, train, dev)
     where = write_checkpoint(params, span_filter)
     point = span_filter.operating_point
-    print(f"span filter: threshold {point.threshold:.4g}, {point.spans_per_word:.2f} spans per word scored "
-          f"({100 * span_filter.info['dev_share_scored']:.1f}% of candidates), lowest dev recall {100 * point.recall:.2f}%")
-    return {"output": where, "threshold": point.threshold, "spans_per_word": point.spans_per_word,
-            "recall": point.recall, "share_scored": span_filter.info["dev_share_scored"]}
+    print(
+        f"span filter: threshold {point.threshold:.4g}, {point.spans_per_word:.2f} spans per word scored "
+        f"({100 * span_filter.info['dev_share_scored']:.1f}% of candidates), lowest dev recall {100 * point.recall:.2f}%"
+    )
+    return {
+        "output": where,
+        "threshold": point.threshold,
+        "spans_per_word": point.spans_per_word,
+        "recall": point.recall,
+        "share_scored": span_filter.info["dev_share_scored"],
+    }

@@ -68,8 +68,15 @@ def resolve_encoder(ref: str) -> str:
     return ref
 
 
-def new_span_marker(encoder: str, labels: list[str], *, model_max_length: int, entity_max_length: int, marker_max_length: int,
-                    cjk_words: str = "characters"):
+def new_span_marker(
+    encoder: str,
+    labels: list[str],
+    *,
+    model_max_length: int,
+    entity_max_length: int,
+    marker_max_length: int,
+    cjk_words: str = "characters",
+):
     """A fresh SpanMarker model on ``encoder`` (a local transformers folder, ``"e5-small"``,
     or a hub id), labels ``["O", *labels]``.
 
@@ -167,7 +174,9 @@ def add_lora(model, *, rank: int, alpha: float) -> int:
             parametrize.register_parametrization(module, "weight", delta)
             n += 1
     if not n:
-        raise ModelConfigError("no layer of the encoder matches the LoRA targets", ref=str(model.config.encoder.get("_name_or_path")))
+        raise ModelConfigError(
+            "no layer of the encoder matches the LoRA targets", ref=str(model.config.encoder.get("_name_or_path"))
+        )
     model.config.nerflow_lora = {"rank": rank, "alpha": alpha, "layers": n}
     return n
 
@@ -194,9 +203,17 @@ def export_peft_adapter(model, directory: Path) -> Path:
         raise ModelConfigError("the model has no LoRA layers to export", ref=str(directory))
     save_file(tensors, str(directory / "adapter_model.safetensors"))
     config = {
-        "peft_type": "LORA", "task_type": None, "r": rank, "lora_alpha": alpha, "lora_dropout": 0.0,
-        "target_modules": sorted(targets), "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
-        "base_model_name_or_path": None, "modules_to_save": None,
+        "peft_type": "LORA",
+        "task_type": None,
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.0,
+        "target_modules": sorted(targets),
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "base_model_name_or_path": None,
+        "modules_to_save": None,
     }
     (directory / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
     return directory
@@ -280,7 +297,9 @@ class StandardisedHead(torch.nn.Module):
         return folded
 
 
-def attach_standardised_head(model, mean: torch.Tensor, std: torch.Tensor, *, keep_function: bool = False) -> StandardisedHead:
+def attach_standardised_head(
+    model, mean: torch.Tensor, std: torch.Tensor, *, keep_function: bool = False
+) -> StandardisedHead:
     """Train ``model.classifier`` on standardised features (see :class:`StandardisedHead`).
 
     With ``keep_function`` the classifier is rescaled (the inverse of :meth:`StandardisedHead.fold`)
@@ -312,7 +331,11 @@ def _marker_vectors(model) -> torch.Tensor:
 def trainable_state(model) -> dict[str, torch.Tensor]:
     """What training changed: adapters, tuned LayerNorms, the classifier, and the marker
     rows of the embedding matrix (as ``marker_embeddings``)."""
-    state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad and "word_embeddings" not in name}
+    state = {
+        name: p.detach().clone()
+        for name, p in model.named_parameters()
+        if p.requires_grad and "word_embeddings" not in name
+    }
     state["marker_embeddings"] = _marker_vectors(model)
     return state
 

@@ -116,7 +116,9 @@ def merge_candidates(candidates: list[Candidate], n_words: int, *, min_context: 
     return kept, duplicates
 
 
-def entity_char_range(word_char_start: np.ndarray, word_char_end: np.ndarray, word_start: int, word_end: int) -> tuple[int, int] | None:
+def entity_char_range(
+    word_char_start: np.ndarray, word_char_end: np.ndarray, word_start: int, word_end: int
+) -> tuple[int, int] | None:
     """Character range of words ``[word_start, word_end)``, ignoring words with no visible
     characters at either end; ``None`` when no word of the span has any."""
     cs = word_char_start[word_start:word_end]

@@ -225,6 +225,7 @@ def _read_e5_binary(path: Path) -> _E5Binary:
     Raises:
         EncoderConversionError: Bad magic or version, truncation, inconsistent tables.
     """
+
     def fail(message: str) -> EncoderConversionError:
         return EncoderConversionError(message, source=str(path))
 

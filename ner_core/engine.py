@@ -134,16 +134,23 @@ class NerEngine:
         ...     print([(e.text, e.label) for e in result.entities])
     """
 
-    def __init__(self, model: NerModel, config: EngineConfig | None = None, *, scorer: SpanScorer | None = None) -> None:
+    def __init__(
+        self, model: NerModel, config: EngineConfig | None = None, *, scorer: SpanScorer | None = None
+    ) -> None:
         self.model = model
         self.config = config or EngineConfig()
         window_tokens = self.config.window_tokens or model.model_max_length
         if window_tokens > model.model_max_length:
-            raise ValueError(f"window_tokens {window_tokens} exceeds the model's model_max_length {model.model_max_length}")
+            raise ValueError(
+                f"window_tokens {window_tokens} exceeds the model's model_max_length {model.model_max_length}"
+            )
         overlap = self.config.overlap_tokens if self.config.overlap_tokens is not None else window_tokens // 8
         self.windowing = WindowingConfig(window_tokens=window_tokens, overlap_tokens=overlap)
         self.scorer = scorer or make_scorer(
-            model, strategy=self.config.strategy, precision=self.config.precision, embeddings=self.config.embeddings,
+            model,
+            strategy=self.config.strategy,
+            precision=self.config.precision,
+            embeddings=self.config.embeddings,
             span_filter=self.config.span_filter,
         )
         self._prefix, self._suffix = special_tokens(model.tokenizer)
@@ -196,8 +203,12 @@ class NerEngine:
     def _prepare(self, doc: Doc) -> _PendingDoc:
         t0 = time.perf_counter()
         tokens = tokenize_document(
-            self.model.tokenizer, doc.doc_id, doc.text, max_word_tokens=self._capacity,
-            cjk_pieces=self.model.cjk_words == "pieces", space_punctuation=self.config.space_punctuation,
+            self.model.tokenizer,
+            doc.doc_id,
+            doc.text,
+            max_word_tokens=self._capacity,
+            cjk_pieces=self.model.cjk_words == "pieces",
+            space_punctuation=self.config.space_punctuation,
         )
         windows = cut_windows(tokens, self.windowing, n_special=len(self._prefix) + len(self._suffix))
         self.stats.seconds_tokenising += time.perf_counter() - t0
@@ -231,7 +242,9 @@ class NerEngine:
                 self.stats.spans += inputs[i].n_spans
                 self.stats.spans_scored += scores.n_scored
                 # With a span filter the cost was an estimate: count the markers it kept.
-                self.stats.encoder_tokens += costs[i] if scores.scored is None else inputs[i].n_tokens + 2 * scores.n_scored
+                self.stats.encoder_tokens += (
+                    costs[i] if scores.scored is None else inputs[i].n_tokens + 2 * scores.n_scored
+                )
         for pending in chunk:
             yield self._finish(pending)
 
@@ -267,7 +280,9 @@ class NerEngine:
 
     def _finish(self, pending: _PendingDoc) -> DocResult:
         doc = pending.tokens
-        merged, duplicates = merge_candidates(pending.candidates, doc.n_words, min_context=self.config.min_context_words)
+        merged, duplicates = merge_candidates(
+            pending.candidates, doc.n_words, min_context=self.config.min_context_words
+        )
         entities = []
         labels = self.model.labels
         for c in merged:
@@ -285,8 +300,13 @@ class NerEngine:
                     continue
             entities.append(
                 Entity(
-                    doc_id=doc.doc_id, start=start, end=end, text=doc.text[start:end],
-                    label=labels[c.label_id], score=c.score, embedding=c.embedding,
+                    doc_id=doc.doc_id,
+                    start=start,
+                    end=end,
+                    text=doc.text[start:end],
+                    label=labels[c.label_id],
+                    score=c.score,
+                    embedding=c.embedding,
                 )
             )
         st = self.stats

@@ -81,9 +81,16 @@ def evaluate_records(
     for i, r in enumerate(records):
         by_lang[r.lang or "unknown"].append(i)
     per_language = {
-        lang: score_spans([gold[i] for i in idx], [predicted[i] for i in idx], label_map=label_map, gold_label_map=gold_label_map)
+        lang: score_spans(
+            [gold[i] for i in idx], [predicted[i] for i in idx], label_map=label_map, gold_label_map=gold_label_map
+        )
         for lang, idx in by_lang.items()
     }
     return DatasetReport(
-        name=name, scores=scores, per_language=per_language, texts=len(records), words=engine.stats.words, seconds=seconds
+        name=name,
+        scores=scores,
+        per_language=per_language,
+        texts=len(records),
+        words=engine.stats.words,
+        seconds=seconds,
     )

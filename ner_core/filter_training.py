@@ -29,7 +29,17 @@ from ner_core.span_filter import DESIGNS, OperatingPoint, SpanFilter, SpanFilter
 from ner_core.training import TrainingWindow, build_windows
 from ner_core.windowing import enumerate_spans
 
-__all__ = ["FilterTrainConfig", "EncodedWindows", "model_windows", "encode_windows", "encode_sources", "probabilities", "train_span_filter", "recall_curve", "choose_operating_point"]
+__all__ = [
+    "FilterTrainConfig",
+    "EncodedWindows",
+    "model_windows",
+    "encode_windows",
+    "encode_sources",
+    "probabilities",
+    "train_span_filter",
+    "recall_curve",
+    "choose_operating_point",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +60,9 @@ class FilterTrainConfig(BaseModel):
     learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate")
     positive_weight: float = Field(4.0, gt=0, description="loss weight of entity spans against the rest (recall)")
     target_recall: float = Field(
-        0.995, gt=0, le=1,
+        0.995,
+        gt=0,
+        le=1,
         description="share of the model's own dev entities (gold ones when the model's are not computed) every dev set "
         "keeps at the operating point",
     )
@@ -83,18 +95,29 @@ class EncodedWindows:
         return len(self.states)
 
 
-def model_windows(model: NerModel, records: Sequence[LabelledText], *, label_map: dict[str, str | None] | None = None) -> list[TrainingWindow]:
+def model_windows(
+    model: NerModel, records: Sequence[LabelledText], *, label_map: dict[str, str | None] | None = None
+) -> list[TrainingWindow]:
     """Labelled texts cut into the model's windows, a gold label per candidate span."""
     return build_windows(
-        records, model.tokenizer, label2id={label: i for i, label in enumerate(model.labels)},
-        model_max_length=model.model_max_length, entity_max_length=model.entity_max_length,
-        label_map=label_map, cjk_pieces=model.cjk_words == "pieces",
+        records,
+        model.tokenizer,
+        label2id={label: i for i, label in enumerate(model.labels)},
+        model_max_length=model.model_max_length,
+        entity_max_length=model.entity_max_length,
+        label_map=label_map,
+        cjk_pieces=model.cjk_words == "pieces",
     )
 
 
 def encode_windows(
-    model: NerModel, windows: Sequence[TrainingWindow], *, source: str = "", batch_tokens: int = 4096,
-    into: EncodedWindows | None = None, model_entities: bool = False,
+    model: NerModel,
+    windows: Sequence[TrainingWindow],
+    *,
+    source: str = "",
+    batch_tokens: int = 4096,
+    into: EncodedWindows | None = None,
+    model_entities: bool = False,
 ) -> EncodedWindows:
     """Run the text pass over labelled windows and keep what the head needs.
 
@@ -131,7 +154,10 @@ def encode_windows(
 
 
 def encode_sources(
-    model: NerModel, sources: Mapping[str, Sequence[LabelledText]], *, label_map: dict[str, str | None] | None = None,
+    model: NerModel,
+    sources: Mapping[str, Sequence[LabelledText]],
+    *,
+    label_map: dict[str, str | None] | None = None,
     model_entities: bool = False,
 ) -> EncodedWindows:
     """:func:`encode_windows` over named sets of labelled texts (each name a ``source``)."""
@@ -203,14 +229,18 @@ def recall_curve(probs: list[np.ndarray], data: EncodedWindows, thresholds: Sequ
     return rows
 
 
-def choose_operating_point(probs: list[np.ndarray], data: EncodedWindows, target_recall: float, *, on: str = "model") -> OperatingPoint:
+def choose_operating_point(
+    probs: list[np.ndarray], data: EncodedWindows, target_recall: float, *, on: str = "model"
+) -> OperatingPoint:
     """The highest threshold at which every source keeps ``target_recall`` of its entities:
     the model's own (``on="model"``, what keeps exact mode's output) or the gold ones."""
     if on == "model" and not data.predicted:
         raise ValueError("an operating point on the model's entities needs dev data encoded with model_entities=True")
     threshold = 1.0
     for s in sorted(set(data.source)):
-        positives = np.concatenate([p[pos] for p, pos, src in zip(probs, _positives(data, on), data.source) if src == s])
+        positives = np.concatenate(
+            [p[pos] for p, pos, src in zip(probs, _positives(data, on), data.source) if src == s]
+        )
         if len(positives) == 0:
             continue
         # The k-th highest positive probability keeps k of n: ceil(target * n) must be kept.
@@ -221,8 +251,12 @@ def choose_operating_point(probs: list[np.ndarray], data: EncodedWindows, target
 
 
 def train_span_filter(
-    model: NerModel, train: EncodedWindows, dev: EncodedWindows, config: FilterTrainConfig | None = None,
-    *, info: dict | None = None,
+    model: NerModel,
+    train: EncodedWindows,
+    dev: EncodedWindows,
+    config: FilterTrainConfig | None = None,
+    *,
+    info: dict | None = None,
 ) -> SpanFilter:
     """Train a head on encoded training windows and choose its operating point on the dev ones."""
     config = config or FilterTrainConfig()
@@ -246,7 +280,9 @@ def train_span_filter(
         for a in range(0, len(order), config.batch_windows):
             index = order[a : a + config.batch_windows].tolist()
             target = torch.from_numpy(np.concatenate([train.positive[i] for i in index]).astype(np.float32))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(_logits(head, train, index), target, pos_weight=pos_weight)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                _logits(head, train, index), target, pos_weight=pos_weight
+            )
             for group in optimizer.param_groups:  # linear decay to a tenth
                 group["lr"] = config.learning_rate * (1.0 - 0.9 * step / total)
             optimizer.zero_grad()
@@ -260,7 +296,9 @@ def train_span_filter(
     # dev data (barely trained) falls back to the gold ones.
     on = "model" if any(p.any() for p in dev.predicted) else "gold"
     if dev.predicted and on == "gold":
-        logger.warning("span filter: the model finds no entity in the dev data; the operating point keeps gold entities")
+        logger.warning(
+            "span filter: the model finds no entity in the dev data; the operating point keeps gold entities"
+        )
     point = choose_operating_point(probs, dev, config.target_recall, on=on)
     curve = recall_curve(probs, dev, sorted({*CURVE_THRESHOLDS, point.threshold}, reverse=True))
     at_point = next(r for r in curve if r["threshold"] == point.threshold)
@@ -272,11 +310,17 @@ def train_span_filter(
         "train_positive_spans": int(sum(int(p.sum()) for p in train.positive)),
         "dev_windows": len(dev),
         "operating_point_on": f"{on} entities",
-        "dev_recall_by_source": {kind: at_point[f"{kind}_recall_by_source"] for kind in ("gold", "model") if f"{kind}_recall" in at_point},
+        "dev_recall_by_source": {
+            kind: at_point[f"{kind}_recall_by_source"] for kind in ("gold", "model") if f"{kind}_recall" in at_point
+        },
         "dev_share_scored": at_point["share_scored"],
         "curve": [{k: v for k, v in r.items() if not k.endswith("by_source")} for r in curve],
         "seconds_training": round(time.perf_counter() - t0, 1),
     }
-    logger.info("span filter: threshold %.4g keeps %.2f spans per word, lowest dev recall %.4f",
-                point.threshold, point.spans_per_word, point.recall)
+    logger.info(
+        "span filter: threshold %.4g keeps %.2f spans per word, lowest dev recall %.4f",
+        point.threshold,
+        point.spans_per_word,
+        point.recall,
+    )
     return SpanFilter(head=head, operating_point=point, info=details)

@@ -93,7 +93,6 @@ class WindowInput:
         return len(self.start_pos)
 
 
-
 def special_tokens(tokenizer) -> tuple[np.ndarray, np.ndarray]:
     """The ids the tokenizer puts before and after a sequence (``[CLS]``/``[SEP]``, ``<s>``/``</s>``)."""
     specials = tokenizer.build_inputs_with_special_tokens([-1])
@@ -121,6 +120,7 @@ def window_input(
         start_pos=word_tok_start[starts],
         end_pos=word_tok_end[ends - 1] - 1,
     )
+
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class WindowScores:
@@ -151,7 +151,9 @@ class WindowScores:
 class SpanScorer:
     """Turns windows into span scores. Subclasses define how the encoder is run."""
 
-    def __init__(self, model: NerModel, *, precision: str = "exact", marker_states: bool = False, token_states: bool = False) -> None:
+    def __init__(
+        self, model: NerModel, *, precision: str = "exact", marker_states: bool = False, token_states: bool = False
+    ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.model = model
@@ -242,7 +244,10 @@ class PaddedScorer(SpanScorer):
         B, L = ids.shape
         dev = self.model.device
         hidden = self._sm.encoder(
-            ids.to(dev), attention_mask=mask.to(dev), token_type_ids=torch.zeros_like(ids).to(dev), position_ids=pos.to(dev)
+            ids.to(dev),
+            attention_mask=mask.to(dev),
+            token_type_ids=torch.zeros_like(ids).to(dev),
+            position_ids=pos.to(dev),
         )[0]
         flat = hidden.reshape(B * L, -1)
         starts = flat[start_rows.to(dev)]
@@ -269,7 +274,12 @@ class PaddedScorer(SpanScorer):
 
 
 def collate_samples(
-    windows: list[WindowInput], samples: list[tuple[int, int, int]], *, pad_id: int, start_marker_id: int, end_marker_id: int
+    windows: list[WindowInput],
+    samples: list[tuple[int, int, int]],
+    *,
+    pad_id: int,
+    start_marker_id: int,
+    end_marker_id: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """SpanMarker's model inputs for samples ``(window index, first span, end span)``,
     padded to the longest sample (a multiple of 8).
@@ -398,7 +408,9 @@ class TextOnceScorer(SpanScorer):
         starts, ends, text_states = self.encode(windows)
         return self._with_token_states(self._classify(starts, ends, [w.n_spans for w in windows]), windows, text_states)
 
-    def _with_token_states(self, out: list[WindowScores], windows: list[WindowInput], text_states: torch.Tensor) -> list[WindowScores]:
+    def _with_token_states(
+        self, out: list[WindowScores], windows: list[WindowInput], text_states: torch.Tensor
+    ) -> list[WindowScores]:
         if not self.want_token_states:
             return out
         text_states = text_states.float().cpu().numpy()
@@ -410,7 +422,10 @@ class TextOnceScorer(SpanScorer):
         text = self.encode_text(windows)
         probs = self._filter_probabilities(windows, text)
         kept = [self.selection.keep(p, window_word_count(w.start_pos)) for w, p in zip(windows, probs)]
-        pruned = [WindowInput(input_ids=w.input_ids, start_pos=w.start_pos[k], end_pos=w.end_pos[k]) for w, k in zip(windows, kept)]
+        pruned = [
+            WindowInput(input_ids=w.input_ids, start_pos=w.start_pos[k], end_pos=w.end_pos[k])
+            for w, k in zip(windows, kept)
+        ]
         if sum(len(k) for k in kept):
             starts, ends = self.encode_markers(pruned, text)
             scored = self._classify(starts, ends, [len(k) for k in kept])
@@ -439,7 +454,9 @@ class TextOnceScorer(SpanScorer):
         probs = torch.sigmoid(logits).cpu().numpy()
         return np.split(probs, np.cumsum([w.n_spans for w in windows])[:-1])
 
-    def encode(self, windows: list[WindowInput], *, differentiable: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(
+        self, windows: list[WindowInput], *, differentiable: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Final hidden states of every span's start and end marker, and of every text token,
         text and markers through each layer together.
 
@@ -475,8 +492,9 @@ class TextOnceScorer(SpanScorer):
                 # Training: plain autograd ops (the flash kernel's log-sum-exp has no gradient).
                 ctx[n_text:] = self._marker_attention_per_window(q, k, v, n_text, T, P, scale)
             else:
-                ctx[n_text:] = self._marker_attention(q[n_text:], k[n_text:], v[n_text:], kt, vt, text.key_bias,
-                                                      markers.pad, B, 2 * Pm, n_spans, scale)
+                ctx[n_text:] = self._marker_attention(
+                    q[n_text:], k[n_text:], v[n_text:], kt, vt, text.key_bias, markers.pad, B, 2 * Pm, n_spans, scale
+                )
             h = self._feed_forward(layer, ctx, h, differentiable=differentiable)
 
         return h[n_text : n_text + n_spans], h[n_text + n_spans :], h[:n_text]
@@ -547,11 +565,15 @@ class TextOnceScorer(SpanScorer):
 
     def _embed(self, ids: np.ndarray, pos: np.ndarray) -> torch.Tensor:
         ids_t, pos_t = self._to_device(ids).long(), self._to_device(pos).long()
-        h = self._embeddings(input_ids=ids_t[None], position_ids=pos_t[None], token_type_ids=torch.zeros_like(ids_t)[None])[0]
+        h = self._embeddings(
+            input_ids=ids_t[None], position_ids=pos_t[None], token_type_ids=torch.zeros_like(ids_t)[None]
+        )[0]
         return h.to(self._dtype)
 
     @staticmethod
-    def _feed_forward(layer: torch.nn.Module, ctx: torch.Tensor, h: torch.Tensor, *, differentiable: bool = False) -> torch.Tensor:
+    def _feed_forward(
+        layer: torch.nn.Module, ctx: torch.Tensor, h: torch.Tensor, *, differentiable: bool = False
+    ) -> torch.Tensor:
         """The rest of a layer after attention: output projection, residual, feed-forward."""
         if differentiable:  # the modules themselves, dropout and all
             attn_out = layer.attention.output(ctx, h)
@@ -561,7 +583,9 @@ class TextOnceScorer(SpanScorer):
         up = layer.intermediate.intermediate_act_fn(_dense(layer.intermediate.dense, attn_out))
         return _add_norm(layer.output, _dense(layer.output.dense, up), attn_out)
 
-    def _marker_attention(self, qm, km, vm, kt, vt, key_bias, marker_pad_t, B: int, Mm: int, n_spans: int, scale: float):
+    def _marker_attention(
+        self, qm, km, vm, kt, vt, key_bias, marker_pad_t, B: int, Mm: int, n_spans: int, scale: float
+    ):
         """Each marker attends to its window's text keys plus the two keys of its own pair,
         under one softmax: the text through the flash kernel, then the pair folded in through
         its log-sum-exp. Rows: all start markers, then all end markers (``encode``'s order);
@@ -584,7 +608,9 @@ class TextOnceScorer(SpanScorer):
         ).to(qm.dtype)
         return ctx.view(-1, nh * d)
 
-    def _marker_attention_per_window(self, q, k, v, n_text: int, T: list[int], P: list[int], scale: float) -> torch.Tensor:
+    def _marker_attention_per_window(
+        self, q, k, v, n_text: int, T: list[int], P: list[int], scale: float
+    ) -> torch.Tensor:
         """Marker attention with plain autograd ops, one window at a time: each marker's
         softmax runs over its window's text keys and its pair's two keys. No padding, so
         the score matrices hold only real entries (training batches mix window sizes).
@@ -603,9 +629,13 @@ class TextOnceScorer(SpanScorer):
             kt, vt = (x.view(t, nh, d).transpose(0, 1) for x in (kt, vt))  # [nh, t, d]
             ka, kb = km[:, :p].repeat(1, 2, 1), km[:, p:].repeat(1, 2, 1)
             va, vb = vm[:, :p].repeat(1, 2, 1), vm[:, p:].repeat(1, 2, 1)
-            logits = torch.cat(
-                (qm @ kt.transpose(-1, -2), (qm * ka).sum(-1, keepdim=True), (qm * kb).sum(-1, keepdim=True)), dim=-1
-            ) * scale
+            logits = (
+                torch.cat(
+                    (qm @ kt.transpose(-1, -2), (qm * ka).sum(-1, keepdim=True), (qm * kb).sum(-1, keepdim=True)),
+                    dim=-1,
+                )
+                * scale
+            )
             probs = logits.float().softmax(-1).to(q.dtype)
             ctx = (probs[..., :t] @ vt + probs[..., t : t + 1] * va + probs[..., t + 1 :] * vb).transpose(0, 1)
             ctx = ctx.reshape(2 * p, nh * d)
@@ -703,7 +733,11 @@ def _quantised(layer: torch.nn.Module) -> torch.nn.Module:
 
 
 def make_scorer(
-    model: NerModel, *, strategy: str = "auto", precision: str = "exact", embeddings: str = "none",
+    model: NerModel,
+    *,
+    strategy: str = "auto",
+    precision: str = "exact",
+    embeddings: str = "none",
     span_filter: str = "off",
 ) -> SpanScorer:
     """The scorer for a model: text-once where the encoder allows it, else padded.

@@ -27,8 +27,19 @@ from ner_core.errors import NerflowError
 from ner_core.metrics import spans_from_iob2
 from ner_core.windowing import CJK_RANGES
 
-__all__ = ["LabelledText", "LabelledDataError", "read_labelled", "expand_uri", "sentence_to_text", "is_cjk", "join_texts",
-           "written_without_spaces", "split_lines", "as_written", "trim_entity_quotes"]
+__all__ = [
+    "LabelledText",
+    "LabelledDataError",
+    "read_labelled",
+    "expand_uri",
+    "sentence_to_text",
+    "is_cjk",
+    "join_texts",
+    "written_without_spaces",
+    "split_lines",
+    "as_written",
+    "trim_entity_quotes",
+]
 
 CharSpan = tuple[int, int, str]
 
@@ -81,7 +92,9 @@ def _latin_or_digit(ch: str) -> bool:
     return ch.isalnum() and not is_cjk(ch)
 
 
-def sentence_to_text(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, tuple[tuple[int, int], ...], list[CharSpan]]:
+def sentence_to_text(
+    tokens: Sequence[str], tags: Sequence[str]
+) -> tuple[str, tuple[tuple[int, int], ...], list[CharSpan]]:
     """Join a tokenised, IOB2-tagged sentence into text and character spans.
 
     The text is what the engine meets in real documents. Chinese puts no space around its
@@ -182,11 +195,12 @@ def as_written(record: LabelledText) -> LabelledText:
         if s not in starts or e not in ends:
             return record  # an entity inside a token: keep the text as it was
         entities.append((offsets[starts[s]][0], offsets[ends[e]][1], label))
-    return LabelledText(id=record.id, text="".join(parts), entities=tuple(entities), lang=record.lang,
-                        tokens=tuple(offsets))
+    return LabelledText(
+        id=record.id, text="".join(parts), entities=tuple(entities), lang=record.lang, tokens=tuple(offsets)
+    )
 
 
-_QUOTES = set('"«»„“”‘’‚\'')
+_QUOTES = set("\"«»„“”‘’‚'")
 
 
 def trim_entity_quotes(record: LabelledText) -> LabelledText:
@@ -230,7 +244,9 @@ def join_texts(records: Sequence[LabelledText], *, separator: str = "\n") -> Lab
     first = records[0]
     return LabelledText(
         id=first.id if len(records) == 1 else f"{first.id}+{len(records) - 1}",
-        text=separator.join(texts), entities=tuple(entities), lang=first.lang,
+        text=separator.join(texts),
+        entities=tuple(entities),
+        lang=first.lang,
         tokens=tuple(tokens) if tokens is not None else None,
     )
 
@@ -330,7 +346,8 @@ def _parse(record: dict, where: str, *, default_id: str) -> LabelledText:
                 start, end, label = (e["start"], e["end"], e["label"]) if isinstance(e, dict) else e
             except (KeyError, TypeError, ValueError):
                 raise LabelledDataError(
-                    f"{where}: an entity is {{'start', 'end', 'label'}} or [start, end, label], not {e!r}") from None
+                    f"{where}: an entity is {{'start', 'end', 'label'}} or [start, end, label], not {e!r}"
+                ) from None
             if not all(type(x) is int for x in (start, end)):
                 raise LabelledDataError(f"{where}: entity offsets must be integers, not {start!r}:{end!r}")
             if not (0 <= start < end <= len(text)):

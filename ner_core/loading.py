@@ -192,7 +192,11 @@ def _fetch_remote(uri: str, storage_options: dict) -> Path:
     # The cache key is the listing's identity (names, sizes, ETags): a re-uploaded model gets a
     # new directory, an unchanged one is never fetched twice.
     identity = sorted(
-        (name[len(root) :].lstrip("/"), info.get("size"), str(info.get("ETag") or info.get("etag") or info.get("mtime") or ""))
+        (
+            name[len(root) :].lstrip("/"),
+            info.get("size"),
+            str(info.get("ETag") or info.get("etag") or info.get("mtime") or ""),
+        )
         for name, info in listing.items()
     )
     digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:24]
@@ -255,7 +259,9 @@ def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> Ne
     # Position-id buffers are derived, not learned: their absence is harmless.
     missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
     if missing or unexpected:
-        raise ModelConfigError(f"weights do not fit the config (missing={missing[:5]}, unexpected={unexpected[:5]})", ref=ref)
+        raise ModelConfigError(
+            f"weights do not fit the config (missing={missing[:5]}, unexpected={unexpected[:5]})", ref=ref
+        )
     model.eval().to(device)
 
     labels = tuple(config.id2label[i] for i in range(len(config.id2label)))
@@ -278,7 +284,12 @@ def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> Ne
     )
     logger.info(
         "loaded model %s from %s on %s: %d labels, window %d tokens, entities up to %d words",
-        nm.model_id, path, device, len(labels), nm.model_max_length, nm.entity_max_length,
+        nm.model_id,
+        path,
+        device,
+        len(labels),
+        nm.model_max_length,
+        nm.entity_max_length,
     )
     return nm
 

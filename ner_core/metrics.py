@@ -44,8 +44,15 @@ class PRF:
         return self.tp + self.fn
 
     def as_dict(self) -> dict:
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "support": self.support,
-                "tp": self.tp, "fp": self.fp, "fn": self.fn}
+        return {
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "support": self.support,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
 
 
 @dataclass(frozen=True)
@@ -60,8 +67,11 @@ class EntityScores:
         return sum(s.f1 for s in self.per_label.values()) / len(self.per_label) if self.per_label else 0.0
 
     def as_dict(self) -> dict:
-        return {"micro": self.micro.as_dict(), "macro_f1": self.macro_f1,
-                "per_label": {label: s.as_dict() for label, s in sorted(self.per_label.items())}}
+        return {
+            "micro": self.micro.as_dict(),
+            "macro_f1": self.macro_f1,
+            "per_label": {label: s.as_dict() for label, s in sorted(self.per_label.items())},
+        }
 
 
 def spans_from_iob2(tags: Sequence[str]) -> list[Span]:

@@ -8,7 +8,9 @@ from pathlib import Path
 __all__ = ["render_training_card"]
 
 
-def render_training_card(*, config: dict, result: dict, dev_history: list[dict], coverage: dict, label_counts: dict) -> str:
+def render_training_card(
+    *, config: dict, result: dict, dev_history: list[dict], coverage: dict, label_counts: dict
+) -> str:
     """Markdown for a trained model's ``README.md``."""
     lines = [
         "# nerflow SpanMarker model",
@@ -34,12 +36,19 @@ def render_training_card(*, config: dict, result: dict, dev_history: list[dict],
         cap = f" (sample of {src['max_records']})" if src.get("max_records") else ""
         lines.append(f"- `{src['uri']}`{cap}")
     if dev_history:
-        lines += ["", "## Dev evaluation (strict micro F1, through the engine)", "", "| step | pooled | " +
-                  " | ".join(sorted(dev_history[-1]["per_set"])) + " |",
-                  "|---:|---:|" + "---:|" * len(dev_history[-1]["per_set"])]
+        lines += [
+            "",
+            "## Dev evaluation (strict micro F1, through the engine)",
+            "",
+            "| step | pooled | " + " | ".join(sorted(dev_history[-1]["per_set"])) + " |",
+            "|---:|---:|" + "---:|" * len(dev_history[-1]["per_set"]),
+        ]
         for h in dev_history:
-            lines.append(f"| {h['step']} | {h['micro_f1']:.4f} | " +
-                         " | ".join(f"{h['per_set'][k]:.4f}" for k in sorted(h["per_set"])) + " |")
+            lines.append(
+                f"| {h['step']} | {h['micro_f1']:.4f} | "
+                + " | ".join(f"{h['per_set'][k]:.4f}" for k in sorted(h["per_set"]))
+                + " |"
+            )
     lines += ["", "## Configuration", "", "```json", json.dumps(config, indent=2, ensure_ascii=False), "```", ""]
     return "\n".join(lines)
 

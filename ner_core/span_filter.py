@@ -232,13 +232,20 @@ def span_selection(span_filter: SpanFilter | None, setting: FilterSetting) -> Sp
         )
     point = span_filter.operating_point
     if setting.mode == "budget":
-        return SpanSelection(head=span_filter.head, threshold=None, budget=setting.value,
-                             spans_per_word=float(setting.value), describe=f"budget={setting.value:g}")
+        return SpanSelection(
+            head=span_filter.head,
+            threshold=None,
+            budget=setting.value,
+            spans_per_word=float(setting.value),
+            describe=f"budget={setting.value:g}",
+        )
     threshold = point.threshold if setting.value is None else setting.value
     # A threshold other than the stored one keeps an unknown share: plan for every span.
     expected = point.spans_per_word if threshold >= point.threshold else float("inf")
     label = f"stored (threshold={threshold:g})" if setting.value is None else f"threshold={threshold:g}"
-    return SpanSelection(head=span_filter.head, threshold=threshold, budget=None, spans_per_word=expected, describe=label)
+    return SpanSelection(
+        head=span_filter.head, threshold=threshold, budget=None, spans_per_word=expected, describe=label
+    )
 
 
 def has_span_filter(directory: Path) -> bool:
@@ -287,8 +294,9 @@ def load_span_filter(directory: Path, *, hidden_size: int | None = None) -> Span
             raise ValueError(f"format {config.get('format')!r}, expected {FILTER_FORMAT!r}")
         if hidden_size is not None and config["hidden_size"] != hidden_size:
             raise ValueError(f"hidden size {config['hidden_size']}, the encoder's is {hidden_size}")
-        head = SpanFilterHead(config["hidden_size"], design=config["design"], inner=config["inner"],
-                              width_dim=config["width_dim"])
+        head = SpanFilterHead(
+            config["hidden_size"], design=config["design"], inner=config["inner"], width_dim=config["width_dim"]
+        )
         head.load_state_dict(load_file(str(directory / FILTER_WEIGHTS)))
         point = OperatingPoint(**config["operating_point"])
     except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:

@@ -39,7 +39,19 @@ from ner_core.loading import NerModel, cjk_words_of
 from ner_core.memory import HeapGuard
 from ner_core.windowing import WindowingConfig, cut_windows, enumerate_spans, tokenize_document
 
-__all__ = ["DataSource", "TrainConfig", "read_sources", "dev_evaluator", "TrainingWindow", "PlannedWindow", "plan_batches", "LabelCoverage", "build_windows", "Trainer", "TrainResult"]
+__all__ = [
+    "DataSource",
+    "TrainConfig",
+    "read_sources",
+    "dev_evaluator",
+    "TrainingWindow",
+    "PlannedWindow",
+    "plan_batches",
+    "LabelCoverage",
+    "build_windows",
+    "Trainer",
+    "TrainResult",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +75,11 @@ class DataSource(BaseModel):
     max_records: int | None = Field(None, gt=0, description="Texts to sample (after joining)")
     join: int = Field(1, ge=1, description="Consecutive records joined into one text")
     written: float = Field(
-        0.0, ge=0.0, le=1.0,
+        0.0,
+        ge=0.0,
+        le=1.0,
         description="Share of the sentences rejoined as running text is written (no space before ',' or "
-                    "after '('), a seeded sample; the rest keep the tokens joined by spaces",
+        "after '('), a seeded sample; the rest keep the tokens joined by spaces",
     )
     trim_quotes: bool = Field(False, description="Take quotation marks off the edges of gold entities")
 
@@ -81,7 +95,9 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     train: list[DataSource] = Field(description="Labelled JSONL files (sentences or documents)")
-    dev: list[DataSource] = Field(default_factory=list, description="Labelled files for model selection (never test data)")
+    dev: list[DataSource] = Field(
+        default_factory=list, description="Labelled files for model selection (never test data)"
+    )
     labels: list[str] = Field(default_factory=lambda: ["PER", "ORG", "LOC", "MISC"])
     label_map: dict[str, str | None] = Field(default_factory=dict, description="Rename data labels; null drops")
     dev_ignore_labels: list[str] = Field(default_factory=list, description="Labels left out of the dev F1")
@@ -96,7 +112,8 @@ class TrainConfig(BaseModel):
     )
     method: Literal["lora", "full"] = "lora"
     init_from: str | None = Field(
-        None, description="A nerflow adapter directory (or 'default') to start from: a further stage of training (LoRA only)",
+        None,
+        description="A nerflow adapter directory (or 'default') to start from: a further stage of training (LoRA only)",
     )
     lora_rank: int = 16
     lora_alpha: float = 32.0
@@ -110,9 +127,13 @@ class TrainConfig(BaseModel):
     standardise_features: bool = Field(
         True, description="Train the classifier on standardised span features (folded into it at export)"
     )
-    dropout: float | None = Field(0.0, description="Dropout in the encoder and before the classifier (None: the encoder's own)")
+    dropout: float | None = Field(
+        0.0, description="Dropout in the encoder and before the classifier (None: the encoder's own)"
+    )
     negative_rate: float = Field(
-        0.25, gt=0.0, le=1.0,
+        0.25,
+        gt=0.0,
+        le=1.0,
         description="Share of easy negative spans (not overlapping an entity) drawn per epoch; 1.0 trains on all, as SpanMarker",
     )
     batch_tokens: int = Field(6144, description="Padded tokens per optimiser step")
@@ -165,8 +186,14 @@ class LabelCoverage:
 
 
 def build_windows(
-    records: Iterable[LabelledText], tokenizer, *, label2id: dict[str, int], model_max_length: int,
-    entity_max_length: int, label_map: dict[str, str | None] | None = None, coverage: LabelCoverage | None = None,
+    records: Iterable[LabelledText],
+    tokenizer,
+    *,
+    label2id: dict[str, int],
+    model_max_length: int,
+    entity_max_length: int,
+    label_map: dict[str, str | None] | None = None,
+    coverage: LabelCoverage | None = None,
     cjk_pieces: bool = False,
 ) -> list[TrainingWindow]:
     """Training windows of labelled texts, cut exactly as the engine cuts documents
@@ -178,7 +205,9 @@ def build_windows(
     label_map = label_map or {}
     out = []
     for rec in records:
-        doc = tokenize_document(tokenizer, rec.id, rec.text, max_word_tokens=model_max_length - n_special, cjk_pieces=cjk_pieces)
+        doc = tokenize_document(
+            tokenizer, rec.id, rec.text, max_word_tokens=model_max_length - n_special, cjk_pieces=cjk_pieces
+        )
         gold = _word_spans(rec, doc.word_char_start, doc.word_char_end, label2id, label_map, coverage)
         windows = cut_windows(doc, windowing, n_special=n_special)
         covered = set()
@@ -251,7 +280,11 @@ def plan_batches(
     planned = {}
     for i in order:
         w = windows[i]
-        keep = w.always | (rng.random(len(w.labels)) < negative_rate) if negative_rate < 1.0 else np.ones(len(w.labels), bool)
+        keep = (
+            w.always | (rng.random(len(w.labels)) < negative_rate)
+            if negative_rate < 1.0
+            else np.ones(len(w.labels), bool)
+        )
         planned[i] = PlannedWindow(i, np.flatnonzero(keep))
     cost = {i: windows[i].input.n_tokens + 2 * len(p.spans) for i, p in planned.items()}
     batches = []
@@ -317,8 +350,11 @@ class Trainer:
             raise ValueError("precision = 'bf16' needs a CPU with AMX or AVX-512-BF16; use 'fp32' here")
         torch.manual_seed(config.seed)
         self.model = new_span_marker(
-            config.encoder, config.labels, model_max_length=config.model_max_length,
-            entity_max_length=config.entity_max_length, marker_max_length=config.marker_max_length,
+            config.encoder,
+            config.labels,
+            model_max_length=config.model_max_length,
+            entity_max_length=config.entity_max_length,
+            marker_max_length=config.marker_max_length,
             cjk_words=config.cjk_words,
         )
         model = self.model
@@ -352,12 +388,22 @@ class Trainer:
         label2id = {v: int(k) for k, v in model.config.id2label.items()}
         t0 = time.perf_counter()
         self.windows = build_windows(
-            train_records, self.tokenizer, label2id=label2id, model_max_length=config.model_max_length,
-            entity_max_length=config.entity_max_length, label_map=config.label_map, coverage=self.coverage,
+            train_records,
+            self.tokenizer,
+            label2id=label2id,
+            model_max_length=config.model_max_length,
+            entity_max_length=config.entity_max_length,
+            label_map=config.label_map,
+            coverage=self.coverage,
             cjk_pieces=config.cjk_words == "pieces",
         )
-        logger.info("built %d training windows from %d texts in %.1fs; coverage %s",
-                    len(self.windows), len(train_records), time.perf_counter() - t0, self.coverage.as_dict())
+        logger.info(
+            "built %d training windows from %d texts in %.1fs; coverage %s",
+            len(self.windows),
+            len(train_records),
+            time.perf_counter() - t0,
+            self.coverage.as_dict(),
+        )
         learnable = sum(int((w.labels > 0).sum()) for w in self.windows)
         if not self.windows or not learnable:
             raise TrainingError(
@@ -399,14 +445,17 @@ class Trainer:
             sm.train(was_training)
             mean, std = text.mean(0), text.std(0) + 1e-3
             # A head that was already trained keeps computing what it computed.
-            attach_standardised_head(sm, torch.cat((mean, mean)), torch.cat((std, std)), keep_function=bool(c.init_from))
+            attach_standardised_head(
+                sm, torch.cat((mean, mean)), torch.cat((std, std)), keep_function=bool(c.init_from)
+            )
 
     def _plan(self, epoch: int):
         # Planning an epoch touches every window; the last plan is kept for run().
         if self._last_plan is None or self._last_plan[0] != epoch:
             c = self.config
-            plan = plan_batches(self.windows, batch_tokens=c.batch_tokens, seed=c.seed, epoch=epoch,
-                                negative_rate=c.negative_rate)
+            plan = plan_batches(
+                self.windows, batch_tokens=c.batch_tokens, seed=c.seed, epoch=epoch, negative_rate=c.negative_rate
+            )
             self._last_plan = (epoch, plan)
         return self._last_plan[1]
 
@@ -448,7 +497,9 @@ class Trainer:
         for p in batch:
             w = self.windows[p.window]
             x = w.input
-            inputs.append(WindowInput(input_ids=x.input_ids, start_pos=x.start_pos[p.spans], end_pos=x.end_pos[p.spans]))
+            inputs.append(
+                WindowInput(input_ids=x.input_ids, start_pos=x.start_pos[p.spans], end_pos=x.end_pos[p.spans])
+            )
             labels.append(w.labels[p.spans])
             weights.append(np.where(w.always[p.spans], 1.0, 1.0 / rate) if rate < 1.0 else np.ones(len(p.spans)))
         starts, ends, _ = self.encoder.encode(inputs, differentiable=True)
@@ -496,10 +547,13 @@ class Trainer:
             try:
                 return self._restore(path), path
             except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
-                logger.warning("checkpoint %s cannot be read (%s: %s): trying the one before", path, type(e).__name__, e)
+                logger.warning(
+                    "checkpoint %s cannot be read (%s: %s): trying the one before", path, type(e).__name__, e
+                )
                 problems.append(f"{path.name}: {type(e).__name__}: {e}")
-        raise TrainingError(f"no checkpoint under {self.ckpt_root} can be read ({'; '.join(problems)}); "
-                            "remove them to start afresh")
+        raise TrainingError(
+            f"no checkpoint under {self.ckpt_root} can be read ({'; '.join(problems)}); remove them to start afresh"
+        )
 
     def _restore(self, path: Path) -> dict:
         from safetensors.torch import load_file
@@ -600,8 +654,12 @@ class Trainer:
         self.model.eval()
         detach_standardised_head(self.model)
         adapter_dir = None
-        meta = {"steps": state["step"], "selected_step": best or state["step"], "train_seconds": state["seconds"],
-                "coverage": self.coverage.as_dict()}
+        meta = {
+            "steps": state["step"],
+            "selected_step": best or state["step"],
+            "train_seconds": state["seconds"],
+            "coverage": self.coverage.as_dict(),
+        }
         if self.config.method == "lora":
             adapter_dir = save_adapter(self.model, self.out / "adapter", encoder=self.config.encoder, metadata=meta)
             # The same update in peft's format, for whoever wants the encoder adapter alone.
@@ -610,17 +668,36 @@ class Trainer:
         detach_marker_embedding(self.model)
         model_dir = self.out / "model"
         save_full(self.model, model_dir)
-        (self.out / "training_state.json").write_text(json.dumps(
-            {k: v for k, v in state.items() if k != "torch_rng"}, indent=2, default=str))
-        return TrainResult(self.out, model_dir, adapter_dir, state["step"], state["seconds"], best,
-                           state["dev_history"][-1] if state["dev_history"] else {})
+        (self.out / "training_state.json").write_text(
+            json.dumps({k: v for k, v in state.items() if k != "torch_rng"}, indent=2, default=str)
+        )
+        return TrainResult(
+            self.out,
+            model_dir,
+            adapter_dir,
+            state["step"],
+            state["seconds"],
+            best,
+            state["dev_history"][-1] if state["dev_history"] else {},
+        )
 
 
 # What may change between an interrupted run and its resumption: how long it runs, how often
 # it checkpoints and evaluates, where and how it is computed. Anything else would make the
 # resumed steps part of another run than the checkpoint's.
-_RESUMABLE_CHANGES = {"max_steps", "epochs", "checkpoint_every", "eval_every", "keep_checkpoints", "threads",
-                      "output_dir", "storage_options", "dev", "dev_ignore_labels", "span_filter"}
+_RESUMABLE_CHANGES = {
+    "max_steps",
+    "epochs",
+    "checkpoint_every",
+    "eval_every",
+    "keep_checkpoints",
+    "threads",
+    "output_dir",
+    "storage_options",
+    "dev",
+    "dev_ignore_labels",
+    "span_filter",
+}
 
 
 def _check_resumable(checkpoint: Path, saved: dict | None, config: TrainConfig) -> None:
@@ -674,18 +751,28 @@ def _load_initial_adapter(model, config: TrainConfig) -> None:
 
     directory = default_artifact_dir() if config.init_from == DEFAULT_MODEL_REF else Path(config.init_from)
     saved = json.loads((directory / ADAPTER_CONFIG).read_text())
-    ours = {"encoder": config.encoder, "labels": config.labels, "model_max_length": config.model_max_length,
-            "entity_max_length": config.entity_max_length, "marker_max_length": config.marker_max_length,
-            "lora": {"rank": config.lora_rank, "alpha": config.lora_alpha}}
-    differ = {k: (saved.get(k), v) for k, v in ours.items()
-              if (saved.get(k) if k != "lora" else {x: saved["lora"].get(x) for x in v}) != v}
+    ours = {
+        "encoder": config.encoder,
+        "labels": config.labels,
+        "model_max_length": config.model_max_length,
+        "entity_max_length": config.entity_max_length,
+        "marker_max_length": config.marker_max_length,
+        "lora": {"rank": config.lora_rank, "alpha": config.lora_alpha},
+    }
+    differ = {
+        k: (saved.get(k), v)
+        for k, v in ours.items()
+        if (saved.get(k) if k != "lora" else {x: saved["lora"].get(x) for x in v}) != v
+    }
     if differ:
         raise ValueError(f"init_from {directory} was trained with other settings (saved, this run): {differ}")
     load_adapter_into(model, directory)
     logger.info("starting from the adapter in %s", directory)
 
 
-def read_sources(sources: list[DataSource], *, seed: int, storage_options: dict | None = None) -> dict[str, list[LabelledText]]:
+def read_sources(
+    sources: list[DataSource], *, seed: int, storage_options: dict | None = None
+) -> dict[str, list[LabelledText]]:
     """Read labelled files, sampling ``max_records`` of each with the seed.
 
     Returns:
@@ -708,7 +795,7 @@ def read_sources(sources: list[DataSource], *, seed: int, storage_options: dict 
                 name = f"{name}+written" if source.written == 1 else f"{name}+written{source.written:g}"
             if source.join > 1:
                 k = source.join
-                records = [join_texts(records[i:i + k]) for i in range(0, len(records), k)]
+                records = [join_texts(records[i : i + k]) for i in range(0, len(records), k)]
                 name = f"{name}+join{k}"
             if source.max_records is not None and len(records) > source.max_records:
                 rng = random.Random(f"{seed}:{path}")
@@ -745,10 +832,18 @@ def training_ner_model(model, path: Path) -> NerModel:
     config = model.config
     labels = tuple(config.id2label[i] for i in range(len(config.id2label)))
     return NerModel(
-        ref=str(path), name=Path(path).name, model_id="training", path=Path(path), span_marker=model,
-        tokenizer=model.tokenizer.tokenizer, labels=labels, outside_id=int(config.outside_id),
-        model_max_length=int(model.tokenizer.model_max_length), entity_max_length=int(config.entity_max_length),
-        marker_max_length=int(config.marker_max_length), device=torch.device("cpu"),
+        ref=str(path),
+        name=Path(path).name,
+        model_id="training",
+        path=Path(path),
+        span_marker=model,
+        tokenizer=model.tokenizer.tokenizer,
+        labels=labels,
+        outside_id=int(config.outside_id),
+        model_max_length=int(model.tokenizer.model_max_length),
+        entity_max_length=int(config.entity_max_length),
+        marker_max_length=int(config.marker_max_length),
+        device=torch.device("cpu"),
         cjk_words=cjk_words_of(config),
     )
 

@@ -17,7 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TokenizedDoc", "Window", "WindowingConfig", "tokenize_document", "cut_windows", "enumerate_spans", "spaced_punctuation", "CJK_RANGES"]
+__all__ = [
+    "TokenizedDoc",
+    "Window",
+    "WindowingConfig",
+    "tokenize_document",
+    "cut_windows",
+    "enumerate_spans",
+    "spaced_punctuation",
+    "CJK_RANGES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +131,13 @@ class Window:
 
 
 def tokenize_document(
-    tokenizer, doc_id: str, text: str, *, max_word_tokens: int, cjk_pieces: bool = False, space_punctuation: bool = False
+    tokenizer,
+    doc_id: str,
+    text: str,
+    *,
+    max_word_tokens: int,
+    cjk_pieces: bool = False,
+    space_punctuation: bool = False,
 ) -> TokenizedDoc:
     """Tokenise ``text`` once with the fast tokenizer and group subwords into words.
 
@@ -184,7 +199,10 @@ def tokenize_document(
     if n_split:
         logger.info(
             "doc %s: %d word(s) longer than %d tokens were cut into pieces; entities inside them "
-            "can only be found piecewise", doc_id, n_split, max_word_tokens,
+            "can only be found piecewise",
+            doc_id,
+            n_split,
+            max_word_tokens,
         )
     return TokenizedDoc(
         doc_id=doc_id,
@@ -483,7 +501,10 @@ def _split_long_words(starts: np.ndarray, ends: np.ndarray, max_tokens: int):
     if not too_long.any():
         return starts, ends, 0
     pieces = np.where(too_long, -(-lengths // max_tokens), 1)
-    new_starts = np.repeat(starts, pieces) + (np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)) * max_tokens
+    new_starts = (
+        np.repeat(starts, pieces)
+        + (np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces)) * max_tokens
+    )
     new_ends = np.minimum(new_starts + max_tokens, np.repeat(ends, pieces))
     return new_starts, new_ends, int(too_long.sum())
 
@@ -540,6 +561,12 @@ def _ends_sentence(text: str, end: int, *, spaced: bool) -> bool:
 def _empty(doc_id: str, text: str) -> TokenizedDoc:
     z = np.zeros(0, dtype=np.int64)
     return TokenizedDoc(
-        doc_id=doc_id, text=text, input_ids=z, word_token_start=z, word_token_end=z,
-        word_char_start=z, word_char_end=z, sentence_start=np.zeros(0, dtype=bool),
+        doc_id=doc_id,
+        text=text,
+        input_ids=z,
+        word_token_start=z,
+        word_token_end=z,
+        word_char_start=z,
+        word_char_end=z,
+        sentence_start=np.zeros(0, dtype=bool),
     )

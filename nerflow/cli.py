@@ -71,10 +71,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from flows.evaluate import EvaluateParams, evaluate_model
 
     params = EvaluateParams(
-        model=args.model, data=args.data, label_map=_label_mapping(args.label_map), gold_label_map=_label_mapping(args.gold_label_map),
-        ignore_labels=args.ignore_label or [], max_records=args.max_records, as_written=args.as_written,
-        precision=args.precision, space_punctuation=not args.no_space_punctuation,
-        trim_unpaired_quotes=not args.no_trim_quotes, output=args.output,
+        model=args.model,
+        data=args.data,
+        label_map=_label_mapping(args.label_map),
+        gold_label_map=_label_mapping(args.gold_label_map),
+        ignore_labels=args.ignore_label or [],
+        max_records=args.max_records,
+        as_written=args.as_written,
+        precision=args.precision,
+        space_punctuation=not args.no_space_punctuation,
+        trim_unpaired_quotes=not args.no_trim_quotes,
+        output=args.output,
         **({"span_filter": args.span_filter} if args.span_filter is not None else {}),
     )
     _check_data_uris(params.data, params.storage_options)
@@ -114,14 +121,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     storage_options = _storage_options(args)
     params = dict(
-        input_uri=args.input, output_uri=args.output, model=args.model, embeddings=args.embeddings,
-        embedding_dtype=args.embedding_dtype, batch_docs=args.batch_docs, batch_bytes=args.batch_bytes,
-        window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens, device=args.device,
-        precision=args.precision, space_punctuation=not args.no_space_punctuation,
-        trim_unpaired_quotes=not args.no_trim_quotes, input_format=args.format,
-        run_label=args.label, storage_options=storage_options,
-        max_failure_rate=args.max_failure_rate, modified_after=args.modified_after, modified_before=args.modified_before,
-        task_runner=args.task_runner, ray_address=args.ray_address, ray_cpus_per_task=args.ray_cpus_per_task,
+        input_uri=args.input,
+        output_uri=args.output,
+        model=args.model,
+        embeddings=args.embeddings,
+        embedding_dtype=args.embedding_dtype,
+        batch_docs=args.batch_docs,
+        batch_bytes=args.batch_bytes,
+        window_tokens=args.window_tokens,
+        overlap_tokens=args.overlap_tokens,
+        device=args.device,
+        precision=args.precision,
+        space_punctuation=not args.no_space_punctuation,
+        trim_unpaired_quotes=not args.no_trim_quotes,
+        input_format=args.format,
+        run_label=args.label,
+        storage_options=storage_options,
+        max_failure_rate=args.max_failure_rate,
+        modified_after=args.modified_after,
+        modified_before=args.modified_before,
+        task_runner=args.task_runner,
+        ray_address=args.ray_address,
+        ray_cpus_per_task=args.ray_cpus_per_task,
         fields={"id": args.id_field, "text": args.text_field, "lang": args.lang_field, "metadata": args.metadata_field},
     )
     if args.languages:
@@ -209,12 +230,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         given = given if isinstance(given, dict) else {}
         options = _storage_options(args)
         client_kwargs = {**given.get("client_kwargs", {}), **options.get("client_kwargs", {})}
-        overrides["storage_options"] = {**given, **options, **({"client_kwargs": client_kwargs} if client_kwargs else {})}
+        overrides["storage_options"] = {
+            **given,
+            **options,
+            **({"client_kwargs": client_kwargs} if client_kwargs else {}),
+        }
     try:
         settings = deploy.DeploymentSettings()
         parameters = deploy.deployment_parameters(overrides, settings)
         deployment = deploy.build_deployment(
-            parameters, name=args.name, cron=None if args.no_schedule else (args.cron or settings.cron),
+            parameters,
+            name=args.name,
+            cron=None if args.no_schedule else (args.cron or settings.cron),
             timezone=args.timezone or settings.timezone,
         )
     except ValueError as e:  # pydantic's ValidationError included
@@ -231,12 +258,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _add_reading_arguments(parser: argparse.ArgumentParser) -> None:
     """How the engine reads text: ``--no-space-punctuation`` and ``--no-trim-quotes``."""
     parser.add_argument(
-        "--no-space-punctuation", action="store_true",
+        "--no-space-punctuation",
+        action="store_true",
         help="read text as it is; by default punctuation is set apart from words ('«Газпром»,' is read as "
         "'« Газпром » ,', the form models are trained on; entities keep the original characters)",
     )
     parser.add_argument(
-        "--no-trim-quotes", action="store_true",
+        "--no-trim-quotes",
+        action="store_true",
         help="keep a quotation mark on an entity's edge that pairs with none inside (by default 'Газпром»' becomes "
         "'Газпром'); with --no-space-punctuation: entities exactly as SpanMarker returns them",
     )
@@ -246,7 +275,8 @@ def _add_span_filter_argument(parser: argparse.ArgumentParser) -> None:
     # No default here: an unset option keeps EngineConfig's ('off'), and the setting is
     # checked where the flow's parameters are (ner_core.span_filter.parse_span_filter).
     parser.add_argument(
-        "--span-filter", metavar="SETTING",
+        "--span-filter",
+        metavar="SETTING",
         help="which candidate spans get marker pairs: 'off' (default: every span, exact mode's work, identical to "
         "SpanMarker), 'auto' (the model's span filter at its stored operating point when it has one; about 5x "
         "faster with the default model), 'stored', 'threshold=P' or 'budget=K' (spans per word)",
@@ -261,18 +291,31 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     if not args.filter_only and output.exists() and any(output.iterdir()):
-        print(f"nerflow train-filter: {output} exists and is not empty; name a new directory, or pass --filter-only "
-              "to write the filter's two files into it", file=sys.stderr)
+        print(
+            f"nerflow train-filter: {output} exists and is not empty; name a new directory, or pass --filter-only "
+            "to write the filter's two files into it",
+            file=sys.stderr,
+        )
         return 2
     storage_options = _storage_options(args)
     _check_data_uris([*args.data, *args.dev], storage_options)
-    settings = {name: getattr(args, name) for name in FilterTrainConfig.model_fields if getattr(args, name, None) is not None}
-    result = train_filter(TrainFilterParams(
-        model=args.model, data=args.data, dev=args.dev, output=args.output, filter_only=args.filter_only,
-        max_records=args.max_records, max_dev_records=args.max_dev_records,
-        label_map=_label_mapping(args.label_map),
-        filter=FilterTrainConfig(**settings), storage_options=storage_options,
-    ))
+    settings = {
+        name: getattr(args, name) for name in FilterTrainConfig.model_fields if getattr(args, name, None) is not None
+    }
+    result = train_filter(
+        TrainFilterParams(
+            model=args.model,
+            data=args.data,
+            dev=args.dev,
+            output=args.output,
+            filter_only=args.filter_only,
+            max_records=args.max_records,
+            max_dev_records=args.max_dev_records,
+            label_map=_label_mapping(args.label_map),
+            filter=FilterTrainConfig(**settings),
+            storage_options=storage_options,
+        )
+    )
     print(f"span filter written to {result['output']}")
     return 0
 
@@ -280,9 +323,13 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
 def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
     parser.add_argument("--data", nargs="+", required=True, help="labelled JSONL files or globs to train on")
-    parser.add_argument("--dev", nargs="+", required=True, help="labelled dev files: the operating point is chosen on them")
+    parser.add_argument(
+        "--dev", nargs="+", required=True, help="labelled dev files: the operating point is chosen on them"
+    )
     parser.add_argument("--output", required=True, help="new directory for the checkpoint with its filter")
-    parser.add_argument("--filter-only", action="store_true", help="write only span_filter.safetensors and .json into OUTPUT")
+    parser.add_argument(
+        "--filter-only", action="store_true", help="write only span_filter.safetensors and .json into OUTPUT"
+    )
     parser.add_argument("--max-records", type=int, help="first N records of each training file")
     parser.add_argument("--max-dev-records", type=int, help="first N records of each dev file")
     parser.add_argument("--label-map", nargs="*", metavar="DATA=MODEL", help="rename data labels; 'X=' drops X")
@@ -290,9 +337,14 @@ def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
     # that would load torch for every 'nerflow --help').
     parser.add_argument("--design", choices=["mlp", "biaffine"], help="the head's design (default mlp)")
     parser.add_argument("--epochs", type=int, help="passes over the training windows (default 3)")
-    parser.add_argument("--positive-weight", type=float, help="loss weight of entity spans against the rest (default 4)")
-    parser.add_argument("--target-recall", type=float,
-                        help="share of the model's own dev entities each dev set keeps at the operating point (default 0.995)")
+    parser.add_argument(
+        "--positive-weight", type=float, help="loss weight of entity spans against the rest (default 4)"
+    )
+    parser.add_argument(
+        "--target-recall",
+        type=float,
+        help="share of the model's own dev entities each dev set keeps at the operating point (default 0.995)",
+    )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     _add_storage_arguments(parser)
 
@@ -302,7 +354,9 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", help="documents: s3://bucket/prefix, a local directory or file")
     parser.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
     parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
-    parser.add_argument("--embeddings", choices=["none", "marker", "mean"], default="none", help="write entity_embeddings")
+    parser.add_argument(
+        "--embeddings", choices=["none", "marker", "mean"], default="none", help="write entity_embeddings"
+    )
     parser.add_argument("--embedding-dtype", choices=["float32", "float16"], default="float32")
     parser.add_argument("--batch-docs", type=int, default=1000, help="most documents per batch (default 1000)")
     parser.add_argument("--batch-bytes", type=int, default=64 << 20, help="most input bytes per batch (default 64 MiB)")
@@ -310,7 +364,9 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring windows (default: 1/8)")
     parser.add_argument("--batch-tokens", type=int, help="tokens in one forward pass (default: 2048)")
     parser.add_argument(
-        "--lookahead-tokens", type=int, help="window tokens gathered before batching; lower caps NER memory (default: 65536)"
+        "--lookahead-tokens",
+        type=int,
+        help="window tokens gathered before batching; lower caps NER memory (default: 65536)",
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", choices=["exact", "fast"], default="exact")
@@ -321,31 +377,46 @@ def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-field", default="text")
     parser.add_argument("--lang-field", default="lang")
     parser.add_argument("--metadata-field", default="metadata")
-    parser.add_argument("--languages", nargs="+", metavar="CODE", help="ISO 639-1 codes language detection chooses from")
+    parser.add_argument(
+        "--languages", nargs="+", metavar="CODE", help="ISO 639-1 codes language detection chooses from"
+    )
     parser.add_argument("--label", help="run label recorded in the manifest")
     parser.add_argument(
-        "--modified-after", type=datetime.fromisoformat, metavar="TIME",
+        "--modified-after",
+        type=datetime.fromisoformat,
+        metavar="TIME",
         help="only input objects last written at or after TIME (ISO date or date-time; UTC unless a zone is given)",
     )
     parser.add_argument(
-        "--modified-before", type=datetime.fromisoformat, metavar="TIME", help="only input objects last written before TIME",
+        "--modified-before",
+        type=datetime.fromisoformat,
+        metavar="TIME",
+        help="only input objects last written before TIME",
     )
     parser.add_argument(
-        "--max-failure-rate", type=float, default=0.05,
+        "--max-failure-rate",
+        type=float,
+        default=0.05,
         help="share of a batch's documents that may fail the contracts (quarantined) before the run fails (default 0.05)",
     )
     parser.add_argument(
-        "--task-runner", choices=["threads", "ray"], default="threads",
+        "--task-runner",
+        choices=["threads", "ray"],
+        default="threads",
         help="where NER runs: in this process (threads, the default) or as Ray tasks (one per GPU where the cluster "
         "has GPUs); reading, validating and writing stay in this process",
     )
     parser.add_argument(
-        "--ray-address", metavar="ADDR",
+        "--ray-address",
+        metavar="ADDR",
         help="Ray cluster for --task-runner ray: 'local' (default) starts one on this machine for the run, 'auto' "
         "joins the one running here, else HOST:6379 or ray://HOST:10001",
     )
     parser.add_argument(
-        "--ray-cpus-per-task", type=float, default=1.0, metavar="N",
+        "--ray-cpus-per-task",
+        type=float,
+        default=1.0,
+        metavar="N",
         help="CPUs a Ray NER task takes, beside its GPU if there is one (default 1)",
     )
     _add_storage_arguments(parser, "for input and output")
@@ -365,21 +436,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     version.set_defaults(handler=_cmd_version)
 
-    train = commands.add_parser("train", help="fine-tune a SpanMarker model (the train-model flow); resumes an interrupted run")
+    train = commands.add_parser(
+        "train", help="fine-tune a SpanMarker model (the train-model flow); resumes an interrupted run"
+    )
     train.add_argument("--config", required=True, help="training config (TOML, JSON or YAML; see configs/)")
     train.add_argument("--output-dir", help="override the config's output_dir")
     train.add_argument("--max-steps", type=int, help="override the config's max_steps")
     train.set_defaults(handler=_cmd_train)
 
-    evaluate = commands.add_parser("evaluate", help="strict entity-level P/R/F1 of a model on labelled data (the evaluate-model flow)")
+    evaluate = commands.add_parser(
+        "evaluate", help="strict entity-level P/R/F1 of a model on labelled data (the evaluate-model flow)"
+    )
     evaluate.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
-    evaluate.add_argument("--data", nargs="+", required=True, help="labelled JSONL files or globs (local or fsspec URIs)")
-    evaluate.add_argument("--label-map", nargs="*", metavar="MODEL=DATA", help="rename model labels; 'MISC=' ignores MISC")
+    evaluate.add_argument(
+        "--data", nargs="+", required=True, help="labelled JSONL files or globs (local or fsspec URIs)"
+    )
+    evaluate.add_argument(
+        "--label-map", nargs="*", metavar="MODEL=DATA", help="rename model labels; 'MISC=' ignores MISC"
+    )
     evaluate.add_argument("--gold-label-map", nargs="*", metavar="DATA=NEW", help="rename data labels; 'X=' ignores X")
-    evaluate.add_argument("--ignore-label", action="append", metavar="LABEL", help="leave LABEL out of gold and predictions")
+    evaluate.add_argument(
+        "--ignore-label", action="append", metavar="LABEL", help="leave LABEL out of gold and predictions"
+    )
     evaluate.add_argument("--max-records", type=int, help="first N records of each file")
-    evaluate.add_argument("--as-written", action="store_true",
-                          help="rejoin sentence data as running text is written: no space before ',' or after '('")
+    evaluate.add_argument(
+        "--as-written",
+        action="store_true",
+        help="rejoin sentence data as running text is written: no space before ',' or after '('",
+    )
     evaluate.add_argument("--precision", choices=["exact", "fast"], default="exact")
     _add_span_filter_argument(evaluate)
     _add_reading_arguments(evaluate)
@@ -434,7 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
         "entity_embeddings, quarantine, objects, runs) with the contracts' column types, replacing what an earlier "
         "refresh loaded, in one transaction. Queries: docs/warehouse.md.",
     )
-    warehouse.add_argument("--duckdb", required=True, metavar="FILE", help="the DuckDB database file (created if missing)")
+    warehouse.add_argument(
+        "--duckdb", required=True, metavar="FILE", help="the DuckDB database file (created if missing)"
+    )
     _add_output_arguments(warehouse)
     warehouse.set_defaults(handler=_cmd_warehouse)
 
@@ -454,9 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--output", help="default output_uri (default: $NERFLOW_OUTPUT_URI)")
     serve.add_argument("--model", help="default model (default: $NERFLOW_MODEL, else the shipped default model)")
     serve.add_argument(
-        "--param", action="append", metavar="KEY=VALUE",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
         help="another default parameter of the flow (VALUE is JSON, or else a string), e.g. device=cpu, "
-        "batch_docs=500, languages='[\"en\",\"de\"]'; repeatable",
+        'batch_docs=500, languages=\'["en","de"]\'; repeatable',
     )
     _add_storage_arguments(serve, "for input and output")
     serve.add_argument("--limit", type=_non_negative, default=1, help="most flow runs at once (default 1; 0: no limit)")

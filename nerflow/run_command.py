@@ -49,7 +49,9 @@ def render_summary(summary: Any) -> str:
     return "\n".join(lines)
 
 
-def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = None, flow: str = "extract-entities") -> int:
+def run_extract(
+    params: dict, *, progress: bool = True, out: TextIO | None = None, flow: str = "extract-entities"
+) -> int:
     """Run the flow with ``params`` (``ExtractParams`` fields); returns an exit status.
 
     Args:
@@ -93,8 +95,9 @@ def run_extract(params: dict, *, progress: bool = True, out: TextIO | None = Non
         from tqdm import tqdm
 
         if event.kind == "planned" and event.plan is not None:
-            bar = tqdm(total=event.plan.bytes, unit="B", unit_scale=True, desc="documents", file=sys.stderr,
-                       dynamic_ncols=True)
+            bar = tqdm(
+                total=event.plan.bytes, unit="B", unit_scale=True, desc="documents", file=sys.stderr, dynamic_ncols=True
+            )
         elif event.kind == "batch" and event.report is not None and bar is not None:
             bar.update(event.report.bytes)
             docs = getattr(bar, "_docs", 0) + event.report.docs_in

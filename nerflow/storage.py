@@ -205,8 +205,12 @@ def list_objects(fs: AbstractFileSystem, root: str, *, prefix: bool = False) -> 
             continue
         out.append(
             StoredObject(
-                uri=fs.unstrip_protocol(path), path=path, relpath=relpath, size=int(info.get("size") or 0),
-                version=_version(info), modified=_modified(info),
+                uri=fs.unstrip_protocol(path),
+                path=path,
+                relpath=relpath,
+                size=int(info.get("size") or 0),
+                version=_version(info),
+                modified=_modified(info),
             )
         )
     return out
@@ -238,7 +242,9 @@ def unreadable_key(fs: AbstractFileSystem, path: str) -> str | None:
     """
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     if "?versionId=" in path and {"s3", "s3a"} & set(protocols):
-        return "unsupported object key: s3fs reads '?versionId=' in a key as a version id, so it cannot fetch this object"
+        return (
+            "unsupported object key: s3fs reads '?versionId=' in a key as a version id, so it cannot fetch this object"
+        )
     return None
 
 

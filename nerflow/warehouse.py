@@ -57,7 +57,15 @@ from ner_core.errors import TerminalError
 from nerflow import storage
 from nerflow.etl import manifest
 
-__all__ = ["WarehouseError", "TableLoad", "WarehouseReport", "TABLES", "duckdb_columns", "require_output", "build_warehouse"]
+__all__ = [
+    "WarehouseError",
+    "TableLoad",
+    "WarehouseReport",
+    "TABLES",
+    "duckdb_columns",
+    "require_output",
+    "build_warehouse",
+]
 
 TABLES: dict[str, str] = {
     "documents": DOCUMENTS.name,
@@ -166,18 +174,25 @@ def _stamps(con: duckdb.DuckDBPyConnection, paths: list[str]) -> dict[str, dict[
     return out
 
 
-def _check_stamps(name: str, current: int, rels: list[str], paths: list[str], stamps: dict[str, dict[str, str]],
-                  display: str) -> tuple[list[int], list[dict[str, str]]]:
+def _check_stamps(
+    name: str, current: int, rels: list[str], paths: list[str], stamps: dict[str, dict[str, str]], display: str
+) -> tuple[list[int], list[dict[str, str]]]:
     versions, metas = [], []
     for rel, path in zip(rels, paths):
         meta = stamps.get(path, {})
         version = meta.get("nerflow.schema_version", "")
         if meta.get("nerflow.table") != name or not version.isdigit():
-            raise WarehouseError(f"{rel} is not a {name} file written by nerflow (stamped table="
-                                 f"{meta.get('nerflow.table')!r} version={version!r})", uri=display)
+            raise WarehouseError(
+                f"{rel} is not a {name} file written by nerflow (stamped table="
+                f"{meta.get('nerflow.table')!r} version={version!r})",
+                uri=display,
+            )
         if int(version) > current or contract_version(name, int(version)) is None:
-            raise WarehouseError(f"{rel} has {name} contract version {version}; this nerflow knows versions up to "
-                                 f"{current}: refresh with the nerflow that wrote it", uri=display)
+            raise WarehouseError(
+                f"{rel} has {name} contract version {version}; this nerflow knows versions up to "
+                f"{current}: refresh with the nerflow that wrote it",
+                uri=display,
+            )
         versions.append(int(version))
         metas.append(meta)
     return versions, metas
@@ -198,8 +213,11 @@ def _vector_contract(rels: list[str], metas: list[dict[str, str]], display: str)
         dtypes.add(str(vector.value_type))
     if len(widths) > 1:
         found = ", ".join(f"{w} ({rel})" for w, rel in sorted(widths.items()))
-        raise WarehouseError(f"entity_embeddings holds vectors of several widths: {found}; one FLOAT[n] column "
-                             "cannot hold them (one warehouse per model)", uri=display)
+        raise WarehouseError(
+            f"entity_embeddings holds vectors of several widths: {found}; one FLOAT[n] column "
+            "cannot hold them (one warehouse per model)",
+            uri=display,
+        )
     notes = []
     if "halffloat" in dtypes or "float16" in dtypes:
         notes.append("entity_embeddings: float16 vectors stored as FLOAT (DuckDB has no half-precision type)")
@@ -207,17 +225,22 @@ def _vector_contract(rels: list[str], metas: list[dict[str, str]], display: str)
 
 
 def _select_list(types: list[tuple[str, str]], present: set[str]) -> str:
-    return ", ".join(
-        f"CAST({_quote(c) if c in present else 'NULL'} AS {t}) AS {_quote(c)}" for c, t in types
-    )
+    return ", ".join(f"CAST({_quote(c) if c in present else 'NULL'} AS {t}) AS {_quote(c)}" for c, t in types)
 
 
-def _create(con: duckdb.DuckDBPyConnection, table: str, contract: TableContract, types: list[tuple[str, str]],
-            versions: Sequence[int]) -> None:
+def _create(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    contract: TableContract,
+    types: list[tuple[str, str]],
+    versions: Sequence[int],
+) -> None:
     # NOT NULL where the contract says so and every version read has the column (an older
     # version's file lacks newer columns: NULL there).
-    names_of = [set(contract.schema.names if v == contract.version else contract_version(contract.name, v).schema.names)
-                for v in set(versions)]
+    names_of = [
+        set(contract.schema.names if v == contract.version else contract_version(contract.name, v).schema.names)
+        for v in set(versions)
+    ]
     columns = []
     for field_, (name, type_) in zip(contract.schema, types):
         required = not field_.nullable and all(name in names for names in names_of)
@@ -225,8 +248,9 @@ def _create(con: duckdb.DuckDBPyConnection, table: str, contract: TableContract,
     con.execute(f"CREATE OR REPLACE TABLE {_quote(table)} ({', '.join(columns)})")
 
 
-def _load_parquet(con: duckdb.DuckDBPyConnection, table: str, contract: TableContract, paths: list[str],
-                  versions: Sequence[int]) -> int:
+def _load_parquet(
+    con: duckdb.DuckDBPyConnection, table: str, contract: TableContract, paths: list[str], versions: Sequence[int]
+) -> int:
     types = duckdb_columns(con, contract)
     _create(con, table, contract, types, versions)
     if not paths:
@@ -234,11 +258,14 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, table: str, contract: TableCon
     hive = "false"
     if contract.partition_by:
         type_of = dict(types)
-        hive = "true, hive_types = {" + ", ".join(f"{_literal(c)}: {_literal(type_of[c])}" for c in contract.partition_by) + "}"
+        hive = (
+            "true, hive_types = {"
+            + ", ".join(f"{_literal(c)}: {_literal(type_of[c])}" for c in contract.partition_by)
+            + "}"
+        )
     source = f"read_parquet($paths, union_by_name = true, hive_partitioning = {hive})"
     present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}", {"paths": paths}).fetchall()}
-    con.execute(f"INSERT INTO {_quote(table)} SELECT {_select_list(types, present)} FROM {source}",
-                {"paths": paths})
+    con.execute(f"INSERT INTO {_quote(table)} SELECT {_select_list(types, present)} FROM {source}", {"paths": paths})
     return _count(con, table)
 
 
@@ -252,8 +279,10 @@ def _load_objects(con: duckdb.DuckDBPyConnection, objects: pa.Table) -> int:
     _create(con, "objects", MANIFEST_OBJECTS, types, [MANIFEST_OBJECTS.version])
     con.register("nerflow_manifest_snapshot", objects.select(MANIFEST_OBJECTS.schema.names))
     try:
-        con.execute(f"INSERT INTO objects SELECT {_select_list(types, set(objects.column_names))} "
-                    "FROM nerflow_manifest_snapshot")
+        con.execute(
+            f"INSERT INTO objects SELECT {_select_list(types, set(objects.column_names))} "
+            "FROM nerflow_manifest_snapshot"
+        )
     finally:
         con.unregister("nerflow_manifest_snapshot")
     return _count(con, "objects")
@@ -268,8 +297,9 @@ def require_output(fs: AbstractFileSystem, root: str) -> str:
     display = root if storage.is_local(fs) else fs.unstrip_protocol(root)
     if not storage.exists(fs, manifest.objects_dir(root)) and not storage.exists(fs, manifest.runs_dir(root)):
         what = "no output here" if not storage.exists(fs, root) else "not an output of nerflow run (no _manifest/)"
-        raise WarehouseError(f"{what}: give the OUTPUT of `nerflow run` (a backfill's is "
-                             "OUTPUT/backfill/model_id=<id>)", uri=display)
+        raise WarehouseError(
+            f"{what}: give the OUTPUT of `nerflow run` (a backfill's is OUTPUT/backfill/model_id=<id>)", uri=display
+        )
     return display
 
 
@@ -306,8 +336,11 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root
                 return _build(con, fs, root, display)
             except _Overtaken:
                 if attempt == _ATTEMPTS - 1:
-                    raise WarehouseError(f"retractions kept changing the output during {_ATTEMPTS} refreshes: "
-                                         "try again when the run is past them", uri=display) from None
+                    raise WarehouseError(
+                        f"retractions kept changing the output during {_ATTEMPTS} refreshes: "
+                        "try again when the run is past them",
+                        uri=display,
+                    ) from None
         raise AssertionError("unreachable")
     finally:
         if registered:
@@ -337,9 +370,13 @@ def _build(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root: str, di
     try:
         for table, source in TABLES.items():
             if table == "objects":
-                loads[table] = TableLoad(table=table, source=source, rows=0,
-                                         files=tuple(sorted(set(objects.column("manifest_file").to_pylist()))),
-                                         versions=(MANIFEST_OBJECTS.version,))
+                loads[table] = TableLoad(
+                    table=table,
+                    source=source,
+                    rows=0,
+                    files=tuple(sorted(set(objects.column("manifest_file").to_pylist()))),
+                    versions=(MANIFEST_OBJECTS.version,),
+                )
                 continue
             if table == "runs":
                 rels = [posixpath.relpath(p, root) for p in storage.list_files(fs, manifest.runs_dir(root), ".parquet")]
@@ -353,7 +390,9 @@ def _build(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root: str, di
                         raise _Overtaken()
                     raise WarehouseError(
                         f"{len(missing)} {source} files that _manifest/objects names are missing, e.g. {missing[0]}: "
-                        "committed rows were lost (`nerflow validate` tells which runs)", uri=display)
+                        "committed rows were lost (`nerflow validate` tells which runs)",
+                        uri=display,
+                    )
                 rels = sorted(named & existing)
             paths = [to_path(r) for r in rels]
             current = EMBEDDINGS_VERSION if table == "entity_embeddings" else CONTRACTS[source].version
@@ -379,8 +418,9 @@ def _build(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root: str, di
                 if _changed_since(fs, root, objects, retracting):
                     raise _Overtaken() from None
                 raise
-            loads[table] = TableLoad(table=table, source=source, files=tuple(rels), rows=rows,
-                                     versions=tuple(sorted(set(versions))))
+            loads[table] = TableLoad(
+                table=table, source=source, files=tuple(rels), rows=rows, versions=tuple(sorted(set(versions)))
+            )
         # A retraction that began while the files were read shows now: as an intent, or (done
         # already) as objects gone from the manifest. Their rows leave every table.
         after = manifest.read_retracting(fs, root)
@@ -388,13 +428,20 @@ def _build(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root: str, di
         snapshot = set(objects.column("source_uri").to_pylist())
         dropped = sorted(retracting.source_uris | after.source_uris | (snapshot - still))
         if dropped:
-            objects = objects.filter(pc.invert(pc.is_in(objects.column("source_uri"), value_set=pa.array(dropped, pa.string()))))
+            objects = objects.filter(
+                pc.invert(pc.is_in(objects.column("source_uri"), value_set=pa.array(dropped, pa.string())))
+            )
             for table, load in loads.items():
                 if table not in ("objects", "runs"):
                     loads[table] = _without(con, load, dropped)
             notes.append(f"{len(dropped)} input objects left out: a run is retracting their rows")
-        loads["objects"] = TableLoad(table="objects", source=MANIFEST_OBJECTS.name, rows=_load_objects(con, objects),
-                                     files=loads["objects"].files, versions=loads["objects"].versions)
+        loads["objects"] = TableLoad(
+            table="objects",
+            source=MANIFEST_OBJECTS.name,
+            rows=_load_objects(con, objects),
+            files=loads["objects"].files,
+            versions=loads["objects"].versions,
+        )
         loads = {t: loads[t] for t in TABLES if t in loads}
         if "entity_embeddings" in loads:
             con.execute(_VECTORS_VIEW)
@@ -412,21 +459,24 @@ def _build(con: duckdb.DuckDBPyConnection, fs: AbstractFileSystem, root: str, di
 def _changed_since(fs: AbstractFileSystem, root: str, objects: pa.Table, retracting: manifest.Retracting) -> bool:
     """Whether a retraction started or ended since the snapshot of ``objects`` was read."""
     now = manifest.read_manifest_table(fs, root)
-    return (manifest.read_retracting(fs, root) != retracting
-            or set(now.column("manifest_file").to_pylist()) != set(objects.column("manifest_file").to_pylist())
-            or now.num_rows != objects.num_rows)
+    return (
+        manifest.read_retracting(fs, root) != retracting
+        or set(now.column("manifest_file").to_pylist()) != set(objects.column("manifest_file").to_pylist())
+        or now.num_rows != objects.num_rows
+    )
 
 
 def _without(con: duckdb.DuckDBPyConnection, load: TableLoad, source_uris: list[str]) -> TableLoad:
     con.execute(f"DELETE FROM {_quote(load.table)} WHERE source_uri IN (SELECT unnest($uris))", {"uris": source_uris})
-    return TableLoad(table=load.table, source=load.source, files=load.files, rows=_count(con, load.table),
-                     versions=load.versions)
+    return TableLoad(
+        table=load.table, source=load.source, files=load.files, rows=_count(con, load.table), versions=load.versions
+    )
 
 
 def _record(con: duckdb.DuckDBPyConnection, loads: dict[str, TableLoad], display: str) -> None:
     con.execute(
         "CREATE OR REPLACE TABLE warehouse_tables (table_name VARCHAR NOT NULL, source VARCHAR NOT NULL, "
-        "files BIGINT NOT NULL, \"rows\" BIGINT NOT NULL, versions INTEGER[] NOT NULL, output_uri VARCHAR NOT NULL, "
+        'files BIGINT NOT NULL, "rows" BIGINT NOT NULL, versions INTEGER[] NOT NULL, output_uri VARCHAR NOT NULL, '
         "refreshed_at TIMESTAMPTZ NOT NULL)"
     )
     now = datetime.now(UTC)

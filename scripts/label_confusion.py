@@ -91,8 +91,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
     parser.add_argument("--top", type=int, default=15, help="gold strings given another label to list")
-    parser.add_argument("--relabel", action="append", default=[], type=_relabelling, metavar="STRING=LABEL",
-                        help="also score with every predicted STRING labelled LABEL (repeatable)")
+    parser.add_argument(
+        "--relabel",
+        action="append",
+        default=[],
+        type=_relabelling,
+        metavar="STRING=LABEL",
+        help="also score with every predicted STRING labelled LABEL (repeatable)",
+    )
     parser.add_argument("files", nargs="+", help="labelled JSONL files (sentences or documents)")
     args = parser.parse_args()
     engine = NerEngine(load_model(args.model, device="cpu"), EngineConfig())
@@ -109,13 +115,26 @@ def main() -> None:
         for string, label in args.relabel:
             changed_predictions, changed = relabel_predictions(records, predicted, string, label)
             score = score_spans(gold, changed_predictions, label_map=ignore, gold_label_map=ignore)
-            relabelled_f1[f"{string}={label}"] = {"entities_changed": changed, "strict_f1": round(100 * score.micro.f1, 1)}
-        print(json.dumps({
-            "file": file, "model": args.model, "texts": len(records),
-            "strict_f1": round(100 * strict.micro.f1, 1), "f1_org_loc_merged": round(100 * org_loc.micro.f1, 1),
-            "confusion": dict(sorted(counts.items())), "relabelled": dict(relabelled.most_common(args.top)),
-            **({"strict_f1_after": relabelled_f1} if relabelled_f1 else {}),
-        }, ensure_ascii=False), flush=True)
+            relabelled_f1[f"{string}={label}"] = {
+                "entities_changed": changed,
+                "strict_f1": round(100 * score.micro.f1, 1),
+            }
+        print(
+            json.dumps(
+                {
+                    "file": file,
+                    "model": args.model,
+                    "texts": len(records),
+                    "strict_f1": round(100 * strict.micro.f1, 1),
+                    "f1_org_loc_merged": round(100 * org_loc.micro.f1, 1),
+                    "confusion": dict(sorted(counts.items())),
+                    "relabelled": dict(relabelled.most_common(args.top)),
+                    **({"strict_f1_after": relabelled_f1} if relabelled_f1 else {}),
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from ner_core.labelled import read_labelled
 CONTEXT_CHARS = 40
 
 
-def label_counts(records, strings: set[str], contexts: int = 0) -> tuple[dict[str, Counter], dict[str, dict[str, list[str]]]]:
+def label_counts(
+    records, strings: set[str], contexts: int = 0
+) -> tuple[dict[str, Counter], dict[str, dict[str, list[str]]]]:
     """``({string: Counter(label -> entities)}, {string: {label: [up to contexts mentions]}})``.
 
     A mention is the entity with up to ``CONTEXT_CHARS`` characters either side, the entity
@@ -41,18 +43,24 @@ def label_counts(records, strings: set[str], contexts: int = 0) -> tuple[dict[st
             counts[text][label] += 1
             shown = mentions[text].setdefault(label, [])
             if len(shown) < contexts:
-                before = record.text[max(0, start - CONTEXT_CHARS):start]
-                after = record.text[end:end + CONTEXT_CHARS]
+                before = record.text[max(0, start - CONTEXT_CHARS) : start]
+                after = record.text[end : end + CONTEXT_CHARS]
                 shown.append(f"{before}[{text}]{after}".replace("\n", " "))
     return counts, mentions
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--string", action="append", required=True, dest="strings",
-                        help="an entity string to count (repeatable)")
-    parser.add_argument("--contexts", type=int, default=0, metavar="N",
-                        help="also show up to N mentions of each string per label, in context")
+    parser.add_argument(
+        "--string", action="append", required=True, dest="strings", help="an entity string to count (repeatable)"
+    )
+    parser.add_argument(
+        "--contexts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also show up to N mentions of each string per label, in context",
+    )
     parser.add_argument("files", nargs="+", help="labelled JSONL files (sentences or documents)")
     args = parser.parse_args()
     for path in args.files:

@@ -27,9 +27,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="a training config (TOML) whose dev sample to use")
     parser.add_argument("models", nargs="+", help="model references (directories, URIs, 'default')")
-    parser.add_argument("--read-as-is", action="store_true",
-                        help="read the text as it is: no spaces set around punctuation, no quotes taken off "
-                        "entity edges (the engine before 2026-12-03)")
+    parser.add_argument(
+        "--read-as-is",
+        action="store_true",
+        help="read the text as it is: no spaces set around punctuation, no quotes taken off "
+        "entity edges (the engine before 2026-12-03)",
+    )
     args = parser.parse_args()
     config = load_config(args.config)
     dev = read_sources(config.dev, seed=config.seed, storage_options=config.storage_options)

@@ -40,8 +40,11 @@ def quoted_sentences():
         for record in read_labelled(str(DEV / f"{name}.jsonl.gz")):
             record = as_written(trim_entity_quotes(record))
             text = record.text
-            quoted = [(s, e, label) for s, e, label in record.entities
-                      if label in LABELS and s > 0 and text[s - 1] in QUOTES and e < len(text) and text[e] in QUOTES]
+            quoted = [
+                (s, e, label)
+                for s, e, label in record.entities
+                if label in LABELS and s > 0 and text[s - 1] in QUOTES and e < len(text) and text[e] in QUOTES
+            ]
             if quoted:
                 yield name, record, quoted
 
@@ -49,13 +52,18 @@ def quoted_sentences():
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="model references (directories, URIs, 'default')")
-    parser.add_argument("--read-as-is", action="store_true",
-                        help="read the text as it is: no spaces set around punctuation, no quotes taken off "
-                        "entity edges (the engine before 2026-12-03)")
+    parser.add_argument(
+        "--read-as-is",
+        action="store_true",
+        help="read the text as it is: no spaces set around punctuation, no quotes taken off "
+        "entity edges (the engine before 2026-12-03)",
+    )
     args = parser.parse_args()
     sentences = list(quoted_sentences())
     for ref in args.models:
-        reading = EngineConfig(space_punctuation=False, trim_unpaired_quotes=False) if args.read_as_is else EngineConfig()
+        reading = (
+            EngineConfig(space_punctuation=False, trim_unpaired_quotes=False) if args.read_as_is else EngineConfig()
+        )
         engine = NerEngine(load_model(ref, device="cpu"), reading)
         predicted = predict_spans(engine, [record for _, record, _ in sentences])
         per_set: dict[str, list[int]] = {}
@@ -65,8 +73,19 @@ def main() -> None:
             counts[0] += sum(entity in found for entity in quoted)
             counts[1] += len(quoted)
         found, total = sum(c[0] for c in per_set.values()), sum(c[1] for c in per_set.values())
-        print(json.dumps({"model": ref, "read_as_is": args.read_as_is, "found": found, "quoted": total, "recall": round(found / total, 3),
-                          "per_set": per_set}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "model": ref,
+                    "read_as_is": args.read_as_is,
+                    "found": found,
+                    "quoted": total,
+                    "recall": round(found / total, 3),
+                    "per_set": per_set,
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,11 @@ def prepare_model(config: AnnotateConfig, device: str) -> ModelInfo:
     info = annotating.describe_model(config, device)
     get_run_logger().info(
         "model %s (%s) on %s: labels %s, windows of %d tokens",
-        info.model_id, info.ref, device, ", ".join(info.labels), info.window_tokens,
+        info.model_id,
+        info.ref,
+        device,
+        ", ".join(info.labels),
+        info.window_tokens,
     )
     return info
 
@@ -31,15 +35,27 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
     logger = get_run_logger()
     logger.info(
         "batch %s on %s: %d documents, %d windows, %d entities in %.1f s",
-        batch.batch_id, device, s.documents, s.windows, out.entities.num_rows, out.seconds,
+        batch.batch_id,
+        device,
+        s.documents,
+        s.windows,
+        out.entities.num_rows,
+        out.seconds,
     )
     if s.split_words or s.window_duplicates or s.dropped_invisible:
         logger.info(
             "batch %s: %d words longer than a window were split (an entity across the cut is missed); "
             "%d entities seen by two windows merged into one; %d spans of only invisible characters dropped",
-            batch.batch_id, s.split_words, s.window_duplicates, s.dropped_invisible,
+            batch.batch_id,
+            s.split_words,
+            s.window_duplicates,
+            s.dropped_invisible,
         )
     if out.failed.height:
-        logger.warning("batch %s: the engine failed on %d documents, quarantined: %s",
-                       batch.batch_id, out.failed.height, out.failed.get_column("reason").to_list()[:3])
+        logger.warning(
+            "batch %s: the engine failed on %d documents, quarantined: %s",
+            batch.batch_id,
+            out.failed.height,
+            out.failed.get_column("reason").to_list()[:3],
+        )
     return out

@@ -14,7 +14,10 @@ __all__ = ["plan_batches"]
 
 
 @task(
-    name="plan-batches", cache_policy=NO_CACHE, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
+    name="plan-batches",
+    cache_policy=NO_CACHE,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_if_transient,
 )
 def plan_batches(source: Location, output: Location, config: BatchingConfig) -> Plan:
@@ -26,12 +29,20 @@ def plan_batches(source: Location, output: Location, config: BatchingConfig) -> 
     logger.info(
         "%d objects listed: %d to process in %d batches (%.1f MB), %d already done, %d changed since done "
         "(old rows will be retracted), %d of an unsupported type (quarantined unread%s)",
-        plan.listed, plan.objects, len(plan.batches), plan.bytes / 1e6, len(plan.skipped), len(plan.changed),
-        len(plan.ignored), f", e.g. {plan.ignored[0].relpath}" if plan.ignored else "",
+        plan.listed,
+        plan.objects,
+        len(plan.batches),
+        plan.bytes / 1e6,
+        len(plan.skipped),
+        len(plan.changed),
+        len(plan.ignored),
+        f", e.g. {plan.ignored[0].relpath}" if plan.ignored else "",
     )
     if plan.out_of_range:
         logger.info(
             "%d objects last written outside [%s, %s) left for other runs",
-            len(plan.out_of_range), config.modified_after or "-", config.modified_before or "-",
+            len(plan.out_of_range),
+            config.modified_after or "-",
+            config.modified_before or "-",
         )
     return plan

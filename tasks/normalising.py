@@ -24,6 +24,8 @@ def normalise_batch(read: ReadBatch, config: NormaliseConfig) -> NormalisedBatch
         get_run_logger().info(
             "batch %s: %d documents empty after normalisation (kept with status 'empty', not annotated); "
             "%d repeated doc_ids quarantined (the first record of each id is kept)",
-            read.batch_id, empty, duplicates,
+            read.batch_id,
+            empty,
+            duplicates,
         )
     return out

@@ -17,8 +17,12 @@ __all__ = ["read_batch"]
 
 
 @task(
-    name="read-batch", cache_policy=NO_CACHE, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=retry_if_transient, task_run_name="read-batch-{batch.index}",
+    name="read-batch",
+    cache_policy=NO_CACHE,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    task_run_name="read-batch-{batch.index}",
 )
 def read_batch(source: Location, batch: Batch, config: ReadConfig) -> ReadBatch:
     """Read the batch's objects; bad records go to its quarantine frame."""
@@ -28,6 +32,9 @@ def read_batch(source: Location, batch: Batch, config: ReadConfig) -> ReadBatch:
         reasons = Counter(r.split(":", 1)[0] for r in read.quarantine.get_column("reason").to_list())
         get_run_logger().warning(
             "batch %s: %d of %d records quarantined and kept out of annotation (%s)",
-            batch.batch_id, read.quarantine.height, read.docs_in, ", ".join(f"{k}: {v}" for k, v in reasons.most_common()),
+            batch.batch_id,
+            read.quarantine.height,
+            read.docs_in,
+            ", ".join(f"{k}: {v}" for k, v in reasons.most_common()),
         )
     return read

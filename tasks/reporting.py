@@ -87,7 +87,8 @@ def start_progress(plan: Plan) -> RunProgress:
     total_bytes, total_batches = plan.bytes, len(plan.batches)
     status = "running" if plan.batches else "completed (nothing new to process)"
     artifact_id = create_progress_artifact(
-        progress=run_report.progress_percent(0, total_bytes, 0, total_batches), key=PROGRESS_KEY,
+        progress=run_report.progress_percent(0, total_bytes, 0, total_batches),
+        key=PROGRESS_KEY,
         description=f"extract-entities {status}: 0 of {total_batches} batches committed",
     )
     return RunProgress(artifact_id=artifact_id, total_bytes=total_bytes, total_batches=total_batches)
@@ -109,8 +110,13 @@ def finish_progress(progress: RunProgress, status: str) -> float:
     return progress.percent
 
 
-@task(name="write-entity-chart", cache_policy=NO_CACHE, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-      retry_condition_fn=retry_if_transient)
+@task(
+    name="write-entity-chart",
+    cache_policy=NO_CACHE,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+)
 def write_entity_chart(output: Location, summary: RunSummary) -> str | None:
     """Draw entity counts by label and language and write the PNG with the run's outputs.
 
@@ -136,7 +142,8 @@ def publish_run_summary(
         summary, contract_results, status=status, error=error, chart_uri=chart_uri, top_entities_key=TOP_ENTITIES_KEY
     )
     return create_markdown_artifact(
-        markdown=markdown, key=SUMMARY_KEY,
+        markdown=markdown,
+        key=SUMMARY_KEY,
         description=f"extract-entities {status}: documents, entities by label and language, throughput, contracts",
     )
 
@@ -148,7 +155,8 @@ def publish_top_entities(summary: RunSummary) -> UUID | None:
     if not rows:
         return None
     return create_table_artifact(
-        table=rows, key=TOP_ENTITIES_KEY,
+        table=rows,
+        key=TOP_ENTITIES_KEY,
         description=f"extract-entities: the most frequent entity texts per label (entities and documents), "
         f"from the {summary.batches} batches committed",
     )

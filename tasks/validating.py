@@ -43,8 +43,13 @@ def validate_batch(
         get_run_logger().warning(
             "batch %s: %d documents quarantined whole by validation (their documents, entities and vectors "
             "withheld): %s; %d of %d documents failed a contract (%.1f%%, the limit is %.1f%%)",
-            batch.batch_id, sum(v.quarantined.values()), ", ".join(f"{k}: {n}" for k, n in v.quarantined.items()),
-            v.failed_docs, v.checked_docs, 100 * v.failure_rate, 100 * config.max_failure_rate,
+            batch.batch_id,
+            sum(v.quarantined.values()),
+            ", ".join(f"{k}: {n}" for k, n in v.quarantined.items()),
+            v.failed_docs,
+            v.checked_docs,
+            100 * v.failure_rate,
+            100 * config.max_failure_rate,
         )
     return out
 
@@ -54,6 +59,7 @@ def publish_contract_report(summary: RunSummary, contract_results: dict, status:
     """Publish the run's contract results and quarantine counts as a markdown artifact."""
     markdown = report.render_contract_report(summary, contract_results, status=status, error=error)
     return create_markdown_artifact(
-        markdown=markdown, key=ARTIFACT_KEY,
+        markdown=markdown,
+        key=ARTIFACT_KEY,
         description=f"extract-entities {status}: contract results per table, quarantine counts by reason",
     )

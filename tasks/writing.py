@@ -20,7 +20,10 @@ from tasks._retry import IO_RETRIES, IO_RETRY_DELAYS, retry_if_transient
 __all__ = ["hold_output", "recover_output", "retract_changed", "write_batch", "write_run_record"]
 
 _IO = dict(
-    cache_policy=NO_CACHE, retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=retry_if_transient
+    cache_policy=NO_CACHE,
+    retries=IO_RETRIES,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
 )
 
 
@@ -42,12 +45,15 @@ def recover_output(output: Location) -> RecoveryReport:
         get_run_logger().warning(
             "an earlier run was interrupted: %d uncommitted batches rolled back (%d files deleted, their objects "
             "will be processed again), %d temporary files removed",
-            len(report.rolled_back), report.files_removed, report.temporaries_removed,
+            len(report.rolled_back),
+            report.files_removed,
+            report.temporaries_removed,
         )
     if report.retractions_finished:
         get_run_logger().warning(
             "an earlier run was interrupted while retracting: the old rows of %d input objects are now removed "
-            "(the objects will be processed again)", report.retractions_finished,
+            "(the objects will be processed again)",
+            report.retractions_finished,
         )
     return report
 
@@ -59,7 +65,8 @@ def retract_changed(output: Location, changed: Sequence[Changed]) -> int:
     removed = writing.retract(fs, root, [c.previous for c in changed])
     get_run_logger().info(
         "%d input objects changed since they were processed: %d old rows retracted before processing them again",
-        len(changed), removed,
+        len(changed),
+        removed,
     )
     return removed
 

@@ -126,9 +126,7 @@ keit heit lich isch er ern te ten st t e n r a o os as ión iones ción ado ada 
 
 _ACCENTED = "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿßœąćęłńśźżčďěňřšťůžőűğışÀÁÂÄÅÆÇÈÉÊËÌÍÎÏÑÒÓÔÕÖØÙÚÛÜÝŁŚŹŻČŠŽ"
 _CYRILLIC = "".join(chr(c) for c in range(0x0410, 0x0450)) + "ёЁ"
-_GREEK = "".join(chr(c) for c in range(0x0391, 0x03AA) if c != 0x03A2) + "".join(
-    chr(c) for c in range(0x03AC, 0x03CF)
-)
+_GREEK = "".join(chr(c) for c in range(0x0391, 0x03AA) if c != 0x03A2) + "".join(chr(c) for c in range(0x03AC, 0x03CF))
 _CJK = "北京中国东京日本上海公司大学政府是的了在和人大年会国家主席总统市长我你他她们这那有个不说上下来去"
 _PUNCTUATION = string.punctuation + "«»„“”‘’–—…·¿¡€£¥§°"
 
@@ -144,9 +142,7 @@ def _unique(items):
 
 
 def _characters() -> list[str]:
-    return _unique(
-        string.ascii_letters + string.digits + _PUNCTUATION + _ACCENTED + _CYRILLIC + _GREEK + _CJK
-    )
+    return _unique(string.ascii_letters + string.digits + _PUNCTUATION + _ACCENTED + _CYRILLIC + _GREEK + _CJK)
 
 
 def wordpiece_vocabulary(min_size: int = 0) -> list[str]:
@@ -238,7 +234,10 @@ def build_sentencepiece_tokenizer(*, model_max_length: int = TOKENIZER_MAX_LENGT
     # As in the hub's XLM-R tokenizer.json: splitting on whitespace first keeps spaces out of
     # the offsets (Metaspace alone maps each "▁" to the space it replaced).
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)]
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+        ]
     )
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     tok.post_processor = processors.TemplateProcessing(
@@ -299,9 +298,7 @@ def build_tiny_encoder(spec: TinyModelSpec, directory: Path, *, seed: int = SEED
         config = BertConfig(**sizes, pad_token_id=tokenizer.pad_token_id, type_vocab_size=2)
         model_cls = BertModel
     else:
-        config = XLMRobertaConfig(
-            **sizes, pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1
-        )
+        config = XLMRobertaConfig(**sizes, pad_token_id=1, bos_token_id=0, eos_token_id=2, type_vocab_size=1)
         model_cls = XLMRobertaModel
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -397,9 +394,7 @@ def _calibrate_classifier(model, *, seed: int, std: float, outside_bias: float) 
         model.classifier.bias.copy_(bias.to(model.classifier.bias.dtype))
 
 
-def build_tiny_model(
-    name: str, root: Path, *, safe_serialization: bool = True, seed: int = SEED
-) -> Path:
+def build_tiny_model(name: str, root: Path, *, safe_serialization: bool = True, seed: int = SEED) -> Path:
     """Build encoder and SpanMarker model of flavour ``name`` under ``root``.
 
     Returns ``root / "span-marker"``; the encoder lies in ``root / "encoder"``.
@@ -409,13 +404,26 @@ def build_tiny_model(
     encoder_dir = root / "encoder"
     if not (encoder_dir / "config.json").exists():
         build_tiny_encoder(spec, encoder_dir, seed=seed)
-    return build_tiny_span_marker(
-        encoder_dir, root / "span-marker", seed=seed, safe_serialization=safe_serialization
-    )
+    return build_tiny_span_marker(encoder_dir, root / "span-marker", seed=seed, safe_serialization=safe_serialization)
 
 
 REFERENCE_LABELS = (
-    "O", "PER", "ORG", "LOC", "ANIM", "BIO", "CEL", "DIS", "EVE", "FOOD", "INST", "MEDIA", "MYTH", "PLANT", "TIME", "VEHI",
+    "O",
+    "PER",
+    "ORG",
+    "LOC",
+    "ANIM",
+    "BIO",
+    "CEL",
+    "DIS",
+    "EVE",
+    "FOOD",
+    "INST",
+    "MEDIA",
+    "MYTH",
+    "PLANT",
+    "TIME",
+    "VEHI",
 )
 """The labels of ``tomaarsen/span-marker-mbert-base-multinerd`` (MultiNERD's 15 types and O)."""
 
@@ -447,8 +455,13 @@ def build_reference_shaped_model(root: Path, *, seed: int = SEED) -> Path:
     e5 = e5_small_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(e5))
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-        intermediate_size=3072, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -456,7 +469,10 @@ def build_reference_shaped_model(root: Path, *, seed: int = SEED) -> Path:
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             shutil.copyfile(e5 / name, encoder_dir / name)
         model = SpanMarkerModel.from_pretrained(
-            str(encoder_dir), labels=list(REFERENCE_LABELS), model_max_length=256, entity_max_length=8,
+            str(encoder_dir),
+            labels=list(REFERENCE_LABELS),
+            model_max_length=256,
+            entity_max_length=8,
             marker_max_length=128,
         )
     _calibrate_classifier(model, seed=seed + 1, std=CLASSIFIER_STD, outside_bias=OUTSIDE_BIAS)

@@ -82,7 +82,12 @@ def test_sentencepiece_tokenizer_has_xlm_r_special_ids(tiny_sentencepiece_model_
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_sentencepiece_model_dir)
     assert isinstance(tokenizer, XLMRobertaTokenizerFast)
-    assert [tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id] == [0, 1, 2, 3]
+    assert [tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id] == [
+        0,
+        1,
+        2,
+        3,
+    ]
     encoding = tokenizer("Angela  Merkel", return_offsets_mapping=True)
     assert encoding["input_ids"][0] == 0 and encoding["input_ids"][-1] == 2
     # Spaces stay out of the offsets, as with the hub's XLM-R tokenizer.

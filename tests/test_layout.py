@@ -85,8 +85,14 @@ def test_setup_refuses_to_install_into_a_python_that_is_not_a_virtual_environmen
     (tmp_path / "bin" / "python").symlink_to(Path(sys._base_executable).resolve())
     # Should the guard ever break, pip must still change nothing.
     env = {**os.environ, "NERFLOW_VENV": str(tmp_path), "PIP_NO_INDEX": "1", "PIP_DRY_RUN": "1"}
-    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "test.sh"), "--collect-only"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "test.sh"), "--collect-only"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 1
     assert "is not a virtual environment's Python; refusing to install into it" in proc.stderr
     assert not (tmp_path / ".nerflow-install-stamp").exists()

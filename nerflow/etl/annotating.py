@@ -53,21 +53,25 @@ __all__ = [
 
 DEVICE_POLICIES = ("auto", "cpu", "cuda")
 
-ENTITY_SCHEMA = pa.schema([
-    pa.field("doc_id", pa.string(), nullable=False),
-    pa.field("start", pa.int32(), nullable=False),
-    pa.field("end", pa.int32(), nullable=False),
-    pa.field("text", pa.string(), nullable=False),
-    pa.field("label", pa.string(), nullable=False),
-    pa.field("score", pa.float32(), nullable=False),
-])
+ENTITY_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("start", pa.int32(), nullable=False),
+        pa.field("end", pa.int32(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+    ]
+)
 
-DOC_STATS_SCHEMA = pa.schema([
-    pa.field("doc_id", pa.string(), nullable=False),
-    pa.field("n_tokens", pa.int32(), nullable=False),
-    pa.field("n_windows", pa.int32(), nullable=False),
-    pa.field("n_entities", pa.int32(), nullable=False),
-])
+DOC_STATS_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("n_tokens", pa.int32(), nullable=False),
+        pa.field("n_windows", pa.int32(), nullable=False),
+        pa.field("n_entities", pa.int32(), nullable=False),
+    ]
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,8 +192,12 @@ def describe_model(config: AnnotateConfig, device: str) -> ModelInfo:
     mode = config.engine.embeddings
     dim = {"none": 0, "mean": model.hidden_size, "marker": 2 * model.hidden_size}[mode]
     return ModelInfo(
-        ref=config.model, model_id=model.model_id, labels=model.entity_labels,
-        window_tokens=engine.windowing.window_tokens, embedding_dim=dim, span_filter=engine.span_filter_rule,
+        ref=config.model,
+        model_id=model.model_id,
+        labels=model.entity_labels,
+        window_tokens=engine.windowing.window_tokens,
+        embedding_dim=dim,
+        span_filter=engine.span_filter_rule,
     )
 
 
@@ -220,20 +228,33 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
     entities, doc_stats, embeddings = _tables(results, config.engine.embeddings != "none")
     failed_rows = failed_documents(batch, failures)
     return Annotation(
-        batch_id=batch.batch_id, model_id=engine.model.model_id, device=device, entities=entities,
-        doc_stats=doc_stats, embeddings=embeddings, failed=failed_rows, stats=stats, seconds=time.perf_counter() - t0,
+        batch_id=batch.batch_id,
+        model_id=engine.model.model_id,
+        device=device,
+        entities=entities,
+        doc_stats=doc_stats,
+        embeddings=embeddings,
+        failed=failed_rows,
+        stats=stats,
+        seconds=time.perf_counter() - t0,
     )
 
 
 def failed_documents(batch: NormalisedBatch, failures: Mapping[str, str]) -> pl.DataFrame:
     """Quarantine rows (stage ``"annotate"``) of the batch's documents in ``failures``
     (doc_id -> reason)."""
-    return batch.documents.filter(pl.col("doc_id").is_in(list(failures))).select(
-        "source_uri", "doc_id", "record",
-        stage=pl.lit("annotate"),
-        reason=pl.col("doc_id").replace_strict(dict(failures), return_dtype=pl.String),
-        raw_excerpt=pl.col("text").str.slice(0, 500),
-    ).cast(QUARANTINE_SCHEMA)
+    return (
+        batch.documents.filter(pl.col("doc_id").is_in(list(failures)))
+        .select(
+            "source_uri",
+            "doc_id",
+            "record",
+            stage=pl.lit("annotate"),
+            reason=pl.col("doc_id").replace_strict(dict(failures), return_dtype=pl.String),
+            raw_excerpt=pl.col("text").str.slice(0, 500),
+        )
+        .cast(QUARANTINE_SCHEMA)
+    )
 
 
 def failure_reason(error: BaseException) -> str:
@@ -266,7 +287,12 @@ def _predict(engine: NerEngine, docs: list[Doc]) -> tuple[list[DocResult], dict[
 
 
 def merge_annotations(
-    batch: NormalisedBatch, parts: Sequence[Annotation], failures: Mapping[str, str], *, model_id: str, device: str,
+    batch: NormalisedBatch,
+    parts: Sequence[Annotation],
+    failures: Mapping[str, str],
+    *,
+    model_id: str,
+    device: str,
     with_vectors: bool,
 ) -> Annotation:
     """One annotation of ``batch`` from annotations of its documents one by one (``parts``)
@@ -277,20 +303,25 @@ def merge_annotations(
     for p in parts:
         stats = EngineStats(**{k: getattr(stats, k) + getattr(p.stats, k) for k in vars(stats)})
     return Annotation(
-        batch_id=batch.batch_id, model_id=model_id, device=parts[0].device if parts else device,
+        batch_id=batch.batch_id,
+        model_id=model_id,
+        device=parts[0].device if parts else device,
         entities=pa.concat_tables([entities, *(p.entities for p in parts)]),
         doc_stats=pa.concat_tables([doc_stats, *(p.doc_stats for p in parts)]),
         embeddings=np.concatenate(vectors) if vectors else embeddings,
         failed=pl.concat([failed_documents(batch, {}), *(p.failed for p in parts), failed_documents(batch, failures)]),
-        stats=stats, seconds=sum(p.seconds for p in parts),
+        stats=stats,
+        seconds=sum(p.seconds for p in parts),
     )
 
 
 def split_documents(batch: NormalisedBatch) -> list[NormalisedBatch]:
     """The batch's documents to annotate (status ``"ok"``), each as a batch of its own."""
     ok = batch.documents.filter(pl.col("status") == "ok")
-    return [NormalisedBatch(batch_id=batch.batch_id, documents=ok.slice(i, 1), quarantine=batch.quarantine.clear())
-            for i in range(ok.height)]
+    return [
+        NormalisedBatch(batch_id=batch.batch_id, documents=ok.slice(i, 1), quarantine=batch.quarantine.clear())
+        for i in range(ok.height)
+    ]
 
 
 def _tables(results: list[DocResult], with_vectors: bool) -> tuple[pa.Table, pa.Table, np.ndarray | None]:

@@ -53,8 +53,15 @@ class OutputLease:
         renew_every: Seconds between renewals (a daemon thread).
     """
 
-    def __init__(self, fs: AbstractFileSystem, root: str, *, holder: str, expires_after: float = EXPIRES_AFTER,
-                 renew_every: float = RENEW_EVERY) -> None:
+    def __init__(
+        self,
+        fs: AbstractFileSystem,
+        root: str,
+        *,
+        holder: str,
+        expires_after: float = EXPIRES_AFTER,
+        renew_every: float = RENEW_EVERY,
+    ) -> None:
         self.fs, self.root, self.path = fs, root, lease_path(root)
         self.holder, self.expires_after, self.renew_every = holder, expires_after, renew_every
         self.token = uuid.uuid4().hex
@@ -63,10 +70,16 @@ class OutputLease:
 
     def _record(self, started: str | None = None) -> bytes:
         now = datetime.now(UTC).isoformat()
-        return json.dumps({
-            "token": self.token, "holder": self.holder, "host": socket.gethostname(), "pid": os.getpid(),
-            "started_at": started or now, "renewed_at": now,
-        }).encode()
+        return json.dumps(
+            {
+                "token": self.token,
+                "holder": self.holder,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started_at": started or now,
+                "renewed_at": now,
+            }
+        ).encode()
 
     def _read(self) -> dict | None:
         try:
@@ -113,17 +126,21 @@ class OutputLease:
                 raise OutputBusyError(
                     f"another run is writing to this output: {held.get('holder')} on {held.get('host')} (pid "
                     f"{held.get('pid')}), since {held.get('started_at')}. Wait for it to end; if it died on another "
-                    f"machine, its lease {self.path} expires at {expires.isoformat(timespec='seconds')}", uri=uri,
+                    f"machine, its lease {self.path} expires at {expires.isoformat(timespec='seconds')}",
+                    uri=uri,
                 ) from None
             logger.warning("taking over the writer lease of a run that is gone: %s", held)
             storage.write_bytes_atomic(self.fs, self.path, self._record())
         except (OSError, ValueError) as e:
-            raise StorageError(f"could not create the writer lease: {e}", uri=self.fs.unstrip_protocol(self.path)) from e
+            raise StorageError(
+                f"could not create the writer lease: {e}", uri=self.fs.unstrip_protocol(self.path)
+            ) from e
         # Two runs taking over one stale lease at once: the last write wins, the other sees it.
         held = self._read()
         if not held or held.get("token") != self.token:
-            raise OutputBusyError(f"another run took the writer lease at the same moment: {held and held.get('holder')}",
-                                  uri=uri)
+            raise OutputBusyError(
+                f"another run took the writer lease at the same moment: {held and held.get('holder')}", uri=uri
+            )
         self._started = held["started_at"]
         self._thread = threading.Thread(target=self._renew, name="nerflow-output-lease", daemon=True)
         self._thread.start()
@@ -133,8 +150,11 @@ class OutputLease:
             try:
                 held = self._read()
                 if not held or held.get("token") != self.token:
-                    logger.error("the writer lease of %s was taken over by %s: another run may be writing",
-                                 self.root, held and held.get("holder"))
+                    logger.error(
+                        "the writer lease of %s was taken over by %s: another run may be writing",
+                        self.root,
+                        held and held.get("holder"),
+                    )
                     return
                 storage.write_bytes_atomic(self.fs, self.path, self._record(self._started))
             except Exception as e:  # noqa: BLE001 (a failed renewal is retried; the run goes on)
@@ -156,5 +176,7 @@ class OutputLease:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

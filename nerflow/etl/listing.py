@@ -166,8 +166,13 @@ def group_batches(objects: Sequence[StoredObject], config: BatchingConfig) -> li
 
 
 def plan_batches(
-    in_fs: AbstractFileSystem, in_root: str, out_fs: AbstractFileSystem, out_root: str, config: BatchingConfig,
-    *, prefix: bool = False,
+    in_fs: AbstractFileSystem,
+    in_root: str,
+    out_fs: AbstractFileSystem,
+    out_root: str,
+    config: BatchingConfig,
+    *,
+    prefix: bool = False,
 ) -> Plan:
     """List the input and plan this run's batches.
 

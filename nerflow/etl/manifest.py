@@ -114,8 +114,11 @@ def read_manifest(fs: AbstractFileSystem, root: str) -> dict[str, ManifestEntry]
     rows = sorted(table.to_pylist(), key=lambda r: r["committed_at"])
     return {
         r["source_uri"]: ManifestEntry(
-            source_uri=r["source_uri"], object_version=r["object_version"], batch_id=r["batch_id"],
-            files=tuple(r["files"]), manifest_file=r["manifest_file"],
+            source_uri=r["source_uri"],
+            object_version=r["object_version"],
+            batch_id=r["batch_id"],
+            files=tuple(r["files"]),
+            manifest_file=r["manifest_file"],
         )
         for r in rows
     }

@@ -62,18 +62,20 @@ __all__ = [
 REFERENCE_LANGUAGES = ("en", "de", "es", "fr", "it", "nl", "pl", "pt", "ru", "zh")
 """The ten languages of the reference model; detection chooses among them by default."""
 
-DOCUMENT_SCHEMA = pl.Schema({
-    "doc_id": pl.String,
-    "source_uri": pl.String,
-    "record": pl.Int64,
-    "text": pl.String,
-    "lang": pl.String,
-    "lang_detected": pl.Boolean,
-    "text_sha256": pl.String,
-    "n_chars": pl.Int32,
-    "status": pl.String,
-    "metadata": pl.String,
-})
+DOCUMENT_SCHEMA = pl.Schema(
+    {
+        "doc_id": pl.String,
+        "source_uri": pl.String,
+        "record": pl.Int64,
+        "text": pl.String,
+        "lang": pl.String,
+        "lang_detected": pl.Boolean,
+        "text_sha256": pl.String,
+        "n_chars": pl.Int32,
+        "status": pl.String,
+        "metadata": pl.String,
+    }
+)
 
 _LINE_BREAKS = r"\r\n?|[\x{0B}\x{0C}\x{1C}-\x{1F}\x{85}\x{2028}\x{2029}]"
 _CONTROLS = r"[\p{Cc}--[\t\n]]"
@@ -201,15 +203,19 @@ def normalise_batch(read: ReadBatch, config: NormaliseConfig = NormaliseConfig()
         first=pl.col("doc_id").is_first_distinct(),
     )
     duplicates = records.filter(~pl.col("first"))
-    quarantine = pl.concat([
-        read.quarantine,
-        duplicates.select(
-            "source_uri", "doc_id", "record",
-            stage=pl.lit("normalise"),
-            reason=pl.lit("duplicate doc_id: an earlier record of this batch has the same id"),
-            raw_excerpt=pl.col("text").str.slice(0, 500),
-        ).cast(QUARANTINE_SCHEMA),
-    ])
+    quarantine = pl.concat(
+        [
+            read.quarantine,
+            duplicates.select(
+                "source_uri",
+                "doc_id",
+                "record",
+                stage=pl.lit("normalise"),
+                reason=pl.lit("duplicate doc_id: an earlier record of this batch has the same id"),
+                raw_excerpt=pl.col("text").str.slice(0, 500),
+            ).cast(QUARANTINE_SCHEMA),
+        ]
+    )
     given = pl.col("lang").str.strip_chars().str.to_lowercase().str.replace_all("_", "-")
     docs = (
         records.filter(pl.col("first"))
@@ -229,4 +235,8 @@ def normalise_batch(read: ReadBatch, config: NormaliseConfig = NormaliseConfig()
         lang_detected=pl.col("detected").is_not_null(),
         lang=pl.coalesce("lang", "detected", pl.lit(UNKNOWN_LANG)),
     )
-    return NormalisedBatch(batch_id=read.batch_id, documents=docs.select(DOCUMENT_SCHEMA.names()).cast(DOCUMENT_SCHEMA), quarantine=quarantine)
+    return NormalisedBatch(
+        batch_id=read.batch_id,
+        documents=docs.select(DOCUMENT_SCHEMA.names()).cast(DOCUMENT_SCHEMA),
+        quarantine=quarantine,
+    )

@@ -118,7 +118,9 @@ def ner_slots(resources: Mapping[str, float], *, gpu: bool, cpus_per_task: float
     if by_cpu == 0 and not can_grow:
         raise DeviceUnavailableError(
             f"a NER task asks for {cpus_per_task:g} CPUs and this machine's Ray has {resources.get('CPU', 0):g}: "
-            "lower ray_cpus_per_task (--ray-cpus-per-task)", device="ray")
+            "lower ray_cpus_per_task (--ray-cpus-per-task)",
+            device="ray",
+        )
     if gpu:
         return max(1, min(int(resources.get("GPU", 0)), by_cpu))
     return max(1, by_cpu)

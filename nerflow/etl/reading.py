@@ -69,23 +69,27 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 logger = logging.getLogger(__name__)
 
-RECORD_SCHEMA = pl.Schema({
-    "doc_id": pl.String,
-    "text": pl.String,
-    "lang": pl.String,
-    "metadata": pl.String,
-    "source_uri": pl.String,
-    "record": pl.Int64,
-})
+RECORD_SCHEMA = pl.Schema(
+    {
+        "doc_id": pl.String,
+        "text": pl.String,
+        "lang": pl.String,
+        "metadata": pl.String,
+        "source_uri": pl.String,
+        "record": pl.Int64,
+    }
+)
 
-QUARANTINE_SCHEMA = pl.Schema({
-    "source_uri": pl.String,
-    "doc_id": pl.String,
-    "record": pl.Int64,
-    "stage": pl.String,
-    "reason": pl.String,
-    "raw_excerpt": pl.String,
-})
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "source_uri": pl.String,
+        "doc_id": pl.String,
+        "record": pl.Int64,
+        "stage": pl.String,
+        "reason": pl.String,
+        "raw_excerpt": pl.String,
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,8 +188,13 @@ def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -
     if fmt is None:
         # Not fetched: an unsupported object may be large (a video, an archive) and no
         # excerpt of it would help.
-        out.bad(None, None, "unsupported file type: no reader for this file name (input_format='auto'); "
-                "use .jsonl, .ndjson, .parquet or .txt (optionally .gz)", None)
+        out.bad(
+            None,
+            None,
+            "unsupported file type: no reader for this file name (input_format='auto'); "
+            "use .jsonl, .ndjson, .parquet or .txt (optionally .gz)",
+            None,
+        )
         return out.frames()
     key_problem = storage.unreadable_key(fs, obj.path)
     if key_problem is not None:
@@ -231,8 +240,15 @@ class _Collector:
         self.rows: dict[str, list] = {name: [] for name in RECORD_SCHEMA}
         self.quarantine: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA}
 
-    def add(self, doc_id: str | None, text: str, lang: Any, metadata: Any, record: int | None,
-            raw: bytes | str | None = None) -> None:
+    def add(
+        self,
+        doc_id: str | None,
+        text: str,
+        lang: Any,
+        metadata: Any,
+        record: int | None,
+        raw: bytes | str | None = None,
+    ) -> None:
         lang = lang if isinstance(lang, str) else None
         metadata = _metadata_json(metadata)
         # JSON's "\ud83d" escape decodes to a lone surrogate, which no UTF-8 table can hold.
@@ -240,8 +256,12 @@ class _Collector:
             at = _surrogate_at(value)
             if at is not None:
                 field_name = getattr(self.fields, name)
-                self.bad(doc_id if name != "id" else None, record,
-                         f"not valid Unicode: field {field_name!r} has a lone surrogate at character {at}", raw)
+                self.bad(
+                    doc_id if name != "id" else None,
+                    record,
+                    f"not valid Unicode: field {field_name!r} has a lone surrogate at character {at}",
+                    raw,
+                )
                 return
         self.rows["doc_id"].append(doc_id if doc_id is not None else self.default_id(record))
         self.rows["text"].append(text)

@@ -122,12 +122,16 @@ def top_entities(entities: pa.Table, k: int = BATCH_TOP_K) -> tuple[TopEntity, .
     """
     if entities.num_rows == 0:
         return ()
-    grouped = entities.select(["label", "text", "doc_id"]).group_by(["label", "text"]).aggregate(
-        [("doc_id", "count"), ("doc_id", "count_distinct")]
+    grouped = (
+        entities.select(["label", "text", "doc_id"])
+        .group_by(["label", "text"])
+        .aggregate([("doc_id", "count"), ("doc_id", "count_distinct")])
     )
     rows = zip(
-        grouped.column("label").to_pylist(), grouped.column("text").to_pylist(),
-        grouped.column("doc_id_count").to_pylist(), grouped.column("doc_id_count_distinct").to_pylist(),
+        grouped.column("label").to_pylist(),
+        grouped.column("text").to_pylist(),
+        grouped.column("doc_id_count").to_pylist(),
+        grouped.column("doc_id_count_distinct").to_pylist(),
     )
     return _ranked({(label, text): (count, docs) for label, text, count, docs in rows}, k)
 
@@ -148,8 +152,14 @@ def merge_top_entities(parts: Sequence[Sequence[TopEntity]], k: int = RUN_TOP_K)
 
 
 def batch_report(
-    tables: BatchTables, files: Sequence[str], *, device: str, annotate_seconds: float, docs_in: int | None = None,
-    spans: int = 0, spans_scored: int = 0,
+    tables: BatchTables,
+    files: Sequence[str],
+    *,
+    device: str,
+    annotate_seconds: float,
+    docs_in: int | None = None,
+    spans: int = 0,
+    spans_scored: int = 0,
 ) -> BatchReport:
     """The report of a batch from its tables.
 
@@ -165,7 +175,9 @@ def batch_report(
     """
     docs = tables.documents
     status = Counter(docs.column("status").to_pylist())
-    ok_chars = sum(n for n, s in zip(docs.column("n_chars").to_pylist(), docs.column("status").to_pylist()) if s == "ok")
+    ok_chars = sum(
+        n for n, s in zip(docs.column("n_chars").to_pylist(), docs.column("status").to_pylist()) if s == "ok"
+    )
     reasons = Counter(r.split(":", 1)[0] for r in tables.quarantine.column("reason").to_pylist())
     return BatchReport(
         batch_id=tables.batch.batch_id,
@@ -301,15 +313,33 @@ def summarise(
         by_lang[lang] += n
         nested.setdefault(label, {})[lang] = n
     return RunSummary(
-        run_id=run_id, run_label=run_label, input_uri=input_uri, output_uri=output_uri, model_id=model_id,
-        devices=tuple(devices), objects_listed=listed, objects_skipped=skipped, objects_ignored=ignored,
-        objects_processed=sum(r.objects for r in reports), objects_superseded=superseded, batches=len(reports),
-        docs_in=sum(r.docs_in for r in reports), docs_ok=sum(r.docs_ok for r in reports),
-        docs_empty=sum(r.docs_empty for r in reports), docs_quarantined=sum(r.docs_quarantined for r in reports),
-        entities=sum(r.entities for r in reports), chars=sum(r.chars for r in reports),
-        entities_by_label=dict(sorted(by_label.items())), entities_by_lang=dict(sorted(by_lang.items())),
-        entities_by_label_lang=nested, quarantine_reasons=dict(sorted(reasons.items())), seconds=seconds, tables=tables,
-        span_filter=span_filter, spans=sum(r.spans for r in reports), spans_scored=sum(r.spans_scored for r in reports),
+        run_id=run_id,
+        run_label=run_label,
+        input_uri=input_uri,
+        output_uri=output_uri,
+        model_id=model_id,
+        devices=tuple(devices),
+        objects_listed=listed,
+        objects_skipped=skipped,
+        objects_ignored=ignored,
+        objects_processed=sum(r.objects for r in reports),
+        objects_superseded=superseded,
+        batches=len(reports),
+        docs_in=sum(r.docs_in for r in reports),
+        docs_ok=sum(r.docs_ok for r in reports),
+        docs_empty=sum(r.docs_empty for r in reports),
+        docs_quarantined=sum(r.docs_quarantined for r in reports),
+        entities=sum(r.entities for r in reports),
+        chars=sum(r.chars for r in reports),
+        entities_by_label=dict(sorted(by_label.items())),
+        entities_by_lang=dict(sorted(by_lang.items())),
+        entities_by_label_lang=nested,
+        quarantine_reasons=dict(sorted(reasons.items())),
+        seconds=seconds,
+        tables=tables,
+        span_filter=span_filter,
+        spans=sum(r.spans for r in reports),
+        spans_scored=sum(r.spans_scored for r in reports),
         top_entities=merge_top_entities([r.top_entities for r in reports]),
     )
 
@@ -380,7 +410,9 @@ def render_contract_report(
     lines += ["", "## Quarantine by reason", ""]
     if s.quarantine_reasons:
         lines += ["| reason | records |", "|---|---:|"]
-        lines += [f"| {_cell(r)} | {n} |" for r, n in sorted(s.quarantine_reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
+        lines += [
+            f"| {_cell(r)} | {n} |" for r, n in sorted(s.quarantine_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
     else:
         lines.append("Nothing was quarantined.")
     withheld = c.get("quarantined", {})

@@ -207,16 +207,19 @@ def entity_chart_png(summary: RunSummary, *, dpi: int = 100) -> bytes | None:
         axes.bar(labels, counts, bottom=bottom, label=lang, color=colour, edgecolor="white", linewidth=0.5)
         bottom = [b + n for b, n in zip(bottom, counts)]
     for x, total in enumerate(bottom):
-        axes.annotate(f"{total:,}", (x, total), ha="center", va="bottom", xytext=(0, 2), textcoords="offset points",
-                      fontsize=8)
+        axes.annotate(
+            f"{total:,}", (x, total), ha="center", va="bottom", xytext=(0, 2), textcoords="offset points", fontsize=8
+        )
     axes.set_ylabel("entities")
-    axes.set_title(f"Entities by label and language: {summary.entities:,} in {summary.docs_ok:,} annotated documents",
-                   fontsize=10)
+    axes.set_title(
+        f"Entities by label and language: {summary.entities:,} in {summary.docs_ok:,} annotated documents", fontsize=10
+    )
     axes.set_ylim(0, max(bottom) * 1.12)  # room for the totals above the bars
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.spines[["top", "right"]].set_visible(False)
-    axes.legend(title="language", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                frameon=False)
+    axes.legend(
+        title="language", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False
+    )
     buf = io.BytesIO()
     # No "Software" stamp: the same counts give the same bytes whatever matplotlib wrote them.
     figure.savefig(buf, format="png", metadata={"Software": None})

@@ -27,13 +27,15 @@ from nerflow.etl.normalising import NormalisedBatch
 
 __all__ = ["RunContext", "BatchTables", "entity_id", "build_tables", "withhold_documents", "OBJECT_COUNTS_SCHEMA"]
 
-OBJECT_COUNTS_SCHEMA = pl.Schema({
-    "source_uri": pl.String,
-    "docs_ok": pl.Int64,
-    "docs_empty": pl.Int64,
-    "docs_quarantined": pl.Int64,
-    "entities": pl.Int64,
-})
+OBJECT_COUNTS_SCHEMA = pl.Schema(
+    {
+        "source_uri": pl.String,
+        "docs_ok": pl.Int64,
+        "docs_empty": pl.Int64,
+        "docs_quarantined": pl.Int64,
+        "entities": pl.Int64,
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,8 +137,9 @@ def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotati
     doc_ids = ents.column("doc_id").to_pylist()
     ids = [
         entity_id(d, s, e, label, model_id)
-        for d, s, e, label in zip(doc_ids, ents.column("start").to_pylist(), ents.column("end").to_pylist(),
-                                  ents.column("label").to_pylist())
+        for d, s, e, label in zip(
+            doc_ids, ents.column("start").to_pylist(), ents.column("end").to_pylist(), ents.column("label").to_pylist()
+        )
     ]
     n = ents.num_rows
     entities = ENTITIES.conform(
@@ -160,19 +163,29 @@ def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotati
         dim = int(vectors.shape[1]) if vectors.size else 1
         contract = entity_embeddings(dim, run.embedding_dtype)
         flat = pa.array(vectors.astype(np.dtype(run.embedding_dtype)).reshape(-1))
-        embeddings = contract.conform(pa.table({
-            "entity_id": pa.array(ids, pa.string()),
-            "doc_id": pa.array(doc_ids, pa.string()),
-            "model_id": pa.array([model_id] * n, pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
-            "source_uri": pa.array([uri_of[d] for d in doc_ids], pa.string()),
-            "run_id": pa.array([run.run_id] * n, pa.string()),
-            "ingest_date": pa.array([run.ingest_date] * n, pa.string()),
-        }))
+        embeddings = contract.conform(
+            pa.table(
+                {
+                    "entity_id": pa.array(ids, pa.string()),
+                    "doc_id": pa.array(doc_ids, pa.string()),
+                    "model_id": pa.array([model_id] * n, pa.string()),
+                    "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
+                    "source_uri": pa.array([uri_of[d] for d in doc_ids], pa.string()),
+                    "run_id": pa.array([run.run_id] * n, pa.string()),
+                    "ingest_date": pa.array([run.ingest_date] * n, pa.string()),
+                }
+            )
+        )
 
     return BatchTables(
-        batch=batch, run=run, model_id=model_id, documents=documents, entities=entities, quarantine=quarantine,
-        embeddings=embeddings, embeddings_contract=contract,
+        batch=batch,
+        run=run,
+        model_id=model_id,
+        documents=documents,
+        entities=entities,
+        quarantine=quarantine,
+        embeddings=embeddings,
+        embeddings_contract=contract,
         object_counts=_object_counts(batch, docs, quarantine_rows, entities),
     )
 
@@ -224,6 +237,10 @@ def withhold_documents(tables: BatchTables, quarantine_rows: pl.DataFrame) -> Ba
     q = pl.from_arrow(quarantine.select(["source_uri"]))
     assert isinstance(docs, pl.DataFrame) and isinstance(q, pl.DataFrame)
     return replace(
-        tables, documents=documents, entities=entities, embeddings=embeddings, quarantine=quarantine,
+        tables,
+        documents=documents,
+        entities=entities,
+        embeddings=embeddings,
+        quarantine=quarantine,
         object_counts=_object_counts(tables.batch, docs, q, entities),
     )

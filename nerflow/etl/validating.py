@@ -118,8 +118,10 @@ class Reconciliation:
         """What does not add up (empty when everything does)."""
         out = []
         if self.docs_in != self.docs_ok + self.docs_empty + self.docs_quarantined:
-            out.append(f"{self.docs_in} documents in != {self.docs_ok} ok + {self.docs_empty} empty + "
-                       f"{self.docs_quarantined} quarantined")
+            out.append(
+                f"{self.docs_in} documents in != {self.docs_ok} ok + {self.docs_empty} empty + "
+                f"{self.docs_quarantined} quarantined"
+            )
         if self.entities != self.entities_counted:
             out.append(f"{self.entities} entity rows != {self.entities_counted} counted in documents.n_entities")
         if self.vectors is not None and self.vectors != self.entities:
@@ -129,9 +131,12 @@ class Reconciliation:
     def __add__(self, other: Reconciliation) -> Reconciliation:
         vectors = None if self.vectors is None and other.vectors is None else (self.vectors or 0) + (other.vectors or 0)
         return Reconciliation(
-            docs_in=self.docs_in + other.docs_in, docs_ok=self.docs_ok + other.docs_ok,
-            docs_empty=self.docs_empty + other.docs_empty, docs_quarantined=self.docs_quarantined + other.docs_quarantined,
-            entities=self.entities + other.entities, entities_counted=self.entities_counted + other.entities_counted,
+            docs_in=self.docs_in + other.docs_in,
+            docs_ok=self.docs_ok + other.docs_ok,
+            docs_empty=self.docs_empty + other.docs_empty,
+            docs_quarantined=self.docs_quarantined + other.docs_quarantined,
+            entities=self.entities + other.entities,
+            entities_counted=self.entities_counted + other.entities_counted,
             vectors=vectors,
         )
 
@@ -242,7 +247,9 @@ def validate_batch(
         contracts["entity_embeddings"] = tables.embeddings_contract
         named["entity_embeddings"] = tables.embeddings
     results = validate_tables(
-        named, contracts, labels=config.labels,
+        named,
+        contracts,
+        labels=config.labels,
         embedding_dim=config.embedding_dim if "entity_embeddings" in contracts else None,
     )
     _raise_on_bugs(batch.batch_id, results)
@@ -259,12 +266,22 @@ def validate_batch(
     if reconciliation.problems:
         raise ReconciliationError("; ".join(reconciliation.problems), batch_id=batch.batch_id)
     validation = BatchValidation(
-        batch_id=batch.batch_id, results=tuple(results.values()), quarantined=dict(quarantined),
-        failed_docs=failing.height, checked_docs=checked, reconciliation=reconciliation,
+        batch_id=batch.batch_id,
+        results=tuple(results.values()),
+        quarantined=dict(quarantined),
+        failed_docs=failing.height,
+        checked_docs=checked,
+        reconciliation=reconciliation,
     )
-    return ValidatedBatch(tables=tables, validation=validation, claimed_doc_ids=claimed, device=annotation.device,
-                          annotate_seconds=annotation.seconds, spans=annotation.stats.spans,
-                          spans_scored=annotation.stats.spans_scored)
+    return ValidatedBatch(
+        tables=tables,
+        validation=validation,
+        claimed_doc_ids=claimed,
+        device=annotation.device,
+        annotate_seconds=annotation.seconds,
+        spans=annotation.stats.spans,
+        spans_scored=annotation.stats.spans_scored,
+    )
 
 
 def _rejection(batch_id: str, failing: pl.DataFrame, checked: int, limit: float) -> BatchRejectedError:
@@ -283,7 +300,9 @@ def _quarantine_rows(documents: pa.Table, reasons: Sequence[str], checks: Sequen
     docs = pl.from_arrow(documents.select(["source_uri", "doc_id", "record", "text"]))
     assert isinstance(docs, pl.DataFrame)
     return docs.select(
-        "source_uri", "doc_id", "record",
+        "source_uri",
+        "doc_id",
+        "record",
         stage=pl.lit("validate"),
         reason=pl.Series(list(reasons), dtype=pl.String),
         raw_excerpt=pl.col("text").str.slice(0, _EXCERPT_CHARS),
@@ -295,8 +314,10 @@ def _earlier_duplicates(tables: BatchTables, earlier: Set[str]) -> pl.DataFrame:
     ids = tables.documents.column("doc_id").to_pylist()
     rows = [i for i, doc_id in enumerate(ids) if doc_id in earlier]
     picked = tables.documents.take(pa.array(rows, pa.int64()))
-    reason = ("duplicate doc_id: an earlier batch of this run had a record with the same id; the first record in "
-              "input order (objects by path, then line or row) is kept")
+    reason = (
+        "duplicate doc_id: an earlier batch of this run had a record with the same id; the first record in "
+        "input order (objects by path, then line or row) is kept"
+    )
     return _quarantine_rows(picked, [reason] * len(rows), [DUPLICATE_CHECK] * len(rows))
 
 
@@ -338,7 +359,10 @@ def _failing_documents(tables: BatchTables, results: Mapping[str, TableResult]) 
                 more[doc_id] += 1
                 continue
             values = {c: table.column(c)[row].as_py() for c in table.column_names if c not in _UNSHOWN.get(name, ())}
-            first[doc_id] = (f"{name}.{check.check}", _describe(name, values, check, rules.get((name, check.check), "")))
+            first[doc_id] = (
+                f"{name}.{check.check}",
+                _describe(name, values, check, rules.get((name, check.check), "")),
+            )
     if not first:
         return _quarantine_rows(tables.documents.slice(0, 0), [], [])
     ids = tables.documents.column("doc_id").to_pylist()
@@ -346,8 +370,10 @@ def _failing_documents(tables: BatchTables, results: Mapping[str, TableResult]) 
     if orphans:
         # Rows of a document the batch does not hold cannot be withheld with it: a bug upstream.
         check, reason = first[orphans[0]]
-        raise ContractViolationError(f"rows of {len(orphans)} documents missing from documents, e.g. doc_id="
-                                     f"{orphans[0]!r}: {reason}", table=check.split(".")[0])
+        raise ContractViolationError(
+            f"rows of {len(orphans)} documents missing from documents, e.g. doc_id={orphans[0]!r}: {reason}",
+            table=check.split(".")[0],
+        )
     rows = [i for i, doc_id in enumerate(ids) if doc_id in first]
     picked = tables.documents.take(pa.array(rows, pa.int64()))
     reasons, checks = [], []
@@ -362,14 +388,19 @@ def _failing_documents(tables: BatchTables, results: Mapping[str, TableResult]) 
 def _reconcile(tables: BatchTables, docs_in: int) -> Reconciliation:
     status = Counter(tables.documents.column("status").to_pylist())
     return Reconciliation(
-        docs_in=docs_in, docs_ok=status.get("ok", 0), docs_empty=status.get("empty", 0),
-        docs_quarantined=tables.quarantine.num_rows, entities=tables.entities.num_rows,
+        docs_in=docs_in,
+        docs_ok=status.get("ok", 0),
+        docs_empty=status.get("empty", 0),
+        docs_quarantined=tables.quarantine.num_rows,
+        entities=tables.entities.num_rows,
         entities_counted=sum(tables.documents.column("n_entities").to_pylist()),
         vectors=tables.embeddings.num_rows if tables.embeddings is not None else None,
     )
 
 
-def contract_results(validations: Sequence[BatchValidation], config: ValidateConfig, *, versions: Mapping[str, int]) -> dict:
+def contract_results(
+    validations: Sequence[BatchValidation], config: ValidateConfig, *, versions: Mapping[str, int]
+) -> dict:
     """The run's contract results, as ``_manifest/runs.contract_results`` keeps them (JSON).
 
     Args:

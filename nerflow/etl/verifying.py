@@ -126,14 +126,22 @@ def _partition_values(relpath: str, contract: TableContract) -> dict[str, str] |
 
 
 def _fail(name: str, where: str, message: str) -> CheckResult:
-    return CheckResult(table=name, check="schema", expectation="arrow_schema", success=False, message=f"{where}: {message}")
+    return CheckResult(
+        table=name, check="schema", expectation="arrow_schema", success=False, message=f"{where}: {message}"
+    )
 
 
 _COUNTED = ("run_id", "status")  # what the reconciliation counts of older versions' rows
 
 
-def _read_files(fs: AbstractFileSystem, root: str, name: str, *, committed: set[str] | None = None,
-                leave_out: frozenset[str] = frozenset()) -> TableFiles | None:
+def _read_files(
+    fs: AbstractFileSystem,
+    root: str,
+    name: str,
+    *,
+    committed: set[str] | None = None,
+    leave_out: frozenset[str] = frozenset(),
+) -> TableFiles | None:
     """Read and schema-check one table's files; rows only of those in ``committed`` (the
     others are listed in ``uncommitted``), less the rows of ``leave_out`` objects."""
     directory = storage.join(root, name)
@@ -158,8 +166,11 @@ def _read_files(fs: AbstractFileSystem, root: str, name: str, *, committed: set[
         meta = table.schema.metadata or {}
         stamp, version_text = meta.get(b"nerflow.table"), meta.get(b"nerflow.schema_version", b"")
         if stamp != name.encode() or not version_text.isdigit():
-            out.schema_results.append(_fail(name, rel, f"stamped table={stamp!r} version={version_text!r}, not a {name} "
-                                                       "file written by nerflow"))
+            out.schema_results.append(
+                _fail(
+                    name, rel, f"stamped table={stamp!r} version={version_text!r}, not a {name} file written by nerflow"
+                )
+            )
             continue
         version = int(version_text)
         dim, dtype = 1, "float32"
@@ -177,19 +188,25 @@ def _read_files(fs: AbstractFileSystem, root: str, name: str, *, committed: set[
             continue
         values = _partition_values(rel, contract)
         if values is None:
-            out.schema_results.append(_fail(name, rel, f"not under partition directories {list(contract.partition_by)}"))
+            out.schema_results.append(
+                _fail(name, rel, f"not under partition directories {list(contract.partition_by)}")
+            )
             continue
         if committed is not None and rel not in committed:
             out.uncommitted.append(rel)  # schema-checked; its rows are no committed batch's
             continue
         if leave_out and "source_uri" in table.column_names:
-            table = table.filter(pc.invert(pc.is_in(table.column("source_uri"), value_set=pa.array(sorted(leave_out), pa.string()))))
+            table = table.filter(
+                pc.invert(pc.is_in(table.column("source_uri"), value_set=pa.array(sorted(leave_out), pa.string())))
+            )
         if version != current.version:
             out.older[version] += 1
             out.older_rows.append(table.select([c for c in _COUNTED if c in table.column_names]))
             continue
         for key, value in values.items():
-            table = table.append_column(pa.field(key, pa.string(), nullable=False), pa.array([value] * table.num_rows, pa.string()))
+            table = table.append_column(
+                pa.field(key, pa.string(), nullable=False), pa.array([value] * table.num_rows, pa.string())
+            )
         if name == "entity_embeddings":
             # Widths differ between models: as variable lists, files of several models combine.
             vector = table.column("vector").cast(pa.list_(pa.field("item", pa.float32())))
@@ -199,7 +216,9 @@ def _read_files(fs: AbstractFileSystem, root: str, name: str, *, committed: set[
         out.rows_per_file.append(table.num_rows)
     if name == "entity_embeddings":
         schema = entity_embeddings(1).schema
-        schema = schema.set(schema.get_field_index("vector"), pa.field("vector", pa.list_(pa.field("item", pa.float32()))))
+        schema = schema.set(
+            schema.get_field_index("vector"), pa.field("vector", pa.list_(pa.field("item", pa.float32())))
+        )
     else:
         schema = current.schema
     out.table = pa.concat_tables([t.cast(schema) for t in tables]) if tables else schema.empty_table()
@@ -219,10 +238,14 @@ def _model_values(runs: pa.Table | None, entities: pa.Table, notes: list[str]) -
     unknown = sorted(m for m in used if not labels_of.get(m))
     labels = None
     if unknown:
-        notes.append(f"label check skipped: no run record gives the labels of model {unknown[0]}"
-                     + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""))
+        notes.append(
+            f"label check skipped: no run record gives the labels of model {unknown[0]}"
+            + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
+        )
     else:
-        labels = sorted(set().union(*(labels_of[m] for m in used))) if used else sorted(set().union(*labels_of.values()))
+        labels = (
+            sorted(set().union(*(labels_of[m] for m in used))) if used else sorted(set().union(*labels_of.values()))
+        )
     dims = {d for d in runs.column("embedding_dim").to_pylist() if d}
     dim = dims.pop() if len(dims) == 1 else None
     if len(dims) > 1:
@@ -238,8 +261,11 @@ def _reconcile(files: dict[str, TableFiles], *, missing: set[str], pending: set[
             t = contract.schema.empty_table()
         parts = [t.select(columns)]
         if name in files:  # older versions' rows count too
-            parts += [o.select(columns).cast(parts[0].schema) for o in files[name].older_rows
-                      if set(columns) <= set(o.column_names)]
+            parts += [
+                o.select(columns).cast(parts[0].schema)
+                for o in files[name].older_rows
+                if set(columns) <= set(o.column_names)
+            ]
         f = pl.from_arrow(pa.concat_tables(parts))
         assert isinstance(f, pl.DataFrame)
         return f
@@ -249,9 +275,12 @@ def _reconcile(files: dict[str, TableFiles], *, missing: set[str], pending: set[
     docs = frame("documents", ["run_id", "status"])
     quarantine = frame("quarantine", ["run_id"])
     entities = frame("entities", ["run_id"])
-    manifest = objects.group_by("run_id").agg(pl.col("docs_in", "docs_ok", "docs_empty", "docs_quarantined", "entities").sum())
+    manifest = objects.group_by("run_id").agg(
+        pl.col("docs_in", "docs_ok", "docs_empty", "docs_quarantined", "entities").sum()
+    )
     found = (
-        docs.group_by("run_id").agg(ok=(pl.col("status") == "ok").sum(), empty=(pl.col("status") == "empty").sum())
+        docs.group_by("run_id")
+        .agg(ok=(pl.col("status") == "ok").sum(), empty=(pl.col("status") == "empty").sum())
         .join(quarantine.group_by("run_id").agg(quarantined=pl.len()), on="run_id", how="full", coalesce=True)
         .join(entities.group_by("run_id").agg(entity_rows=pl.len()), on="run_id", how="full", coalesce=True)
     )
@@ -260,37 +289,80 @@ def _reconcile(files: dict[str, TableFiles], *, missing: set[str], pending: set[
     for r in both.iter_rows(named=True):
         written = r["ok"] + r["empty"] + r["quarantined"]
         if r["docs_in"] != written:
-            problems.append(f"run {r['run_id']}: the manifest counts {r['docs_in']} documents in, the tables hold "
-                            f"{written} ({r['ok']} ok + {r['empty']} empty + {r['quarantined']} quarantined)")
+            problems.append(
+                f"run {r['run_id']}: the manifest counts {r['docs_in']} documents in, the tables hold "
+                f"{written} ({r['ok']} ok + {r['empty']} empty + {r['quarantined']} quarantined)"
+            )
         elif (r["docs_ok"], r["docs_empty"], r["docs_quarantined"]) != (r["ok"], r["empty"], r["quarantined"]):
-            problems.append(f"run {r['run_id']}: the manifest counts {r['docs_ok']} ok, {r['docs_empty']} empty, "
-                            f"{r['docs_quarantined']} quarantined; the tables hold {r['ok']}, {r['empty']}, {r['quarantined']}")
+            problems.append(
+                f"run {r['run_id']}: the manifest counts {r['docs_ok']} ok, {r['docs_empty']} empty, "
+                f"{r['docs_quarantined']} quarantined; the tables hold {r['ok']}, {r['empty']}, {r['quarantined']}"
+            )
         if r["entities"] != r["entity_rows"]:
-            problems.append(f"run {r['run_id']}: the manifest counts {r['entities']} entities, entities holds "
-                            f"{r['entity_rows']} rows")
-    out = [CheckResult(table="output", check="documents_reconcile", expectation="manifest", success=not problems,
-                       checked=both.height, failed=len(problems), message="; ".join(problems[:_EXAMPLES]))]
-    stray = sorted(f for name, t in files.items() if not name.startswith("_manifest") for f in t.uncommitted
-                   if f not in pending)
-    out.append(CheckResult(
-        table="output", check="files_committed", expectation="manifest", success=not stray, failed=len(stray),
-        message=f"{len(stray)} data files belong to no committed batch, e.g. {stray[0]}" if stray else "",
-    ))
+            problems.append(
+                f"run {r['run_id']}: the manifest counts {r['entities']} entities, entities holds "
+                f"{r['entity_rows']} rows"
+            )
+    out = [
+        CheckResult(
+            table="output",
+            check="documents_reconcile",
+            expectation="manifest",
+            success=not problems,
+            checked=both.height,
+            failed=len(problems),
+            message="; ".join(problems[:_EXAMPLES]),
+        )
+    ]
+    stray = sorted(
+        f for name, t in files.items() if not name.startswith("_manifest") for f in t.uncommitted if f not in pending
+    )
+    out.append(
+        CheckResult(
+            table="output",
+            check="files_committed",
+            expectation="manifest",
+            success=not stray,
+            failed=len(stray),
+            message=f"{len(stray)} data files belong to no committed batch, e.g. {stray[0]}" if stray else "",
+        )
+    )
     missing = sorted(missing)
-    out.append(CheckResult(
-        table="output", check="files_present", expectation="manifest", success=not missing, failed=len(missing),
-        message=f"{len(missing)} data files that _manifest/objects names are missing (committed rows lost), "
-                f"e.g. {missing[0]}" if missing else "",
-    ))
-    twice = (objects_table.group_by("source_uri").agg(pl.col("batch_id").n_unique().alias("batches"))
-             .filter(pl.col("batches") > 1).sort("source_uri"))
-    out.append(CheckResult(
-        table="output", check="objects_committed_once", expectation="manifest", success=twice.height == 0,
-        checked=objects_table["source_uri"].n_unique(), failed=twice.height,
-        message=(f"{twice.height} input objects are committed by more than one batch (two runs wrote this output at "
-                 f"once?), e.g. {twice['source_uri'][0]}: their documents are in the tables more than once")
-        if twice.height else "",
-    ))
+    out.append(
+        CheckResult(
+            table="output",
+            check="files_present",
+            expectation="manifest",
+            success=not missing,
+            failed=len(missing),
+            message=f"{len(missing)} data files that _manifest/objects names are missing (committed rows lost), "
+            f"e.g. {missing[0]}"
+            if missing
+            else "",
+        )
+    )
+    twice = (
+        objects_table.group_by("source_uri")
+        .agg(pl.col("batch_id").n_unique().alias("batches"))
+        .filter(pl.col("batches") > 1)
+        .sort("source_uri")
+    )
+    out.append(
+        CheckResult(
+            table="output",
+            check="objects_committed_once",
+            expectation="manifest",
+            success=twice.height == 0,
+            checked=objects_table["source_uri"].n_unique(),
+            failed=twice.height,
+            message=(
+                f"{twice.height} input objects are committed by more than one batch (two runs wrote this output at "
+                f"once?), e.g. {twice['source_uri'][0]}: their documents are in the tables more than once"
+            )
+            if twice.height
+            else "",
+        )
+    )
     return out
 
 
@@ -328,7 +400,9 @@ def verify_output(fs: AbstractFileSystem, root: str) -> OutputReport:
     # What is committed decides what is checked: the manifest first, as the warehouse reads it.
     retracting = manifest.read_retracting(fs, root)
     for name in ("_manifest/objects", "_manifest/runs"):
-        read = _read_files(fs, root, name, leave_out=retracting.source_uris if name == "_manifest/objects" else frozenset())
+        read = _read_files(
+            fs, root, name, leave_out=retracting.source_uris if name == "_manifest/objects" else frozenset()
+        )
         if read is not None:
             files[name] = read
     objects = files["_manifest/objects"].table if "_manifest/objects" in files else None
@@ -349,23 +423,37 @@ def verify_output(fs: AbstractFileSystem, root: str) -> OutputReport:
     if waiting:
         notes.append(f"{waiting} data files of batches being written (no manifest file yet): not checked")
     if "_manifest/objects" not in files and "_manifest/runs" not in files:
-        fail = CheckResult(table="output", check="is_an_output", expectation="manifest", success=False,
-                           message="no _manifest/ under the output: not written by nerflow, or nothing committed yet")
+        fail = CheckResult(
+            table="output",
+            check="is_an_output",
+            expectation="manifest",
+            success=False,
+            message="no _manifest/ under the output: not written by nerflow, or nothing committed yet",
+        )
         return OutputReport(root=root, tables={}, files=files, reconciliation=(fail,), notes=(), examples={})
     tables = {
-        name: (files[name].table if name in files else (CONTRACTS.get(name) or entity_embeddings(1)).schema.empty_table())
+        name: (
+            files[name].table if name in files else (CONTRACTS.get(name) or entity_embeddings(1)).schema.empty_table()
+        )
         for name in TABLE_ORDER
     }
-    labels, dim = _model_values(files["_manifest/runs"].table if "_manifest/runs" in files else None, tables["entities"], notes)
+    labels, dim = _model_values(
+        files["_manifest/runs"].table if "_manifest/runs" in files else None, tables["entities"], notes
+    )
     contracts = {name: files[name].contract for name in TABLE_ORDER if name in files}
     results = validate_tables(
-        tables, contracts, labels=labels, embedding_dim=dim,
+        tables,
+        contracts,
+        labels=labels,
+        embedding_dim=dim,
         schema_results={name: f.schema_results for name, f in files.items()},
     )
     for name, f in files.items():
         for version, n in sorted(f.older.items()):
-            notes.append(f"{name}: {n} files of contract version {version} (current {f.contract.version}): schema "
-                         "checked, rows not")
+            notes.append(
+                f"{name}: {n} files of contract version {version} (current {f.contract.version}): schema "
+                "checked, rows not"
+            )
     examples: dict[tuple[str, str], list[str]] = {}
     for name, result in results.items():
         table = tables[name]
@@ -377,8 +465,11 @@ def verify_output(fs: AbstractFileSystem, root: str) -> OutputReport:
                 shown.append(f"{path} row {line}: {keys}")
             examples[(name, check.check)] = shown
     return OutputReport(
-        root=root, tables=results, files=files,
-        reconciliation=tuple(_reconcile(files, missing=missing, pending=pending)), notes=tuple(notes),
+        root=root,
+        tables=results,
+        files=files,
+        reconciliation=tuple(_reconcile(files, missing=missing, pending=pending)),
+        notes=tuple(notes),
         examples=examples,
     )
 
@@ -393,12 +484,16 @@ def render_report(report: OutputReport) -> str:
             continue
         t, f = report.tables[name], report.files[name]
         version = EMBEDDINGS_VERSION if name == "entity_embeddings" else t.version
-        lines.append(f"{name:<20} {'v' + str(version):>7} {len(f.files) + sum(f.older.values()):>6} {t.rows:>9,}  "
-                     f"{'ok' if t.success else 'FAILED'}")
+        lines.append(
+            f"{name:<20} {'v' + str(version):>7} {len(f.files) + sum(f.older.values()):>6} {t.rows:>9,}  "
+            f"{'ok' if t.success else 'FAILED'}"
+        )
         for check in t.failures():
             if check.rows:
-                lines.append(f"    {check.check}: {check.failed} of {check.checked} rows failed "
-                             f"({rules.get((name, check.check), '')})")
+                lines.append(
+                    f"    {check.check}: {check.failed} of {check.checked} rows failed "
+                    f"({rules.get((name, check.check), '')})"
+                )
                 lines += [f"      {e}" for e in report.examples.get((name, check.check), [])]
             else:
                 lines.append(f"    {check.check}: {check.message}")

@@ -141,7 +141,9 @@ def _pending_path(root: str, batch_id: str) -> str:
     return storage.join(manifest.pending_dir(root), f"{batch_id}.json")
 
 
-def commit_batch(fs: AbstractFileSystem, root: str, tables: BatchTables, *, committed_at: datetime | None = None) -> CommitResult:
+def commit_batch(
+    fs: AbstractFileSystem, root: str, tables: BatchTables, *, committed_at: datetime | None = None
+) -> CommitResult:
     """Write a batch's tables and record its objects in the manifest, in that order.
 
     Args:
@@ -157,7 +159,11 @@ def commit_batch(fs: AbstractFileSystem, root: str, tables: BatchTables, *, comm
         StorageError: A write failed (retryable: writing the batch again is idempotent).
     """
     batch = tables.batch
-    planned = [(rel, t) for contract, table in tables.contracts() for rel, t in partition_files(contract, table, batch.batch_id)]
+    planned = [
+        (rel, t)
+        for contract, table in tables.contracts()
+        for rel, t in partition_files(contract, table, batch.batch_id)
+    ]
     files = tuple(rel for rel, _ in planned)
     manifest_rel = posixpath.relpath(manifest.entry_path(root, batch.batch_id), root)
     intent = {"batch_id": batch.batch_id, "files": list(files), "manifest": manifest_rel}
@@ -169,19 +175,30 @@ def commit_batch(fs: AbstractFileSystem, root: str, tables: BatchTables, *, comm
     rows = []
     for obj in batch.objects:
         c = counts[obj.uri]
-        rows.append({
-            "source_uri": obj.uri, "object_version": obj.version, "size": obj.size, "batch_id": batch.batch_id,
-            "run_id": tables.run.run_id,
-            "model_id": tables.model_id,
-            "docs_in": c["docs_ok"] + c["docs_empty"] + c["docs_quarantined"], "docs_ok": c["docs_ok"],
-            "docs_empty": c["docs_empty"], "docs_quarantined": c["docs_quarantined"], "entities": c["entities"],
-            "files": list(files), "committed_at": when,
-        })
+        rows.append(
+            {
+                "source_uri": obj.uri,
+                "object_version": obj.version,
+                "size": obj.size,
+                "batch_id": batch.batch_id,
+                "run_id": tables.run.run_id,
+                "model_id": tables.model_id,
+                "docs_in": c["docs_ok"] + c["docs_empty"] + c["docs_quarantined"],
+                "docs_ok": c["docs_ok"],
+                "docs_empty": c["docs_empty"],
+                "docs_quarantined": c["docs_quarantined"],
+                "entities": c["entities"],
+                "files": list(files),
+                "committed_at": when,
+            }
+        )
     entry = pa.Table.from_pylist(rows, schema=MANIFEST_OBJECTS.schema)
     storage.write_bytes_atomic(fs, storage.join(root, manifest_rel), parquet_bytes(MANIFEST_OBJECTS.conform(entry)))
     storage.remove_files(fs, [_pending_path(root, batch.batch_id)])
     return CommitResult(
-        batch_id=batch.batch_id, files=files, manifest_file=manifest_rel,
+        batch_id=batch.batch_id,
+        files=files,
+        manifest_file=manifest_rel,
         rows={contract.name: table.num_rows for contract, table in tables.contracts()},
     )
 
@@ -203,8 +220,13 @@ def write_batch(fs: AbstractFileSystem, root: str, validated: ValidatedBatch) ->
     """
     result = commit_batch(fs, root, validated.tables)
     return batch_report(
-        validated.tables, result.files, device=validated.device, annotate_seconds=validated.annotate_seconds,
-        docs_in=validated.validation.reconciliation.docs_in, spans=validated.spans, spans_scored=validated.spans_scored,
+        validated.tables,
+        result.files,
+        device=validated.device,
+        annotate_seconds=validated.annotate_seconds,
+        docs_in=validated.validation.reconciliation.docs_in,
+        spans=validated.spans,
+        spans_scored=validated.spans_scored,
     )
 
 
@@ -238,7 +260,10 @@ def recover(fs: AbstractFileSystem, root: str) -> RecoveryReport:
         storage.remove_files(fs, [path])
     temporaries = storage.clean_temporaries(fs, root)
     return RecoveryReport(
-        rolled_back=tuple(rolled_back), completed=tuple(completed), files_removed=removed, temporaries_removed=temporaries,
+        rolled_back=tuple(rolled_back),
+        completed=tuple(completed),
+        files_removed=removed,
+        temporaries_removed=temporaries,
         retractions_finished=retracted,
     )
 
@@ -275,7 +300,9 @@ def retract(fs: AbstractFileSystem, root: str, entries: Sequence[ManifestEntry])
     files_of = {e.manifest_file: list(e.files) for e in entries}
     intent = {
         "retraction": sorted({e.source_uri for e in entries}),
-        "batches": {rel: {"source_uris": sorted(uris), "files": files_of[rel]} for rel, uris in sorted(by_manifest.items())},
+        "batches": {
+            rel: {"source_uris": sorted(uris), "files": files_of[rel]} for rel, uris in sorted(by_manifest.items())
+        },
     }
     path = _retraction_path(root, intent["retraction"])
     storage.write_bytes_atomic(fs, path, json.dumps(intent, indent=1).encode())

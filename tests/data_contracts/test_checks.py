@@ -56,10 +56,22 @@ def _documents() -> pa.Table:
     ids = [f"d{i}" for i in range(10)] + list(DOCUMENT_ROWS) + ["d11", "d11"]
     for doc_id in ids:
         row = {
-            "doc_id": doc_id, "source_uri": "memory:///in/a.jsonl", "record": 1, "lang_detected": False,
-            "n_chars": len(TEXT), "n_tokens": 6, "n_windows": 1, "n_entities": n_entities.get(doc_id, 0),
-            "text_sha256": hashlib.sha256(TEXT.encode()).hexdigest(), "text": TEXT, "status": "ok", "metadata": None,
-            "model_id": "m", "run_id": "r", "ingest_date": "2026-11-24", "lang": "en",
+            "doc_id": doc_id,
+            "source_uri": "memory:///in/a.jsonl",
+            "record": 1,
+            "lang_detected": False,
+            "n_chars": len(TEXT),
+            "n_tokens": 6,
+            "n_windows": 1,
+            "n_entities": n_entities.get(doc_id, 0),
+            "text_sha256": hashlib.sha256(TEXT.encode()).hexdigest(),
+            "text": TEXT,
+            "status": "ok",
+            "metadata": None,
+            "model_id": "m",
+            "run_id": "r",
+            "ingest_date": "2026-11-24",
+            "lang": "en",
         }
         row.update(DOCUMENT_ROWS.get(doc_id, ({}, None))[0])
         rows.append(row)
@@ -68,8 +80,17 @@ def _documents() -> pa.Table:
 
 def _entities() -> pa.Table:
     names = ["doc_id", "start", "end", "text", "label", "score", "entity_id"]
-    rows = [dict(zip(names, values)) | {"model_id": "m", "run_id": "r", "source_uri": "memory:///in/a.jsonl",
-                                         "ingest_date": "2026-11-24", "lang": "en"} for values, _ in ENTITY_ROWS]
+    rows = [
+        dict(zip(names, values))
+        | {
+            "model_id": "m",
+            "run_id": "r",
+            "source_uri": "memory:///in/a.jsonl",
+            "ingest_date": "2026-11-24",
+            "lang": "en",
+        }
+        for values, _ in ENTITY_ROWS
+    ]
     return ENTITIES.conform(pa.Table.from_pylist(rows))
 
 
@@ -78,27 +99,57 @@ def _embeddings() -> pa.Table:
     vectors = np.ones((3, 4), np.float32)
     vectors[1, 2] = np.nan
     flat = pa.array(vectors.reshape(-1))
-    return contract.conform(pa.table({
-        "entity_id": ["e0", "e9a", "nope"], "doc_id": ["d0", "d9", "d0"], "model_id": ["m"] * 3,
-        "vector": pa.FixedSizeListArray.from_arrays(flat, 4), "source_uri": ["memory:///in/a.jsonl"] * 3,
-        "run_id": ["r"] * 3, "ingest_date": ["2026-11-24"] * 3,
-    }))
+    return contract.conform(
+        pa.table(
+            {
+                "entity_id": ["e0", "e9a", "nope"],
+                "doc_id": ["d0", "d9", "d0"],
+                "model_id": ["m"] * 3,
+                "vector": pa.FixedSizeListArray.from_arrays(flat, 4),
+                "source_uri": ["memory:///in/a.jsonl"] * 3,
+                "run_id": ["r"] * 3,
+                "ingest_date": ["2026-11-24"] * 3,
+            }
+        )
+    )
 
 
 def _quarantine() -> pa.Table:
-    base = {"source_uri": "memory:///in/a.jsonl", "doc_id": None, "record": 3, "stage": "read", "reason": "not JSON: x",
-            "check": None, "raw_excerpt": "{", "run_id": "r", "ingest_date": "2026-11-24"}
-    rows = [base, {**base, "stage": "weird"}, {**base, "stage": "validate"}, {**base, "record": 0},
-            {**base, "stage": "validate", "check": "entities.no_overlap", "doc_id": "d9"}]
+    base = {
+        "source_uri": "memory:///in/a.jsonl",
+        "doc_id": None,
+        "record": 3,
+        "stage": "read",
+        "reason": "not JSON: x",
+        "check": None,
+        "raw_excerpt": "{",
+        "run_id": "r",
+        "ingest_date": "2026-11-24",
+    }
+    rows = [
+        base,
+        {**base, "stage": "weird"},
+        {**base, "stage": "validate"},
+        {**base, "record": 0},
+        {**base, "stage": "validate", "check": "entities.no_overlap", "doc_id": "d9"},
+    ]
     return QUARANTINE.conform(pa.Table.from_pylist(rows))
 
 
 @pytest.fixture(scope="module")
 def results():
-    tables = {"documents": _documents(), "entities": _entities(), "entity_embeddings": _embeddings(),
-              "quarantine": _quarantine()}
-    contracts = {"documents": DOCUMENTS, "entities": ENTITIES, "entity_embeddings": entity_embeddings(4),
-                 "quarantine": QUARANTINE}
+    tables = {
+        "documents": _documents(),
+        "entities": _entities(),
+        "entity_embeddings": _embeddings(),
+        "quarantine": _quarantine(),
+    }
+    contracts = {
+        "documents": DOCUMENTS,
+        "entities": ENTITIES,
+        "entity_embeddings": entity_embeddings(4),
+        "quarantine": QUARANTINE,
+    }
     return validate_tables(tables, contracts, labels=LABELS, embedding_dim=4)
 
 

@@ -22,11 +22,18 @@ from data_contracts.schemas import (
 def test_every_table_has_a_versioned_contract():
     assert set(CONTRACTS) == {"entities", "documents", "quarantine", "_manifest/objects", "_manifest/runs"}
     assert {name: c.version for name, c in CONTRACTS.items()} == {
-        "entities": 1, "documents": 1, "quarantine": 2, "_manifest/objects": 1, "_manifest/runs": 3
+        "entities": 1,
+        "documents": 1,
+        "quarantine": 2,
+        "_manifest/objects": 1,
+        "_manifest/runs": 3,
     }
     for contract in CONTRACTS.values():
         version = str(contract.version).encode()
-        assert contract.file_schema.metadata == {b"nerflow.table": contract.name.encode(), b"nerflow.schema_version": version}
+        assert contract.file_schema.metadata == {
+            b"nerflow.table": contract.name.encode(),
+            b"nerflow.schema_version": version,
+        }
         assert not set(contract.partition_by) & set(contract.file_schema.names)
         assert ALL_VERSIONS[contract.name][contract.version] is contract
 

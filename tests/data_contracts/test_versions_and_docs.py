@@ -29,8 +29,14 @@ def test_a_schema_changed_without_a_new_version_fails(monkeypatch):
 
 
 def test_prose_is_not_part_of_the_fingerprint():
-    reworded = TableContract(name="entities", version=1, schema=ENTITIES_V1.schema, partition_by=ENTITIES_V1.partition_by,
-                             description="other words", column_docs={"doc_id": "other words"})
+    reworded = TableContract(
+        name="entities",
+        version=1,
+        schema=ENTITIES_V1.schema,
+        partition_by=ENTITIES_V1.partition_by,
+        description="other words",
+        column_docs={"doc_id": "other words"},
+    )
     assert fingerprints.fingerprint(reworded) == fingerprints.fingerprint(ENTITIES_V1)
 
 
@@ -40,18 +46,22 @@ def test_a_new_version_is_recorded_and_an_old_record_never_rewritten(monkeypatch
     monkeypatch.setattr(fingerprints, "FINGERPRINTS_FILE", record)
     extra = ENTITIES_V1.schema.append(pa.field("sentence", pa.int32(), nullable=True))
     monkeypatch.setattr(fingerprints, "ALL_VERSIONS", _with_entities(extra, 2))
-    assert fingerprints.problems() == ["entities v2 has no recorded fingerprint: record it with "
-                                       "`python -m data_contracts.render_docs --write`"]
+    assert fingerprints.problems() == [
+        "entities v2 has no recorded fingerprint: record it with `python -m data_contracts.render_docs --write`"
+    ]
     assert fingerprints.record_new() == ["entities v2"]
     saved = json.loads(record.read_text())
     assert saved["entities"]["1"] == fingerprints.fingerprint(ENTITIES_V1)
     assert saved["entities"]["2"] == fingerprints.fingerprint(
-        TableContract(name="entities", version=2, schema=extra, partition_by=ENTITIES_V1.partition_by))
+        TableContract(name="entities", version=2, schema=extra, partition_by=ENTITIES_V1.partition_by)
+    )
     assert fingerprints.problems() == [] and fingerprints.record_new() == []
 
     # A schema changed under a released version stays an error even after --write.
     start = extra.get_field_index("start")
-    monkeypatch.setattr(fingerprints, "ALL_VERSIONS", _with_entities(extra.set(start, pa.field("start", pa.int64())), 2))
+    monkeypatch.setattr(
+        fingerprints, "ALL_VERSIONS", _with_entities(extra.set(start, pa.field("start", pa.int64())), 2)
+    )
     monkeypatch.setattr(render_docs, "problems", fingerprints.problems)
     monkeypatch.setattr(render_docs, "record_new", fingerprints.record_new)
     monkeypatch.setattr(render_docs, "DOCS_FILE", tmp_path / "tables.md")

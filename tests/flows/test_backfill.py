@@ -22,7 +22,8 @@ def _files(root: Path, skip: str) -> dict[str, str]:
     """Every file under ``root`` but those under ``skip``, with a digest of its bytes."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file() and skip not in p.relative_to(root).parts
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and skip not in p.relative_to(root).parts
     }
 
 
@@ -53,11 +54,24 @@ def test_backfill_writes_a_new_model_partition_and_leaves_the_old_tables_alone(
 
     # The same period again, from the command line: everything is done, nothing is written.
     partition = _files(Path(target), skip="reports")
-    status = main([
-        "backfill", str(inp), str(out), "--model", str(tiny_sentencepiece_model_dir), "--device", "cpu",
-        "--batch-docs", "1", "--modified-after", "2026-01-01", "--modified-before", "2026-02-01T00:00:00+00:00",
-        "--no-progress",
-    ])
+    status = main(
+        [
+            "backfill",
+            str(inp),
+            str(out),
+            "--model",
+            str(tiny_sentencepiece_model_dir),
+            "--device",
+            "cpu",
+            "--batch-docs",
+            "1",
+            "--modified-after",
+            "2026-01-01",
+            "--modified-before",
+            "2026-02-01T00:00:00+00:00",
+            "--no-progress",
+        ]
+    )
     assert status == 0
     assert "0 processed" in capsys.readouterr().out
     assert {k: v for k, v in _files(Path(target), skip="reports").items() if "runs" not in k} == {

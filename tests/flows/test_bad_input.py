@@ -48,8 +48,10 @@ TWO_MB_WORD = "x" * (2 << 20)
 
 
 def _jsonl(*records: object) -> bytes:
-    lines = [r if isinstance(r, bytes) else (r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)).encode()
-             for r in records]
+    lines = [
+        r if isinstance(r, bytes) else (r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)).encode()
+        for r in records
+    ]
     return b"\n".join(lines) + b"\n"
 
 
@@ -83,60 +85,156 @@ class Case:
 
 
 CASES = [
-    Case("invalid-utf8", "cases/invalid_utf8.jsonl",
-         _jsonl(_good("u1"), b'{"id": "u-bad", "text": "caf\xe9 \xff\xfe"}', _good("u2")),
-         kept={"u1": "ok", "u2": "ok"}, quarantined=((2, "not UTF-8", "read"),)),
-    Case("truncated-gzip", "cases/truncated.jsonl.gz", gzip.compress(_jsonl(_good("t1"), _good("t2")) * 50)[:-40],
-         quarantined=((None, "not a valid gzip stream", "read"),)),
-    Case("malformed-json", "cases/malformed.jsonl", _jsonl(_good("m1"), '{"id": "m2", "text": "unterminated', _good("m3")),
-         kept={"m1": "ok", "m3": "ok"}, quarantined=((2, "not JSON", "read"),)),
-    Case("missing-text-field", "cases/no_text.jsonl", _jsonl(_good("n1"), {"id": "n2", "body": GOOD}),
-         kept={"n1": "ok"}, quarantined=((2, "missing text field 'text'", "read"),)),
-    Case("text-null-number-empty-whitespace", "cases/text_types.jsonl",
-         _jsonl(_good("x1"), {"id": "x-null", "text": None}, {"id": "x-num", "text": 42}, {"id": "x-empty", "text": ""},
-                {"id": "x-ws", "text": " \t\u00a0\n\u2003 "}),
-         kept={"x1": "ok", "x-empty": "empty", "x-ws": "empty"},
-         quarantined=((2, "text field 'text' is not a string (a NoneType)", "read"),
-                      (3, "text field 'text' is not a string (a int)", "read"))),
-    Case("two-mb-word", "cases/long_word.jsonl", _jsonl(_good("w1"), {"id": "w-long", "text": TWO_MB_WORD}),
-         kept={"w1": "ok", "w-long": "ok"}),
-    Case("duplicate-id-within-a-file", "cases/dup_within.jsonl",
-         _jsonl({"id": "dup-a", "text": f"{GOOD} first"}, _good("dw1"), {"id": "dup-a", "text": f"{GOOD} second"}),
-         kept={"dup-a": "ok", "dw1": "ok"}, quarantined=((3, "duplicate doc_id", "normalise"),)),
+    Case(
+        "invalid-utf8",
+        "cases/invalid_utf8.jsonl",
+        _jsonl(_good("u1"), b'{"id": "u-bad", "text": "caf\xe9 \xff\xfe"}', _good("u2")),
+        kept={"u1": "ok", "u2": "ok"},
+        quarantined=((2, "not UTF-8", "read"),),
+    ),
+    Case(
+        "truncated-gzip",
+        "cases/truncated.jsonl.gz",
+        gzip.compress(_jsonl(_good("t1"), _good("t2")) * 50)[:-40],
+        quarantined=((None, "not a valid gzip stream", "read"),),
+    ),
+    Case(
+        "malformed-json",
+        "cases/malformed.jsonl",
+        _jsonl(_good("m1"), '{"id": "m2", "text": "unterminated', _good("m3")),
+        kept={"m1": "ok", "m3": "ok"},
+        quarantined=((2, "not JSON", "read"),),
+    ),
+    Case(
+        "missing-text-field",
+        "cases/no_text.jsonl",
+        _jsonl(_good("n1"), {"id": "n2", "body": GOOD}),
+        kept={"n1": "ok"},
+        quarantined=((2, "missing text field 'text'", "read"),),
+    ),
+    Case(
+        "text-null-number-empty-whitespace",
+        "cases/text_types.jsonl",
+        _jsonl(
+            _good("x1"),
+            {"id": "x-null", "text": None},
+            {"id": "x-num", "text": 42},
+            {"id": "x-empty", "text": ""},
+            {"id": "x-ws", "text": " \t\u00a0\n\u2003 "},
+        ),
+        kept={"x1": "ok", "x-empty": "empty", "x-ws": "empty"},
+        quarantined=(
+            (2, "text field 'text' is not a string (a NoneType)", "read"),
+            (3, "text field 'text' is not a string (a int)", "read"),
+        ),
+    ),
+    Case(
+        "two-mb-word",
+        "cases/long_word.jsonl",
+        _jsonl(_good("w1"), {"id": "w-long", "text": TWO_MB_WORD}),
+        kept={"w1": "ok", "w-long": "ok"},
+    ),
+    Case(
+        "duplicate-id-within-a-file",
+        "cases/dup_within.jsonl",
+        _jsonl({"id": "dup-a", "text": f"{GOOD} first"}, _good("dw1"), {"id": "dup-a", "text": f"{GOOD} second"}),
+        kept={"dup-a": "ok", "dw1": "ok"},
+        quarantined=((3, "duplicate doc_id", "normalise"),),
+    ),
     # Across files: path order decides; a_... and z_... are many objects apart, so always in
     # different batches (the check across batches), dup_pair_1/2 usually in one.
-    Case("duplicate-id-across-batches-first", "cases/a_dup_first.jsonl", _jsonl({"id": "dup-b", "text": f"{GOOD} a"}),
-         kept={"dup-b": "ok"}),
-    Case("duplicate-id-across-batches-last", "cases/z_dup_last.jsonl", _jsonl(_good("zl1"), {"id": "dup-b", "text": GOOD}),
-         kept={"zl1": "ok"}, quarantined=((2, "duplicate doc_id", "validate"),)),
-    Case("duplicate-id-across-files-first", "cases/dup_pair_1.jsonl", _jsonl({"id": "dup-c", "text": f"{GOOD} one"}),
-         kept={"dup-c": "ok"}),
-    Case("duplicate-id-across-files-second", "cases/dup_pair_2.jsonl", _jsonl({"id": "dup-c", "text": f"{GOOD} two"}),
-         quarantined=((1, "duplicate doc_id", "same-batch?"),)),
-    Case("parquet-wrong-column-types", "cases/wrong_types.parquet",
-         _parquet(pa.table({"id": pa.array([1, 2], pa.int64()), "text": pa.array([10, 20], pa.int64())})),
-         quarantined=((1, "text field 'text' is not a string (a int64)", "read"),
-                      (2, "text field 'text' is not a string (a int64)", "read"))),
-    Case("lone-surrogate-escape-and-deep-nesting", "cases/surrogate.jsonl",
-         _jsonl(_good("su1"), '{"id": "su-2", "text": "Emoji half \\ud83d only: Berlin."}',
-                '{"id": "su-3", "text": "hi", "m": ' + "[" * 100_000, _good("su4")),
-         kept={"su1": "ok", "su4": "ok"},
-         quarantined=((2, "not valid Unicode: field 'text'", "read"), (3, "not JSON this reader can take", "read"))),
-    Case("parquet-string-column-not-utf8", "cases/not_utf8.parquet",
-         _parquet(pa.table({"id": ["pu1", "pu-2"], "text": pa.Array.from_buffers(
-             pa.string(), 2, pa.array([f"{GOOD} (pu1)".encode(), b"Paris \xff\xfe Berlin"], pa.binary()).buffers())})),
-         kept={"pu1": "ok"}, quarantined=((2, "text field 'text' is not UTF-8", "read"),)),
+    Case(
+        "duplicate-id-across-batches-first",
+        "cases/a_dup_first.jsonl",
+        _jsonl({"id": "dup-b", "text": f"{GOOD} a"}),
+        kept={"dup-b": "ok"},
+    ),
+    Case(
+        "duplicate-id-across-batches-last",
+        "cases/z_dup_last.jsonl",
+        _jsonl(_good("zl1"), {"id": "dup-b", "text": GOOD}),
+        kept={"zl1": "ok"},
+        quarantined=((2, "duplicate doc_id", "validate"),),
+    ),
+    Case(
+        "duplicate-id-across-files-first",
+        "cases/dup_pair_1.jsonl",
+        _jsonl({"id": "dup-c", "text": f"{GOOD} one"}),
+        kept={"dup-c": "ok"},
+    ),
+    Case(
+        "duplicate-id-across-files-second",
+        "cases/dup_pair_2.jsonl",
+        _jsonl({"id": "dup-c", "text": f"{GOOD} two"}),
+        quarantined=((1, "duplicate doc_id", "same-batch?"),),
+    ),
+    Case(
+        "parquet-wrong-column-types",
+        "cases/wrong_types.parquet",
+        _parquet(pa.table({"id": pa.array([1, 2], pa.int64()), "text": pa.array([10, 20], pa.int64())})),
+        quarantined=(
+            (1, "text field 'text' is not a string (a int64)", "read"),
+            (2, "text field 'text' is not a string (a int64)", "read"),
+        ),
+    ),
+    Case(
+        "lone-surrogate-escape-and-deep-nesting",
+        "cases/surrogate.jsonl",
+        _jsonl(
+            _good("su1"),
+            '{"id": "su-2", "text": "Emoji half \\ud83d only: Berlin."}',
+            '{"id": "su-3", "text": "hi", "m": ' + "[" * 100_000,
+            _good("su4"),
+        ),
+        kept={"su1": "ok", "su4": "ok"},
+        quarantined=((2, "not valid Unicode: field 'text'", "read"), (3, "not JSON this reader can take", "read")),
+    ),
+    Case(
+        "parquet-string-column-not-utf8",
+        "cases/not_utf8.parquet",
+        _parquet(
+            pa.table(
+                {
+                    "id": ["pu1", "pu-2"],
+                    "text": pa.Array.from_buffers(
+                        pa.string(),
+                        2,
+                        pa.array([f"{GOOD} (pu1)".encode(), b"Paris \xff\xfe Berlin"], pa.binary()).buffers(),
+                    ),
+                }
+            )
+        ),
+        kept={"pu1": "ok"},
+        quarantined=((2, "text field 'text' is not UTF-8", "read"),),
+    ),
     Case("zero-byte-object", "cases/zero.jsonl", b"", quarantined=((None, "empty object: 0 bytes", "read"),)),
-    Case("unsupported-file-type", "cases/report.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 64,
-         quarantined=((None, "unsupported file type", "read"),)),
-    Case("control-and-zero-width-characters", "cases/controls.jsonl",
-         _jsonl(_good("c1"), {"id": "c-ctrl", "text": "Angela\x00 Mer\u200bkel\x07 visited\x1b Pa\u200dris\ufeff and Berlin ."}),
-         kept={"c1": "ok", "c-ctrl": "ok"}),
-    Case("mixed-scripts", "cases/mixed.jsonl",
-         _jsonl(_good("mx1"), {"id": "mx-2", "text": "Angela Merkel met 习近平 in Москва and in القاهرة with Νίκος ."}),
-         kept={"mx1": "ok", "mx-2": "ok"}),
-    Case("object-deleted-between-listing-and-reading", "cases/vanishing.jsonl", _jsonl(_good("v1")),
-         quarantined=((None, "object vanished", "read"),)),
+    Case(
+        "unsupported-file-type",
+        "cases/report.pdf",
+        b"%PDF-1.7\n" + bytes(range(256)) * 64,
+        quarantined=((None, "unsupported file type", "read"),),
+    ),
+    Case(
+        "control-and-zero-width-characters",
+        "cases/controls.jsonl",
+        _jsonl(
+            _good("c1"),
+            {"id": "c-ctrl", "text": "Angela\x00 Mer\u200bkel\x07 visited\x1b Pa\u200dris\ufeff and Berlin ."},
+        ),
+        kept={"c1": "ok", "c-ctrl": "ok"},
+    ),
+    Case(
+        "mixed-scripts",
+        "cases/mixed.jsonl",
+        _jsonl(_good("mx1"), {"id": "mx-2", "text": "Angela Merkel met 习近平 in Москва and in القاهرة with Νίκος ."}),
+        kept={"mx1": "ok", "mx-2": "ok"},
+    ),
+    Case(
+        "object-deleted-between-listing-and-reading",
+        "cases/vanishing.jsonl",
+        _jsonl(_good("v1")),
+        quarantined=((None, "object vanished", "read"),),
+    ),
 ]
 GOOD_FILES = {"good/news.jsonl": _jsonl(_good("g1"), _good("g2"), _good("g3")), "good/notes.txt": GOOD.encode()}
 VANISHING = "cases/vanishing.jsonl"
@@ -184,8 +282,14 @@ def run(prefect_harness, tiny_wordpiece_model_dir, tmp_path_factory) -> Run:
         (inp / VANISHING).unlink(missing_ok=True)
         return listed
 
-    params = ExtractParams(input_uri=str(inp), output_uri=str(out), model=str(tiny_wordpiece_model_dir), device="cpu",
-                           batch_docs=4, max_failure_rate=0.0)
+    params = ExtractParams(
+        input_uri=str(inp),
+        output_uri=str(out),
+        model=str(tiny_wordpiece_model_dir),
+        device="cpu",
+        batch_docs=4,
+        max_failure_rate=0.0,
+    )
     rss_before = psutil.Process().memory_info().rss
     stop, peak = threading.Event(), [0]
     sampler = threading.Thread(target=_rss_sampler, args=(stop, peak), daemon=True)
@@ -198,9 +302,15 @@ def run(prefect_harness, tiny_wordpiece_model_dir, tmp_path_factory) -> Run:
             stop.set()
             sampler.join()
     return Run(
-        inp=inp, out=out, summary=summary, documents=read_table(str(out), "documents").to_pylist(),
-        entities=read_table(str(out), "entities").to_pylist(), quarantine=read_table(str(out), "quarantine").to_pylist(),
-        manifest=read_table(str(out), "_manifest/objects").to_pylist(), rss_before=rss_before, peak_rss=peak[0],
+        inp=inp,
+        out=out,
+        summary=summary,
+        documents=read_table(str(out), "documents").to_pylist(),
+        entities=read_table(str(out), "entities").to_pylist(),
+        quarantine=read_table(str(out), "quarantine").to_pylist(),
+        manifest=read_table(str(out), "_manifest/objects").to_pylist(),
+        rss_before=rss_before,
+        peak_rss=peak[0],
     )
 
 
@@ -216,7 +326,7 @@ def test_each_bad_case_is_quarantined_among_whole_good_documents(run, case):
             if d["status"] == "ok" and doc_id != "dup-a":
                 assert GOOD in d["text"] or d["text"] == TWO_MB_WORD, "a good document comes out whole"
 
-    rows = sorted(run.rows(run.quarantine, case.file), key=lambda r: (r["record"] or 0))
+    rows = sorted(run.rows(run.quarantine, case.file), key=lambda r: r["record"] or 0)
     assert len(rows) == len(case.quarantined), rows
     for row, (record, reason, stage) in zip(rows, case.quarantined):
         assert row["record"] == record and row["reason"].startswith(reason), row
@@ -262,8 +372,7 @@ def test_every_good_document_comes_out_and_the_run_reconciles(run):
     [record] = read_table(str(run.out), "_manifest/runs").to_pylist()
     results = json.loads(record["contract_results"])
     assert record["status"] == "completed" and results["reconciliation"]["ok"]
-    assert results["quarantined"] == {DUPLICATE_CHECK: sum(
-        1 for r in run.quarantine if r["check"] == DUPLICATE_CHECK)}
+    assert results["quarantined"] == {DUPLICATE_CHECK: sum(1 for r in run.quarantine if r["check"] == DUPLICATE_CHECK)}
     assert all(t["success"] for t in results["tables"].values())
 
 

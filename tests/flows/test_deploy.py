@@ -71,15 +71,20 @@ def test_prefect_yaml_entrypoint_is_the_flow_and_its_parameters_validate(clean_e
     assert d["name"] == DEPLOYMENT_NAME
     assert load_flow_from_entrypoint(d["entrypoint"]) is extract_entities
     validated = extract_entities.validate_parameters(d["parameters"])
-    assert validated["params"] == ExtractParams(input_uri="s3://docs/in/", output_uri="s3://docs/out/", model="s3://models/ner")
+    assert validated["params"] == ExtractParams(
+        input_uri="s3://docs/in/", output_uri="s3://docs/out/", model="s3://models/ner"
+    )
     (schedule,) = d["schedules"]
     assert CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"]).cron == DEFAULT_CRON
     assert d["work_pool"]["name"] == "nerflow"
     # The yaml and `nerflow serve` read the same variables.
     assert set(d["parameters"]["params"]) <= set(DeploymentSettings.model_fields)
     raw = yaml.safe_load(PREFECT_YAML.read_text())["deployments"][0]["parameters"]["params"]
-    assert raw == {"input_uri": "{{ $NERFLOW_INPUT_URI }}", "output_uri": "{{ $NERFLOW_OUTPUT_URI }}",
-                   "model": "{{ $NERFLOW_MODEL }}"}
+    assert raw == {
+        "input_uri": "{{ $NERFLOW_INPUT_URI }}",
+        "output_uri": "{{ $NERFLOW_OUTPUT_URI }}",
+        "model": "{{ $NERFLOW_MODEL }}",
+    }
 
 
 def test_deployment_parameters_come_from_the_environment_then_the_overrides(clean_env):
@@ -116,17 +121,41 @@ def test_nerflow_serve_builds_the_deployment_from_its_options(clean_env, capsys)
     clean_env.setattr("flows.deploy.serve", lambda deployment, limit: served.append((deployment, limit)))
     clean_env.setenv("NERFLOW_MODEL", "/models/env")
     clean_env.setenv("NERFLOW_CRON", "0 5 * * *")
-    status = main([
-        "serve", "--input", "/in", "--output", "/out", "--param", "device=cpu", "--param", "batch_docs=2",
-        "--param", "run_label=nightly", "--endpoint-url", "http://minio:9000", "--name", "t", "--limit", "0",
-    ])
+    status = main(
+        [
+            "serve",
+            "--input",
+            "/in",
+            "--output",
+            "/out",
+            "--param",
+            "device=cpu",
+            "--param",
+            "batch_docs=2",
+            "--param",
+            "run_label=nightly",
+            "--endpoint-url",
+            "http://minio:9000",
+            "--name",
+            "t",
+            "--limit",
+            "0",
+        ]
+    )
     assert status == 0
     ((deployment, limit),) = served
     assert limit is None and deployment.name == "t"
-    assert deployment.parameters == {"params": {
-        "input_uri": "/in", "output_uri": "/out", "model": "/models/env", "device": "cpu", "batch_docs": 2,
-        "run_label": "nightly", "storage_options": {"client_kwargs": {"endpoint_url": "http://minio:9000"}},
-    }}
+    assert deployment.parameters == {
+        "params": {
+            "input_uri": "/in",
+            "output_uri": "/out",
+            "model": "/models/env",
+            "device": "cpu",
+            "batch_docs": 2,
+            "run_label": "nightly",
+            "storage_options": {"client_kwargs": {"endpoint_url": "http://minio:9000"}},
+        }
+    }
     assert [s.schedule.cron for s in deployment.schedules] == ["0 5 * * *"]
 
     served.clear()
@@ -143,8 +172,24 @@ def test_nerflow_serve_builds_the_deployment_from_its_options(clean_env, capsys)
 
     # A text field takes the text as it is; --param storage options merge with --endpoint-url.
     served.clear()
-    assert main(["serve", "--input", "/in", "--output", "/out", "--param", "run_label=2026", "--param",
-                 'storage_options={"anon": true}', "--endpoint-url", "http://minio:9000"]) == 0
+    assert (
+        main(
+            [
+                "serve",
+                "--input",
+                "/in",
+                "--output",
+                "/out",
+                "--param",
+                "run_label=2026",
+                "--param",
+                'storage_options={"anon": true}',
+                "--endpoint-url",
+                "http://minio:9000",
+            ]
+        )
+        == 0
+    )
     params = served[0][0].parameters["params"]
     assert params["run_label"] == "2026"
     assert params["storage_options"] == {"anon": True, "client_kwargs": {"endpoint_url": "http://minio:9000"}}
@@ -223,18 +268,20 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-        "PREFECT_CLI_PROMPT": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "DO_NOT_TRACK": "1",
-        "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
-        # The flow's modules from this checkout, whatever the subprocess's directory.
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_ENABLED": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "DO_NOT_TRACK": "1",
+            "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
+            # The flow's modules from this checkout, whatever the subprocess's directory.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        }
+    )
     server = Server(api_url=api_url, env=env, home=home)
     log = home / "server.log"
     prefect = [sys.executable, "-m", "prefect"]
@@ -290,19 +337,43 @@ def test_a_served_deployment_runs_a_flow_run_started_as_the_ui_does(
     log = tmp_path / "serve.log"
     cron = "0 3 29 2 *"  # 29 February: no scheduled run joins the one this test starts
     serve = _start(
-        [sys.executable, "-m", "nerflow.cli", "serve", "--name", "ui-test", "--cron", cron,
-         "--input", str(inp), "--output", str(default_out), "--model", str(tiny_wordpiece_model_dir),
-         "--param", "device=cpu", "--param", "batch_docs=1"],
-        env=prefect_server.env, cwd=tmp_path, log=log,
+        [
+            sys.executable,
+            "-m",
+            "nerflow.cli",
+            "serve",
+            "--name",
+            "ui-test",
+            "--cron",
+            cron,
+            "--input",
+            str(inp),
+            "--output",
+            str(default_out),
+            "--model",
+            str(tiny_wordpiece_model_dir),
+            "--param",
+            "device=cpu",
+            "--param",
+            "batch_docs=1",
+        ],
+        env=prefect_server.env,
+        cwd=tmp_path,
+        log=log,
     )
     try:
         deployment = _wait_for_deployment(client, "extract-entities/ui-test", serve, log)
         assert deployment.entrypoint == ENTRYPOINT
         assert [s.schedule.cron for s in deployment.schedules] == [cron]
-        assert deployment.parameters == {"params": {
-            "input_uri": str(inp), "output_uri": str(default_out), "model": str(tiny_wordpiece_model_dir),
-            "device": "cpu", "batch_docs": 1,
-        }}
+        assert deployment.parameters == {
+            "params": {
+                "input_uri": str(inp),
+                "output_uri": str(default_out),
+                "model": str(tiny_wordpiece_model_dir),
+                "device": "cpu",
+                "batch_docs": 1,
+            }
+        }
         # The UI's form starts from the deployment's parameters; the user edits two fields and
         # clicks "Run": POST /deployments/{id}/create_flow_run with the whole form.
         form = {**deployment.parameters["params"], "output_uri": str(out), "run_label": "from the UI"}
@@ -324,14 +395,20 @@ def test_prefect_deploy_registers_the_prefect_yaml_deployment_for_a_work_pool(pr
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.workers.process import ProcessWorker
 
-    client.create_work_pool(WorkPoolCreate(
-        name="nerflow", type="process", base_job_template=ProcessWorker.get_default_base_job_template()
-    ))
-    env = {**prefect_server.env, "NERFLOW_INPUT_URI": "s3://docs/in/", "NERFLOW_OUTPUT_URI": "s3://docs/out/",
-           "NERFLOW_MODEL": "s3://models/ner"}
+    client.create_work_pool(
+        WorkPoolCreate(name="nerflow", type="process", base_job_template=ProcessWorker.get_default_base_job_template())
+    )
+    env = {
+        **prefect_server.env,
+        "NERFLOW_INPUT_URI": "s3://docs/in/",
+        "NERFLOW_OUTPUT_URI": "s3://docs/out/",
+        "NERFLOW_MODEL": "s3://models/ner",
+    }
     (tmp_path / "prefect.yaml").write_bytes(PREFECT_YAML.read_bytes())  # nothing written into the checkout
     log = tmp_path / "deploy.log"
-    proc = _start([sys.executable, "-m", "prefect", "deploy", "--name", DEPLOYMENT_NAME], env=env, cwd=tmp_path, log=log)
+    proc = _start(
+        [sys.executable, "-m", "prefect", "deploy", "--name", DEPLOYMENT_NAME], env=env, cwd=tmp_path, log=log
+    )
     try:
         proc.wait(300)
     finally:
@@ -340,10 +417,12 @@ def test_prefect_deploy_registers_the_prefect_yaml_deployment_for_a_work_pool(pr
 
     deployment = client.read_deployment_by_name(f"extract-entities/{DEPLOYMENT_NAME}")
     assert (deployment.entrypoint, deployment.work_pool_name) == (ENTRYPOINT, "nerflow")
-    assert deployment.parameters == {"params": {
-        "input_uri": "s3://docs/in/", "output_uri": "s3://docs/out/", "model": "s3://models/ner"
-    }}
-    assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == [(DEFAULT_CRON, "UTC", True)]
+    assert deployment.parameters == {
+        "params": {"input_uri": "s3://docs/in/", "output_uri": "s3://docs/out/", "model": "s3://models/ner"}
+    }
+    assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules] == [
+        (DEFAULT_CRON, "UTC", True)
+    ]
     assert not deployment.pull_steps
     assert deployment.enforce_parameter_schema
     assert deployment.global_concurrency_limit.limit == 1

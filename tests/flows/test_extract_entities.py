@@ -28,8 +28,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 NEWS = [
     {"id": "n1", "text": "Angela Merkel visited Paris and the United Nations in New York .", "lang": "en"},
-    {"id": "n2", "text": "Olaf  Scholz traf gestern in Berlin den Präsidenten der Europäischen Kommission.",
-     "metadata": {"section": "politik"}},
+    {
+        "id": "n2",
+        "text": "Olaf  Scholz traf gestern in Berlin den Präsidenten der Europäischen Kommission.",
+        "metadata": {"section": "politik"},
+    },
     {"id": "n3", "text": "Emmanuel Macron a reçu à l'Élysée le secrétaire général de l'ONU, António Guterres."},
     {"id": "n4", "text": "El Real Madrid ganó en Barcelona\r\ncon dos goles de Vinícius Júnior."},
     {"id": "n5", "text": " \t \n "},  # empty after normalisation: kept, status "empty"
@@ -135,7 +138,15 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
     assert docs["n4"]["text"] == "El Real Madrid ganó en Barcelona\ncon dos goles de Vinícius Júnior."
     assert (docs["n1"]["lang"], docs["n1"]["lang_detected"]) == ("en", False)
     assert {docs[i]["lang"] for i in ("n2", "n3", "n4", "w1", "w2", "w3", "p1", "p2", "notes/pt-1")} == {
-        "de", "fr", "es", "it", "nl", "pl", "ru", "zh", "pt"
+        "de",
+        "fr",
+        "es",
+        "it",
+        "nl",
+        "pl",
+        "ru",
+        "zh",
+        "pt",
     }
     assert {d["run_id"] for d in docs.values()} == {summary.run_id}
     readme, bad = sorted(read_table(str(out), "quarantine").to_pylist(), key=lambda r: r["source_uri"])
@@ -148,17 +159,32 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
     assert (out / "entities" / f"ingest_date={day}" / "lang=en").is_dir()
     assert all(p.name.startswith("part-b") for p in (out / "documents").rglob("*.parquet"))
     runs = read_table(str(out), "_manifest/runs").to_pylist()
-    assert [(r["run_id"], r["run_label"], r["docs_in"], r["status"]) for r in runs] == [(summary.run_id, "first", 13, "completed")]
+    assert [(r["run_id"], r["run_label"], r["docs_in"], r["status"]) for r in runs] == [
+        (summary.run_id, "first", 13, "completed")
+    ]
     assert "storage_options" not in json.loads(runs[0]["parameters"])
     assert runs[0]["model_labels"] == ["PER", "ORG", "LOC", "MISC"] and runs[0]["embedding_dim"] == 0
 
     # The contract results are stored with the run.
     results = json.loads(runs[0]["contract_results"])
-    assert results["versions"] == {"documents": 1, "entities": 1, "quarantine": 2, "_manifest/objects": 1, "_manifest/runs": 3}
+    assert results["versions"] == {
+        "documents": 1,
+        "entities": 1,
+        "quarantine": 2,
+        "_manifest/objects": 1,
+        "_manifest/runs": 3,
+    }
     assert results["batches"] == 5 and results["quarantined"] == {}
-    assert results["reconciliation"] == {"docs_in": 13, "docs_ok": 10, "docs_empty": 1, "docs_quarantined": 2,
-                                         "entities": summary.entities, "entities_counted": summary.entities,
-                                         "vectors": None, "ok": True}
+    assert results["reconciliation"] == {
+        "docs_in": 13,
+        "docs_ok": 10,
+        "docs_empty": 1,
+        "docs_quarantined": 2,
+        "entities": summary.entities,
+        "entities_counted": summary.entities,
+        "vectors": None,
+        "ok": True,
+    }
     assert results["tables"]["entities"]["rows"] == summary.entities and results["tables"]["entities"]["success"]
     assert set(results["tables"]) == {"documents", "entities", "quarantine"}
     assert all(n == 0 for t in results["tables"].values() for n in t["checks"].values())
@@ -172,7 +198,9 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
     assert "| not JSON | 1 |" in artifact.data and "| unsupported file type | 1 |" in artifact.data
 
 
-def test_running_again_changes_nothing_and_new_objects_alone_are_processed(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
+def test_running_again_changes_nothing_and_new_objects_alone_are_processed(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path
+):
     inp, out = write_corpus(tmp_path / "in"), str(tmp_path / "out")
     extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
     before = snapshot(out)
@@ -198,7 +226,7 @@ def test_a_changed_object_replaces_its_rows(prefect_harness, tiny_wordpiece_mode
 
     summary = extract_entities(params(str(inp), out, tiny_wordpiece_model_dir))
     assert (summary.objects_superseded, summary.objects_processed) == (1, 1)
-    expected = (DOC_IDS - {"n3", "n4", "n5"})
+    expected = DOC_IDS - {"n3", "n4", "n5"}
     check_output(out, expected)
     docs = {r["doc_id"]: r["text"] for r in read_table(out, "documents").to_pylist()}
     assert "Lyon" in docs["n1"]
@@ -206,7 +234,9 @@ def test_a_changed_object_replaces_its_rows(prefect_harness, tiny_wordpiece_mode
     assert [r["source_uri"].rsplit("/", 1)[1] for r in read_table(out, "quarantine").to_pylist()] == ["README.md"]
 
 
-def test_batches_go_through_in_rounds_of_one_batch_per_device(prefect_harness, tiny_wordpiece_model_dir, tmp_path, monkeypatch):
+def test_batches_go_through_in_rounds_of_one_batch_per_device(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path, monkeypatch
+):
     import flows.extract_entities as module
 
     # Two "devices" (both the CPU here): annotate is mapped over rounds of two batches.
@@ -252,8 +282,13 @@ def test_engine_sizes_reach_the_engine_and_default_to_the_engines_own():
     from ner_core import EngineConfig
 
     default = ExtractParams(input_uri="in", output_uri="out").annotating().engine
-    assert (default.batch_tokens, default.lookahead_tokens) == (EngineConfig().batch_tokens, EngineConfig().lookahead_tokens)
-    engine = ExtractParams(input_uri="in", output_uri="out", batch_tokens=512, lookahead_tokens=4096).annotating().engine
+    assert (default.batch_tokens, default.lookahead_tokens) == (
+        EngineConfig().batch_tokens,
+        EngineConfig().lookahead_tokens,
+    )
+    engine = (
+        ExtractParams(input_uri="in", output_uri="out", batch_tokens=512, lookahead_tokens=4096).annotating().engine
+    )
     assert (engine.batch_tokens, engine.lookahead_tokens) == (512, 4096)
 
 
@@ -279,7 +314,11 @@ def test_punctuation_is_set_apart_and_quotes_trimmed_unless_the_run_says_not_to(
     assert main(["run", "in", "out", "--no-progress", "--no-space-punctuation"]) == 0
     assert main(["run", "in", "out", "--no-progress", "--no-space-punctuation", "--no-trim-quotes"]) == 0
     engines = [ExtractParams(**params).annotating().engine for params in seen]
-    assert [(e.space_punctuation, e.trim_unpaired_quotes) for e in engines] == [(True, True), (False, True), (False, False)]
+    assert [(e.space_punctuation, e.trim_unpaired_quotes) for e in engines] == [
+        (True, True),
+        (False, True),
+        (False, False),
+    ]
 
 
 # --- a run killed with SIGKILL ---------------------------------------------------------------
@@ -315,19 +354,27 @@ _CHILD = textwrap.dedent("""
 
 
 def _committed(out: Path) -> int:
-    return len(list((out / "_manifest" / "objects").glob("*.parquet"))) if (out / "_manifest" / "objects").exists() else 0
+    return (
+        len(list((out / "_manifest" / "objects").glob("*.parquet"))) if (out / "_manifest" / "objects").exists() else 0
+    )
 
 
 @pytest.mark.parametrize("mode", ["mid-commit", "between-batches"])
-def test_a_killed_run_started_again_ends_with_every_document_once(prefect_harness, tiny_wordpiece_model_dir, tmp_path, mode):
+def test_a_killed_run_started_again_ends_with_every_document_once(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path, mode
+):
     import prefect.settings
 
     inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
     p = params(str(inp), str(out), tiny_wordpiece_model_dir)
     env = dict(os.environ, PREFECT_API_URL=prefect.settings.PREFECT_API_URL.value(), PREFECT_LOGGING_LEVEL="WARNING")
     script = _CHILD.format(repo=str(REPO_ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", script, mode, p.model_dump_json()], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, mode, p.model_dump_json()],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         if mode == "between-batches":
             deadline = time.monotonic() + 300
@@ -359,8 +406,16 @@ def test_s3_input_to_s3_output(prefect_harness, tiny_sentencepiece_model_dir, s3
     fs, _ = storage.filesystem("s3://nerflow", s3)
     for rel, data in corpus_files().items():
         fs.pipe_file(f"nerflow/in/{rel}", data)
-    p = ExtractParams(input_uri="s3://nerflow/in", output_uri="s3://nerflow/out", model=str(tiny_sentencepiece_model_dir),
-                      device="cpu", batch_docs=2, embeddings="marker", embedding_dtype="float16", storage_options=s3)
+    p = ExtractParams(
+        input_uri="s3://nerflow/in",
+        output_uri="s3://nerflow/out",
+        model=str(tiny_sentencepiece_model_dir),
+        device="cpu",
+        batch_docs=2,
+        embeddings="marker",
+        embedding_dtype="float16",
+        storage_options=s3,
+    )
     summary = extract_entities(p)
     assert (summary.objects_processed, summary.batches, summary.docs_in) == (5, 3, 13)
     assert summary.tables["entities"] == "s3://nerflow/out/entities/"
@@ -392,13 +447,20 @@ def test_s3_keys_only_object_stores_allow(prefect_harness, tiny_wordpiece_model_
     for key, data in objects.items():  # boto3: s3fs itself cannot write a key with "?versionId="
         client.put_object(Bucket="nerflow", Key=key, Body=data)
     # The output inside the input: its tables must not come back as documents.
-    p = ExtractParams(input_uri="s3://nerflow/docs/", output_uri="s3://nerflow/docs/ner/",
-                      model=str(tiny_wordpiece_model_dir), device="cpu", storage_options=s3)
+    p = ExtractParams(
+        input_uri="s3://nerflow/docs/",
+        output_uri="s3://nerflow/docs/ner/",
+        model=str(tiny_wordpiece_model_dir),
+        device="cpu",
+        storage_options=s3,
+    )
     first = extract_entities(p)
     assert (first.objects_listed, first.docs_in) == (3, 3)
     documents = read_table("s3://nerflow/docs/ner", "documents", s3).to_pylist()
     assert {d["doc_id"]: d["text"] for d in documents} == {
-        "a": "Angela Merkel visited Paris .", "y": "Warsaw is the capital of Poland ."}
+        "a": "Angela Merkel visited Paris .",
+        "y": "Warsaw is the capital of Poland .",
+    }
     [bad] = read_table("s3://nerflow/docs/ner", "quarantine", s3).to_pylist()
     assert bad["source_uri"] == "s3://nerflow/docs/y.txt?versionId=1.txt" and "versionId" in bad["reason"]
 
@@ -413,8 +475,22 @@ def test_nerflow_run_prints_a_summary(prefect_harness, tiny_wordpiece_model_dir,
     from nerflow.cli import main
 
     inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
-    code = main(["run", str(inp), str(out), "--model", str(tiny_wordpiece_model_dir), "--batch-docs", "2",
-                 "--device", "cpu", "--label", "cli", "--no-progress"])
+    code = main(
+        [
+            "run",
+            str(inp),
+            str(out),
+            "--model",
+            str(tiny_wordpiece_model_dir),
+            "--batch-docs",
+            "2",
+            "--device",
+            "cpu",
+            "--label",
+            "cli",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "documents   13 read: 10 annotated, 1 empty, 2 quarantined" in printed
@@ -429,8 +505,9 @@ def test_nerflow_run_prints_a_summary(prefect_harness, tiny_wordpiece_model_dir,
     path = next((out / "entities").rglob("*.parquet"))
     table = pq.read_table(path)
     scores = table.column("score").to_pylist()
-    table = table.set_column(table.schema.get_field_index("score"), table.schema.field("score"),
-                             pa.array([1.5] + scores[1:], pa.float32()))
+    table = table.set_column(
+        table.schema.get_field_index("score"), table.schema.field("score"), pa.array([1.5] + scores[1:], pa.float32())
+    )
     pq.write_table(table, path)
     assert main(["validate", str(out)]) == 1
     printed = capsys.readouterr().out
@@ -470,13 +547,18 @@ def test_contract_failures_quarantine_documents_and_too_many_reject_the_batch(
         assert not (set(batch.documents.get_column("doc_id")) & broken) or any(hit), "the tiny model found entities"
         scores = [1.7 if h else s for h, s in zip(hit, ents.column("score").to_pylist())]
         i = ents.schema.get_field_index("score")
-        return dataclasses.replace(out, entities=ents.set_column(i, ents.schema.field(i), pa.array(scores, pa.float32())))
+        return dataclasses.replace(
+            out, entities=ents.set_column(i, ents.schema.field(i), pa.array(scores, pa.float32()))
+        )
 
     monkeypatch.setattr(annotating, "annotate_batch", wrong_scores)
     inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
     p = params(str(inp), str(out), tiny_wordpiece_model_dir, max_failure_rate=0.25)
-    with pytest.raises(BatchRejectedError, match=r"3 of 3 documents \(100%\) broke the contracts, more than "
-                                                 r"max_failure_rate 25%.*entities\.score_in_unit_interval x3"):
+    with pytest.raises(
+        BatchRejectedError,
+        match=r"3 of 3 documents \(100%\) broke the contracts, more than "
+        r"max_failure_rate 25%.*entities\.score_in_unit_interval x3",
+    ):
         extract_entities(p)
 
     # Nothing of the rejected batch (wiki.jsonl.gz, last in path order) was written ...
@@ -507,7 +589,9 @@ def test_contract_failures_quarantine_documents_and_too_many_reject_the_batch(
     assert main(["validate", str(out)]) == 0
 
 
-def test_a_second_run_on_an_output_in_use_is_refused_and_writes_nothing(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
+def test_a_second_run_on_an_output_in_use_is_refused_and_writes_nothing(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path
+):
     from nerflow.etl.errors import OutputBusyError
     from nerflow.etl.lease import OutputLease, lease_path
 
@@ -516,7 +600,9 @@ def test_a_second_run_on_an_output_in_use_is_refused_and_writes_nothing(prefect_
     with OutputLease(fs, root, holder="flow run first"):
         with pytest.raises(OutputBusyError, match="another run is writing to this output: flow run first"):
             extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
-        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["_manifest/_writer.json"]
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+            "_manifest/_writer.json"
+        ]
     summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
     assert summary.objects_processed == 5 and not fs.exists(lease_path(root))  # released at the end
     check_output(str(out), DOC_IDS)
@@ -538,10 +624,12 @@ def test_a_run_that_fails_outside_the_contracts_still_records_itself(prefect_har
 
 def _poisoned(real, poison: set[str], error):
     """annotate_batch failing, the way a dying worker does, on every batch holding a poison document."""
+
     def annotate(batch, config, device):
         if set(batch.documents.get_column("doc_id")) & poison:
             raise error
         return real(batch, config, device)
+
     return annotate
 
 
@@ -550,8 +638,9 @@ def test_a_document_that_breaks_annotation_is_quarantined_and_the_rest_written(
 ):
     from nerflow.etl import annotating, verifying
 
-    monkeypatch.setattr(annotating, "annotate_batch",
-                        _poisoned(annotating.annotate_batch, {"n2"}, MemoryError("cannot allocate 8 GiB")))
+    monkeypatch.setattr(
+        annotating, "annotate_batch", _poisoned(annotating.annotate_batch, {"n2"}, MemoryError("cannot allocate 8 GiB"))
+    )
     inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
     summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
     assert summary.objects_processed == 5
@@ -574,12 +663,17 @@ def test_when_every_document_fails_annotation_the_run_fails_instead_of_quarantin
     from nerflow.etl import annotating
 
     everyone = {r["id"] for r in NEWS}
-    monkeypatch.setattr(annotating, "annotate_batch",
-                        _poisoned(annotating.annotate_batch, everyone, RuntimeError("CUDA error: device lost")))
+    monkeypatch.setattr(
+        annotating,
+        "annotate_batch",
+        _poisoned(annotating.annotate_batch, everyone, RuntimeError("CUDA error: device lost")),
+    )
     inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
     with pytest.raises(RuntimeError, match="device lost"):
         extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
     assert not [r for r in read_table(str(out), "quarantine").to_pylist() if r["stage"] == "annotate"]
-    assert "news.jsonl" not in {r["source_uri"].rsplit("/", 1)[1] for r in read_table(str(out), "_manifest/objects").to_pylist()}
+    assert "news.jsonl" not in {
+        r["source_uri"].rsplit("/", 1)[1] for r in read_table(str(out), "_manifest/objects").to_pylist()
+    }
     [run] = read_table(str(out), "_manifest/runs").to_pylist()
     assert run["status"] == "failed"

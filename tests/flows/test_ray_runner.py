@@ -101,14 +101,18 @@ def test_ner_on_two_ray_workers_writes_what_the_thread_runner_writes(
     address, worker_nodes, calls = ray_cluster
     inp = write_corpus(tmp_path / "in")
     threads = extract_entities(params(str(inp), str(tmp_path / "threads"), tiny_wordpiece_model_dir))
-    on_ray = extract_entities(params(str(inp), str(tmp_path / "ray"), tiny_wordpiece_model_dir,
-                                     task_runner="ray", ray_address=address))
+    on_ray = extract_entities(
+        params(str(inp), str(tmp_path / "ray"), tiny_wordpiece_model_dir, task_runner="ray", ray_address=address)
+    )
 
     check_output(str(tmp_path / "ray"), DOC_IDS)
     for name in ("documents", "entities", "quarantine"):
         assert _rows(str(tmp_path / "ray"), name) == _rows(str(tmp_path / "threads"), name), name
-    assert (on_ray.batches, on_ray.docs_in, on_ray.entities) == (threads.batches, threads.docs_in, threads.entities) == (
-        5, 13, threads.entities)
+    assert (
+        (on_ray.batches, on_ray.docs_in, on_ray.entities)
+        == (threads.batches, threads.docs_in, threads.entities)
+        == (5, 13, threads.entities)
+    )
     assert on_ray.devices == ("ray:cpu", "ray:cpu") and threads.devices == ("cpu",)
 
     events = [json.loads(line) for line in calls.read_text().splitlines()]
@@ -131,8 +135,12 @@ def test_gpu_tasks_keep_their_worker_process(ray_cluster):
 
     _, worker_nodes, _ = ray_cluster
     where = ray.remote(**ner_task_options(gpu=True, cpus_per_task=1))(
-        lambda: (ray.get_runtime_context().get_node_id(), os.getpid(), ray.get_gpu_ids(),
-                 os.environ.get("CUDA_VISIBLE_DEVICES"))
+        lambda: (
+            ray.get_runtime_context().get_node_id(),
+            os.getpid(),
+            ray.get_gpu_ids(),
+            os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
     )
     seen = [ray.get(where.remote(), timeout=300) for _ in range(4)]
     processes = {node: {pid for n, pid, _, _ in seen if n == node} for node, _, _, _ in seen}
@@ -166,8 +174,23 @@ def test_the_command_line_passes_the_ray_options(monkeypatch):
 
     seen = {}
     monkeypatch.setattr(nerflow.run_command, "run_extract", lambda p, **kw: seen.update(p) or 0)
-    assert main(["run", "in", "out", "--task-runner", "ray", "--ray-address", "ray://head:10001",
-                 "--ray-cpus-per-task", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "in",
+                "out",
+                "--task-runner",
+                "ray",
+                "--ray-address",
+                "ray://head:10001",
+                "--ray-cpus-per-task",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     p = ExtractParams(**seen)
     assert (p.task_runner, p.ray_address, p.ray_cpus_per_task) == ("ray", "ray://head:10001", 2.0)
     assert main(["run", "in", "out", "--no-progress"]) == 0

@@ -28,14 +28,18 @@ def run_artifacts(run_id: str) -> dict[str, list]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)]))
+        )
     out: dict[str, list] = {}
     for artifact in found:
         out.setdefault(artifact.key, []).append(artifact)
     return out
 
 
-def test_a_run_publishes_its_summary_top_entities_progress_and_chart(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
+def test_a_run_publishes_its_summary_top_entities_progress_and_chart(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path
+):
     inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
     summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
     assert summary.entities > 0, "the tiny model finds entities in the corpus"
@@ -103,10 +107,14 @@ def test_a_failed_run_reports_where_it_stopped(prefect_harness, tiny_wordpiece_m
     def wrong_scores(batch, config, device):
         out = real(batch, config, device)
         ents = out.entities
-        scores = [1.7 if d.startswith("w") else s
-                  for d, s in zip(ents.column("doc_id").to_pylist(), ents.column("score").to_pylist())]
+        scores = [
+            1.7 if d.startswith("w") else s
+            for d, s in zip(ents.column("doc_id").to_pylist(), ents.column("score").to_pylist())
+        ]
         i = ents.schema.get_field_index("score")
-        return dataclasses.replace(out, entities=ents.set_column(i, ents.schema.field(i), pa.array(scores, pa.float32())))
+        return dataclasses.replace(
+            out, entities=ents.set_column(i, ents.schema.field(i), pa.array(scores, pa.float32()))
+        )
 
     monkeypatch.setattr(annotating, "annotate_batch", wrong_scores)
     inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"

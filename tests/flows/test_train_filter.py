@@ -25,8 +25,26 @@ def _labelled_by_the_model(model_dir, path):
 def test_train_filter_then_run_with_it(prefect_harness, tiny_wordpiece_model_dir, tmp_path, capsys):
     data = _labelled_by_the_model(tiny_wordpiece_model_dir, tmp_path / "labelled.jsonl")
     out = tmp_path / "filtered"
-    assert main(["train-filter", "--model", str(tiny_wordpiece_model_dir), "--data", str(data), "--dev", str(data),
-                 "--output", str(out), "--epochs", "2", "--target-recall", "0.9"]) == 0
+    assert (
+        main(
+            [
+                "train-filter",
+                "--model",
+                str(tiny_wordpiece_model_dir),
+                "--data",
+                str(data),
+                "--dev",
+                str(data),
+                "--output",
+                str(out),
+                "--epochs",
+                "2",
+                "--target-recall",
+                "0.9",
+            ]
+        )
+        == 0
+    )
     assert "span filter written to" in capsys.readouterr().out
     model = load_model(out, device="cpu")
     assert model.span_filter is not None
@@ -35,13 +53,42 @@ def test_train_filter_then_run_with_it(prefect_harness, tiny_wordpiece_model_dir
     assert model.model_id != load_model(tiny_wordpiece_model_dir, device="cpu").model_id
 
     # A non-empty output is refused before anything runs.
-    assert main(["train-filter", "--model", str(tiny_wordpiece_model_dir), "--data", str(data), "--dev", str(data),
-                 "--output", str(out)]) == 2
+    assert (
+        main(
+            [
+                "train-filter",
+                "--model",
+                str(tiny_wordpiece_model_dir),
+                "--data",
+                str(data),
+                "--dev",
+                str(data),
+                "--output",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "not empty" in capsys.readouterr().err
 
     inp, tables = write_corpus(tmp_path / "in"), tmp_path / "tables"
-    assert main(["run", str(inp), str(tables), "--model", str(out), "--device", "cpu", "--no-progress",
-                 "--span-filter", "stored"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(inp),
+                str(tables),
+                "--model",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--span-filter",
+                "stored",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "span filter stored (threshold=" in printed and "candidate spans scored" in printed
     runs = pq.read_table(next((tables / "_manifest" / "runs").rglob("*.parquet"))).to_pylist()

@@ -100,8 +100,14 @@ def _stage(db: Path) -> Stage:
 def runs(prefect_harness, tiny_wordpiece_model_dir, tmp_path_factory) -> Runs:
     base = tmp_path_factory.mktemp("warehouse")
     inp, out, db = write_corpus(base / "in"), base / "out", base / "warehouse.duckdb"
-    run = ExtractParams(input_uri=str(inp), output_uri=str(out), model=str(tiny_wordpiece_model_dir), device="cpu",
-                        batch_docs=3, embeddings="marker")
+    run = ExtractParams(
+        input_uri=str(inp),
+        output_uri=str(out),
+        model=str(tiny_wordpiece_model_dir),
+        device="cpu",
+        batch_docs=3,
+        embeddings="marker",
+    )
     extract_entities(run)
     reports = [refresh(db, out)]
     first = _stage(db)
@@ -138,7 +144,7 @@ def test_every_committed_row_is_in_the_warehouse_once_after_each_refresh(runs):
     assert query(runs.db, "SELECT count(*) AS n FROM entity_vectors").column("n")[0].as_py() == entities > 0
     objects = query(runs.db, "SELECT sum(docs_in) AS n FROM objects").column("n")[0].as_py()
     assert objects == runs.second.counts["documents"] + runs.second.counts["quarantine"]
-    recorded = query(runs.db, "SELECT table_name, files, \"rows\" FROM warehouse_tables ORDER BY table_name").to_pylist()
+    recorded = query(runs.db, 'SELECT table_name, files, "rows" FROM warehouse_tables ORDER BY table_name').to_pylist()
     assert {r["table_name"]: r["rows"] for r in recorded} == runs.second.counts
 
 
@@ -165,12 +171,15 @@ def test_columns_have_the_contracts_types_and_nullability(runs):
         with duckdb.connect(str(runs.db), read_only=True) as con:
             con.execute("SET TimeZone = 'UTC'")
             got = con.sql(f'SELECT * FROM "{table}" LIMIT 0').to_arrow_table().schema
-            nulls = dict(con.execute(f"SELECT column_name, \"null\" FROM (DESCRIBE \"{table}\")").fetchall())
+            nulls = dict(con.execute(f'SELECT column_name, "null" FROM (DESCRIBE "{table}")').fetchall())
         assert got.names == contract.schema.names, table
         for field in contract.schema:
             assert _normalise(got.field(field.name).type) == _normalise(field.type), (table, field.name)
             assert nulls[field.name] == ("YES" if field.nullable else "NO"), (table, field.name)
-    assert query(runs.db, "SELECT typeof(vector) AS t FROM entity_embeddings LIMIT 1").column("t")[0].as_py() == f"FLOAT[{width}]"
+    assert (
+        query(runs.db, "SELECT typeof(vector) AS t FROM entity_embeddings LIMIT 1").column("t")[0].as_py()
+        == f"FLOAT[{width}]"
+    )
     assert query(runs.db, "SELECT typeof(ingest_date) AS t FROM documents LIMIT 1").column("t")[0].as_py() == "VARCHAR"
 
 
@@ -183,10 +192,17 @@ def doc_queries() -> list[str]:
 
 
 def _parameters(db: Path, sql: str) -> dict:
-    entity = query(db, "SELECT e.text, e.label, e.entity_id, v.vector FROM entities AS e JOIN entity_embeddings AS v "
-                       "USING (run_id, entity_id) ORDER BY e.entity_id LIMIT 1").to_pylist()[0]
-    values = {"entity_text": entity["text"].upper(), "label": entity["label"], "entity_id": entity["entity_id"],
-              "vector": entity["vector"]}
+    entity = query(
+        db,
+        "SELECT e.text, e.label, e.entity_id, v.vector FROM entities AS e JOIN entity_embeddings AS v "
+        "USING (run_id, entity_id) ORDER BY e.entity_id LIMIT 1",
+    ).to_pylist()[0]
+    values = {
+        "entity_text": entity["text"].upper(),
+        "label": entity["label"],
+        "entity_id": entity["entity_id"],
+        "vector": entity["vector"],
+    }
     return {name: values[name] for name in dict.fromkeys(re.findall(r"\$(\w+)", sql))}
 
 
@@ -235,16 +251,20 @@ def test_documents_mentioning_an_entity_and_its_contexts(runs):
         assert c["after"] == text[c["end"] : c["end"] + 40]
         assert text[c["start"] : c["end"]].lower() == parameters["entity_text"].lower()
     # Offsets count code points in DuckDB as in Python, non-Latin scripts included.
-    check = query(runs.db, "SELECT e.text, substr(d.text, e.start + 1, e.\"end\" - e.start) AS cut FROM entities AS e "
-                           "JOIN documents AS d USING (run_id, doc_id)").to_pylist()
+    check = query(
+        runs.db,
+        'SELECT e.text, substr(d.text, e.start + 1, e."end" - e.start) AS cut FROM entities AS e '
+        "JOIN documents AS d USING (run_id, doc_id)",
+    ).to_pylist()
     assert check and all(r["text"] == r["cut"] for r in check)
 
 
 def test_nearest_entities_match_numpy(runs):
     sql = _find("array_cosine_similarity")
     parameters = _parameters(runs.db, sql)
-    vectors = {r["entity_id"]: np.asarray(r["vector"], dtype=np.float64)
-               for r in parquet_rows(runs.out, "entity_embeddings")}
+    vectors = {
+        r["entity_id"]: np.asarray(r["vector"], dtype=np.float64) for r in parquet_rows(runs.out, "entity_embeddings")
+    }
     q = vectors.pop(parameters["entity_id"])
     cosine = {k: float(v @ q / (np.linalg.norm(v) * np.linalg.norm(q))) for k, v in vectors.items()}
     expected = sorted(cosine, key=lambda k: (-cosine[k], k))[:10]
@@ -271,15 +291,20 @@ def test_uncommitted_and_temporary_files_are_never_loaded(runs, tmp_path):
     shutil.copy(source, source.with_name(f".{source.name}.tmp-0123"))
     shutil.copy(source, source.with_name("part-stray.parquet"))
     (out / "_manifest" / "_pending").mkdir(exist_ok=True)
-    (out / "_manifest" / "_pending" / "inprogress.json").write_text(json.dumps(
-        {"batch_id": "inprogress", "files": [str(pending.relative_to(out))], "manifest": "_manifest/objects/part-inprogress.parquet"}
-    ))
+    (out / "_manifest" / "_pending" / "inprogress.json").write_text(
+        json.dumps(
+            {
+                "batch_id": "inprogress",
+                "files": [str(pending.relative_to(out))],
+                "manifest": "_manifest/objects/part-inprogress.parquet",
+            }
+        )
+    )
     (out / "_manifest" / "runs" / ".run-x.parquet.tmp-0123").write_bytes(b"half")
     again = refresh(db, out)
     assert {t: load.rows for t, load in again.tables.items()} == {t: load.rows for t, load in committed.tables.items()}
     assert sorted(query(db, "SELECT doc_id FROM documents").column("doc_id").to_pylist()) == sorted(runs.second.doc_ids)
     assert all("inprogress" not in f and "stray" not in f and "tmp" not in f for f in again.tables["documents"].files)
-
 
 
 def test_a_committed_file_that_is_missing_is_an_error_and_nothing_changes(runs, tmp_path):
@@ -288,8 +313,11 @@ def test_a_committed_file_that_is_missing_is_an_error_and_nothing_changes(runs, 
     before = refresh(db, out)
     victim = next((out / "quarantine").rglob("part-*.parquet"))
     victim.unlink()
-    with pytest.raises(WarehouseError, match=r"1 quarantine files that _manifest/objects names are missing, e\.g\. "
-                                             r"quarantine/.*: committed rows were lost"):
+    with pytest.raises(
+        WarehouseError,
+        match=r"1 quarantine files that _manifest/objects names are missing, e\.g\. "
+        r"quarantine/.*: committed rows were lost",
+    ):
         refresh(db, out)
     assert query(db, "SELECT count(*) AS n FROM quarantine").column("n")[0].as_py() == before.tables["quarantine"].rows
 
@@ -320,6 +348,7 @@ def _retract(out: Path, entry, *, die_after: int | None = None) -> bool:
                 raise KeyboardInterrupt  # stands in for the process dying here
             done.append(args[1])
             return real(*args)
+
         return step
 
     with pytest.MonkeyPatch.context() as mp:
@@ -333,15 +362,21 @@ def _retract(out: Path, entry, *, die_after: int | None = None) -> bool:
 
 
 def _orphans(db: Path) -> int:
-    return query(db, "SELECT count(*) AS n FROM entities e ANTI JOIN documents d USING (run_id, doc_id)").column("n")[0].as_py()
+    return (
+        query(db, "SELECT count(*) AS n FROM entities e ANTI JOIN documents d USING (run_id, doc_id)")
+        .column("n")[0]
+        .as_py()
+    )
 
 
 def test_a_retraction_leaves_consistent_tables_at_every_step_and_recovery_finishes_it(runs, tmp_path):
     from nerflow.etl import manifest, writing
 
     entry = _busiest_object(runs.out)
-    expected = {t: [r for r in parquet_rows(runs.out, t) if r["source_uri"] != entry.source_uri]
-                for t in ("documents", "entities")}
+    expected = {
+        t: [r for r in parquet_rows(runs.out, t) if r["source_uri"] != entry.source_uri]
+        for t in ("documents", "entities")
+    }
     assert all(len(rows) < len(parquet_rows(runs.out, t)) for t, rows in expected.items())
     # Killed after writing the intent (step 1), after each data file, after the manifest file.
     for step in range(1, 100):
@@ -417,7 +452,7 @@ def test_files_of_older_contract_versions_load_with_nulls_in_the_newer_columns(r
     assert sum(r["span_filter"] is None and r["spans"] is None for r in runs_rows) == 1
     assert query(db, 'SELECT count(*) AS n FROM quarantine WHERE "check" IS NULL').column("n")[0].as_py() > 0
     with duckdb.connect(str(db), read_only=True) as con:
-        nulls = dict(con.execute("SELECT column_name, \"null\" FROM (DESCRIBE runs)").fetchall())
+        nulls = dict(con.execute('SELECT column_name, "null" FROM (DESCRIBE runs)').fetchall())
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE quarantine)").fetchall())
     assert nulls["model_labels"] == "YES" and nulls["run_id"] == "NO"
     assert types["check"] == "VARCHAR"
@@ -453,7 +488,9 @@ def test_nerflow_warehouse_command(runs, s3, tmp_path, capsys):
     endpoint = s3["client_kwargs"]["endpoint_url"]
     assert main(["warehouse", "s3://nerflow/empty", "--duckdb", str(db), "--endpoint-url", endpoint]) == 0
     assert query(db, "SELECT count(*) AS n FROM documents").column("n")[0].as_py() == 0
-    assert "entity_embeddings" not in {r["table_name"] for r in query(db, "SELECT table_name FROM warehouse_tables").to_pylist()}
+    assert "entity_embeddings" not in {
+        r["table_name"] for r in query(db, "SELECT table_name FROM warehouse_tables").to_pylist()
+    }
 
     assert main(["warehouse", str(tmp_path / "missing"), "--duckdb", str(db)]) == 1
     assert "nerflow warehouse: WarehouseError: no output here" in capsys.readouterr().err

@@ -45,8 +45,10 @@ COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 SERVER_SERVICES = {"postgres", "prefect-server", "minio", "minio-init", "nerflow-deploy", "prefect-worker", "ray-head"}
 GPU_SERVICES = {"prefect-worker", "ray-worker"}
 # The images built from this repository; the others are pulled.
-NERFLOW_SERVICES = {"compose.yaml": {"nerflow-deploy", "prefect-worker", "ray-head"},
-                    "compose.gpu-worker.yaml": {"prefect-worker", "ray-worker"}}
+NERFLOW_SERVICES = {
+    "compose.yaml": {"nerflow-deploy", "prefect-worker", "ray-head"},
+    "compose.gpu-worker.yaml": {"prefect-worker", "ray-worker"},
+}
 
 
 def _pool_name(prefect_yaml: dict) -> str:
@@ -137,10 +139,15 @@ def test_server_compose_wires_database_server_storage_deployment_and_ray_head(co
 
     pool = _pool_name(prefect_yaml)
     deploy = "\n".join(services["nerflow-deploy"]["command"])
-    assert f"prefect work-pool create {pool} --type process --base-job-template /etc/nerflow/process-work-pool.json" in deploy
+    assert (
+        f"prefect work-pool create {pool} --type process --base-job-template /etc/nerflow/process-work-pool.json"
+        in deploy
+    )
     assert "prefect --no-prompt deploy --name scheduled" in deploy
     assert {d["name"] for d in prefect_yaml["deployments"]} == {"scheduled"}
-    assert services["nerflow-deploy"]["volumes"] == ["./prefect/process-work-pool.json:/etc/nerflow/process-work-pool.json:ro"]
+    assert services["nerflow-deploy"]["volumes"] == [
+        "./prefect/process-work-pool.json:/etc/nerflow/process-work-pool.json:ro"
+    ]
     worker = services["prefect-worker"]
     assert worker["profiles"] == ["cpu-worker"], "flow runs belong on the GPU machines unless asked for"
     assert _option(worker["command"], "--pool") == pool
@@ -168,7 +175,10 @@ def test_gpu_worker_compose_reserves_every_gpu_and_joins_the_server(compose, pre
 
     # Both kinds of nerflow process see the same settings as the server machine's containers.
     client_env = set(compose["compose.yaml"]["services"]["nerflow-deploy"]["environment"]) - {
-        "NERFLOW_INPUT_URI", "NERFLOW_OUTPUT_URI", "NERFLOW_MODEL"}
+        "NERFLOW_INPUT_URI",
+        "NERFLOW_OUTPUT_URI",
+        "NERFLOW_MODEL",
+    }
     for name, service in services.items():
         assert client_env <= set(service["environment"]), f"{name} lacks {client_env - set(service['environment'])}"
 
@@ -176,7 +186,10 @@ def test_gpu_worker_compose_reserves_every_gpu_and_joins_the_server(compose, pre
     head = compose["compose.yaml"]["services"]["ray-head"]["command"]
     assert ray["network_mode"] == "host"
     assert _option(ray["command"], "--address") == f"{_option(head, '--node-ip-address')}:{_option(head, '--port')}"
-    assert ray["environment"]["RAY_AUTH_TOKEN"] == compose["compose.yaml"]["services"]["ray-head"]["environment"]["RAY_AUTH_TOKEN"]
+    assert (
+        ray["environment"]["RAY_AUTH_TOKEN"]
+        == compose["compose.yaml"]["services"]["ray-head"]["environment"]["RAY_AUTH_TOKEN"]
+    )
 
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
@@ -202,8 +215,12 @@ def test_docker_compose_accepts_the_file(name):
             break
     else:
         pytest.skip("no docker compose v2 here")
-    proc = subprocess.run([*cmd, "-f", str(INFRA / name), "--env-file", str(INFRA / ".env.example"), "config", "--quiet"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*cmd, "-f", str(INFRA / name), "--env-file", str(INFRA / ".env.example"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -238,7 +255,11 @@ def test_dockerfile_copies_every_package_and_the_context_lets_it():
     for src in copied:
         assert (REPO_ROOT / src).exists(), src
     # The dockerignore leaves out everything but what is copied.
-    lines = [line for line in (INFRA / "Dockerfile.dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [
+        line
+        for line in (INFRA / "Dockerfile.dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert lines[0] == "*"
     kept = {line[1:] for line in lines if line.startswith("!")}
     assert copied <= kept, f"copied but ignored: {copied - kept}"
@@ -301,14 +322,23 @@ def test_work_pool_template_is_a_valid_process_pool_template():
     variables = template["variables"]
     defaults = {k: v["default"] for k, v in variables["properties"].items() if v.get("default") is not None}
     assert defaults["env"]["HF_HUB_OFFLINE"] == "1"
-    validate(defaults, variables, raise_on_error=True, preprocess=True, ignore_required=True, allow_none_with_default=True)
+    validate(
+        defaults, variables, raise_on_error=True, preprocess=True, ignore_required=True, allow_none_with_default=True
+    )
     with pytest.raises(Exception, match="stream_output"):
-        validate({**defaults, "stream_output": "maybe"}, variables, raise_on_error=True, preprocess=True,
-                 ignore_required=True, allow_none_with_default=True)
+        validate(
+            {**defaults, "stream_output": "maybe"},
+            variables,
+            raise_on_error=True,
+            preprocess=True,
+            ignore_required=True,
+            allow_none_with_default=True,
+        )
 
     # What a worker builds for a flow run: the pool's defaults under the run's own variables.
-    config = asyncio.run(ProcessJobConfiguration.from_template_and_values(
-        template, {"env": {"NERFLOW_EXTRA": "x"}}, client=_NoServer()))
+    config = asyncio.run(
+        ProcessJobConfiguration.from_template_and_values(template, {"env": {"NERFLOW_EXTRA": "x"}}, client=_NoServer())
+    )
     assert config.env == {**defaults["env"], "NERFLOW_EXTRA": "x"}
     assert config.stream_output is True and config.working_dir is None
 
@@ -321,8 +351,14 @@ def test_prefect_yaml_deployments_use_the_pool_and_fit_its_template(prefect_yaml
     assert prefect_yaml["prefect-version"] == "3.9.1"
     for deployment in prefect_yaml["deployments"]:
         # As the server checks a deployment's job variables against its pool.
-        validate(deployment["work_pool"]["job_variables"] or {}, template["variables"], raise_on_error=True,
-                 preprocess=True, ignore_required=True, allow_none_with_default=True)
+        validate(
+            deployment["work_pool"]["job_variables"] or {},
+            template["variables"],
+            raise_on_error=True,
+            preprocess=True,
+            ignore_required=True,
+            allow_none_with_default=True,
+        )
 
 
 # --- the README ---------------------------------------------------------------------------------
@@ -331,8 +367,15 @@ def test_prefect_yaml_deployments_use_the_pool_and_fit_its_template(prefect_yaml
 def test_infra_readme_names_files_that_exist():
     text = (INFRA / "README.md").read_text()
     named = set(re.findall(r"`((?:infra|tests|scripts|examples)/[\w./-]+)`", text))
-    assert {"infra/local-stack.sh", "infra/compose.yaml", "infra/compose.gpu-worker.yaml", "infra/Dockerfile",
-            "infra/ray/cluster.yaml", "infra/prefect/process-work-pool.json", "infra/.env.example"} <= named
+    assert {
+        "infra/local-stack.sh",
+        "infra/compose.yaml",
+        "infra/compose.gpu-worker.yaml",
+        "infra/Dockerfile",
+        "infra/ray/cluster.yaml",
+        "infra/prefect/process-work-pool.json",
+        "infra/.env.example",
+    } <= named
     # infra/.env is the operator's copy of infra/.env.example, never in the repository.
     missing = [p for p in named - {"infra/.env"} if not (REPO_ROOT / p.rstrip("/")).exists()]
     assert not missing, missing
@@ -361,8 +404,9 @@ def _stack_env(state: Path, **extra: str) -> dict[str, str]:
 
 
 def _stack(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LOCAL_STACK), *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO_ROOT)
+    return subprocess.run(
+        [str(LOCAL_STACK), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT
+    )
 
 
 def test_local_stack_status_help_and_unknown_commands(tmp_path):
@@ -395,6 +439,7 @@ def _gone(pid: int) -> bool:
     except psutil.NoSuchProcess:
         return True
 
+
 def _fake_venv(root: Path, moto_server: str) -> Path:
     """A venv whose python is the test's own and whose services are scripts of our own."""
     bin_dir = root / "bin"
@@ -413,8 +458,13 @@ def test_local_stack_reports_a_service_that_dies_during_start_up(tmp_path):
     # then say which one died, show its log and leave nothing running.
     venv = _fake_venv(tmp_path / "venv", "sleep 2\necho 'moto: cannot bind' >&2\nexit 1\n")
     state = tmp_path / "state"
-    env = _stack_env(state, NERFLOW_VENV=str(venv), NERFLOW_STACK_PREFECT_PORT=str(_free_port()),
-                     NERFLOW_STACK_S3_PORT=str(_free_port()), NERFLOW_STACK_TIMEOUT="60")
+    env = _stack_env(
+        state,
+        NERFLOW_VENV=str(venv),
+        NERFLOW_STACK_PREFECT_PORT=str(_free_port()),
+        NERFLOW_STACK_S3_PORT=str(_free_port()),
+        NERFLOW_STACK_TIMEOUT="60",
+    )
     started = time.monotonic()
     proc = _stack("start", env=env, timeout=120)
     assert proc.returncode == 1
@@ -425,15 +475,18 @@ def test_local_stack_reports_a_service_that_dies_during_start_up(tmp_path):
     assert not (state / "stack.env").exists()
 
 
-
 @pytest.mark.slow
 def test_local_stack_starts_seeds_the_bucket_and_stops(tmp_path):
     import s3fs
 
     state = tmp_path / "state"
     prefect_port, s3_port = _free_port(), _free_port()
-    env = _stack_env(state, NERFLOW_STACK_PREFECT_PORT=str(prefect_port), NERFLOW_STACK_S3_PORT=str(s3_port),
-                     NERFLOW_STACK_BUCKET="seeded")
+    env = _stack_env(
+        state,
+        NERFLOW_STACK_PREFECT_PORT=str(prefect_port),
+        NERFLOW_STACK_S3_PORT=str(s3_port),
+        NERFLOW_STACK_BUCKET="seeded",
+    )
     try:
         started = _stack("start", env=env, timeout=400)
         logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in state.glob("*.log"))
@@ -448,13 +501,18 @@ def test_local_stack_starts_seeds_the_bucket_and_stops(tmp_path):
         exported = dict(re.findall(r"^export (\w+)=(\S+)$", (state / "stack.env").read_text(), re.M))
         assert exported["PREFECT_API_URL"] == f"http://127.0.0.1:{prefect_port}/api"
         assert exported["AWS_ENDPOINT_URL_S3"] == f"http://127.0.0.1:{s3_port}"
-        fs = s3fs.S3FileSystem(key=exported["AWS_ACCESS_KEY_ID"], secret=exported["AWS_SECRET_ACCESS_KEY"],
-                               client_kwargs={"endpoint_url": exported["AWS_ENDPOINT_URL_S3"], "region_name": "us-east-1"},
-                               skip_instance_cache=True)
+        fs = s3fs.S3FileSystem(
+            key=exported["AWS_ACCESS_KEY_ID"],
+            secret=exported["AWS_SECRET_ACCESS_KEY"],
+            client_kwargs={"endpoint_url": exported["AWS_ENDPOINT_URL_S3"], "region_name": "us-east-1"},
+            skip_instance_cache=True,
+        )
         source = REPO_ROOT / "examples" / "documents"
         expected = {p.relative_to(source).as_posix(): p.stat().st_size for p in source.rglob("*") if p.is_file()}
-        listed = {path.removeprefix("seeded/documents/"): info["size"]
-                  for path, info in fs.find("seeded/documents", detail=True).items()}
+        listed = {
+            path.removeprefix("seeded/documents/"): info["size"]
+            for path, info in fs.find("seeded/documents", detail=True).items()
+        }
         assert listed == expected
 
         status = _stack("status", env=env, timeout=120)

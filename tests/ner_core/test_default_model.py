@@ -41,11 +41,18 @@ def test_load_default_builds_the_model_offline_once_and_finds_real_entities(tmp_
         assert model.span_filter is not None and engine.span_filter_rule.startswith("stored (threshold=")
         exact = NerEngine(model, EngineConfig(span_filter="off"))
         texts = {
-            "Angela Merkel met Emmanuel Macron in Paris on Monday.": {("Angela Merkel", "PER"), ("Emmanuel Macron", "PER"), ("Paris", "LOC")},
+            "Angela Merkel met Emmanuel Macron in Paris on Monday.": {
+                ("Angela Merkel", "PER"),
+                ("Emmanuel Macron", "PER"),
+                ("Paris", "LOC"),
+            },
             "Die Deutsche Bahn hat ihren Sitz in Berlin.": {("Berlin", "LOC")},
             "Владимир Путин прилетел в Москву.": {("Владимир Путин", "PER")},
             # Text as written: read as "« Газпром » ,", the form the model was trained on.
-            "Акции компании «Газпром» выросли, сообщает агентство «Интерфакс».": {("Газпром", "ORG"), ("Интерфакс", "ORG")},
+            "Акции компании «Газпром» выросли, сообщает агентство «Интерфакс».": {
+                ("Газпром", "ORG"),
+                ("Интерфакс", "ORG"),
+            },
             # Chinese without spaces: its words are the encoder's pieces ("北京" is one).
             "日本首相安倍晋三昨天访问了北京。": {("安倍晋三", "PER"), ("北京", "LOC")},
         }

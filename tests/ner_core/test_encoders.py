@@ -310,6 +310,7 @@ def test_concurrent_first_calls_convert_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(encoders, "_convert", slow)
     results: list = []
+
     def call() -> None:
         results.append(e5_small_dir(tmp_path))
 

@@ -53,7 +53,7 @@ def test_parity_with_span_marker_predict(tiny_model, strategy):
 
 
 WRITTEN = [
-    "Angela Merkel visited Paris, and «Газпром» (Moscow) said \"no\".",
+    'Angela Merkel visited Paris, and «Газпром» (Moscow) said "no".',
     "„Die Zeit“ berichtet: Der Bundestag (Berlin) stimmte ab.",
 ]
 

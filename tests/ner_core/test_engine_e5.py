@@ -13,7 +13,16 @@ from ner_core import EngineConfig, NerEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 
-FILES = ["conll02_es", "germeval2014_de", "uner_en_pud", "uner_ru_pud", "bsnlp_pl", "kind_it_wikinews", "uner_pt_pud", "uner_zh_pud"]
+FILES = [
+    "conll02_es",
+    "germeval2014_de",
+    "uner_en_pud",
+    "uner_ru_pud",
+    "bsnlp_pl",
+    "kind_it_wikinews",
+    "uner_pt_pud",
+    "uner_zh_pud",
+]
 
 
 def _load(path):
@@ -32,8 +41,11 @@ def e5_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("e5")
     torch.manual_seed(0)
     model = SpanMarkerModel.from_pretrained(
-        str(e5_small_dir(root / "cache")), labels=["O", "PER", "ORG", "LOC", "MISC"],
-        model_max_length=256, entity_max_length=8, marker_max_length=128,
+        str(e5_small_dir(root / "cache")),
+        labels=["O", "PER", "ORG", "LOC", "MISC"],
+        model_max_length=256,
+        entity_max_length=8,
+        marker_max_length=128,
     )
     model.save_pretrained(root / "model", safe_serialization=True)
     return load_model(root / "model", device="cpu")
@@ -68,7 +80,9 @@ def test_parity_on_real_sentences_in_eight_languages(e5_model, ner_data_dir):
         got = sorted((e.start, e.end, e.label) for e in result.entities)
         assert got == sorted((a, b, label) for a, b, label, _ in expected), text
         scores = {(e.start, e.end): e.score for e in result.entities}
-        np.testing.assert_allclose([scores[(a, b)] for a, b, _, _ in sorted(expected)], [s for *_, s in sorted(expected)], atol=1e-5)
+        np.testing.assert_allclose(
+            [scores[(a, b)] for a, b, _, _ in sorted(expected)], [s for *_, s in sorted(expected)], atol=1e-5
+        )
 
 
 def test_long_documents_are_windowed_exactly(e5_model, ner_data_dir):

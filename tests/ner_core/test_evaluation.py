@@ -94,6 +94,10 @@ def test_a_label_map_ignores_labels_on_both_sides(tiny_model):
     record = LabelledText(id="x", text=text, entities=gold + ((0, 6, "MISC"),))
     perfect = evaluate_records(tiny_model, [record], gold_label_map={"MISC": None})
     assert perfect.scores.micro.f1 == 1.0 or not gold
-    dropped = evaluate_records(tiny_model, [record], label_map=dict.fromkeys(tiny_model.entity_labels),
-                               gold_label_map=dict.fromkeys(tiny_model.entity_labels))
+    dropped = evaluate_records(
+        tiny_model,
+        [record],
+        label_map=dict.fromkeys(tiny_model.entity_labels),
+        gold_label_map=dict.fromkeys(tiny_model.entity_labels),
+    )
     assert dropped.scores.micro.support == 0

@@ -56,7 +56,9 @@ def test_the_operating_point_keeps_the_target_share_of_the_models_entities(tiny_
 
 
 def _trained(model, train, dev, **settings):
-    return train_span_filter(model, train, dev, FilterTrainConfig(epochs=2, batch_windows=8, inner=16, width_dim=4, **settings))
+    return train_span_filter(
+        model, train, dev, FilterTrainConfig(epochs=2, batch_windows=8, inner=16, width_dim=4, **settings)
+    )
 
 
 def test_training_data_without_entities_is_refused(tiny_model):

@@ -29,9 +29,15 @@ def test_sentence_tokens_are_joined_with_spaces_and_tags_become_character_spans(
 
 
 def test_cjk_tokens_are_joined_without_spaces_but_latin_neighbours_keep_theirs():
-    text, _, entities = sentence_to_text(["北京", "是", "中国", "的", "iPhone", "App"], ["B-LOC", "O", "B-LOC", "O", "B-MISC", "I-MISC"])
+    text, _, entities = sentence_to_text(
+        ["北京", "是", "中国", "的", "iPhone", "App"], ["B-LOC", "O", "B-LOC", "O", "B-MISC", "I-MISC"]
+    )
     assert text == "北京是中国的iPhone App"
-    assert [(text[a:b], label) for a, b, label in entities] == [("北京", "LOC"), ("中国", "LOC"), ("iPhone App", "MISC")]
+    assert [(text[a:b], label) for a, b, label in entities] == [
+        ("北京", "LOC"),
+        ("中国", "LOC"),
+        ("iPhone App", "MISC"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -57,15 +63,25 @@ def _sentence(tokens: str, tags: str, lang: str) -> LabelledText:
 @pytest.mark.parametrize(
     "lang, tokens, written",
     [
-        ("ru", "Акции « Газпром » выросли на 3 % , сообщает « Интерфакс » ( Москва ) .",
-         "Акции «Газпром» выросли на 3%, сообщает «Интерфакс» (Москва)."),
-        ("de", 'Die Bank ( Frankfurt ) und die „ Süddeutsche Zeitung “ sagen : " Ja " .',
-         'Die Bank (Frankfurt) und die „Süddeutsche Zeitung“ sagen: "Ja".'),
-        ("en", 'He said " I do n\'t know " , and “ she ” ca n\'t .', 'He said "I don\'t know", and “she” can\'t.'),
+        (
+            "ru",
+            "Акции « Газпром » выросли на 3 % , сообщает « Интерфакс » ( Москва ) .",
+            "Акции «Газпром» выросли на 3%, сообщает «Интерфакс» (Москва).",
+        ),
+        (
+            "de",
+            'Die Bank ( Frankfurt ) und die „ Süddeutsche Zeitung “ sagen : " Ja " .',
+            'Die Bank (Frankfurt) und die „Süddeutsche Zeitung“ sagen: "Ja".',
+        ),
+        ("en", "He said \" I do n't know \" , and “ she ” ca n't .", "He said \"I don't know\", and “she” can't."),
         ("es", '¿ Dónde está la " ONU " ? Madrid , 23 may ( EFE ) .', '¿Dónde está la "ONU"? Madrid, 23 may (EFE).'),
         # French typography keeps the space inside guillemets and before ; : ! ?
         ("fr", "Il a dit : « Bonjour » à l' ONU !", "Il a dit : « Bonjour » à l'ONU !"),
-        ("it", "il presidente dell' Europa , Mario Rossi , ha detto ...", "il presidente dell'Europa, Mario Rossi, ha detto..."),
+        (
+            "it",
+            "il presidente dell' Europa , Mario Rossi , ha detto ...",
+            "il presidente dell'Europa, Mario Rossi, ha detto...",
+        ),
     ],
 )
 def test_as_written_puts_punctuation_against_its_neighbours_as_running_text_does(lang, tokens, written):
@@ -76,11 +92,18 @@ def test_as_written_puts_punctuation_against_its_neighbours_as_running_text_does
 
 
 def test_as_written_keeps_every_entity_on_its_tokens():
-    record = _sentence("Акции компании « Газпром » , сообщает агентство Интерфакс ( Москва ) .",
-                       "O O O B-ORG O O O O B-ORG O B-LOC O O", "ru")
+    record = _sentence(
+        "Акции компании « Газпром » , сообщает агентство Интерфакс ( Москва ) .",
+        "O O O B-ORG O O O O B-ORG O B-LOC O O",
+        "ru",
+    )
     got = as_written(record)
     assert got.text == "Акции компании «Газпром», сообщает агентство Интерфакс (Москва)."
-    assert [(got.text[s:e], label) for s, e, label in got.entities] == [("Газпром", "ORG"), ("Интерфакс", "ORG"), ("Москва", "LOC")]
+    assert [(got.text[s:e], label) for s, e, label in got.entities] == [
+        ("Газпром", "ORG"),
+        ("Интерфакс", "ORG"),
+        ("Москва", "LOC"),
+    ]
 
 
 def test_as_written_leaves_chinese_documents_and_entities_inside_tokens_alone():
@@ -88,7 +111,9 @@ def test_as_written_leaves_chinese_documents_and_entities_inside_tokens_alone():
     assert as_written(chinese) is chinese
     document = LabelledText(id="d", text="In Rome .", entities=((3, 7, "LOC"),), lang="en")
     assert as_written(document) is document
-    inside = LabelledText(id="i", text="( Rome )", entities=((2, 4, "LOC"),), lang="en", tokens=((0, 1), (2, 6), (7, 8)))
+    inside = LabelledText(
+        id="i", text="( Rome )", entities=((2, 4, "LOC"),), lang="en", tokens=((0, 1), (2, 6), (7, 8))
+    )
     assert as_written(inside) is inside
 
 
@@ -131,15 +156,29 @@ def _write(path, records, *, gz: bool):
 
 
 def test_reads_sentences_and_documents_from_plain_and_gzip_files(tmp_path):
-    sentences = _write(tmp_path / "s.jsonl.gz", [
-        {"id": "s1", "lang": "en", "tokens": ["Paris", "!"], "ner_tags": ["B-LOC", "O"]},
-    ], gz=True)
-    documents = _write(tmp_path / "d.jsonl", [
-        {"text": "Ich wohne in Berlin.", "entities": [{"start": 13, "end": 19, "label": "LOC"}]},
-        {"text": "Rom", "spans": [[0, 3, "LOC"]]},
-    ], gz=False)
+    sentences = _write(
+        tmp_path / "s.jsonl.gz",
+        [
+            {"id": "s1", "lang": "en", "tokens": ["Paris", "!"], "ner_tags": ["B-LOC", "O"]},
+        ],
+        gz=True,
+    )
+    documents = _write(
+        tmp_path / "d.jsonl",
+        [
+            {"text": "Ich wohne in Berlin.", "entities": [{"start": 13, "end": 19, "label": "LOC"}]},
+            {"text": "Rom", "spans": [[0, 3, "LOC"]]},
+        ],
+        gz=False,
+    )
     (s1,) = read_labelled(sentences)
-    assert (s1.id, s1.lang, s1.text, s1.entities, s1.tokens) == ("s1", "en", "Paris !", ((0, 5, "LOC"),), ((0, 5), (6, 7)))
+    assert (s1.id, s1.lang, s1.text, s1.entities, s1.tokens) == (
+        "s1",
+        "en",
+        "Paris !",
+        ((0, 5, "LOC"),),
+        ((0, 5), (6, 7)),
+    )
     d1, d2 = read_labelled(documents)
     assert d1.id == "d:1" and d1.text[13:19] == "Berlin" and d1.tokens is None
     assert d2.entities == ((0, 3, "LOC"),)
@@ -174,13 +213,16 @@ def test_expand_uri_raises_for_a_missing_plain_path_and_an_empty_glob(tmp_path):
         expand_uri(str(tmp_path / "*.gz"))
 
 
-@pytest.mark.parametrize("record, message", [
-    ({"tokens": ["Anna", "X"], "ner_tags": ["PER", "O"]}, "ner_tags must be IOB2"),
-    ({"text": "Anna", "entities": [{"start": 0, "end": 4}]}, "an entity is"),
-    ({"text": "Anna", "entities": [{"start": "0", "end": 4, "label": "PER"}]}, "offsets must be integers"),
-    ({"text": "Anna", "entities": [[0.5, 4, "PER"]]}, "offsets must be integers"),
-    ({"text": "Anna", "entities": [[0, 4]]}, "an entity is"),
-])
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"tokens": ["Anna", "X"], "ner_tags": ["PER", "O"]}, "ner_tags must be IOB2"),
+        ({"text": "Anna", "entities": [{"start": 0, "end": 4}]}, "an entity is"),
+        ({"text": "Anna", "entities": [{"start": "0", "end": 4, "label": "PER"}]}, "offsets must be integers"),
+        ({"text": "Anna", "entities": [[0.5, 4, "PER"]]}, "offsets must be integers"),
+        ({"text": "Anna", "entities": [[0, 4]]}, "an entity is"),
+    ],
+)
 def test_malformed_records_are_errors_naming_the_file_and_line(tmp_path, record, message):
     from ner_core.labelled import LabelledDataError, read_labelled
 

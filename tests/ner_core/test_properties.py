@@ -8,9 +8,42 @@ from hypothesis import strategies as st
 from ner_core import EngineConfig, NerEngine
 
 _PIECES = [
-    "Angela Merkel", "Paris", "New York", " ", "  ", "\n", "\t", ".", ",", "!",
-    "東京タワー", "北京市朝阳区", "🙂", "👩‍👩‍👧", "🇩🇪", "مرحبا بالعالم", "محمد \ufdfa", "\ufdfa\ufdfb", "a\u00a8", "שלום", "e\u0301", "a\u0308\u0323",
-    "\u200b", "\u200d", "\ufeff", "\u00ad", "«Газпром»,", "(U.S.)", "„Zeit“.", "http://a.b/c,", "日本（东京）。", "x" * 300, "ab" * 150 + "漢" * 100, "Ünïcödé", "Ωμέγα", "Привет",
+    "Angela Merkel",
+    "Paris",
+    "New York",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    ".",
+    ",",
+    "!",
+    "東京タワー",
+    "北京市朝阳区",
+    "🙂",
+    "👩‍👩‍👧",
+    "🇩🇪",
+    "مرحبا بالعالم",
+    "محمد \ufdfa",
+    "\ufdfa\ufdfb",
+    "a\u00a8",
+    "שלום",
+    "e\u0301",
+    "a\u0308\u0323",
+    "\u200b",
+    "\u200d",
+    "\ufeff",
+    "\u00ad",
+    "«Газпром»,",
+    "(U.S.)",
+    "„Zeit“.",
+    "http://a.b/c,",
+    "日本（东京）。",
+    "x" * 300,
+    "ab" * 150 + "漢" * 100,
+    "Ünïcödé",
+    "Ωμέγα",
+    "Привет",
 ]
 texts = st.lists(
     st.one_of(st.sampled_from(_PIECES), st.text(max_size=30)),
@@ -23,7 +56,9 @@ def engines(tiny_model_pair):
     return [NerEngine(m, EngineConfig(window_tokens=32, overlap_tokens=6, batch_tokens=1024)) for m in tiny_model_pair]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(text=texts)
 def test_offsets_valid_text_exact_no_overlap(engines, text):
     for engine in engines:

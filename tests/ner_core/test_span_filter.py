@@ -130,7 +130,9 @@ def test_a_threshold_below_the_stored_one_plans_for_every_span(tiny_model):
     assert span_selection(point, parse_span_filter("threshold=0.4")).spans_per_word == 4.0
 
 
-def test_the_filter_is_stored_beside_the_checkpoint_which_still_loads_in_span_marker(tiny_wordpiece_model_dir, tmp_path):
+def test_the_filter_is_stored_beside_the_checkpoint_which_still_loads_in_span_marker(
+    tiny_wordpiece_model_dir, tmp_path
+):
     from span_marker import SpanMarkerModel
 
     directory = tmp_path / "model"

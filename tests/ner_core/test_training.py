@@ -16,7 +16,10 @@ from tests.fixtures_models import weight_files
 
 SENTENCES = [
     (["Angela", "Merkel", "visited", "Paris", "."], ["B-PER", "I-PER", "O", "B-LOC", "O"]),
-    (["the", "United", "Nations", "met", "in", "New", "York", "."], ["O", "B-ORG", "I-ORG", "O", "O", "B-LOC", "I-LOC", "O"]),
+    (
+        ["the", "United", "Nations", "met", "in", "New", "York", "."],
+        ["O", "B-ORG", "I-ORG", "O", "O", "B-LOC", "I-LOC", "O"],
+    ),
     (["John", "Smith", "is", "at", "Google", "."], ["B-PER", "I-PER", "O", "O", "B-ORG", "O"]),
     (["Maria", "visited", "Berlin", "and", "Rome", "."], ["B-PER", "O", "B-LOC", "O", "B-LOC", "O"]),
 ]
@@ -32,10 +35,25 @@ def _records(sentences=SENTENCES):
 
 def _config(tmp_path, encoder_dir, **overrides) -> TrainConfig:
     base = dict(
-        train=[], encoder=str(encoder_dir), labels=["PER", "ORG", "LOC", "MISC"], model_max_length=64,
-        entity_max_length=4, marker_max_length=32, lora_rank=4, lora_alpha=8.0, learning_rate=5e-3,
-        head_learning_rate=5e-3, warmup_ratio=0.0, batch_tokens=400, max_steps=6, checkpoint_every=2, eval_every=0,
-        output_dir=str(tmp_path / "run"), seed=3, negative_rate=0.5, dropout=0.0,
+        train=[],
+        encoder=str(encoder_dir),
+        labels=["PER", "ORG", "LOC", "MISC"],
+        model_max_length=64,
+        entity_max_length=4,
+        marker_max_length=32,
+        lora_rank=4,
+        lora_alpha=8.0,
+        learning_rate=5e-3,
+        head_learning_rate=5e-3,
+        warmup_ratio=0.0,
+        batch_tokens=400,
+        max_steps=6,
+        checkpoint_every=2,
+        eval_every=0,
+        output_dir=str(tmp_path / "run"),
+        seed=3,
+        negative_rate=0.5,
+        dropout=0.0,
     )
     base.update(overrides)
     return TrainConfig(**base)
@@ -47,16 +65,23 @@ class _Interrupted(Exception):
 
 def _stop_at(stop: int):
     """A progress callback that interrupts a run when it reaches step ``stop``."""
+
     def progress(step, total, loss):
         if step == stop:
             raise _Interrupted
+
     return progress
 
 
 @pytest.fixture(scope="module")
 def tiny_tokenizer(tiny_wordpiece_encoder_dir):
-    model = new_span_marker(str(tiny_wordpiece_encoder_dir), ["PER", "ORG", "LOC", "MISC"], model_max_length=64,
-                            entity_max_length=4, marker_max_length=32)
+    model = new_span_marker(
+        str(tiny_wordpiece_encoder_dir),
+        ["PER", "ORG", "LOC", "MISC"],
+        model_max_length=64,
+        entity_max_length=4,
+        marker_max_length=32,
+    )
     return model.tokenizer.tokenizer, {v: int(k) for k, v in model.config.id2label.items()}
 
 
@@ -64,7 +89,9 @@ def test_every_gold_entity_labels_exactly_its_span(tiny_tokenizer):
     tokenizer, label2id = tiny_tokenizer
     records = _records()
     coverage = LabelCoverage()
-    windows = build_windows(records, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4, coverage=coverage)
+    windows = build_windows(
+        records, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4, coverage=coverage
+    )
     assert len(windows) == len(records)
     assert coverage.entities == 9 and coverage.as_dict() == {**coverage.as_dict(), "not_word_aligned": 0, "too_long": 0}
     assert sum(int((w.labels > 0).sum()) for w in windows) == 9
@@ -90,12 +117,22 @@ def test_entities_the_model_cannot_represent_are_counted_not_silently_lost(tiny_
 
 def test_a_span_labelled_twice_keeps_its_first_label_and_counts_the_other(tiny_tokenizer):
     tokenizer, label2id = tiny_tokenizer
-    records = [LabelledText(id="twice", text="Paris Hilton", entities=(
-        (0, 12, "PER"), (0, 12, "ORG"), (0, 12, "PER"), (0, 5, "LOC"),
-    ))]
+    records = [
+        LabelledText(
+            id="twice",
+            text="Paris Hilton",
+            entities=(
+                (0, 12, "PER"),
+                (0, 12, "ORG"),
+                (0, 12, "PER"),
+                (0, 5, "LOC"),
+            ),
+        )
+    ]
     coverage = LabelCoverage()
-    [window] = build_windows(records, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4,
-                             coverage=coverage)
+    [window] = build_windows(
+        records, tokenizer, label2id=label2id, model_max_length=64, entity_max_length=4, coverage=coverage
+    )
     assert (coverage.entities, coverage.conflicting_label, coverage.repeated) == (4, 1, 1)
     assert sorted(int(x) for x in window.labels[window.labels > 0]) == sorted([label2id["PER"], label2id["LOC"]])
 
@@ -128,8 +165,17 @@ def test_training_learns_the_training_sentences(tmp_path, request, encoder):
     # Full fine-tuning: the tiny random encoder maps all marker pairs to nearly the same
     # vector, which only updating its embeddings can fix in a few steps.
     encoder_dir = request.getfixturevalue(f"tiny_{encoder}_encoder_dir")
-    config = _config(tmp_path, encoder_dir, method="full", max_steps=120, checkpoint_every=120, negative_rate=1.0,
-                     batch_tokens=2000, learning_rate=1e-2, head_learning_rate=1e-2)
+    config = _config(
+        tmp_path,
+        encoder_dir,
+        method="full",
+        max_steps=120,
+        checkpoint_every=120,
+        negative_rate=1.0,
+        batch_tokens=2000,
+        learning_rate=1e-2,
+        head_learning_rate=1e-2,
+    )
     losses = []
     trainer = Trainer(config, _records(), progress=lambda step, total, loss: losses.append(loss))
     result = trainer.run()
@@ -168,7 +214,9 @@ def test_the_head_starts_at_the_label_prior_and_its_standardisation_folds_into_a
     assert (result.model_dir / "model.safetensors").exists()
 
 
-def test_an_interrupted_run_resumes_at_its_last_checkpoint_and_ends_where_an_uninterrupted_run_ends(tmp_path, tiny_wordpiece_encoder_dir):
+def test_an_interrupted_run_resumes_at_its_last_checkpoint_and_ends_where_an_uninterrupted_run_ends(
+    tmp_path, tiny_wordpiece_encoder_dir
+):
     straight = Trainer(_config(tmp_path / "a", tiny_wordpiece_encoder_dir), _records() * 3)
     straight.run()
 
@@ -199,7 +247,9 @@ def test_export_is_safetensors_only_and_the_adapter_rebuilds_the_same_model(tmp_
 
     doc = Doc(doc_id="x", text="Angela Merkel visited Paris and the United Nations in 北京 .")
     m1, m2 = load_model(result.model_dir), load_model(rebuilt)
-    assert [x.input_ids.tolist() for x in NerEngine(m1).window_inputs(doc)] == [x.input_ids.tolist() for x in NerEngine(m2).window_inputs(doc)]
+    assert [x.input_ids.tolist() for x in NerEngine(m1).window_inputs(doc)] == [
+        x.input_ids.tolist() for x in NerEngine(m2).window_inputs(doc)
+    ]
     s1 = NerEngine(m1).scorer.score(NerEngine(m1).window_inputs(doc))[0]
     s2 = NerEngine(m2).scorer.score(NerEngine(m2).window_inputs(doc))[0]
     np.testing.assert_array_equal(s1.label_ids, s2.label_ids)
@@ -209,7 +259,9 @@ def test_export_is_safetensors_only_and_the_adapter_rebuilds_the_same_model(tmp_
 def test_cjk_characters_are_words_of_their_own_for_sentencepiece_models(tiny_sentencepiece_encoder_dir):
     from ner_core.windowing import tokenize_document
 
-    model = new_span_marker(str(tiny_sentencepiece_encoder_dir), ["LOC"], model_max_length=64, entity_max_length=4, marker_max_length=32)
+    model = new_span_marker(
+        str(tiny_sentencepiece_encoder_dir), ["LOC"], model_max_length=64, entity_max_length=4, marker_max_length=32
+    )
     doc = tokenize_document(model.tokenizer.tokenizer, "d", "北京是中国的 Paris, ok", max_word_tokens=60)
     words = [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)]
     assert words == ["北", "京", "是", "中", "国", "的", "Paris", ",", "ok"]
@@ -218,13 +270,21 @@ def test_cjk_characters_are_words_of_their_own_for_sentencepiece_models(tiny_sen
 def test_cjk_words_can_be_the_encoders_own_pieces(tiny_sentencepiece_encoder_dir, monkeypatch):
     from ner_core.windowing import tokenize_document
 
-    model = new_span_marker(str(tiny_sentencepiece_encoder_dir), ["LOC"], model_max_length=64, entity_max_length=4,
-                            marker_max_length=32, cjk_words="pieces")
+    model = new_span_marker(
+        str(tiny_sentencepiece_encoder_dir),
+        ["LOC"],
+        model_max_length=64,
+        entity_max_length=4,
+        marker_max_length=32,
+        cjk_words="pieces",
+    )
     tokenizer = model.tokenizer.tokenizer
     doc = tokenize_document(tokenizer, "d", "北京是中国的 Paris, ok", max_word_tokens=60, cjk_pieces=True)
     words = [doc.text[a:b] for a, b in zip(doc.word_char_start, doc.word_char_end)]
     # Each of the encoder's own pieces of the Chinese is a word (here "北京" is one piece).
-    pieces = [t.lstrip("▁") for t in tokenizer.backend_tokenizer.encode("北京是中国的", add_special_tokens=False).tokens]
+    pieces = [
+        t.lstrip("▁") for t in tokenizer.backend_tokenizer.encode("北京是中国的", add_special_tokens=False).tokens
+    ]
     assert "北京" in pieces
     assert words == [p for p in pieces if p] + ["Paris", ",", "ok"]
     # Long texts are tokenised in blocks: the words do not depend on where the blocks fall.
@@ -237,8 +297,14 @@ def test_cjk_words_can_be_the_encoders_own_pieces(tiny_sentencepiece_encoder_dir
     assert blocks.word_char_start.tolist() == whole.word_char_start.tolist()
     assert blocks.word_char_end.tolist() == whole.word_char_end.tolist()
     with pytest.raises(ModelConfigError, match="cjk_words"):
-        new_span_marker(str(tiny_sentencepiece_encoder_dir), ["LOC"], model_max_length=64, entity_max_length=4,
-                        marker_max_length=32, cjk_words="words")
+        new_span_marker(
+            str(tiny_sentencepiece_encoder_dir),
+            ["LOC"],
+            model_max_length=64,
+            entity_max_length=4,
+            marker_max_length=32,
+            cjk_words="words",
+        )
 
 
 def test_an_adapter_trained_on_cjk_pieces_rebuilds_with_them(tmp_path, tiny_sentencepiece_encoder_dir):
@@ -267,7 +333,9 @@ def test_the_lora_update_is_peft_lora_exactly(tmp_path, tiny_wordpiece_encoder_d
 
     from ner_core.adapters import add_lora, export_peft_adapter, merge_lora
 
-    model = new_span_marker(str(tiny_wordpiece_encoder_dir), ["PER"], model_max_length=64, entity_max_length=4, marker_max_length=32)
+    model = new_span_marker(
+        str(tiny_wordpiece_encoder_dir), ["PER"], model_max_length=64, entity_max_length=4, marker_max_length=32
+    )
     add_lora(model, rank=4, alpha=8.0)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -296,8 +364,10 @@ def test_a_second_stage_starts_exactly_where_the_adapter_it_continues_left_off(t
     expected = NerEngine(trained).scorer.score(NerEngine(trained).window_inputs(doc))[0]
 
     # Other data, so the standardisation statistics differ: the head is rescaled to match.
-    second = Trainer(_config(tmp_path / "second", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), seed=9),
-                     _records()[::-1] * 2)
+    second = Trainer(
+        _config(tmp_path / "second", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), seed=9),
+        _records()[::-1] * 2,
+    )
     second.model.eval()
     start = second.ner_model
     got = NerEngine(start).scorer.score(NerEngine(start).window_inputs(doc))[0]
@@ -306,7 +376,10 @@ def test_a_second_stage_starts_exactly_where_the_adapter_it_continues_left_off(t
     second.run()
 
     with pytest.raises(ValueError, match="other settings"):
-        Trainer(_config(tmp_path / "third", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), lora_rank=8), _records())
+        Trainer(
+            _config(tmp_path / "third", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), lora_rank=8),
+            _records(),
+        )
 
 
 def test_sources_can_be_joined_into_pseudo_documents(tmp_path):
@@ -334,7 +407,10 @@ def test_sources_can_rejoin_a_seeded_share_of_sentences_as_written_and_trim_quot
     from ner_core.training import DataSource, read_sources
 
     path = tmp_path / "q.jsonl.gz"
-    sentences = [(["Акции", "«", "Газпром", "»", f"выросли{i}", "."], ["O", "B-ORG", "I-ORG", "I-ORG", "O", "O"]) for i in range(10)]
+    sentences = [
+        (["Акции", "«", "Газпром", "»", f"выросли{i}", "."], ["O", "B-ORG", "I-ORG", "I-ORG", "O", "O"])
+        for i in range(10)
+    ]
     with gzip.open(path, "wt") as f:
         for tokens, tags in sentences:
             f.write(json.dumps({"tokens": tokens, "ner_tags": tags, "lang": "ru"}) + "\n")
@@ -344,9 +420,15 @@ def test_sources_can_rejoin_a_seeded_share_of_sentences_as_written_and_trim_quot
     written = [r for r in records if "«Газпром»" in r.text]
     assert len(written) == 5 and len(records) == 10
     assert {r.text[s:e] for r in records for s, e, _ in r.entities} == {"Газпром"}
-    assert read_sources([DataSource(uri=str(path), written=1.0)], seed=3)["q+written"][0].text == "Акции «Газпром» выросли0."
+    assert (
+        read_sources([DataSource(uri=str(path), written=1.0)], seed=3)["q+written"][0].text
+        == "Акции «Газпром» выросли0."
+    )
     untouched = read_sources([DataSource(uri=str(path))], seed=3)["q"][0]
-    assert untouched.text == "Акции « Газпром » выросли0 ." and untouched.text[slice(*untouched.entities[0][:2])] == "« Газпром »"
+    assert (
+        untouched.text == "Акции « Газпром » выросли0 ."
+        and untouched.text[slice(*untouched.entities[0][:2])] == "« Газпром »"
+    )
 
 
 def test_bf16_mixed_precision_runs_the_encoder_in_bf16_keeps_float32_weights_and_learns_alike(
@@ -356,8 +438,11 @@ def test_bf16_mixed_precision_runs_the_encoder_in_bf16_keeps_float32_weights_and
 
     def run(precision, out):
         losses, dtypes = [], set()
-        trainer = Trainer(_config(tmp_path / out, tiny_wordpiece_encoder_dir, precision=precision), _records(),
-                          progress=lambda step, total, loss: losses.append(loss))
+        trainer = Trainer(
+            _config(tmp_path / out, tiny_wordpiece_encoder_dir, precision=precision),
+            _records(),
+            progress=lambda step, total, loss: losses.append(loss),
+        )
         query = trainer.model.encoder.encoder.layer[0].attention.self.query
         query.register_forward_hook(lambda module, args, output: dtypes.add(output.dtype))
         trainer.run()
@@ -380,8 +465,9 @@ def test_runs_of_several_epochs_go_through_epochs_whose_plans_differ_in_length(t
     # Each epoch samples other easy negatives, so its plan can be a batch longer or shorter
     # than epoch 0's; that once ended multi-epoch runs with an IndexError.
     records = _records() * 6
-    config = _config(tmp_path, tiny_wordpiece_encoder_dir, max_steps=None, epochs=4.0, batch_tokens=120,
-                     checkpoint_every=50)
+    config = _config(
+        tmp_path, tiny_wordpiece_encoder_dir, max_steps=None, epochs=4.0, batch_tokens=120, checkpoint_every=50
+    )
     trainer = Trainer(config, records)
     lengths = {len(trainer._plan(e)) for e in range(4)}
     steps = []

@@ -19,9 +19,14 @@ def _doc(word_tokens: list[int], sentence_starts: set[int] = frozenset()) -> Tok
     sent = np.zeros(n, dtype=bool)
     sent[list(sentence_starts | {0})] = True
     return TokenizedDoc(
-        doc_id="d", text="", input_ids=np.zeros(int(ends[-1]), dtype=np.int64),
-        word_token_start=starts, word_token_end=ends,
-        word_char_start=np.arange(n), word_char_end=np.arange(n) + 1, sentence_start=sent,
+        doc_id="d",
+        text="",
+        input_ids=np.zeros(int(ends[-1]), dtype=np.int64),
+        word_token_start=starts,
+        word_token_end=ends,
+        word_char_start=np.arange(n),
+        word_char_end=np.arange(n) + 1,
+        sentence_start=sent,
     )
 
 
@@ -80,7 +85,9 @@ def test_long_word_is_split_not_dropped(tiny_model):
     assert (doc.word_token_end - doc.word_token_start).max() <= 8
     # The pieces cover the blob's characters contiguously, nothing lost.
     blob_start = text.index(blob)
-    pieces = [(s, e) for s, e in zip(doc.word_char_start, doc.word_char_end) if blob_start <= s < blob_start + len(blob)]
+    pieces = [
+        (s, e) for s, e in zip(doc.word_char_start, doc.word_char_end) if blob_start <= s < blob_start + len(blob)
+    ]
     assert pieces[0][0] == blob_start and pieces[-1][1] == blob_start + len(blob)
     assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
 
@@ -147,7 +154,7 @@ def test_pieces_of_a_split_word_never_share_characters(tiny_model_pair):
 def test_sentence_starts_follow_terminators_with_and_without_spaces(tiny_model, text, starts):
     doc = tokenize_document(tiny_model.tokenizer, "d", text, max_word_tokens=60)
     found = [
-        text[s : e]
+        text[s:e]
         for s, e, first in zip(doc.word_char_start.tolist(), doc.word_char_end.tolist(), doc.sentence_start.tolist())
         if first
     ]
@@ -187,10 +194,11 @@ def test_spaced_punctuation_keeps_words_and_offsets_of_the_original(tiny_model_p
     # non-empty words as reading the text as it is, with other token ids.
     text = "Акции компании «Газпром» выросли, сообщает агентство «Интерфакс» (Москва)."
     for model in tiny_model_pair:
-        docs = [tokenize_document(model.tokenizer, "d", text, max_word_tokens=60, space_punctuation=flag) for flag in (False, True)]
-        words = [
-            [(s, e) for s, e in zip(d.word_char_start.tolist(), d.word_char_end.tolist()) if e > s] for d in docs
+        docs = [
+            tokenize_document(model.tokenizer, "d", text, max_word_tokens=60, space_punctuation=flag)
+            for flag in (False, True)
         ]
+        words = [[(s, e) for s, e in zip(d.word_char_start.tolist(), d.word_char_end.tolist()) if e > s] for d in docs]
         assert words[0] == words[1]
         assert [text[s:e] for s, e in words[1]][2:5] == ["«", "Газпром", "»"]
         assert docs[1].sentence_start.tolist().count(True) == 1

@@ -43,10 +43,13 @@ def test_train_reports_malformed_toml(tmp_path, capsys, flows_never_start):
     assert _one_line(capsys).startswith("nerflow train: invalid TOML:")
 
 
-@pytest.mark.parametrize("text, key", [
-    ('train = ["x.jsonl"]\nmax_step = 10\n', "max_step"),
-    ('train = [{ uri = "x.jsonl", max_record = 5 }]\n', "max_record"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ('train = ["x.jsonl"]\nmax_step = 10\n', "max_step"),
+        ('train = [{ uri = "x.jsonl", max_record = 5 }]\n', "max_record"),
+    ],
+)
 def test_train_refuses_a_misspelt_config_key(tmp_path, capsys, flows_never_start, text, key):
     # Silently ignored, "max_record" would train on the whole file.
     config = tmp_path / "typo.toml"

@@ -34,8 +34,9 @@ def test_confusion_counts_each_gold_entity_and_each_unmatched_prediction():
     record = _record([(*USA, "ORG"), (*CHINA, "LOC"), (*MOSCOW, "LOC")])
     predicted = [[(*USA, "LOC"), (22, 25, "LOC"), (0, 9, "PER")]]
     counts, relabelled = script.confusion([record], predicted)
-    assert counts == Counter({"ORG->LOC": 1, "LOC->boundary": 1, "LOC->missed": 1,
-                              "boundary->LOC": 1, "spurious->PER": 1})
+    assert counts == Counter(
+        {"ORG->LOC": 1, "LOC->boundary": 1, "LOC->missed": 1, "boundary->LOC": 1, "spurious->PER": 1}
+    )
     assert relabelled == Counter({"ORG->LOC: США": 1})
 
 

@@ -20,7 +20,14 @@ LONG = " ".join([SAMPLE_SENTENCE] * 12)  # several windows of the tiny model (64
 
 def _batch(*texts: str) -> NormalisedBatch:
     rows = [
-        {"doc_id": f"d{i}", "text": t, "lang": "en", "metadata": None, "source_uri": "memory:///x.jsonl", "record": i + 1}
+        {
+            "doc_id": f"d{i}",
+            "text": t,
+            "lang": "en",
+            "metadata": None,
+            "source_uri": "memory:///x.jsonl",
+            "record": i + 1,
+        }
         for i, t in enumerate(texts)
     ]
     return normalise_batch(ReadBatch("b1", pl.DataFrame(rows, schema=RECORD_SCHEMA), QUARANTINE_SCHEMA.to_frame()))
@@ -97,7 +104,9 @@ def test_device_policies(monkeypatch):
         resolve_devices("tpu")
 
 
-def test_any_error_on_one_document_quarantines_it_but_an_engine_failing_on_all_fails(tiny_wordpiece_model_dir, monkeypatch):
+def test_any_error_on_one_document_quarantines_it_but_an_engine_failing_on_all_fails(
+    tiny_wordpiece_model_dir, monkeypatch
+):
     config = AnnotateConfig(model=str(tiny_wordpiece_model_dir))
     engine = annotating._engine_for(config, "cpu").engine
     real_predict, real_text = type(engine).predict, type(engine).predict_text
@@ -113,6 +122,7 @@ def test_any_error_on_one_document_quarantines_it_but_an_engine_failing_on_all_f
             if pattern in text:
                 raise error
             return real_text(self, text, doc_id=doc_id)
+
         return predict, predict_text
 
     predict, predict_text = failing("poison", MemoryError("out of memory"))

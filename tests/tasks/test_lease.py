@@ -22,8 +22,11 @@ def _held(fs, root) -> dict:
 def _check_one_writer(fs, root):
     with OutputLease(fs, root, holder="flow run A"):
         assert _held(fs, root)["holder"] == "flow run A"
-        with pytest.raises(OutputBusyError, match=r"another run is writing to this output: flow run A on .* \(pid \d+\), "
-                                                  r"since .*Wait for it to end"):
+        with pytest.raises(
+            OutputBusyError,
+            match=r"another run is writing to this output: flow run A on .* \(pid \d+\), "
+            r"since .*Wait for it to end",
+        ):
             OutputLease(fs, root, holder="flow run B").acquire()
         assert _held(fs, root)["holder"] == "flow run A"
     assert not fs.exists(lease_path(root))  # released
@@ -46,8 +49,20 @@ def test_one_writer_at_a_time_on_s3(s3):
 def _plant(fs, root, **record):
     now = datetime.now(UTC).isoformat()
     fs.makedirs(storage.join(root, "_manifest"), exist_ok=True)
-    fs.pipe_file(lease_path(root), json.dumps({"token": "old", "holder": "flow run dead", "host": "elsewhere", "pid": 1,
-                                              "started_at": now, "renewed_at": now, **record}).encode())
+    fs.pipe_file(
+        lease_path(root),
+        json.dumps(
+            {
+                "token": "old",
+                "holder": "flow run dead",
+                "host": "elsewhere",
+                "pid": 1,
+                "started_at": now,
+                "renewed_at": now,
+                **record,
+            }
+        ).encode(),
+    )
 
 
 def test_a_lease_not_renewed_in_time_is_taken_over(memfs):

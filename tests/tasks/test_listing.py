@@ -92,9 +92,21 @@ def _commit(fs, out_root: str, batch: Batch) -> None:
     from nerflow.etl.writing import parquet_bytes
 
     rows = [
-        {"source_uri": o.uri, "object_version": o.version, "size": o.size, "batch_id": batch.batch_id, "run_id": "r",
-         "model_id": "m", "docs_in": 1, "docs_ok": 1, "docs_empty": 0, "docs_quarantined": 0, "entities": 0,
-         "files": [f"documents/part-{batch.batch_id}.parquet"], "committed_at": 0}
+        {
+            "source_uri": o.uri,
+            "object_version": o.version,
+            "size": o.size,
+            "batch_id": batch.batch_id,
+            "run_id": "r",
+            "model_id": "m",
+            "docs_in": 1,
+            "docs_ok": 1,
+            "docs_empty": 0,
+            "docs_quarantined": 0,
+            "entities": 0,
+            "files": [f"documents/part-{batch.batch_id}.parquet"],
+            "committed_at": 0,
+        }
         for o in batch.objects
     ]
     table = pa.Table.from_pylist(rows, schema=MANIFEST_OBJECTS.schema)

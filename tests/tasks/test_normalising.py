@@ -19,8 +19,14 @@ def _norm(text: str) -> str:
 
 def _read(*records: dict) -> ReadBatch:
     rows = [
-        {"doc_id": r.get("doc_id", str(i)), "text": r["text"], "lang": r.get("lang"), "metadata": None,
-         "source_uri": "memory:///in/x.jsonl", "record": i + 1}
+        {
+            "doc_id": r.get("doc_id", str(i)),
+            "text": r["text"],
+            "lang": r.get("lang"),
+            "metadata": None,
+            "source_uri": "memory:///in/x.jsonl",
+            "record": i + 1,
+        }
         for i, r in enumerate(records)
     ]
     return ReadBatch("b1", pl.DataFrame(rows, schema=RECORD_SCHEMA), QUARANTINE_SCHEMA.to_frame())
@@ -57,7 +63,9 @@ def test_normalisation_is_idempotent_and_leaves_no_stray_controls(text):
 
 
 def test_documents_frame_digests_counts_and_statuses():
-    out = normalise_batch(_read({"text": "Angela  Merkel\r\nin Berlin", "lang": "de"}, {"text": " \t\n "}), NormaliseConfig())
+    out = normalise_batch(
+        _read({"text": "Angela  Merkel\r\nin Berlin", "lang": "de"}, {"text": " \t\n "}), NormaliseConfig()
+    )
     ok, empty = out.documents.to_dicts()
     assert ok["text"] == "Angela Merkel\nin Berlin"
     assert ok["text_sha256"] == hashlib.sha256(ok["text"].encode()).hexdigest()
@@ -69,11 +77,14 @@ def test_documents_frame_digests_counts_and_statuses():
 
 
 def test_given_languages_are_cleaned_and_missing_ones_detected():
-    out = normalise_batch(_read(
-        {"text": "Der Bundestag hat heute in Berlin über das neue Gesetz abgestimmt.", "lang": " DE_at "},
-        {"text": "El presidente del Gobierno se reunió ayer en Madrid con los sindicatos."},
-        {"text": "Le Premier ministre a présenté hier à Paris son projet de loi.", "lang": "not a/tag"},
-    ), NormaliseConfig())
+    out = normalise_batch(
+        _read(
+            {"text": "Der Bundestag hat heute in Berlin über das neue Gesetz abgestimmt.", "lang": " DE_at "},
+            {"text": "El presidente del Gobierno se reunió ayer en Madrid con los sindicatos."},
+            {"text": "Le Premier ministre a présenté hier à Paris son projet de loi.", "lang": "not a/tag"},
+        ),
+        NormaliseConfig(),
+    )
     rows = out.documents.to_dicts()
     assert [(r["lang"], r["lang_detected"]) for r in rows] == [("de-at", False), ("es", True), ("fr", True)]
 
@@ -93,7 +104,9 @@ def test_normalise_config_checks():
 
 
 def test_repeated_doc_ids_in_a_batch_are_quarantined_not_lost():
-    out = normalise_batch(_read({"doc_id": "a", "text": "first", "lang": "en"}, {"doc_id": "a", "text": "second", "lang": "en"}))
+    out = normalise_batch(
+        _read({"doc_id": "a", "text": "first", "lang": "en"}, {"doc_id": "a", "text": "second", "lang": "en"})
+    )
     assert out.documents.get_column("text").to_list() == ["first"]
     [q] = out.quarantine.to_dicts()
     assert (q["doc_id"], q["record"], q["stage"]) == ("a", 2, "normalise")

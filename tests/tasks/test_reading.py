@@ -26,8 +26,16 @@ def _parquet(table: pa.Table) -> bytes:
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("a.jsonl", "jsonl"), ("a.JSONL.GZ", "jsonl"), ("a.ndjson", "jsonl"), ("a.parquet", "parquet"),
-     ("a.txt", "text"), ("a.txt.gz", "text"), ("a.csv", None), ("a.gz", None)],
+    [
+        ("a.jsonl", "jsonl"),
+        ("a.JSONL.GZ", "jsonl"),
+        ("a.ndjson", "jsonl"),
+        ("a.parquet", "parquet"),
+        ("a.txt", "text"),
+        ("a.txt.gz", "text"),
+        ("a.csv", None),
+        ("a.gz", None),
+    ],
 )
 def test_detect_format_by_suffix(name, fmt):
     assert detect_format(name) == fmt
@@ -36,11 +44,15 @@ def test_detect_format_by_suffix(name, fmt):
 
 def test_jsonl_records_with_ids_languages_and_metadata(make_batch, memfs):
     fs, _ = memfs
-    batch = make_batch({"docs.jsonl": _jsonl(
-        {"id": "a", "text": "Angela Merkel", "lang": "de", "metadata": {"source": "x", "n": 1}},
-        {"id": 7, "text": "Paris"},
-        {"text": "no id here"},
-    )})
+    batch = make_batch(
+        {
+            "docs.jsonl": _jsonl(
+                {"id": "a", "text": "Angela Merkel", "lang": "de", "metadata": {"source": "x", "n": 1}},
+                {"id": 7, "text": "Paris"},
+                {"text": "no id here"},
+            )
+        }
+    )
     read = read_batch(fs, batch, ReadConfig())
     rows = read.records.to_dicts()
     assert [r["doc_id"] for r in rows] == ["a", "7", "docs.jsonl#3"]
@@ -54,7 +66,9 @@ def test_jsonl_records_with_ids_languages_and_metadata(make_batch, memfs):
 def test_gzipped_jsonl_and_a_byte_order_mark(make_batch, memfs):
     fs, _ = memfs
     body = "\ufeff" + _jsonl({"id": "a", "text": "Zürich"})
-    batch = make_batch({"docs.jsonl.gz": gzip.compress(body.encode()), "plain-but-gzipped.jsonl": gzip.compress(body.encode())})
+    batch = make_batch(
+        {"docs.jsonl.gz": gzip.compress(body.encode()), "plain-but-gzipped.jsonl": gzip.compress(body.encode())}
+    )
     read = read_batch(fs, batch, ReadConfig())
     assert read.records.get_column("text").to_list() == ["Zürich", "Zürich"]
 
@@ -76,15 +90,18 @@ def test_field_mapping_checks_names():
 
 def test_bad_jsonl_records_go_to_quarantine_with_reasons(make_batch, memfs):
     fs, _ = memfs
-    lines = _jsonl(
-        {"id": "ok", "text": "fine"},
-        "{not json",
-        {"id": "no-text"},
-        {"id": "num", "text": 42},
-        "[1, 2]",
-        "",
-        {"id": "ok2", "text": ""},
-    ).encode() + b'{"id": "bin", "text": "caf\xe9"}\n'
+    lines = (
+        _jsonl(
+            {"id": "ok", "text": "fine"},
+            "{not json",
+            {"id": "no-text"},
+            {"id": "num", "text": 42},
+            "[1, 2]",
+            "",
+            {"id": "ok2", "text": ""},
+        ).encode()
+        + b'{"id": "bin", "text": "caf\xe9"}\n'
+    )
     read = read_batch(fs, make_batch({"d.jsonl": lines}), ReadConfig())
     assert read.records.get_column("doc_id").to_list() == ["ok", "ok2"]
     q = {r["record"]: r for r in read.quarantine.to_dicts()}
@@ -110,16 +127,21 @@ def test_a_broken_gzip_stream_quarantines_the_object(make_batch, memfs):
 
 def test_parquet_rows_with_mapping_and_null_text(make_batch, memfs):
     fs, _ = memfs
-    table = pa.table({
-        "key": pa.array([1, 2, None]),
-        "content": ["Berlin", None, "Rom"],
-        "lang": ["de", "de", None],
-        "metadata": pa.array([{"a": 1}, {"a": 2}, None]),
-    })
+    table = pa.table(
+        {
+            "key": pa.array([1, 2, None]),
+            "content": ["Berlin", None, "Rom"],
+            "lang": ["de", "de", None],
+            "metadata": pa.array([{"a": 1}, {"a": 2}, None]),
+        }
+    )
     config = ReadConfig(fields=FieldMapping(id="key", text="content"))
     read = read_batch(fs, make_batch({"d.parquet": _parquet(table)}), config)
     rows = read.records.to_dicts()
-    assert [(r["doc_id"], r["text"], r["lang"], r["record"]) for r in rows] == [("1", "Berlin", "de", 1), ("d.parquet#3", "Rom", None, 3)]
+    assert [(r["doc_id"], r["text"], r["lang"], r["record"]) for r in rows] == [
+        ("1", "Berlin", "de", 1),
+        ("d.parquet#3", "Rom", None, 3),
+    ]
     assert json.loads(rows[0]["metadata"]) == {"a": 1}
     [bad] = read.quarantine.to_dicts()
     assert (bad["doc_id"], bad["record"], bad["reason"]) == ("2", 2, "text field 'content' is null")
@@ -127,7 +149,9 @@ def test_parquet_rows_with_mapping_and_null_text(make_batch, memfs):
 
 def test_parquet_without_the_text_column_quarantines_every_row(make_batch, memfs):
     fs, _ = memfs
-    read = read_batch(fs, make_batch({"d.parquet": _parquet(pa.table({"id": ["a", "b"], "body": ["x", "y"]}))}), ReadConfig())
+    read = read_batch(
+        fs, make_batch({"d.parquet": _parquet(pa.table({"id": ["a", "b"], "body": ["x", "y"]}))}), ReadConfig()
+    )
     assert read.records.height == 0
     assert read.quarantine.get_column("doc_id").to_list() == ["a", "b"]
     assert set(read.quarantine.get_column("reason")) == {"missing text field 'text'"}
@@ -143,15 +167,19 @@ def test_a_corrupt_parquet_file_is_quarantined_whole(make_batch, memfs):
 
 def test_text_files_are_one_document_each_named_by_path(make_batch, memfs):
     fs, _ = memfs
-    batch = make_batch({
-        "news/de/1.txt": "Angela Merkel in Berlin.\nZweite Zeile.",
-        "news/en/2.txt.gz": gzip.compress("\ufeffLondon".encode()),
-        "bad.txt": b"\xff\xfe\x00broken",
-    })
+    batch = make_batch(
+        {
+            "news/de/1.txt": "Angela Merkel in Berlin.\nZweite Zeile.",
+            "news/en/2.txt.gz": gzip.compress("\ufeffLondon".encode()),
+            "bad.txt": b"\xff\xfe\x00broken",
+        }
+    )
     read = read_batch(fs, batch, ReadConfig())
     rows = {r["doc_id"]: r for r in read.records.to_dicts()}
     assert set(rows) == {"news/de/1", "news/en/2"}
-    assert rows["news/de/1"]["text"] == "Angela Merkel in Berlin.\nZweite Zeile." and rows["news/de/1"]["record"] is None
+    assert (
+        rows["news/de/1"]["text"] == "Angela Merkel in Berlin.\nZweite Zeile." and rows["news/de/1"]["record"] is None
+    )
     assert rows["news/en/2"]["text"] == "London"
     [bad] = read.quarantine.to_dicts()
     assert bad["doc_id"] == "bad" and bad["reason"].startswith("not UTF-8:")
@@ -175,8 +203,14 @@ def test_read_batch_task_calls_the_stage(make_batch, memfs, monkeypatch):
 
 def test_whole_objects_that_hold_no_documents_are_quarantined_once(make_batch, memfs):
     fs, _ = memfs
-    batch = make_batch({"empty.jsonl": b"", "empty.txt": b"", "report.pdf": b"%PDF-1.7 " + b"x" * 1000,
-                        "ok.jsonl": _jsonl({"id": "a", "text": "Berlin"})})
+    batch = make_batch(
+        {
+            "empty.jsonl": b"",
+            "empty.txt": b"",
+            "report.pdf": b"%PDF-1.7 " + b"x" * 1000,
+            "ok.jsonl": _jsonl({"id": "a", "text": "Berlin"}),
+        }
+    )
     read = read_batch(fs, batch, ReadConfig())
     assert read.records.get_column("doc_id").to_list() == ["a"]
     q = {r["source_uri"].rsplit("/", 1)[1]: r for r in read.quarantine.to_dicts()}
@@ -260,11 +294,13 @@ def _string_column_of_bytes(values: list[bytes]) -> pa.Array:
 
 def test_parquet_rows_that_are_not_utf8_are_quarantined_not_the_file(make_batch, memfs):
     fs, _ = memfs
-    table = pa.table({
-        "id": ["a", "b", "c"],
-        "text": _string_column_of_bytes([b"Paris", b"Paris \xff\xfe Berlin", b"Rom"]),
-        "lang": _string_column_of_bytes([b"fr", b"de", b"\xff"]),
-    })
+    table = pa.table(
+        {
+            "id": ["a", "b", "c"],
+            "text": _string_column_of_bytes([b"Paris", b"Paris \xff\xfe Berlin", b"Rom"]),
+            "lang": _string_column_of_bytes([b"fr", b"de", b"\xff"]),
+        }
+    )
     read = read_batch(fs, make_batch({"d.parquet": _parquet(table)}), ReadConfig())
     assert read.records.get_column("doc_id").to_list() == ["a", "c"]
     assert read.records.get_column("lang").to_list() == ["fr", "\ufffd"]
@@ -275,10 +311,12 @@ def test_parquet_rows_that_are_not_utf8_are_quarantined_not_the_file(make_batch,
 
 def test_parquet_ids_of_any_type_and_dictionary_encoded_text(make_batch, memfs):
     fs, _ = memfs
-    table = pa.table({
-        "id": pa.array([[1, 2], [3], None]),  # a list is no id: the default id is used
-        "text": pa.array(["Olaf Scholz in Hamburg.", "Joe Biden in Washington.", "Rom"]).dictionary_encode(),
-    })
+    table = pa.table(
+        {
+            "id": pa.array([[1, 2], [3], None]),  # a list is no id: the default id is used
+            "text": pa.array(["Olaf Scholz in Hamburg.", "Joe Biden in Washington.", "Rom"]).dictionary_encode(),
+        }
+    )
     read = read_batch(fs, make_batch({"d.parquet": _parquet(table)}), ReadConfig())
     assert read.quarantine.height == 0
     assert read.records.get_column("doc_id").to_list() == ["d.parquet#1", "d.parquet#2", "d.parquet#3"]
@@ -307,8 +345,9 @@ def test_an_object_no_reader_rule_foresaw_is_quarantined_whole_not_a_failed_batc
         raise RuntimeError("unforeseen")
 
     monkeypatch.setattr(reading, "_read_text", broken)
-    read = read_batch(fs, make_batch({"a.txt": b"text", "b.jsonl": _jsonl({"id": "b", "text": "fine"}).encode()}),
-                      ReadConfig())
+    read = read_batch(
+        fs, make_batch({"a.txt": b"text", "b.jsonl": _jsonl({"id": "b", "text": "fine"}).encode()}), ReadConfig()
+    )
     assert read.records.get_column("doc_id").to_list() == ["b"]  # nothing half-read of a.txt is kept
     [row] = read.quarantine.to_dicts()
     assert row["reason"] == "could not be read: RuntimeError: unforeseen" and row["record"] is None
@@ -318,7 +357,9 @@ def test_an_s3_key_with_a_version_id_is_quarantined_unread(make_batch, memfs, mo
     import nerflow.etl.reading as reading
 
     fs, _ = memfs
-    monkeypatch.setattr(reading.storage, "unreadable_key", lambda fs, path: "unsupported object key: x" if "?" in path else None)
+    monkeypatch.setattr(
+        reading.storage, "unreadable_key", lambda fs, path: "unsupported object key: x" if "?" in path else None
+    )
     read = read_batch(fs, make_batch({"y.txt?versionId=1.txt": b"Kyiv", "y.txt": b"Warsaw"}), ReadConfig())
     assert read.records.get_column("text").to_list() == ["Warsaw"]
     [row] = read.quarantine.to_dicts()

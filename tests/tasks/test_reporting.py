@@ -26,11 +26,21 @@ from nerflow.storage import Location
 from tests.test_layout import REPO_ROOT
 
 RESULTS = {
-    "batches": 2, "quarantined": {},
-    "reconciliation": {"docs_in": 7, "docs_ok": 5, "docs_empty": 1, "docs_quarantined": 1, "entities": 9,
-                       "entities_counted": 9, "vectors": None, "ok": True},
-    "tables": {"entities": {"version": 1, "rows": 9, "checks": {"schema": 0, "score_in_unit_interval": 0},
-                            "success": True}},
+    "batches": 2,
+    "quarantined": {},
+    "reconciliation": {
+        "docs_in": 7,
+        "docs_ok": 5,
+        "docs_empty": 1,
+        "docs_quarantined": 1,
+        "entities": 9,
+        "entities_counted": 9,
+        "vectors": None,
+        "ok": True,
+    },
+    "tables": {
+        "entities": {"version": 1, "rows": 9, "checks": {"schema": 0, "score_in_unit_interval": 0}, "success": True}
+    },
 }
 
 
@@ -41,26 +51,71 @@ def _entities(rows: list[tuple[str, str, str]]) -> pa.Table:
 
 def _report(index: int, counts: dict[tuple[str, str], int], top: tuple[TopEntity, ...] = (), **kw) -> BatchReport:
     n = sum(counts.values())
-    fields = dict(batch_id=f"b{index}", index=index, objects=1, bytes=100, docs_in=4, docs_ok=3, docs_empty=1,
-                  docs_quarantined=0, entities=n, chars=300, entity_counts=counts, top_entities=top)
+    fields = dict(
+        batch_id=f"b{index}",
+        index=index,
+        objects=1,
+        bytes=100,
+        docs_in=4,
+        docs_ok=3,
+        docs_empty=1,
+        docs_quarantined=0,
+        entities=n,
+        chars=300,
+        entity_counts=counts,
+        top_entities=top,
+    )
     return BatchReport(**{**fields, **kw})
 
 
 def _summary(reports: list[BatchReport], **kw):
-    fields = dict(run_id="run-1", run_label="nightly", input_uri="s3://in/docs", output_uri="/data/out",
-                  model_id="m123", devices=["cpu"], listed=3, skipped=1, ignored=0, superseded=0, seconds=2.0,
-                  tables={"documents": "/data/out/documents/"})
+    fields = dict(
+        run_id="run-1",
+        run_label="nightly",
+        input_uri="s3://in/docs",
+        output_uri="/data/out",
+        model_id="m123",
+        devices=["cpu"],
+        listed=3,
+        skipped=1,
+        ignored=0,
+        superseded=0,
+        seconds=2.0,
+        tables={"documents": "/data/out/documents/"},
+    )
     return summarise(reports, **{**fields, **kw})
 
 
 def _two_batches():
-    first = _report(0, {("PER", "en"): 3, ("LOC", "en"): 1, ("LOC", "de"): 2}, top=top_entities(_entities([
-        ("d1", "Merkel", "PER"), ("d1", "Merkel", "PER"), ("d2", "Merkel", "PER"),
-        ("d1", "Paris", "LOC"), ("d2", "Berlin", "LOC"), ("d3", "Berlin", "LOC"),
-    ])))
-    second = _report(1, {("PER", "fr"): 2, ("ORG", "fr"): 1}, top=top_entities(_entities([
-        ("d4", "Macron", "PER"), ("d5", "Merkel", "PER"), ("d5", "ONU", "ORG"),
-    ])))
+    first = _report(
+        0,
+        {("PER", "en"): 3, ("LOC", "en"): 1, ("LOC", "de"): 2},
+        top=top_entities(
+            _entities(
+                [
+                    ("d1", "Merkel", "PER"),
+                    ("d1", "Merkel", "PER"),
+                    ("d2", "Merkel", "PER"),
+                    ("d1", "Paris", "LOC"),
+                    ("d2", "Berlin", "LOC"),
+                    ("d3", "Berlin", "LOC"),
+                ]
+            )
+        ),
+    )
+    second = _report(
+        1,
+        {("PER", "fr"): 2, ("ORG", "fr"): 1},
+        top=top_entities(
+            _entities(
+                [
+                    ("d4", "Macron", "PER"),
+                    ("d5", "Merkel", "PER"),
+                    ("d5", "ONU", "ORG"),
+                ]
+            )
+        ),
+    )
     return [first, second]
 
 
@@ -68,9 +123,17 @@ def _two_batches():
 
 
 def test_a_batch_keeps_its_most_frequent_texts_per_label_with_counts_and_documents():
-    table = _entities([("d1", "Merkel", "PER"), ("d1", "Merkel", "PER"), ("d2", "Merkel", "PER"),
-                       ("d2", "Scholz", "PER"), ("d3", "Obama", "PER"), ("d3", "Obama", "PER"),
-                       ("d1", "Paris", "LOC")])
+    table = _entities(
+        [
+            ("d1", "Merkel", "PER"),
+            ("d1", "Merkel", "PER"),
+            ("d2", "Merkel", "PER"),
+            ("d2", "Scholz", "PER"),
+            ("d3", "Obama", "PER"),
+            ("d3", "Obama", "PER"),
+            ("d1", "Paris", "LOC"),
+        ]
+    )
     assert top_entities(table, k=2) == (
         TopEntity(label="LOC", text="Paris", count=1, docs=1),
         TopEntity(label="PER", text="Merkel", count=3, docs=2),
@@ -85,19 +148,33 @@ def test_a_batch_keeps_at_most_batch_top_k_texts_per_label():
 
 
 def test_a_run_adds_up_its_batches_top_entities():
-    merged = merge_top_entities([
-        (TopEntity(label="PER", text="Merkel", count=3, docs=2), TopEntity(label="PER", text="Obama", count=2, docs=1)),
-        (TopEntity(label="PER", text="Obama", count=2, docs=2), TopEntity(label="ORG", text="ONU", count=1, docs=1)),
-    ], k=1)
-    assert merged == (TopEntity(label="ORG", text="ONU", count=1, docs=1),
-                      TopEntity(label="PER", text="Obama", count=4, docs=3))
+    merged = merge_top_entities(
+        [
+            (
+                TopEntity(label="PER", text="Merkel", count=3, docs=2),
+                TopEntity(label="PER", text="Obama", count=2, docs=1),
+            ),
+            (
+                TopEntity(label="PER", text="Obama", count=2, docs=2),
+                TopEntity(label="ORG", text="ONU", count=1, docs=1),
+            ),
+        ],
+        k=1,
+    )
+    assert merged == (
+        TopEntity(label="ORG", text="ONU", count=1, docs=1),
+        TopEntity(label="PER", text="Obama", count=4, docs=3),
+    )
 
 
 def test_the_run_summary_holds_the_merged_top_entities():
     summary = _summary(_two_batches())
     assert [(e.label, e.text, e.count, e.docs) for e in summary.top_entities] == [
-        ("LOC", "Berlin", 2, 2), ("LOC", "Paris", 1, 1), ("ORG", "ONU", 1, 1),
-        ("PER", "Merkel", 4, 3), ("PER", "Macron", 1, 1),
+        ("LOC", "Berlin", 2, 2),
+        ("LOC", "Paris", 1, 1),
+        ("ORG", "ONU", 1, 1),
+        ("PER", "Merkel", 4, 3),
+        ("PER", "Macron", 1, 1),
     ]
 
 
@@ -114,8 +191,14 @@ def test_top_entity_rows_rank_within_each_label():
 
 @pytest.mark.parametrize(
     ("done_bytes", "total_bytes", "done_batches", "total_batches", "percent"),
-    [(0, 200, 0, 2, 0.0), (50, 200, 1, 2, 25.0), (200, 200, 2, 2, 100.0), (0, 0, 1, 4, 25.0), (0, 0, 0, 0, 100.0),
-     (300, 200, 3, 2, 100.0)],
+    [
+        (0, 200, 0, 2, 0.0),
+        (50, 200, 1, 2, 25.0),
+        (200, 200, 2, 2, 100.0),
+        (0, 0, 1, 4, 25.0),
+        (0, 0, 0, 0, 100.0),
+        (300, 200, 3, 2, 100.0),
+    ],
 )
 def test_progress_goes_by_bytes_then_batches(done_bytes, total_bytes, done_batches, total_batches, percent):
     assert run_report.progress_percent(done_bytes, total_bytes, done_batches, total_batches) == percent
@@ -126,8 +209,13 @@ def test_progress_goes_by_bytes_then_batches(done_bytes, total_bytes, done_batch
 
 def test_the_summary_page_has_the_counts_the_entities_by_label_and_language_and_the_contract_sections():
     summary = _summary(_two_batches())
-    text = run_report.render_run_summary(summary, RESULTS, status="completed", chart_uri="/data/out/_manifest/reports/"
-                                         "run-run-1/entities.png", top_entities_key="extract-entities-top-entities")
+    text = run_report.render_run_summary(
+        summary,
+        RESULTS,
+        status="completed",
+        chart_uri="/data/out/_manifest/reports/run-run-1/entities.png",
+        top_entities_key="extract-entities-top-entities",
+    )
     assert text.startswith("# extract-entities completed\n") and text.count("\n# ") == 0, "one title"
     assert "Run `run-1` (nightly), model `m123` on cpu: 2 batches committed in 2.0 s." in text
     assert "| in (records read) | 8 |" in text and "| annotated (ok) | 6 |" in text

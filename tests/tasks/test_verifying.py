@@ -25,12 +25,37 @@ LABELS = ("PER", "ORG", "LOC", "MISC")
 def _record(**changes) -> dict:
     now = datetime.now(UTC)
     record = {
-        "run_id": RUN.run_id, "run_label": None, "status": "completed", "input_uri": "in", "output_uri": "out",
-        "model_ref": "tiny", "model_id": "m1", "model_labels": list(LABELS), "embedding_dim": 4, "devices": ["cpu"],
-        "parameters": "{}", "objects_listed": 2, "objects_skipped": 0, "objects_ignored": 0, "objects_processed": 2,
-        "objects_superseded": 0, "batches": 1, "docs_in": 4, "docs_ok": 1, "docs_empty": 1, "docs_quarantined": 2,
-        "entities": 2, "chars": 23, "entities_by_label": [("LOC", 1), ("PER", 1)], "contract_results": "{}",
-        "span_filter": "off", "spans": 40, "spans_scored": 40, "started_at": now, "finished_at": now, "seconds": 1.0,
+        "run_id": RUN.run_id,
+        "run_label": None,
+        "status": "completed",
+        "input_uri": "in",
+        "output_uri": "out",
+        "model_ref": "tiny",
+        "model_id": "m1",
+        "model_labels": list(LABELS),
+        "embedding_dim": 4,
+        "devices": ["cpu"],
+        "parameters": "{}",
+        "objects_listed": 2,
+        "objects_skipped": 0,
+        "objects_ignored": 0,
+        "objects_processed": 2,
+        "objects_superseded": 0,
+        "batches": 1,
+        "docs_in": 4,
+        "docs_ok": 1,
+        "docs_empty": 1,
+        "docs_quarantined": 2,
+        "entities": 2,
+        "chars": 23,
+        "entities_by_label": [("LOC", 1), ("PER", 1)],
+        "contract_results": "{}",
+        "span_filter": "off",
+        "spans": 40,
+        "spans_scored": 40,
+        "started_at": now,
+        "finished_at": now,
+        "seconds": 1.0,
     }
     return record | changes
 
@@ -63,11 +88,21 @@ def _entities_file(root: Path) -> Path:
 def test_a_good_output_passes(output):
     report = _verify(output)
     assert report.success, render_report(report)
-    assert set(report.tables) == {"documents", "entities", "entity_embeddings", "quarantine", "_manifest/objects",
-                                  "_manifest/runs"}
+    assert set(report.tables) == {
+        "documents",
+        "entities",
+        "entity_embeddings",
+        "quarantine",
+        "_manifest/objects",
+        "_manifest/runs",
+    }
     assert report.tables["entities"].rows == 2 and report.tables["documents"].rows == 2
     assert [c.check for c in report.reconciliation] == [
-        "documents_reconcile", "files_committed", "files_present", "objects_committed_once"]
+        "documents_reconcile",
+        "files_committed",
+        "files_present",
+        "objects_committed_once",
+    ]
     assert report.notes == ()
 
 
@@ -77,8 +112,12 @@ def test_the_command_prints_a_report_and_exits_0_or_1(output, capsys):
     assert printed.startswith(f"nerflow validate {output}\n") and printed.rstrip().endswith("result: ok")
     assert "entities                  v1      1         2  ok" in printed
 
-    _rewrite(_entities_file(output), lambda t: t.set_column(
-        t.schema.get_field_index("score"), t.schema.field("score"), pa.array([0.9, 1.5], pa.float32())))
+    _rewrite(
+        _entities_file(output),
+        lambda t: t.set_column(
+            t.schema.get_field_index("score"), t.schema.field("score"), pa.array([0.9, 1.5], pa.float32())
+        ),
+    )
     assert main(["validate", str(output)]) == 1
     printed = capsys.readouterr().out
     assert "entities                  v1      1         2  FAILED" in printed
@@ -88,8 +127,12 @@ def test_the_command_prints_a_report_and_exits_0_or_1(output, capsys):
 
 
 def test_a_text_that_no_longer_matches_its_offsets_is_found(output):
-    _rewrite(_entities_file(output), lambda t: t.set_column(
-        t.schema.get_field_index("text"), t.schema.field("text"), pa.array(["Angela Merkel", "Bonn"])))
+    _rewrite(
+        _entities_file(output),
+        lambda t: t.set_column(
+            t.schema.get_field_index("text"), t.schema.field("text"), pa.array(["Angela Merkel", "Bonn"])
+        ),
+    )
     report = _verify(output)
     [failed] = report.tables["entities"].failures()
     assert (failed.check, failed.rows) == ("text_is_document_slice", (1,))
@@ -104,8 +147,9 @@ def test_a_file_with_other_column_types_fails_its_schema(output):
     report = _verify(output)
     [schema] = report.tables["entities"].failures()[:1]
     assert schema.check == "schema"
-    assert schema.message == ("entities/ingest_date=2026-11-24/lang=de/part-b1.parquet: column 'start' is int64, "
-                              "the contract says int32")
+    assert schema.message == (
+        "entities/ingest_date=2026-11-24/lang=de/part-b1.parquet: column 'start' is int64, the contract says int32"
+    )
     assert not report.success
 
 
@@ -117,8 +161,9 @@ def test_a_lost_documents_file_breaks_reconciliation(output):
     assert "document_present" in failed
     reconcile = report.reconciliation[0]
     assert not reconcile.success
-    assert reconcile.message == ("run run-1: the manifest counts 4 documents in, the tables hold 3 "
-                                 "(0 ok + 1 empty + 2 quarantined)")
+    assert reconcile.message == (
+        "run run-1: the manifest counts 4 documents in, the tables hold 3 (0 ok + 1 empty + 2 quarantined)"
+    )
 
 
 def test_a_file_no_batch_committed_is_reported(output):
@@ -131,7 +176,9 @@ def test_a_file_no_batch_committed_is_reported(output):
 
 
 def test_files_not_written_by_nerflow_are_refused(output):
-    pq.write_table(pa.table({"doc_id": ["x"]}), output / "documents" / "ingest_date=2026-11-24" / "lang=de" / "x.parquet")
+    pq.write_table(
+        pa.table({"doc_id": ["x"]}), output / "documents" / "ingest_date=2026-11-24" / "lang=de" / "x.parquet"
+    )
     report = _verify(output)
     [schema] = [c for c in report.tables["documents"].checks if c.check == "schema"]
     assert "stamped table=None" in schema.message and not report.success
@@ -152,8 +199,15 @@ def test_files_of_a_batch_being_written_are_noted_not_counted(output):
     pending = path.parent / "part-b2.parquet"
     pending.write_bytes(path.read_bytes())
     (output / "_manifest" / "_pending").mkdir(exist_ok=True)
-    (output / "_manifest" / "_pending" / "b2.json").write_text(json.dumps(
-        {"batch_id": "b2", "files": [str(pending.relative_to(output))], "manifest": "_manifest/objects/part-b2.parquet"}))
+    (output / "_manifest" / "_pending" / "b2.json").write_text(
+        json.dumps(
+            {
+                "batch_id": "b2",
+                "files": [str(pending.relative_to(output))],
+                "manifest": "_manifest/objects/part-b2.parquet",
+            }
+        )
+    )
     report = _verify(output)
     assert report.success, render_report(report)
     assert "1 data files of batches being written (no manifest file yet): not checked" in report.notes
@@ -163,8 +217,14 @@ def test_an_object_committed_by_two_batches_fails(output):
     [entry] = (output / "_manifest" / "objects").glob("*.parquet")
     twice = entry.with_name("part-b2.parquet")
     table = pq.read_table(entry)
-    pq.write_table(table.set_column(table.schema.get_field_index("batch_id"), table.schema.field("batch_id"),
-                                    pa.array(["b2"] * table.num_rows, pa.string())), twice)
+    pq.write_table(
+        table.set_column(
+            table.schema.get_field_index("batch_id"),
+            table.schema.field("batch_id"),
+            pa.array(["b2"] * table.num_rows, pa.string()),
+        ),
+        twice,
+    )
     check = {c.check: c for c in _verify(output).reconciliation}["objects_committed_once"]
     assert not check.success and "committed by more than one batch" in check.message
 
@@ -174,7 +234,6 @@ def test_a_missing_committed_file_fails(output):
     path.unlink()
     check = {c.check: c for c in _verify(output).reconciliation}["files_present"]
     assert not check.success and check.message.startswith("1 data files that _manifest/objects names are missing")
-
 
 
 def test_a_retraction_under_way_is_honoured(output, monkeypatch):
@@ -192,6 +251,7 @@ def test_a_retraction_under_way_is_honoured(output, monkeypatch):
                 raise KeyboardInterrupt  # stands in for the process dying here
             done.append(args[1])
             return real(*args)
+
         return step
 
     monkeypatch.setattr(storage, "write_bytes_atomic", counted(storage.write_bytes_atomic))

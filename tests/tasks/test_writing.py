@@ -42,7 +42,9 @@ def test_commit_writes_data_then_manifest_last_then_drops_the_intent(memfs, monk
     fs, root = memfs
     order = []
     real = storage.write_bytes_atomic
-    monkeypatch.setattr(storage, "write_bytes_atomic", lambda f, p, d: (order.append(p[len(root) + 1 :]), real(f, p, d)))
+    monkeypatch.setattr(
+        storage, "write_bytes_atomic", lambda f, p, d: (order.append(p[len(root) + 1 :]), real(f, p, d))
+    )
     result = writing.commit_batch(fs, root, _tables())
     assert order[0] == "_manifest/_pending/b1.json"
     assert order[-1] == "_manifest/objects/part-b1.parquet" == result.manifest_file
@@ -110,9 +112,12 @@ def test_recover_keeps_a_batch_whose_manifest_was_written(memfs):
     fs, root = memfs
     result = writing.commit_batch(fs, root, _tables())
     # Killed between the manifest and deleting the intent:
-    storage.write_bytes_atomic(fs, f"{root}/_manifest/_pending/b1.json",
-                               b'{"batch_id": "b1", "files": %s, "manifest": "%s"}' % (
-                                   str(list(result.files)).replace("'", '"').encode(), result.manifest_file.encode()))
+    storage.write_bytes_atomic(
+        fs,
+        f"{root}/_manifest/_pending/b1.json",
+        b'{"batch_id": "b1", "files": %s, "manifest": "%s"}'
+        % (str(list(result.files)).replace("'", '"').encode(), result.manifest_file.encode()),
+    )
     report = writing.recover(fs, root)
     assert report.completed == ("b1",) and report.rolled_back == ()
     assert all(fs.exists(f"{root}/{rel}") for rel in result.files)
@@ -148,20 +153,45 @@ def test_run_record(memfs):
     fs, root = memfs
     now = datetime.now(UTC)
     record = {
-        "run_id": "r1", "run_label": None, "status": "completed", "input_uri": "in", "output_uri": "out",
-        "model_ref": "default", "model_id": "m", "model_labels": ["PER"], "embedding_dim": 0, "devices": ["cpu"],
-        "parameters": "{}", "objects_listed": 1,
-        "objects_skipped": 0, "objects_ignored": 0, "objects_processed": 1, "objects_superseded": 0, "batches": 1,
-        "docs_in": 3, "docs_ok": 2, "docs_empty": 0, "docs_quarantined": 1, "entities": 5, "chars": 10,
-        "entities_by_label": [("PER", 5)], "contract_results": "{}", "span_filter": "stored (threshold=0.03)",
-        "spans": 80, "spans_scored": 6, "started_at": now, "finished_at": now, "seconds": 1.0,
+        "run_id": "r1",
+        "run_label": None,
+        "status": "completed",
+        "input_uri": "in",
+        "output_uri": "out",
+        "model_ref": "default",
+        "model_id": "m",
+        "model_labels": ["PER"],
+        "embedding_dim": 0,
+        "devices": ["cpu"],
+        "parameters": "{}",
+        "objects_listed": 1,
+        "objects_skipped": 0,
+        "objects_ignored": 0,
+        "objects_processed": 1,
+        "objects_superseded": 0,
+        "batches": 1,
+        "docs_in": 3,
+        "docs_ok": 2,
+        "docs_empty": 0,
+        "docs_quarantined": 1,
+        "entities": 5,
+        "chars": 10,
+        "entities_by_label": [("PER", 5)],
+        "contract_results": "{}",
+        "span_filter": "stored (threshold=0.03)",
+        "spans": 80,
+        "spans_scored": 6,
+        "started_at": now,
+        "finished_at": now,
+        "seconds": 1.0,
     }
     rel = writing.write_run_record(fs, root, record)
     assert rel == "_manifest/runs/run-r1.parquet"
     table = pq.read_table(io.BytesIO(fs.cat_file(f"{root}/{rel}")))
     assert table.column("entities_by_label").to_pylist() == [[("PER", 5)]]
     assert table.select(["span_filter", "spans", "spans_scored"]).to_pylist() == [
-        {"span_filter": "stored (threshold=0.03)", "spans": 80, "spans_scored": 6}]
+        {"span_filter": "stored (threshold=0.03)", "spans": 80, "spans_scored": 6}
+    ]
     assert table.schema.metadata[b"nerflow.table"] == b"_manifest/runs"
     assert table.schema.metadata[b"nerflow.schema_version"] == b"3"
 
@@ -173,7 +203,13 @@ def test_write_batch_task_calls_the_stage(memfs):
     fs, root = memfs
     validated = validate_batch(*_inputs(), RUN, ValidateConfig(labels=("PER", "LOC")))
     report = writing_tasks.write_batch.fn(Location(uri=f"memory://{root}"), validated)
-    assert (report.docs_in, report.docs_ok, report.docs_empty, report.docs_quarantined, report.entities) == (4, 1, 1, 2, 2)
+    assert (report.docs_in, report.docs_ok, report.docs_empty, report.docs_quarantined, report.entities) == (
+        4,
+        1,
+        1,
+        2,
+        2,
+    )
     assert report.entity_counts == {("PER", "de"): 1, ("LOC", "de"): 1}
     assert report.quarantine_reasons == {"not JSON": 1, "engine failed": 1}
     assert fs.exists(f"{root}/_manifest/objects/part-b1.parquet")
