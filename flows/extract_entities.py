@@ -55,6 +55,7 @@ from ner_core.span_filter import parse_span_filter
 from nerflow.etl.annotating import (
     AnnotateConfig,
     Annotation,
+    DevicePolicy,
     ModelInfo,
     failure_reason,
     merge_annotations,
@@ -62,12 +63,13 @@ from nerflow.etl.annotating import (
     split_documents,
 )
 from nerflow.etl.errors import BatchRejectedError, ContractViolationError, ReconciliationError
+from nerflow.etl.formats import InputFormat
 from nerflow.etl.listing import Batch, BatchingConfig, Plan
 from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig, NormalisedBatch
 from nerflow.etl.ray_runner import RaySettings
 from nerflow.etl.reading import FieldMapping, ReadConfig
 from nerflow.etl.report import BatchReport, RunSummary, summarise
-from nerflow.etl.tables import RunContext
+from nerflow.etl.tables import EmbeddingDtype, RunContext
 from nerflow.etl.validating import BatchValidation, ValidateConfig, contract_results
 from nerflow.storage import Location, check_protocol
 from tasks.annotating import prepare_model
@@ -86,18 +88,7 @@ from tasks.reporting import (
 from tasks.validating import publish_contract_report, validate_batch
 from tasks.writing import hold_output, recover_output, retract_changed, write_batch, write_run_record
 
-__all__ = ["FieldNames", "ExtractParams", "ProgressEvent", "extract_entities", "progress_listener"]
-
-
-class FieldNames(BaseModel):
-    """Names of the input fields (JSONL keys, Parquet columns) holding each part of a document."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field("id", min_length=1, description="Document id; absent ids become '<path>#<line>'")
-    text: str = Field("text", min_length=1, description="Document text (records without it are quarantined)")
-    lang: str = Field("lang", min_length=1, description="Language tag; detected when absent")
-    metadata: str = Field("metadata", min_length=1, description="Any JSON value, kept as JSON in documents.metadata")
+__all__ = ["ExtractParams", "ProgressEvent", "extract_entities", "progress_listener"]
 
 
 class ExtractParams(BaseModel):
@@ -125,9 +116,9 @@ class ExtractParams(BaseModel):
         description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory, "
         "raise it for fuller batches",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' uses every GPU when there is one")
+    device: DevicePolicy = Field("auto", description="'auto' uses every GPU when there is one")
     embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
-    embedding_dtype: Literal["float32", "float16"] = Field("float32", description="Type of embedding values")
+    embedding_dtype: EmbeddingDtype = Field("float32", description="Type of embedding values")
     precision: Literal["exact", "fast"] = Field("exact", description="'fast': bf16/fp16 or int8 where supported")
     span_filter: str = Field(
         EngineConfig.span_filter,
@@ -145,8 +136,8 @@ class ExtractParams(BaseModel):
         description="Take a quotation mark off an entity's edge when it pairs with none inside ('Газпром»' "
         "becomes 'Газпром'). Off, with space_punctuation off: entities exactly as SpanMarker returns them",
     )
-    input_format: Literal["auto", "jsonl", "parquet", "text"] = Field("auto", description="'auto' goes by suffix")
-    fields: FieldNames = Field(default_factory=FieldNames, description="Input field names")
+    input_format: InputFormat = Field("auto", description="'auto' goes by suffix")
+    fields: FieldMapping = Field(default_factory=FieldMapping, description="Input field names")
     languages: tuple[str, ...] = Field(
         REFERENCE_LANGUAGES, min_length=1, description="ISO 639-1 codes language detection chooses from"
     )
@@ -258,7 +249,7 @@ class ExtractParams(BaseModel):
         )
 
     def reading(self) -> ReadConfig:
-        return ReadConfig(input_format=self.input_format, fields=FieldMapping(**self.fields.model_dump()))
+        return ReadConfig(input_format=self.input_format, fields=self.fields)
 
     def normalising(self) -> NormaliseConfig:
         return NormaliseConfig(languages=tuple(self.languages))

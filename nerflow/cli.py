@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import sys
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import metadata
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic.fields import FieldInfo
 
 __all__ = ["main", "build_parser"]
 
@@ -105,6 +113,190 @@ def _add_storage_arguments(parser: argparse.ArgumentParser, what: str = "") -> N
     parser.add_argument("--storage-options", metavar="JSON", help="fsspec storage options as JSON")
 
 
+# --- the flow's parameters as options ---------------------------------------------------------
+# ExtractParams is the one definition of each parameter: its fields' names, types, defaults,
+# choices and descriptions become the options of run, backfill and serve. Only spellings live here.
+
+# Options not named --field-name: the names users typed before the options were generated.
+_OPTION_NAMES = {"input_uri": "input", "output_uri": "output", "input_format": "format", "run_label": "label"}
+# Second spellings kept for the same reason (a bool's --no- form comes with each).
+_OPTION_ALIASES = {"trim_unpaired_quotes": ("--trim-quotes",)}
+# Option names of a nested field's fields: fields.id is --id-field.
+_NESTED_OPTION_NAMES = {"fields": "{}-field"}
+_METAVARS = {
+    "languages": "CODE",
+    "modified_after": "TIME",
+    "modified_before": "TIME",
+    "ray_address": "ADDR",
+    "ray_cpus_per_task": "N",
+    "span_filter": "SETTING",
+}
+# Fields with options of their own: --storage-options folds in --endpoint-url (_storage_options).
+_OWN_OPTIONS = frozenset({"storage_options"})
+
+
+@dataclasses.dataclass(frozen=True)
+class _ParamOption:
+    """The command-line option of one parameter: a field, or a field of a nested field.
+
+    Attributes:
+        path: Where the value goes in the model's arguments: ``("batch_docs",)``, ``("fields", "id")``.
+        flags: ``("--batch-docs",)``; empty for a positional argument.
+        settings: The rest of ``add_argument``'s arguments.
+    """
+
+    path: tuple[str, ...]
+    flags: tuple[str, ...]
+    settings: Mapping[str, Any]
+
+    @property
+    def dest(self) -> str:
+        return ".".join(self.path)
+
+
+def _param_options(
+    model: type[BaseModel], *, positional: bool, environment: Mapping[str, str] | None = None
+) -> list[_ParamOption]:
+    """One option per field of ``model`` (``ExtractParams``, or a subclass with more fields).
+
+    Args:
+        positional: Required fields become positional arguments (``nerflow run INPUT OUTPUT``);
+            else options like the rest (``nerflow serve --input``: the environment may give them).
+        environment: Field name -> the variable whose value is the default (``nerflow serve``).
+    """
+    options = []
+    for name, info in model.model_fields.items():
+        kind = _without_none(info.annotation)
+        if name in _OWN_OPTIONS:
+            continue
+        if dataclasses.is_dataclass(kind):
+            options.extend(_nested_options(name, kind))
+        else:
+            variable = (environment or {}).get(name)
+            options.append(_field_option(name, info, kind, positional=positional, variable=variable))
+    return options
+
+
+def _field_option(name: str, info: FieldInfo, kind: Any, *, positional: bool, variable: str | None) -> _ParamOption:
+    """The option of field ``name`` (of type ``kind``), positional where it is required and ``positional``."""
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
+    help_text = _help(info.description, default, variable)
+    option_name = _OPTION_NAMES.get(name, name).replace("_", "-")
+    if positional and info.is_required():
+        return _ParamOption((name,), (), {"metavar": option_name.upper(), "help": help_text})
+    settings = {**_value_settings(kind), "help": help_text}
+    if name in _METAVARS:
+        settings["metavar"] = _METAVARS[name]
+    elif "choices" not in settings and "action" not in settings:
+        settings.setdefault("metavar", option_name.upper().replace("-", "_"))  # --label LABEL
+    return _ParamOption((name,), (f"--{option_name}", *_OPTION_ALIASES.get(name, ())), settings)
+
+
+def _nested_options(name: str, kind: type) -> list[_ParamOption]:
+    """Options of the fields of a dataclass-valued field (``fields``: ``--id-field`` …)."""
+    annotations = typing.get_type_hints(kind)
+    pattern = _NESTED_OPTION_NAMES.get(name, f"{name}-{{}}")
+    options = []
+    for sub in dataclasses.fields(kind):
+        option_name = pattern.format(sub.name).replace("_", "-")
+        default = None if sub.default is dataclasses.MISSING else sub.default
+        settings = {
+            **_value_settings(annotations[sub.name]),
+            "metavar": option_name.upper().replace("-", "_"),  # the dest's dot would show
+            "help": _help(sub.metadata.get("description"), default, None),
+        }
+        options.append(_ParamOption((name, sub.name), (f"--{option_name}",), settings))
+    return options
+
+
+def _without_none(annotation: Any) -> Any:
+    """``int`` for ``int | None``: an optional field's option is unset, not None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation
+
+
+def _value_settings(kind: Any) -> dict[str, Any]:
+    """``add_argument``'s arguments that read a value of type ``kind``.
+
+    No default: an option left unset stays None, and the model's default applies.
+    """
+    origin = typing.get_origin(kind)
+    if kind is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if origin is Literal:
+        choices = typing.get_args(kind)
+        return {"choices": choices, "type": type(choices[0])}
+    if origin is tuple:
+        return {**_value_settings(typing.get_args(kind)[0]), "nargs": "+"}
+    if kind is dict or origin is dict:
+        return {"type": _json_object, "metavar": "JSON"}
+    if kind is datetime:
+        return {"type": datetime.fromisoformat}
+    return {"type": kind}
+
+
+def _json_object(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"invalid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return value
+
+
+def _help(description: str | None, default: Any, variable: str | None) -> str:
+    """The field's description and its default: the model's, or an environment variable's."""
+    shown = _shown_default(default)
+    if variable:
+        shown = f"{variable}, else {shown}" if shown else variable
+    text = description or ""
+    if shown:
+        text = f"{text} (default: {shown})"
+    return text.replace("%", "%%")  # argparse formats help strings with %
+
+
+def _shown_default(default: Any) -> str | None:
+    if default is None or default == {}:
+        return None
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, tuple | list):
+        return " ".join(map(str, default))
+    return str(default)
+
+
+def _add_param_options(parser: argparse.ArgumentParser, options: Sequence[_ParamOption]) -> None:
+    for option in options:
+        if option.flags:
+            parser.add_argument(*option.flags, dest=option.dest, **option.settings)
+        else:
+            parser.add_argument(option.dest, **option.settings)
+
+
+def _param_values(args: argparse.Namespace, options: Sequence[_ParamOption]) -> dict[str, Any]:
+    """The parameters given on the command line, nested as the model takes them.
+
+    An option left unset is left out: the model's default applies, defined there only.
+    """
+    values: dict[str, Any] = {}
+    for option in options:
+        value = getattr(args, option.dest, None)
+        if value is None:
+            continue
+        *parents, last = option.path
+        target = values
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[last] = value
+    return values
+
+
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """The OUTPUT of an earlier ``nerflow run`` and how to reach it."""
     parser.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
@@ -112,45 +304,12 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import os
-
-    if not args.verbose:
-        # Before Prefect is imported: its console logging would tear through the progress bar.
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.extract_entities import ExtractParams
     from nerflow.run_command import run_extract
 
-    storage_options = _storage_options(args)
-    params = dict(
-        input_uri=args.input,
-        output_uri=args.output,
-        model=args.model,
-        embeddings=args.embeddings,
-        embedding_dtype=args.embedding_dtype,
-        batch_docs=args.batch_docs,
-        batch_bytes=args.batch_bytes,
-        window_tokens=args.window_tokens,
-        overlap_tokens=args.overlap_tokens,
-        device=args.device,
-        precision=args.precision,
-        space_punctuation=not args.no_space_punctuation,
-        trim_unpaired_quotes=not args.no_trim_quotes,
-        input_format=args.format,
-        run_label=args.label,
-        storage_options=storage_options,
-        max_failure_rate=args.max_failure_rate,
-        modified_after=args.modified_after,
-        modified_before=args.modified_before,
-        task_runner=args.task_runner,
-        ray_address=args.ray_address,
-        ray_cpus_per_task=args.ray_cpus_per_task,
-        fields={"id": args.id_field, "text": args.text_field, "lang": args.lang_field, "metadata": args.metadata_field},
-    )
-    if args.languages:
-        params["languages"] = tuple(args.languages)
-    # Unset engine settings keep the flow's defaults (ExtractParams), which come from EngineConfig.
-    for name in ("batch_tokens", "lookahead_tokens", "span_filter"):
-        if getattr(args, name) is not None:
-            params[name] = getattr(args, name)
+    params = _param_values(args, _param_options(ExtractParams, positional=True))
+    if args.storage_options or args.endpoint_url:
+        params["storage_options"] = _storage_options(args)
     return run_extract(params, progress=not args.no_progress, flow=getattr(args, "flow", "extract-entities"))
 
 
@@ -222,9 +381,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             overrides[key] = json.loads(raw)
         except json.JSONDecodeError:
             overrides[key] = raw
-    for key, value in (("input_uri", args.input), ("output_uri", args.output), ("model", args.model)):
-        if value is not None:
-            overrides[key] = value
+    # An option names its field: it wins over a --param of the same field (or of the same key
+    # of a nested field: --param 'fields={"id": "uid"}' --text-field body sets both).
+    for key, value in _param_values(args, _param_options(ExtractParams, positional=False)).items():
+        given = overrides.get(key)
+        overrides[key] = {**given, **value} if isinstance(given, dict) and isinstance(value, dict) else value
     if args.storage_options or args.endpoint_url:
         given = overrides.get("storage_options")
         given = given if isinstance(given, dict) else {}
@@ -349,79 +510,74 @@ def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
     _add_storage_arguments(parser)
 
 
-def _add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_extract_arguments(parser: argparse.ArgumentParser, arg_strings: Sequence[str]) -> None:
     """The extract-entities flow's parameters (``nerflow run`` and ``nerflow backfill``)."""
-    parser.add_argument("input", metavar="INPUT", help="documents: s3://bucket/prefix, a local directory or file")
-    parser.add_argument("output", metavar="OUTPUT", help="tables: s3://bucket/prefix or a local directory")
-    parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
-    parser.add_argument(
-        "--embeddings", choices=["none", "marker", "mean"], default="none", help="write entity_embeddings"
-    )
-    parser.add_argument("--embedding-dtype", choices=["float32", "float16"], default="float32")
-    parser.add_argument("--batch-docs", type=int, default=1000, help="most documents per batch (default 1000)")
-    parser.add_argument("--batch-bytes", type=int, default=64 << 20, help="most input bytes per batch (default 64 MiB)")
-    parser.add_argument("--window-tokens", type=int, help="tokens per window (default: the model's maximum)")
-    parser.add_argument("--overlap-tokens", type=int, help="tokens shared by neighbouring windows (default: 1/8)")
-    parser.add_argument("--batch-tokens", type=int, help="tokens in one forward pass (default: 2048)")
-    parser.add_argument(
-        "--lookahead-tokens",
-        type=int,
-        help="window tokens gathered before batching; lower caps NER memory (default: 65536)",
-    )
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--precision", choices=["exact", "fast"], default="exact")
-    _add_span_filter_argument(parser)
-    _add_reading_arguments(parser)
-    parser.add_argument("--format", choices=["auto", "jsonl", "parquet", "text"], default="auto", help="input format")
-    parser.add_argument("--id-field", default="id")
-    parser.add_argument("--text-field", default="text")
-    parser.add_argument("--lang-field", default="lang")
-    parser.add_argument("--metadata-field", default="metadata")
-    parser.add_argument(
-        "--languages", nargs="+", metavar="CODE", help="ISO 639-1 codes language detection chooses from"
-    )
-    parser.add_argument("--label", help="run label recorded in the manifest")
-    parser.add_argument(
-        "--modified-after",
-        type=datetime.fromisoformat,
-        metavar="TIME",
-        help="only input objects last written at or after TIME (ISO date or date-time; UTC unless a zone is given)",
-    )
-    parser.add_argument(
-        "--modified-before",
-        type=datetime.fromisoformat,
-        metavar="TIME",
-        help="only input objects last written before TIME",
-    )
-    parser.add_argument(
-        "--max-failure-rate",
-        type=float,
-        default=0.05,
-        help="share of a batch's documents that may fail the contracts (quarantined) before the run fails (default 0.05)",
-    )
-    parser.add_argument(
-        "--task-runner",
-        choices=["threads", "ray"],
-        default="threads",
-        help="where NER runs: in this process (threads, the default) or as Ray tasks (one per GPU where the cluster "
-        "has GPUs); reading, validating and writing stay in this process",
-    )
-    parser.add_argument(
-        "--ray-address",
-        metavar="ADDR",
-        help="Ray cluster for --task-runner ray: 'local' (default) starts one on this machine for the run, 'auto' "
-        "joins the one running here, else HOST:6379 or ray://HOST:10001",
-    )
-    parser.add_argument(
-        "--ray-cpus-per-task",
-        type=float,
-        default=1.0,
-        metavar="N",
-        help="CPUs a Ray NER task takes, beside its GPU if there is one (default 1)",
-    )
+    import os
+
+    if not _verbose(arg_strings):
+        # Before Prefect is imported (the flow's module imports it): its console logging
+        # would tear through the progress bar.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.extract_entities import ExtractParams
+
+    _add_param_options(parser, _param_options(ExtractParams, positional=True))
     _add_storage_arguments(parser, "for input and output")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="keep Prefect's log lines on the console")
+
+
+def _verbose(arg_strings: Sequence[str]) -> bool:
+    """Whether ``--verbose`` is among the arguments, read before the parser that owns it is built."""
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--verbose", action="store_true")
+    return peek.parse_known_args(list(arg_strings))[0].verbose
+
+
+def _add_serve_parameter_arguments(parser: argparse.ArgumentParser, _arg_strings: Sequence[str]) -> None:
+    """The deployment's default parameters: every ExtractParams field as an option."""
+    from flows.deploy import DeploymentSettings
+    from flows.extract_entities import ExtractParams
+
+    prefix = DeploymentSettings.model_config["env_prefix"]
+    environment = {name: f"${prefix}{name.upper()}" for name in DeploymentSettings.model_fields}
+    _add_param_options(parser, _param_options(ExtractParams, positional=False, environment=environment))
+
+
+_AddArguments = Callable[[argparse.ArgumentParser, Sequence[str]], None]
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser that can add arguments only once the subcommand is used.
+
+    The flow's options come from ExtractParams, whose module imports Prefect and torch
+    (seconds): ``nerflow version`` and ``nerflow --help`` must not wait for that.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred: list[_AddArguments] = []
+
+    def defer(self, add_arguments: _AddArguments) -> None:
+        """Call ``add_arguments(parser, arg_strings)`` before the first parse or help text."""
+        self._deferred.append(add_arguments)
+
+    def complete(self, arg_strings: Sequence[str] = ()) -> _CommandParser:
+        """Add the deferred arguments (once); ``arg_strings`` are the ones about to be parsed."""
+        while self._deferred:
+            self._deferred.pop(0)(self, arg_strings)
+        return self
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self.complete(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self.complete()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.complete()
+        return super().format_help()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -430,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nerflow",
         description="Document ETL for multilingual named-entity recognition.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
     version = commands.add_parser(
         "version", help="print the versions of nerflow and of the libraries that decide its results"
     )
@@ -487,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Parquet or text) to tables under OUTPUT. Objects already in OUTPUT's manifest are skipped. Uses "
         "Prefect's ephemeral mode unless PREFECT_API_URL is set.",
     )
-    _add_extract_arguments(run)
+    run.defer(_add_extract_arguments)
     run.set_defaults(handler=_cmd_run)
 
     backfill = commands.add_parser(
@@ -498,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUTPUT/backfill/model_id=<model id>/. The tables directly under OUTPUT are not touched; a backfill is "
         "incremental and resumable like a run.",
     )
-    _add_extract_arguments(backfill)
+    backfill.defer(_add_extract_arguments)
     backfill.set_defaults(handler=_cmd_run, flow="backfill")
 
     validate = commands.add_parser(
@@ -536,9 +692,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", help="cron schedule (default: $NERFLOW_CRON or '0 2 * * *', daily at 02:00)")
     serve.add_argument("--timezone", help="time zone of the cron schedule (default: $NERFLOW_TIMEZONE or UTC)")
     serve.add_argument("--no-schedule", action="store_true", help="no schedule: runs start from the UI or API only")
-    serve.add_argument("--input", help="default input_uri (default: $NERFLOW_INPUT_URI)")
-    serve.add_argument("--output", help="default output_uri (default: $NERFLOW_OUTPUT_URI)")
-    serve.add_argument("--model", help="default model (default: $NERFLOW_MODEL, else the shipped default model)")
     serve.add_argument(
         "--param",
         action="append",
@@ -548,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_storage_arguments(serve, "for input and output")
     serve.add_argument("--limit", type=_non_negative, default=1, help="most flow runs at once (default 1; 0: no limit)")
+    serve.defer(_add_serve_parameter_arguments)
     serve.set_defaults(handler=_cmd_serve)
     return parser
 

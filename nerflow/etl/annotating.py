@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -37,6 +38,7 @@ from nerflow.etl.reading import QUARANTINE_SCHEMA
 
 __all__ = [
     "DEVICE_POLICIES",
+    "DevicePolicy",
     "ENTITY_SCHEMA",
     "DOC_STATS_SCHEMA",
     "AnnotateConfig",
@@ -51,7 +53,10 @@ __all__ = [
     "split_documents",
 ]
 
-DEVICE_POLICIES = ("auto", "cpu", "cuda")
+DevicePolicy = Literal["auto", "cpu", "cuda"]
+"""Which devices a run uses (:func:`resolve_devices`)."""
+# The one list: the flow's parameters take the type, resolve_devices checks the tuple.
+DEVICE_POLICIES: tuple[str, ...] = get_args(DevicePolicy)
 
 ENTITY_SCHEMA = pa.schema(
     [

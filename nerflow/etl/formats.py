@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["FORMATS", "detect_format", "strip_suffix"]
+from typing import Literal, get_args
 
-FORMATS = ("auto", "jsonl", "parquet", "text")
+__all__ = ["FORMATS", "InputFormat", "detect_format", "strip_suffix"]
+
+InputFormat = Literal["auto", "jsonl", "parquet", "text"]
 """``input_format`` values: ``"auto"`` decides by suffix, the others force one reader."""
+
+# The one list of formats: the flow's parameters take the type, the stages check the tuple.
+FORMATS: tuple[str, ...] = get_args(InputFormat)
 
 # Longest suffix first: ".jsonl.gz" must win over ".gz".
 _SUFFIXES = (

@@ -39,7 +39,7 @@ import json
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 import pyarrow as pa
@@ -92,14 +92,21 @@ QUARANTINE_SCHEMA = pl.Schema(
 )
 
 
+# Also the flow's ``fields`` parameter (ExtractParams): pydantic validates it from a dict, runs
+# __post_init__ and shows the docstring and each field's "description" in the Prefect UI's form.
 @dataclass(frozen=True, kw_only=True)
 class FieldMapping:
     """Names of the input fields (JSONL keys, Parquet columns) that hold each part of a document."""
 
-    id: str = "id"
-    text: str = "text"
-    lang: str = "lang"
-    metadata: str = "metadata"
+    # Read by pydantic only: a misspelt key in the flow's parameters is an error, not ignored.
+    __pydantic_config__: ClassVar[dict[str, str]] = {"extra": "forbid"}
+
+    id: str = field(default="id", metadata={"description": "Document id; absent ids become '<path>#<line>'"})
+    text: str = field(default="text", metadata={"description": "Document text (records without it are quarantined)"})
+    lang: str = field(default="lang", metadata={"description": "Language tag; detected when absent"})
+    metadata: str = field(
+        default="metadata", metadata={"description": "Any JSON value, kept as JSON in documents.metadata"}
+    )
 
     def __post_init__(self) -> None:
         names = [self.id, self.text, self.lang, self.metadata]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -25,7 +26,21 @@ from nerflow.etl.annotating import Annotation
 from nerflow.etl.listing import Batch
 from nerflow.etl.normalising import NormalisedBatch
 
-__all__ = ["RunContext", "BatchTables", "entity_id", "build_tables", "withhold_documents", "OBJECT_COUNTS_SCHEMA"]
+__all__ = [
+    "EMBEDDING_DTYPES",
+    "EmbeddingDtype",
+    "RunContext",
+    "BatchTables",
+    "entity_id",
+    "build_tables",
+    "withhold_documents",
+    "OBJECT_COUNTS_SCHEMA",
+]
+
+EmbeddingDtype = Literal["float32", "float16"]
+"""Types of ``entity_embeddings.vector`` values."""
+# The one list: the flow's parameters take the type, RunContext checks the tuple.
+EMBEDDING_DTYPES: tuple[str, ...] = get_args(EmbeddingDtype)
 
 OBJECT_COUNTS_SCHEMA = pl.Schema(
     {
@@ -55,8 +70,8 @@ class RunContext:
     def __post_init__(self) -> None:
         if len(self.ingest_date) != 10 or self.ingest_date[4] != "-" or self.ingest_date[7] != "-":
             raise ValueError(f"ingest_date must be YYYY-MM-DD, got {self.ingest_date!r}")
-        if self.embedding_dtype not in ("float32", "float16"):
-            raise ValueError(f"embedding_dtype must be 'float32' or 'float16', got {self.embedding_dtype!r}")
+        if self.embedding_dtype not in EMBEDDING_DTYPES:
+            raise ValueError(f"embedding_dtype must be one of {EMBEDDING_DTYPES}, got {self.embedding_dtype!r}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import gzip
 import json
+import subprocess
+import sys
+import typing
+from typing import Literal
 
 import pytest
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from nerflow.cli import main
+from nerflow import cli
+from nerflow.cli import build_parser, main
 
 
 @pytest.fixture
@@ -109,3 +116,104 @@ def test_run_reports_a_missing_input_before_the_flow_starts(monkeypatch, tmp_pat
     err = _one_line(capsys)
     assert err.startswith("nerflow run: InputNotFoundError: no file or prefix at the input URI") and "nothing" in err
     assert not (tmp_path / "out").exists()
+
+
+# --- the flow's parameters as options: one definition, ExtractParams --------------------------
+
+
+def _command(name: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name`` with every option added (some are added on first use)."""
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return commands.choices[name].complete()
+
+
+def _shown(default: object) -> str:
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return " ".join(default) if isinstance(default, tuple) else str(default)
+
+
+@pytest.mark.parametrize("command", ["run", "backfill", "serve"])
+def test_every_flow_parameter_is_an_option_with_the_models_default_and_choices(command):
+    from flows.extract_entities import ExtractParams
+
+    actions = {action.dest: action for action in _command(command)._actions}
+    for name, info in ExtractParams.model_fields.items():
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        if dataclasses.is_dataclass(default):  # fields: --id-field, --text-field, …
+            for sub in dataclasses.fields(default):
+                action = actions[f"{name}.{sub.name}"]
+                assert action.default is None and f"(default: {sub.default})" in action.help
+            continue
+        action = actions[name]
+        assert action.default is None, f"--{name}: unset must mean the model's default"
+        if default not in (None, {}):
+            assert f"(default: {_shown(default)})" in action.help, name
+        choices = typing.get_args(info.annotation) if typing.get_origin(info.annotation) is Literal else None
+        assert action.choices == choices, name
+
+
+@pytest.mark.parametrize("command", ["run", "backfill"])
+def test_unset_options_leave_the_parameters_to_the_model(monkeypatch, command):
+    import nerflow.run_command
+    from flows.extract_entities import ExtractParams
+
+    seen = []
+    monkeypatch.setattr(nerflow.run_command, "run_extract", lambda params, **kwargs: seen.append(params) or 0)
+    assert main([command, "in", "out", "--no-progress"]) == 0
+    assert seen[-1] == {"input_uri": "in", "output_uri": "out"}
+    assert main([command, "in", "out", "--no-progress", "--text-field", "body", "--languages", "en", "de"]) == 0
+    params = ExtractParams(**seen[-1])
+    assert (params.fields.text, params.fields.id, params.languages) == ("body", "id", ("en", "de"))
+    assert main([command, "in", "out", "--no-progress", "--output-storage-options", '{"anon": true}']) == 0
+    assert seen[-1]["output_storage_options"] == {"anon": True}
+
+
+def test_a_field_added_to_the_parameters_gets_its_option():
+    from flows.extract_entities import ExtractParams
+
+    class ShardedParams(ExtractParams):
+        shard: Literal["a", "b"] = Field("a", description="Which shard to read")
+
+    options = cli._param_options(ShardedParams, positional=True)
+    parser = argparse.ArgumentParser()
+    cli._add_param_options(parser, options)
+    assert "Which shard to read (default: a)" in parser.format_help()
+    params = ShardedParams(**cli._param_values(parser.parse_args(["in", "out", "--shard", "b"]), options))
+    assert params.shard == "b"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["in", "out", "--shard", "c"])
+
+
+def test_serve_options_override_the_environment_and_params(monkeypatch):
+    import flows.deploy
+
+    for name in ("NERFLOW_INPUT_URI", "NERFLOW_OUTPUT_URI", "NERFLOW_MODEL", "NERFLOW_CRON", "NERFLOW_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
+    served = []
+    monkeypatch.setattr(flows.deploy, "serve", lambda deployment, limit: served.append(deployment))
+    argv = ["serve", "--input", "/in", "--output", "/out", "--device", "cpu", "--no-trim-quotes"]
+    argv += ["--param", "batch_docs=5", "--param", 'fields={"id": "uid"}', "--text-field", "body"]
+    assert main([*argv, "--batch-docs", "7"]) == 0
+    assert served[0].parameters["params"] == {
+        "input_uri": "/in",
+        "output_uri": "/out",
+        "device": "cpu",
+        "trim_unpaired_quotes": False,
+        "batch_docs": 7,
+        "fields": {"id": "uid", "text": "body", "lang": "lang", "metadata": "metadata"},
+    }
+    help_text = _command("serve").format_help()
+    assert "$NERFLOW_MODEL, else default" in " ".join(help_text.split())
+
+
+def test_the_parser_is_built_without_prefect_or_torch():
+    # The flow's options come from ExtractParams, whose module imports both: they are added
+    # only when run, backfill or serve is parsed, never for `nerflow version` or `nerflow --help`.
+    code = (
+        "import sys; from nerflow.cli import build_parser; build_parser().parse_args(['version']); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'torch', 'polars', 'pydantic'}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
