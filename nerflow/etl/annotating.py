@@ -201,10 +201,6 @@ def describe_model(config: AnnotateConfig, device: str) -> ModelInfo:
     )
 
 
-def _stats_delta(before: EngineStats, after: EngineStats) -> EngineStats:
-    return EngineStats(**{k: getattr(after, k) - getattr(before, k) for k in vars(after)})
-
-
 def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) -> Annotation:
     """Annotate the batch's documents of status ``"ok"``.
 
@@ -224,7 +220,7 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
         engine = locked.engine
         before = EngineStats(**vars(engine.stats))
         results, failures = _predict(engine, docs)
-        stats = _stats_delta(before, engine.stats)
+        stats = engine.stats - before
     entities, doc_stats, embeddings = _tables(results, config.engine.embeddings != "none")
     failed_rows = failed_documents(batch, failures)
     return Annotation(
@@ -299,9 +295,6 @@ def merge_annotations(
     and the documents none could be made of (``failures``: doc_id -> reason)."""
     entities, doc_stats, embeddings = _tables([], with_vectors)
     vectors = [p.embeddings for p in parts if p.embeddings is not None and len(p.embeddings)]
-    stats = EngineStats()
-    for p in parts:
-        stats = EngineStats(**{k: getattr(stats, k) + getattr(p.stats, k) for k in vars(stats)})
     return Annotation(
         batch_id=batch.batch_id,
         model_id=model_id,
@@ -310,7 +303,7 @@ def merge_annotations(
         doc_stats=pa.concat_tables([doc_stats, *(p.doc_stats for p in parts)]),
         embeddings=np.concatenate(vectors) if vectors else embeddings,
         failed=pl.concat([failed_documents(batch, {}), *(p.failed for p in parts), failed_documents(batch, failures)]),
-        stats=stats,
+        stats=sum((p.stats for p in parts), EngineStats()),
         seconds=sum(p.seconds for p in parts),
     )
 
