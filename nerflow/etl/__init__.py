@@ -12,8 +12,8 @@ reconciled) and :mod:`~nerflow.etl.writing` (atomic commit, manifest, recovery).
 tasks in :mod:`tasks` each call one of them. :mod:`~nerflow.etl.verifying` checks an output
 that landed against the contracts (``nerflow validate``).
 
-Submodules are not imported here: :mod:`nerflow.storage` imports
-:mod:`nerflow.etl.errors`, and eager imports would make that a cycle.
+Submodules are not imported here, so that a caller pays only for the stages it uses
+(:mod:`~nerflow.etl.annotating` loads the engine and torch).
 """
 
 __all__: list[str] = []
