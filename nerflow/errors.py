@@ -1,4 +1,4 @@
-"""Errors about what lives at a URI.
+"""Errors about what lives at a URI, and how any error reads to a person.
 
 This module sits below :mod:`nerflow.storage` and :mod:`nerflow.etl`: storage raises the
 errors here, and every ETL stage imports storage, so storage must not import the ETL package
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ner_core.errors import NerflowError, TerminalError, TransientError
 
-__all__ = ["UriError", "StorageError", "InputNotFoundError", "InvalidURIError"]
+__all__ = ["UriError", "StorageError", "InputNotFoundError", "InvalidURIError", "describe_error"]
 
 
 class UriError(NerflowError):
@@ -40,3 +40,13 @@ class InvalidURIError(UriError, TerminalError, ValueError):
     """The URI names a protocol fsspec cannot open (unknown, or its package is not installed).
 
     Also a ``ValueError``, so that a pydantic validator raising it reports a validation error."""
+
+
+def describe_error(error: BaseException) -> str:
+    """``error`` as one message for a person: its type's name, then what it says
+    (``"StorageError: could not read ... (uri='s3://...')"``).
+
+    The same words wherever an error is shown: the command line, the run record and reports,
+    a quarantine row's reason.
+    """
+    return f"{type(error).__name__}: {error}"

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from ner_core import Doc, DocResult, EngineConfig, EngineStats, NerEngine, load_model
 from ner_core.errors import InferenceError, WindowingError
+from nerflow.errors import describe_error
 from nerflow.etl.errors import DeviceUnavailableError
 from nerflow.etl.normalising import NormalisedBatch
 from nerflow.etl.reading import QUARANTINE_SCHEMA
@@ -257,7 +258,7 @@ def failure_reason(error: BaseException) -> str:
     """How a document the engine failed on is described in its quarantine row."""
     if isinstance(error, (InferenceError, WindowingError)):
         return f"engine failed: {error}"
-    return f"engine failed: {type(error).__name__}: {error}"
+    return f"engine failed: {describe_error(error)}"
 
 
 def _predict(engine: NerEngine, docs: list[Doc]) -> tuple[list[DocResult], dict[str, str]]:

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
 from nerflow import storage
+from nerflow.errors import describe_error
 from nerflow.etl.errors import StorageError
 from nerflow.etl.formats import FORMATS, detect_format, strip_suffix
 from nerflow.etl.listing import Batch
@@ -226,7 +227,7 @@ def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -
         # other objects with it: the object is kept as one quarantine row that says why.
         logger.warning("could not read %s: %s: %s", obj.uri, type(e).__name__, e)
         whole = _Collector(obj, config)
-        whole.bad(None, None, f"could not be read: {type(e).__name__}: {e}", data[:64] if fmt == "parquet" else data)
+        whole.bad(None, None, f"could not be read: {describe_error(e)}", data[:64] if fmt == "parquet" else data)
         return whole.frames()
 
 
