@@ -3,7 +3,8 @@
 One module per stage, in the order a batch meets them: :mod:`~nerflow.etl.listing` (list
 input objects, skip what the manifest records, group into batches),
 :mod:`~nerflow.etl.reading` (JSONL, Parquet, text into one frame; bad records to
-quarantine), :mod:`~nerflow.etl.normalising` (Polars text clean-up, language, digests),
+quarantine, whose rows every stage builds with :mod:`~nerflow.etl.quarantine`),
+:mod:`~nerflow.etl.normalising` (Polars text clean-up, language, digests),
 :mod:`~nerflow.etl.annotating` (the :mod:`ner_core` engine over a batch),
 :mod:`~nerflow.etl.tables` (the output tables of a batch, fitted to
 :mod:`data_contracts.schemas`), :mod:`~nerflow.etl.validating` (the batch held to the data

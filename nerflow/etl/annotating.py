@@ -34,7 +34,7 @@ from ner_core.errors import InferenceError, WindowingError
 from nerflow.errors import describe_error
 from nerflow.etl.errors import DeviceUnavailableError
 from nerflow.etl.normalising import NormalisedBatch
-from nerflow.etl.reading import QUARANTINE_SCHEMA
+from nerflow.etl.quarantine import ANNOTATE, quarantine_rows
 
 __all__ = [
     "DEVICE_POLICIES",
@@ -124,7 +124,7 @@ class Annotation:
         entities: :data:`ENTITY_SCHEMA`.
         doc_stats: :data:`DOC_STATS_SCHEMA`, for the documents annotated.
         embeddings: float32 ``[n_entities, dim]`` aligned with ``entities`` rows, or ``None``.
-        failed: Documents the engine failed on (``reading.QUARANTINE_SCHEMA``, stage
+        failed: Documents the engine failed on (``quarantine.QUARANTINE_SCHEMA``, stage
             ``"annotate"``).
         stats: Engine counters of this batch alone.
         seconds: Wall time of the batch's annotation.
@@ -240,17 +240,10 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
 def failed_documents(batch: NormalisedBatch, failures: Mapping[str, str]) -> pl.DataFrame:
     """Quarantine rows (stage ``"annotate"``) of the batch's documents in ``failures``
     (doc_id -> reason)."""
-    return (
-        batch.documents.filter(pl.col("doc_id").is_in(list(failures)))
-        .select(
-            "source_uri",
-            "doc_id",
-            "record",
-            stage=pl.lit("annotate"),
-            reason=pl.col("doc_id").replace_strict(dict(failures), return_dtype=pl.String),
-            raw_excerpt=pl.col("text").str.slice(0, 500),
-        )
-        .cast(QUARANTINE_SCHEMA)
+    return quarantine_rows(
+        batch.documents.filter(pl.col("doc_id").is_in(list(failures))),
+        stage=ANNOTATE,
+        reason=pl.col("doc_id").replace_strict(dict(failures), return_dtype=pl.String),
     )
 
 

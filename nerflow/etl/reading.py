@@ -27,8 +27,7 @@ Records frame (:data:`RECORD_SCHEMA`):
     record     Int64   1-based line (JSONL) or row (Parquet); null for text files
     ========== ======= ==========================================================
 
-Quarantine frame (:data:`QUARANTINE_SCHEMA`): source_uri, doc_id (null when unknown), record,
-stage (``"read"``), reason, raw_excerpt.
+Quarantine frame: :data:`nerflow.etl.quarantine.QUARANTINE_SCHEMA`, stage ``"read"``.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ from nerflow.errors import describe_error
 from nerflow.etl.errors import StorageError
 from nerflow.etl.formats import FORMATS, detect_format, strip_suffix
 from nerflow.etl.listing import Batch
+from nerflow.etl.quarantine import EXCERPT_CHARS, QUARANTINE_SCHEMA, READ, quarantine_rows
 from nerflow.storage import StoredObject
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "ReadConfig",
     "ReadBatch",
     "RECORD_SCHEMA",
-    "QUARANTINE_SCHEMA",
     "detect_format",
     "read_batch",
     "read_object",
@@ -81,16 +80,8 @@ RECORD_SCHEMA = pl.Schema(
     }
 )
 
-QUARANTINE_SCHEMA = pl.Schema(
-    {
-        "source_uri": pl.String,
-        "doc_id": pl.String,
-        "record": pl.Int64,
-        "stage": pl.String,
-        "reason": pl.String,
-        "raw_excerpt": pl.String,
-    }
-)
+# A bad record as the reader collects it; quarantine_rows adds the stage.
+_BAD_RECORD_SCHEMA = pl.Schema({name: dtype for name, dtype in QUARANTINE_SCHEMA.items() if name != "stage"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +113,7 @@ class ReadConfig:
 
     input_format: str = "auto"
     fields: FieldMapping = field(default_factory=FieldMapping)
-    excerpt_chars: int = 500
+    excerpt_chars: int = EXCERPT_CHARS
 
     def __post_init__(self) -> None:
         if self.input_format not in FORMATS:
@@ -138,7 +129,7 @@ class ReadBatch:
     Attributes:
         batch_id: The batch's id.
         records: Documents, :data:`RECORD_SCHEMA`, in object then record order.
-        quarantine: Bad records, :data:`QUARANTINE_SCHEMA`.
+        quarantine: Bad records, :data:`nerflow.etl.quarantine.QUARANTINE_SCHEMA`.
     """
 
     batch_id: str
@@ -239,7 +230,7 @@ class _Collector:
         self.config = config
         self.fields = config.fields
         self.rows: dict[str, list] = {name: [] for name in RECORD_SCHEMA}
-        self.quarantine: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA}
+        self.quarantine: dict[str, list] = {name: [] for name in _BAD_RECORD_SCHEMA}
 
     def add(
         self,
@@ -278,7 +269,6 @@ class _Collector:
         q["source_uri"].append(self.obj.uri)
         q["doc_id"].append(_storable(doc_id))
         q["record"].append(record)
-        q["stage"].append("read")
         q["reason"].append(_storable(reason))
         q["raw_excerpt"].append(_storable(raw[: self.config.excerpt_chars]) if raw is not None else None)
 
@@ -288,7 +278,10 @@ class _Collector:
         return f"{self.obj.relpath}#{record}"
 
     def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
-        return pl.DataFrame(self.rows, schema=RECORD_SCHEMA), pl.DataFrame(self.quarantine, schema=QUARANTINE_SCHEMA)
+        bad = pl.DataFrame(self.quarantine, schema=_BAD_RECORD_SCHEMA)
+        # The excerpt is cut already: from bytes, and before lone surrogates are escaped.
+        quarantine = quarantine_rows(bad, stage=READ, reason=pl.col("reason"), raw_excerpt=pl.col("raw_excerpt"))
+        return pl.DataFrame(self.rows, schema=RECORD_SCHEMA), quarantine
 
 
 def text_doc_id(relpath: str) -> str:
