@@ -8,6 +8,7 @@ The tables are ``entities``, ``entity_embeddings``, ``documents``, ``quarantine`
   expectation suites on demand;
 * :mod:`~data_contracts.views`: derived columns (Polars) for rules that span tables;
 * :mod:`~data_contracts.validation`: the Arrow schema check and the GX run (ephemeral context);
+* :mod:`~data_contracts.gx`: Great Expectations, imported on first use, analytics off;
 * :mod:`~data_contracts.results`: what a check found, and its JSON form;
 * :mod:`~data_contracts.fingerprints`: schema fingerprints, so a schema only changes with its
   version;

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from data_contracts.gx import import_gx
 from data_contracts.schemas import DOC_STATUSES, QUARANTINE_STAGES, RUN_STATUSES
 
 __all__ = ["Check", "MODEL_LABELS", "MODEL_DIM", "TABLE_CHECKS", "checks_for", "build_suite", "lang_pattern"]
@@ -324,8 +325,6 @@ def build_suite(table: str, checks: Sequence[Check]) -> Any:
 
     Imports Great Expectations (about 2 s the first time in a process).
     """
-    from data_contracts.validation import import_gx
-
     gx = import_gx()
     suite = gx.ExpectationSuite(name=f"nerflow.{table}")
     for check in checks:

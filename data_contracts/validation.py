@@ -9,34 +9,19 @@ it reads pandas, so each view goes Polars -> Arrow -> pandas, without the docume
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
+from data_contracts.gx import import_gx
 from data_contracts.results import CheckResult, TableResult
 from data_contracts.schemas import TableContract
 from data_contracts.suites import Check, build_suite, checks_for
 from data_contracts.views import VIEWS
 
-__all__ = ["import_gx", "schema_check", "run_checks", "validate_tables"]
-
-
-def import_gx() -> Any:
-    """``great_expectations``, imported on first use (it takes seconds), analytics off."""
-    # Set before the import: GX reads it once. Runs are offline and must not phone home.
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    gx_logger = logging.getLogger("great_expectations")
-    if gx_logger.level == logging.NOTSET:
-        # Its import logs dozens of INFO lines about its own docs registry; a caller who set a
-        # level for it keeps theirs.
-        gx_logger.setLevel(logging.WARNING)
-    import great_expectations as gx
-
-    return gx
+__all__ = ["schema_check", "run_checks", "validate_tables"]
 
 
 def schema_check(contract: TableContract, schema: pa.Schema, *, file: bool = False, where: str = "") -> CheckResult:
@@ -98,6 +83,7 @@ def run_checks(views: Mapping[str, tuple[pl.DataFrame, Sequence[Check]]]) -> dic
         Per table, one result per check, in the order given.
     """
     gx = import_gx()
+    # Deferred with GX itself (seconds to import): see data_contracts.gx.
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,

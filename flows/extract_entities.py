@@ -52,6 +52,7 @@ from data_contracts.schemas import CONTRACTS, EMBEDDINGS_VERSION
 from flows.ner_runners import RayNerRunner, ThreadNerRunner
 from ner_core import EngineConfig
 from ner_core.span_filter import parse_span_filter
+from nerflow.errors import describe_error
 from nerflow.etl.annotating import (
     AnnotateConfig,
     Annotation,
@@ -426,7 +427,7 @@ def _finish(
         versions["entity_embeddings"] = EMBEDDINGS_VERSION
     results = contract_results(progress.validations, validate_config, versions=versions)
     status = "completed" if error is None else "failed"
-    failure = None if error is None else f"{type(error).__name__}: {error}"
+    failure = None if error is None else describe_error(error)
     write_run_record(output, _run_record(summary, params, started, model, validate_config, results, status))
     publish_contract_report(summary, results, status, failure)
     finish_progress(progress.artifact, status)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
+from ner_core.cjk_words import CJK_WORDS, CJK_WORDS_ATTRIBUTE, cjk_words_of
 from ner_core.errors import ModelConfigError
-from ner_core.loading import cjk_words_of
 from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, has_span_filter
 
 __all__ = [
@@ -51,8 +51,6 @@ ADAPTER_CONFIG = "adapter_config.json"
 
 # The encoder's linear layers that get adapters: attention projections and the feed-forward.
 _LORA_TARGETS = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
-# How words are made in scripts without spaces (see ``new_span_marker``).
-CJK_WORDS = ("characters", "pieces")
 # Scripts without spaces: each character is a word of its own, as in mBERT. The optional
 # "▁" keeps a word-initial character with its space marker (one token, not two).
 _CJK_WORDS = "▁?[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
@@ -120,7 +118,7 @@ def new_span_marker(
         backend.pre_tokenizer = pre_tokenizers.Sequence(
             [backend.pre_tokenizer, pre_tokenizers.Split(Regex(_CJK_WORDS), "isolated")]
         )
-    model.config.nerflow_cjk_words = cjk_words
+    setattr(model.config, CJK_WORDS_ATTRIBUTE, cjk_words)
     return model
 
 

@@ -13,6 +13,7 @@ import logging
 import time
 from pathlib import Path
 
+from ner_core.adapters import adapter_digest, materialise_adapter
 from ner_core.cache import atomic_directory, cache_dir
 from ner_core.errors import ModelNotFoundError
 
@@ -42,8 +43,6 @@ def default_model_dir(cache_root: Path | None = None) -> Path:
 
 def materialised_dir(artifact: Path, *, cache_root: Path | None = None, name: str = "adapter") -> Path:
     """The full checkpoint of an adapter artifact, built into the cache once."""
-    from ner_core.adapters import adapter_digest, materialise_adapter
-
     target = (cache_root if cache_root is not None else cache_dir()) / "models" / f"{name}-{adapter_digest(artifact)}"
     if (target / "config.json").exists():
         return target

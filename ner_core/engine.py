@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -116,6 +116,14 @@ class EngineStats:
     seconds_tokenising: float = 0.0
     seconds_scoring: float = 0.0
     seconds_decoding: float = 0.0
+
+    def __add__(self, other: EngineStats) -> EngineStats:
+        """Counters of both, field by field (the stats of several batches or engines)."""
+        return EngineStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def __sub__(self, other: EngineStats) -> EngineStats:
+        """Counters since ``other``, an earlier copy of the same engine's stats."""
+        return EngineStats(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
 
 
 @dataclass(eq=False)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ner_core.cjk_words import cjk_words_of
+from ner_core.default_model import default_model_dir
 from ner_core.errors import (
     ModelConfigError,
     ModelDownloadError,
@@ -32,12 +34,6 @@ logger = logging.getLogger(__name__)
 
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
-def cjk_words_of(config) -> str:
-    """How a model's Chinese and Japanese words are made, from its SpanMarker config
-    (``"characters"`` for checkpoints that do not say: every model before the option)."""
-    return getattr(config, "nerflow_cjk_words", None) or "characters"
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -150,8 +146,6 @@ def load_model(
 
 def _resolve_local_path(ref: str, storage_options: dict | None) -> Path:
     if ref == "default":
-        from ner_core.default_model import default_model_dir
-
         return default_model_dir()
     if "://" in ref and not ref.startswith("file://"):
         return _fetch_remote(ref, storage_options or {})

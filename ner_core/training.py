@@ -32,10 +32,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ner_core.cjk_words import cjk_words_of
 from ner_core.errors import TrainingError
 from ner_core.inference import TextOnceScorer, WindowInput, cpu_fast_kind, special_tokens, window_input
 from ner_core.labelled import LabelledText
-from ner_core.loading import NerModel, cjk_words_of
+from ner_core.loading import NerModel
 from ner_core.memory import HeapGuard
 from ner_core.windowing import WindowingConfig, cut_windows, enumerate_spans, tokenize_document
 

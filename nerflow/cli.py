@@ -316,13 +316,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from ner_core.errors import NerflowError
     from nerflow import storage
+    from nerflow.errors import describe_error
     from nerflow.etl.verifying import render_report, verify_output
 
     try:
         fs, root = storage.filesystem(args.output, _storage_options(args))
         report = verify_output(fs, root)
     except NerflowError as e:
-        print(f"nerflow validate: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"nerflow validate: {describe_error(e)}", file=sys.stderr)
         return 1
     print(render_report(report))
     return 0 if report.success else 1
@@ -333,6 +334,7 @@ def _cmd_warehouse(args: argparse.Namespace) -> int:
 
     from ner_core.errors import NerflowError
     from nerflow import storage
+    from nerflow.errors import describe_error
     from nerflow.warehouse import build_warehouse, require_output
 
     try:
@@ -341,7 +343,7 @@ def _cmd_warehouse(args: argparse.Namespace) -> int:
         with duckdb.connect(args.duckdb) as con:
             report = build_warehouse(con, fs, root)
     except (NerflowError, duckdb.Error) as e:
-        print(f"nerflow warehouse: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"nerflow warehouse: {describe_error(e)}", file=sys.stderr)
         return 1
     print(f"warehouse {args.duckdb} <- {report.output}")
     for load in report.tables.values():
@@ -738,6 +740,7 @@ def _user_error(error: Exception) -> tuple[int, str] | None:
     from pydantic import ValidationError
 
     from ner_core.errors import NerflowError
+    from nerflow.errors import describe_error
 
     if isinstance(error, tomllib.TOMLDecodeError):
         return 2, f"invalid TOML: {error}"
@@ -746,7 +749,7 @@ def _user_error(error: Exception) -> tuple[int, str] | None:
     if isinstance(error, ValidationError):
         return 2, f"invalid configuration: {error}"
     if isinstance(error, (NerflowError, OSError)):
-        return 1, f"{type(error).__name__}: {error}"
+        return 1, describe_error(error)
     return None
 
 

@@ -64,6 +64,7 @@ def run_extract(
     from flows.extract_entities import ExtractParams, ProgressEvent, extract_entities, progress_listener
     from ner_core.errors import NerflowError
     from nerflow import storage
+    from nerflow.errors import describe_error
 
     out = out or sys.stdout
     command = "nerflow backfill" if flow == "backfill" else "nerflow run"
@@ -81,7 +82,7 @@ def run_extract(
     except NerflowError as e:
         # Before Prefect's server starts and the model loads; the flow checks again (a
         # deployment's runs do not come through here).
-        print(f"{command}: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"{command}: {describe_error(e)}", file=sys.stderr)
         return 1
     api = os.environ.get("PREFECT_API_URL")
     print(f"prefect: {'API at ' + api if api else 'ephemeral mode (set PREFECT_API_URL to use a server)'}", file=out)
@@ -109,7 +110,7 @@ def run_extract(
         with progress_listener(on_event):
             summary = run_flow(parsed)
     except NerflowError as e:
-        print(f"{command}: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"{command}: {describe_error(e)}", file=sys.stderr)
         return 1
     finally:
         if bar is not None:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import fsspec
 from fsspec import AbstractFileSystem
 
-from nerflow.etl.errors import InputNotFoundError, InvalidURIError, StorageError
+from nerflow.errors import InputNotFoundError, InvalidURIError, StorageError
 
 __all__ = [
     "Location",

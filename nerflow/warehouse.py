@@ -55,6 +55,7 @@ from data_contracts.schemas import (
 )
 from ner_core.errors import TerminalError
 from nerflow import storage
+from nerflow.errors import UriError
 from nerflow.etl import manifest
 
 __all__ = [
@@ -85,12 +86,8 @@ JOIN entities AS e USING (run_id, entity_id)
 """
 
 
-class WarehouseError(TerminalError):
+class WarehouseError(UriError, TerminalError):
     """The output cannot be loaded into the warehouse as its contracts describe it."""
-
-    def __init__(self, message: str, *, uri: str) -> None:
-        super().__init__(f"{message} (uri={uri!r})")
-        self.uri = uri
 
 
 @dataclass(frozen=True, kw_only=True)

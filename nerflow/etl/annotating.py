@@ -32,9 +32,10 @@ import pyarrow as pa
 
 from ner_core import Doc, DocResult, EngineConfig, EngineStats, NerEngine, load_model
 from ner_core.errors import InferenceError, WindowingError
+from nerflow.errors import describe_error
 from nerflow.etl.errors import DeviceUnavailableError
 from nerflow.etl.normalising import NormalisedBatch
-from nerflow.etl.reading import QUARANTINE_SCHEMA
+from nerflow.etl.quarantine import ANNOTATE, quarantine_rows
 
 __all__ = [
     "DEVICE_POLICIES",
@@ -128,7 +129,7 @@ class Annotation:
         entities: :data:`ENTITY_SCHEMA`.
         doc_stats: :data:`DOC_STATS_SCHEMA`, for the documents annotated.
         embeddings: float32 ``[n_entities, dim]`` aligned with ``entities`` rows, or ``None``.
-        failed: Documents the engine failed on (``reading.QUARANTINE_SCHEMA``, stage
+        failed: Documents the engine failed on (``quarantine.QUARANTINE_SCHEMA``, stage
             ``"annotate"``).
         stats: Engine counters of this batch alone.
         seconds: Wall time of the batch's annotation.
@@ -206,10 +207,6 @@ def describe_model(config: AnnotateConfig, device: str) -> ModelInfo:
     )
 
 
-def _stats_delta(before: EngineStats, after: EngineStats) -> EngineStats:
-    return EngineStats(**{k: getattr(after, k) - getattr(before, k) for k in vars(after)})
-
-
 def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) -> Annotation:
     """Annotate the batch's documents of status ``"ok"``.
 
@@ -229,7 +226,7 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
         engine = locked.engine
         before = EngineStats(**vars(engine.stats))
         results, failures = _predict(engine, docs)
-        stats = _stats_delta(before, engine.stats)
+        stats = engine.stats - before
     entities, doc_stats, embeddings = _tables(results, config.engine.embeddings != "none")
     failed_rows = failed_documents(batch, failures)
     return Annotation(
@@ -248,17 +245,10 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
 def failed_documents(batch: NormalisedBatch, failures: Mapping[str, str]) -> pl.DataFrame:
     """Quarantine rows (stage ``"annotate"``) of the batch's documents in ``failures``
     (doc_id -> reason)."""
-    return (
-        batch.documents.filter(pl.col("doc_id").is_in(list(failures)))
-        .select(
-            "source_uri",
-            "doc_id",
-            "record",
-            stage=pl.lit("annotate"),
-            reason=pl.col("doc_id").replace_strict(dict(failures), return_dtype=pl.String),
-            raw_excerpt=pl.col("text").str.slice(0, 500),
-        )
-        .cast(QUARANTINE_SCHEMA)
+    return quarantine_rows(
+        batch.documents.filter(pl.col("doc_id").is_in(list(failures))),
+        stage=ANNOTATE,
+        reason=pl.col("doc_id").replace_strict(dict(failures), return_dtype=pl.String),
     )
 
 
@@ -266,7 +256,7 @@ def failure_reason(error: BaseException) -> str:
     """How a document the engine failed on is described in its quarantine row."""
     if isinstance(error, (InferenceError, WindowingError)):
         return f"engine failed: {error}"
-    return f"engine failed: {type(error).__name__}: {error}"
+    return f"engine failed: {describe_error(error)}"
 
 
 def _predict(engine: NerEngine, docs: list[Doc]) -> tuple[list[DocResult], dict[str, str]]:
@@ -304,9 +294,6 @@ def merge_annotations(
     and the documents none could be made of (``failures``: doc_id -> reason)."""
     entities, doc_stats, embeddings = _tables([], with_vectors)
     vectors = [p.embeddings for p in parts if p.embeddings is not None and len(p.embeddings)]
-    stats = EngineStats()
-    for p in parts:
-        stats = EngineStats(**{k: getattr(stats, k) + getattr(p.stats, k) for k in vars(stats)})
     return Annotation(
         batch_id=batch.batch_id,
         model_id=model_id,
@@ -315,7 +302,7 @@ def merge_annotations(
         doc_stats=pa.concat_tables([doc_stats, *(p.doc_stats for p in parts)]),
         embeddings=np.concatenate(vectors) if vectors else embeddings,
         failed=pl.concat([failed_documents(batch, {}), *(p.failed for p in parts), failed_documents(batch, failures)]),
-        stats=stats,
+        stats=sum((p.stats for p in parts), EngineStats()),
         seconds=sum(p.seconds for p in parts),
     )
 

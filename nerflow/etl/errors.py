@@ -5,15 +5,21 @@ Prefect retries a task is decided by :class:`TransientError` vs :class:`Terminal
 (see ``tasks._retry.retry_if_transient``). Leaves store the object they failed on and print it
 (``uri=``, ``table=``, ``device=``); they pickle through ``NerflowError.__reduce__``.
 
+The errors :mod:`nerflow.storage` raises (:class:`StorageError`, :class:`InputNotFoundError`,
+:class:`InvalidURIError`) and their base :class:`UriError` live in :mod:`nerflow.errors`, below
+storage and the ETL both, and are re-exported here.
+
 Bad input *records* are not errors: they become rows of the ``quarantine`` table.
 """
 
 from __future__ import annotations
 
-from ner_core.errors import NerflowError, TerminalError, TransientError
+from ner_core.errors import NerflowError, TerminalError
+from nerflow.errors import InputNotFoundError, InvalidURIError, StorageError, UriError
 
 __all__ = [
     "NerflowError",
+    "UriError",
     "StorageError",
     "InputNotFoundError",
     "InvalidURIError",
@@ -26,49 +32,14 @@ __all__ = [
 ]
 
 
-class StorageError(TransientError):
-    """Reading, listing or writing an object failed for a reason that may pass (network,
-    throttling, a busy object store)."""
-
-    def __init__(self, message: str, *, uri: str) -> None:
-        super().__init__(f"{message} (uri={uri!r})")
-        self.uri = uri
-
-
-class InputNotFoundError(TerminalError):
-    """Nothing exists under the input URI."""
-
-    def __init__(self, message: str, *, uri: str) -> None:
-        super().__init__(f"{message} (uri={uri!r})")
-        self.uri = uri
-
-
-class InvalidURIError(TerminalError, ValueError):
-    """The URI names a protocol fsspec cannot open (unknown, or its package is not installed).
-
-    Also a ``ValueError``, so that a pydantic validator raising it reports a validation error."""
-
-    def __init__(self, message: str, *, uri: str) -> None:
-        super().__init__(f"{message} (uri={uri!r})")
-        self.uri = uri
-
-
-class OutputBusyError(TerminalError):
+class OutputBusyError(UriError, TerminalError):
     """Another run holds the output's writer lease: two writers would commit the same objects
     twice, and one's recovery would delete the other's batches in flight."""
 
-    def __init__(self, message: str, *, uri: str) -> None:
-        super().__init__(f"{message} (uri={uri!r})")
-        self.uri = uri
 
-
-class ManifestError(TerminalError):
+class ManifestError(UriError, TerminalError):
     """The output's manifest (or a pending-commit record) is unreadable, so the run cannot
     tell what is already done without risking duplicates."""
-
-    def __init__(self, message: str, *, uri: str) -> None:
-        super().__init__(f"{message} (uri={uri!r})")
-        self.uri = uri
 
 
 class ContractViolationError(TerminalError):

@@ -47,7 +47,8 @@ from functools import lru_cache
 import polars as pl
 
 from data_contracts.schemas import UNKNOWN_LANG
-from nerflow.etl.reading import QUARANTINE_SCHEMA, ReadBatch
+from nerflow.etl.quarantine import NORMALISE, quarantine_rows
+from nerflow.etl.reading import ReadBatch
 
 __all__ = [
     "REFERENCE_LANGUAGES",
@@ -131,7 +132,7 @@ class NormalisedBatch:
     Attributes:
         batch_id: The batch's id.
         documents: :data:`DOCUMENT_SCHEMA`, one row per distinct ``doc_id``.
-        quarantine: Read and normalise quarantine rows (:data:`reading.QUARANTINE_SCHEMA`).
+        quarantine: Read and normalise quarantine rows (:data:`quarantine.QUARANTINE_SCHEMA`).
     """
 
     batch_id: str
@@ -206,14 +207,11 @@ def normalise_batch(read: ReadBatch, config: NormaliseConfig = NormaliseConfig()
     quarantine = pl.concat(
         [
             read.quarantine,
-            duplicates.select(
-                "source_uri",
-                "doc_id",
-                "record",
-                stage=pl.lit("normalise"),
-                reason=pl.lit("duplicate doc_id: an earlier record of this batch has the same id"),
-                raw_excerpt=pl.col("text").str.slice(0, 500),
-            ).cast(QUARANTINE_SCHEMA),
+            quarantine_rows(
+                duplicates,
+                stage=NORMALISE,
+                reason="duplicate doc_id: an earlier record of this batch has the same id",
+            ),
         ]
     )
     given = pl.col("lang").str.strip_chars().str.to_lowercase().str.replace_all("_", "-")

@@ -27,8 +27,7 @@ Records frame (:data:`RECORD_SCHEMA`):
     record     Int64   1-based line (JSONL) or row (Parquet); null for text files
     ========== ======= ==========================================================
 
-Quarantine frame (:data:`QUARANTINE_SCHEMA`): source_uri, doc_id (null when unknown), record,
-stage (``"read"``), reason, raw_excerpt.
+Quarantine frame: :data:`nerflow.etl.quarantine.QUARANTINE_SCHEMA`, stage ``"read"``.
 """
 
 from __future__ import annotations
@@ -47,9 +46,11 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
 from nerflow import storage
+from nerflow.errors import describe_error
 from nerflow.etl.errors import StorageError
 from nerflow.etl.formats import FORMATS, detect_format, strip_suffix
 from nerflow.etl.listing import Batch
+from nerflow.etl.quarantine import EXCERPT_CHARS, QUARANTINE_SCHEMA, READ, quarantine_rows
 from nerflow.storage import StoredObject
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "ReadConfig",
     "ReadBatch",
     "RECORD_SCHEMA",
-    "QUARANTINE_SCHEMA",
     "detect_format",
     "read_batch",
     "read_object",
@@ -80,16 +80,8 @@ RECORD_SCHEMA = pl.Schema(
     }
 )
 
-QUARANTINE_SCHEMA = pl.Schema(
-    {
-        "source_uri": pl.String,
-        "doc_id": pl.String,
-        "record": pl.Int64,
-        "stage": pl.String,
-        "reason": pl.String,
-        "raw_excerpt": pl.String,
-    }
-)
+# A bad record as the reader collects it; quarantine_rows adds the stage.
+_BAD_RECORD_SCHEMA = pl.Schema({name: dtype for name, dtype in QUARANTINE_SCHEMA.items() if name != "stage"})
 
 
 # Also the flow's ``fields`` parameter (ExtractParams): pydantic validates it from a dict, runs
@@ -128,7 +120,7 @@ class ReadConfig:
 
     input_format: str = "auto"
     fields: FieldMapping = field(default_factory=FieldMapping)
-    excerpt_chars: int = 500
+    excerpt_chars: int = EXCERPT_CHARS
 
     def __post_init__(self) -> None:
         if self.input_format not in FORMATS:
@@ -144,7 +136,7 @@ class ReadBatch:
     Attributes:
         batch_id: The batch's id.
         records: Documents, :data:`RECORD_SCHEMA`, in object then record order.
-        quarantine: Bad records, :data:`QUARANTINE_SCHEMA`.
+        quarantine: Bad records, :data:`nerflow.etl.quarantine.QUARANTINE_SCHEMA`.
     """
 
     batch_id: str
@@ -233,7 +225,7 @@ def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -
         # other objects with it: the object is kept as one quarantine row that says why.
         logger.warning("could not read %s: %s: %s", obj.uri, type(e).__name__, e)
         whole = _Collector(obj, config)
-        whole.bad(None, None, f"could not be read: {type(e).__name__}: {e}", data[:64] if fmt == "parquet" else data)
+        whole.bad(None, None, f"could not be read: {describe_error(e)}", data[:64] if fmt == "parquet" else data)
         return whole.frames()
 
 
@@ -245,7 +237,7 @@ class _Collector:
         self.config = config
         self.fields = config.fields
         self.rows: dict[str, list] = {name: [] for name in RECORD_SCHEMA}
-        self.quarantine: dict[str, list] = {name: [] for name in QUARANTINE_SCHEMA}
+        self.quarantine: dict[str, list] = {name: [] for name in _BAD_RECORD_SCHEMA}
 
     def add(
         self,
@@ -284,7 +276,6 @@ class _Collector:
         q["source_uri"].append(self.obj.uri)
         q["doc_id"].append(_storable(doc_id))
         q["record"].append(record)
-        q["stage"].append("read")
         q["reason"].append(_storable(reason))
         q["raw_excerpt"].append(_storable(raw[: self.config.excerpt_chars]) if raw is not None else None)
 
@@ -294,7 +285,10 @@ class _Collector:
         return f"{self.obj.relpath}#{record}"
 
     def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
-        return pl.DataFrame(self.rows, schema=RECORD_SCHEMA), pl.DataFrame(self.quarantine, schema=QUARANTINE_SCHEMA)
+        bad = pl.DataFrame(self.quarantine, schema=_BAD_RECORD_SCHEMA)
+        # The excerpt is cut already: from bytes, and before lone surrogates are escaped.
+        quarantine = quarantine_rows(bad, stage=READ, reason=pl.col("reason"), raw_excerpt=pl.col("raw_excerpt"))
+        return pl.DataFrame(self.rows, schema=RECORD_SCHEMA), quarantine
 
 
 def text_doc_id(relpath: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from nerflow.etl.markdown import table_cell
 from nerflow.etl.tables import BatchTables
 
 __all__ = [
@@ -344,11 +345,6 @@ def summarise(
     )
 
 
-def _cell(value: object) -> str:
-    # Reasons quote input; a pipe or a line break would break the table.
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def render_contract_report(
     summary: RunSummary, contract_results: dict, *, status: str, error: str | None = None, heading: bool = True
 ) -> str:
@@ -372,7 +368,7 @@ def render_contract_report(
             f"Run `{s.run_id}`, model `{s.model_id or '-'}`, {s.batches} batches committed, {s.seconds:.1f} s.",
         ]
         if error:
-            lines += ["", f"**Failed:** {_cell(error)}"]
+            lines += ["", f"**Failed:** {table_cell(error)}"]
         lines.append("")
     lines += [
         "## Reconciliation",
@@ -411,7 +407,8 @@ def render_contract_report(
     if s.quarantine_reasons:
         lines += ["| reason | records |", "|---|---:|"]
         lines += [
-            f"| {_cell(r)} | {n} |" for r, n in sorted(s.quarantine_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+            f"| {table_cell(r)} | {n} |"
+            for r, n in sorted(s.quarantine_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
         ]
     else:
         lines.append("Nothing was quarantined.")

@@ -14,6 +14,7 @@ import urllib.parse
 from collections.abc import Sequence
 
 from nerflow import storage
+from nerflow.etl.markdown import table_cell
 from nerflow.etl.report import RunSummary, TopEntity, render_contract_report
 
 __all__ = [
@@ -51,11 +52,6 @@ def progress_percent(done_bytes: int, total_bytes: int, done_batches: int, total
     else:
         share = 1.0
     return round(100.0 * min(max(share, 0.0), 1.0), 2)
-
-
-def _cell(value: object) -> str:
-    # Labels, texts and URIs come from input and config: a pipe or a line break would break a table.
-    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _href(uri: str) -> str:
@@ -102,17 +98,17 @@ def render_run_summary(
         top_entities_key: Key of the table artifact of top entities, to point to.
     """
     s = summary
-    label = f" ({_cell(s.run_label)})" if s.run_label else ""
+    label = f" ({table_cell(s.run_label)})" if s.run_label else ""
     lines = [
         f"# extract-entities {status}",
         "",
         f"Run `{s.run_id}`{label}, model `{s.model_id or '-'}` on {', '.join(s.devices) or '-'}: "
         f"{s.batches:,} batches committed in {s.seconds:,.1f} s.",
         "",
-        f"Input `{_cell(s.input_uri)}`, output `{_cell(s.output_uri)}`.",
+        f"Input `{table_cell(s.input_uri)}`, output `{table_cell(s.output_uri)}`.",
     ]
     if error:
-        lines += ["", f"**Failed:** {_cell(error)}"]
+        lines += ["", f"**Failed:** {table_cell(error)}"]
     lines += [
         "",
         "## Documents",
@@ -132,7 +128,7 @@ def render_run_summary(
         "| documents/s | characters/s | seconds | devices | span filter | candidate spans scored |",
         "|---:|---:|---:|---|---|---:|",
         f"| {s.docs_per_second:,.2f} | {s.chars_per_second:,.0f} | {s.seconds:,.1f} | {', '.join(s.devices) or '-'} "
-        f"| {_cell(s.span_filter)} | {100 * s.share_scored:.1f}% of {s.spans:,} |",
+        f"| {table_cell(s.span_filter)} | {100 * s.share_scored:.1f}% of {s.spans:,} |",
         "",
         "## Entities by label and language",
         "",
@@ -141,21 +137,21 @@ def render_run_summary(
         shown, other = _languages(s, CHART_LANGUAGES)
         columns = shown + (["other"] if other else [])
         lines += [
-            "| label | " + " | ".join(_cell(c) for c in columns) + " | total |",
+            "| label | " + " | ".join(table_cell(c) for c in columns) + " | total |",
             "|---|" + "---:|" * (len(columns) + 1),
         ]
         for name, by_lang in s.entities_by_label_lang.items():
             cells = " | ".join(f"{n:,}" for n in _per_column(by_lang, shown, other))
-            lines.append(f"| {_cell(name)} | {cells} | {s.entities_by_label[name]:,} |")
+            lines.append(f"| {table_cell(name)} | {cells} | {s.entities_by_label[name]:,} |")
         cells = " | ".join(f"{n:,}" for n in _per_column(s.entities_by_lang, shown, other))
         lines.append(f"| **total** | {cells} | **{s.entities:,}** |")
         if other:
-            lines += ["", f"other: {', '.join(_cell(x) for x in other)}."]
+            lines += ["", f"other: {', '.join(table_cell(x) for x in other)}."]
     else:
         lines.append("No entities were written.")
     lines.append("")
     if chart_uri:
-        lines.append(f"Chart: [{CHART_NAME}]({_href(chart_uri)}) (`{_cell(chart_uri)}`).")
+        lines.append(f"Chart: [{CHART_NAME}]({_href(chart_uri)}) (`{table_cell(chart_uri)}`).")
     else:
         lines.append("No chart: nothing to draw.")
     if s.top_entities and top_entities_key:

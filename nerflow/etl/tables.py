@@ -230,7 +230,7 @@ def withhold_documents(tables: BatchTables, quarantine_rows: pl.DataFrame) -> Ba
 
     Args:
         tables: A batch's tables.
-        quarantine_rows: One row per document to withhold: ``reading.QUARANTINE_SCHEMA``
+        quarantine_rows: One row per document to withhold: ``quarantine.QUARANTINE_SCHEMA``
             columns plus ``check``; ``doc_id`` must be set.
 
     Returns:

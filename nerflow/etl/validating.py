@@ -43,7 +43,7 @@ from nerflow.etl.annotating import Annotation
 from nerflow.etl.errors import BatchRejectedError, ContractViolationError, ReconciliationError
 from nerflow.etl.listing import Batch
 from nerflow.etl.normalising import NormalisedBatch
-from nerflow.etl.reading import QUARANTINE_SCHEMA
+from nerflow.etl.quarantine import VALIDATE, quarantine_rows
 from nerflow.etl.tables import BatchTables, RunContext, build_tables, withhold_documents
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
 DUPLICATE_CHECK = "documents.doc_id_unique_in_run"
 """``quarantine.check`` of a document whose id an earlier batch of the run wrote."""
 
-_EXCERPT_CHARS = 500
 _DATA_TABLES = ("documents", "entities", "entity_embeddings")
 # Columns a reason never quotes (large): read once per failing row otherwise.
 _UNSHOWN = {"documents": ("text", "metadata"), "entity_embeddings": ("vector",)}
@@ -299,15 +298,12 @@ def _rejection(batch_id: str, failing: pl.DataFrame, checked: int, limit: float)
 def _quarantine_rows(documents: pa.Table, reasons: Sequence[str], checks: Sequence[str]) -> pl.DataFrame:
     docs = pl.from_arrow(documents.select(["source_uri", "doc_id", "record", "text"]))
     assert isinstance(docs, pl.DataFrame)
-    return docs.select(
-        "source_uri",
-        "doc_id",
-        "record",
-        stage=pl.lit("validate"),
+    return quarantine_rows(
+        docs,
+        stage=VALIDATE,
         reason=pl.Series(list(reasons), dtype=pl.String),
-        raw_excerpt=pl.col("text").str.slice(0, _EXCERPT_CHARS),
         check=pl.Series(list(checks), dtype=pl.String),
-    ).cast({**QUARANTINE_SCHEMA, "check": pl.String})
+    )
 
 
 def _earlier_duplicates(tables: BatchTables, earlier: Set[str]) -> pl.DataFrame:

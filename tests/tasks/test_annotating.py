@@ -12,7 +12,8 @@ from nerflow.etl import annotating
 from nerflow.etl.annotating import AnnotateConfig, annotate_batch, describe_model, resolve_devices
 from nerflow.etl.errors import DeviceUnavailableError
 from nerflow.etl.normalising import NormalisedBatch, normalise_batch
-from nerflow.etl.reading import QUARANTINE_SCHEMA, RECORD_SCHEMA, ReadBatch
+from nerflow.etl.quarantine import QUARANTINE_SCHEMA
+from nerflow.etl.reading import RECORD_SCHEMA, ReadBatch
 from tests.fixtures_models import SAMPLE_SENTENCE
 
 LONG = " ".join([SAMPLE_SENTENCE] * 12)  # several windows of the tiny model (64 tokens)

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nerflow.etl.normalising import NormaliseConfig, detect_languages, normalise_batch, normalise_text_expr
-from nerflow.etl.reading import QUARANTINE_SCHEMA, RECORD_SCHEMA, ReadBatch
+from nerflow.etl.quarantine import QUARANTINE_SCHEMA
+from nerflow.etl.reading import RECORD_SCHEMA, ReadBatch
 
 
 def _norm(text: str) -> str:

@@ -12,7 +12,8 @@ from ner_core import EngineStats
 from nerflow.etl.annotating import DOC_STATS_SCHEMA, ENTITY_SCHEMA, Annotation
 from nerflow.etl.listing import Batch
 from nerflow.etl.normalising import normalise_batch
-from nerflow.etl.reading import QUARANTINE_SCHEMA, RECORD_SCHEMA, ReadBatch
+from nerflow.etl.quarantine import QUARANTINE_SCHEMA
+from nerflow.etl.reading import RECORD_SCHEMA, ReadBatch
 from nerflow.etl.tables import RunContext, build_tables, entity_id
 from nerflow.storage import StoredObject
 
