@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from prefect import get_run_logger, unmapped
 from prefect.client.schemas.objects import TaskRunResult
@@ -23,14 +23,104 @@ from prefect.futures import PrefectFuture, PrefectFutureList
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from nerflow.etl import ray_runner
-from nerflow.etl.annotating import AnnotateConfig, Annotation
+from nerflow.etl.annotating import (
+    AnnotateConfig,
+    Annotation,
+    DevicePolicy,
+    ModelInfo,
+    annotate_one_by_one,
+    merge_annotations,
+    resolve_devices,
+    split_documents,
+)
 from nerflow.etl.normalising import NormalisedBatch
 from nerflow.etl.ray_runner import RaySettings
 from tasks.annotating import annotate_batch
 
-__all__ = ["ThreadNerRunner", "RayNerRunner"]
+__all__ = ["NerRunner", "ThreadNerRunner", "RayNerRunner", "ner_runner", "annotate_round"]
 
 T = TypeVar("T")
+
+
+class NerRunner(Protocol):
+    """Where a run's NER tasks go. Entered for the run (``with runner:``); it cuts the plan's
+    batches into rounds of one batch per NER slot and annotates a round at a time."""
+
+    devices: tuple[str, ...]
+    model_device: str
+
+    def __enter__(self) -> NerRunner: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def rounds(self, batches: Sequence[T]) -> list[Sequence[T]]: ...
+
+    def annotate(
+        self, batches: Sequence[PrefectFuture[NormalisedBatch]], config: AnnotateConfig
+    ) -> PrefectFutureList[Annotation]: ...
+
+    def annotate_each(
+        self, batches: Sequence[NormalisedBatch], config: AnnotateConfig
+    ) -> list[PrefectFuture[Annotation]]: ...
+
+
+def ner_runner(task_runner: str, device: DevicePolicy, ray: RaySettings) -> NerRunner:
+    """The runner a run's parameters ask for: ``"threads"`` or ``"ray"``."""
+    if task_runner == "ray":
+        return RayNerRunner(device, ray)
+    return ThreadNerRunner(resolve_devices(device))
+
+
+def annotate_round(
+    ner: NerRunner,
+    normalised: Sequence[PrefectFuture[NormalisedBatch]],
+    config: AnnotateConfig,
+    model: ModelInfo | None,
+) -> list[Annotation]:
+    """Annotate a round of batches and wait for every device.
+
+    A batch whose annotation failed (its worker killed for memory, an error the engine does
+    not own) is annotated again document by document, under the failure policy of
+    :func:`nerflow.etl.annotating.annotate_one_by_one`: one bad document must not stop this
+    run and every later one.
+    """
+    outcomes: list[Annotation | Exception] = []
+    for future in ner.annotate(normalised, config):  # every device done before any retry
+        try:
+            outcomes.append(future.result())
+        except Exception as e:  # noqa: BLE001 (the batch failed as a whole: its documents one by one)
+            outcomes.append(e)
+    return [
+        outcome if isinstance(outcome, Annotation) else _annotate_documents(ner, batch.result(), outcome, config, model)
+        for batch, outcome in zip(normalised, outcomes)
+    ]
+
+
+def _annotate_documents(
+    ner: NerRunner, batch: NormalisedBatch, error: Exception, config: AnnotateConfig, model: ModelInfo | None
+) -> Annotation:
+    docs = split_documents(batch)
+    get_run_logger().warning(
+        "annotating batch %s failed (%s: %s): annotating its %d documents one by one",
+        batch.batch_id,
+        type(error).__name__,
+        error,
+        len(docs),
+    )
+    submitted = list(zip(docs, ner.annotate_each(docs, config)))  # all at once: spread over the devices
+    parts, failures = annotate_one_by_one(
+        submitted,
+        lambda pair: pair[1].result(),
+        lambda pair: pair[0].documents.get_column("doc_id")[0],
+    )
+    return merge_annotations(
+        batch,
+        parts,
+        failures,
+        model_id=model.model_id if model else "",
+        device=ner.devices[0],
+        with_vectors=config.engine.embeddings != "none",
+    )
 
 
 class ThreadNerRunner:

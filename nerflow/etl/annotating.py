@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 import polars as pl
@@ -50,9 +50,16 @@ __all__ = [
     "annotate_batch",
     "failed_documents",
     "failure_reason",
+    "annotate_one_by_one",
     "merge_annotations",
     "split_documents",
 ]
+
+D = TypeVar("D")
+R = TypeVar("R")
+
+# Errors the engine raises about a document it cannot annotate (not about itself).
+_ENGINE_ERRORS = (InferenceError, WindowingError)
 
 DevicePolicy = Literal["auto", "cpu", "cuda"]
 """Which devices a run uses (:func:`resolve_devices`)."""
@@ -254,31 +261,50 @@ def failed_documents(batch: NormalisedBatch, failures: Mapping[str, str]) -> pl.
 
 def failure_reason(error: BaseException) -> str:
     """How a document the engine failed on is described in its quarantine row."""
-    if isinstance(error, (InferenceError, WindowingError)):
+    if isinstance(error, _ENGINE_ERRORS):
         return f"engine failed: {error}"
     return f"engine failed: {describe_error(error)}"
+
+
+def annotate_one_by_one(
+    docs: Sequence[D], annotate: Callable[[D], R], doc_id: Callable[[D], str]
+) -> tuple[list[R], dict[str, str]]:
+    """The failure policy for a batch that failed as a whole: its documents one at a time.
+
+    Finds the culprits while the rest keep their entities. A document that makes annotation
+    fail in any way (MemoryError too) is quarantined, so that it cannot stop every later run;
+    but when every document of several fails, and none for a reason the engine owns
+    (``InferenceError``, ``WindowingError``), the engine is what broke (a device, a worker,
+    memory for anything at all), and its first error is raised rather than good documents
+    quarantined.
+
+    Returns:
+        The results of the documents that annotated, and doc_id -> quarantine reason of the
+        others.
+    """
+    results: list[R] = []
+    failures: dict[str, str] = {}
+    errors: list[Exception] = []
+    for doc in docs:
+        try:
+            results.append(annotate(doc))
+        except Exception as e:  # noqa: BLE001 (the policy: any failure of one document is its own)
+            failures[doc_id(doc)] = failure_reason(e)
+            errors.append(e)
+    if len(docs) > 1 and not results and not any(isinstance(e, _ENGINE_ERRORS) for e in errors):
+        raise errors[0]
+    return results, failures
 
 
 def _predict(engine: NerEngine, docs: list[Doc]) -> tuple[list[DocResult], dict[str, str]]:
     try:
         return list(engine.predict(docs)), {}
-    except Exception:  # noqa: BLE001 (any failure: find the documents it belongs to below)
-        pass
-    # One document at a time to find the culprits; the rest keep their entities. A document
-    # that makes the engine fail in any way (MemoryError too) is quarantined, so it cannot
-    # stop every later run; but when every document of the batch fails for reasons other than
-    # the engine's own, the engine is what broke (a device, memory for anything at all), and
-    # the batch fails rather than quarantining good documents.
-    results, failures, errors = [], {}, []
-    for doc in docs:
-        try:
-            results.append(engine.predict_text(doc.text, doc_id=doc.doc_id))
-        except Exception as e:  # noqa: BLE001
-            failures[doc.doc_id] = failure_reason(e)
-            errors.append(e)
-    if len(docs) > 1 and not results and not any(isinstance(e, (InferenceError, WindowingError)) for e in errors):
-        raise errors[0]
-    return results, failures
+    except Exception:  # noqa: BLE001 (any failure: find the documents it belongs to)
+        return annotate_one_by_one(docs, lambda doc: engine.predict_text(doc.text, doc_id=doc.doc_id), _doc_id)
+
+
+def _doc_id(doc: Doc) -> str:
+    return doc.doc_id
 
 
 def merge_annotations(

@@ -237,7 +237,7 @@ def test_a_changed_object_replaces_its_rows(prefect_harness, tiny_wordpiece_mode
 def test_batches_go_through_in_rounds_of_one_batch_per_device(
     prefect_harness, tiny_wordpiece_model_dir, tmp_path, monkeypatch
 ):
-    import flows.extract_entities as module
+    import flows.ner_runners as module
 
     # Two "devices" (both the CPU here): annotate is mapped over rounds of two batches.
     monkeypatch.setattr(module, "resolve_devices", lambda policy: ("cpu", "cpu"))

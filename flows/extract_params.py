@@ -1,0 +1,225 @@
+"""The extract-entities flow's parameters: one model, the one definition.
+
+The Prefect UI's form, the API, ``nerflow run|backfill|serve``'s options (generated from
+these fields by :mod:`nerflow.cli`) and the stages' frozen configs all derive from
+:class:`ExtractParams`. Adding a parameter touches this model, the code that uses it and a
+test (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ner_core import EngineConfig
+from ner_core.span_filter import parse_span_filter
+from nerflow.etl.annotating import AnnotateConfig, DevicePolicy, ModelInfo
+from nerflow.etl.formats import InputFormat
+from nerflow.etl.listing import BatchingConfig
+from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig
+from nerflow.etl.ray_runner import RaySettings
+from nerflow.etl.reading import FieldMapping, ReadConfig
+from nerflow.etl.tables import EmbeddingDtype
+from nerflow.etl.validating import ValidateConfig
+from nerflow.storage import Location, check_protocol
+
+__all__ = ["ExtractParams"]
+
+
+class ExtractParams(BaseModel):
+    """Parameters of the extract-entities flow (one form in the Prefect UI)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_uri: str = Field(
+        min_length=1, description="Documents: s3://bucket/prefix, a local directory or a single file"
+    )
+    output_uri: str = Field(min_length=1, description="Where the tables go: s3://bucket/prefix or a local directory")
+    model: str = Field("default", min_length=1, description="Model: 'default', a directory, an fsspec URI or a hub id")
+    batch_docs: int = Field(1000, ge=1, description="Most documents per batch (text files count one each)")
+    batch_bytes: int = Field(64 << 20, ge=1, description="Most input bytes per batch")
+    window_tokens: int | None = Field(None, ge=8, description="Tokens per window; empty = the model's maximum")
+    overlap_tokens: int | None = Field(None, ge=0, description="Tokens shared by neighbouring windows; empty = 1/8")
+    batch_tokens: int = Field(
+        EngineConfig.batch_tokens,
+        ge=1,
+        description="Tokens (text and span markers) in one forward pass; raise it on a GPU with memory to spare",
+    )
+    lookahead_tokens: int = Field(
+        EngineConfig.lookahead_tokens,
+        ge=1,
+        description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory, "
+        "raise it for fuller batches",
+    )
+    device: DevicePolicy = Field("auto", description="'auto' uses every GPU when there is one")
+    embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
+    embedding_dtype: EmbeddingDtype = Field("float32", description="Type of embedding values")
+    precision: Literal["exact", "fast"] = Field("exact", description="'fast': bf16/fp16 or int8 where supported")
+    span_filter: str = Field(
+        EngineConfig.span_filter,
+        description="Which candidate spans get the model's full scoring: 'off' all (exact mode's work, identical to "
+        "SpanMarker); 'auto' the model's span filter at its stored operating point when it has one (about 5x faster "
+        "with the default model); 'stored'; 'threshold=P'; 'budget=K' (spans per word)",
+    )
+    space_punctuation: bool = Field(
+        True,
+        description="Read text with punctuation set apart from words ('«Газпром»,' as '« Газпром » ,'), the "
+        "form models are trained on; entities keep the original characters. Off: the text as it is, as SpanMarker",
+    )
+    trim_unpaired_quotes: bool = Field(
+        True,
+        description="Take a quotation mark off an entity's edge when it pairs with none inside ('Газпром»' "
+        "becomes 'Газпром'). Off, with space_punctuation off: entities exactly as SpanMarker returns them",
+    )
+    input_format: InputFormat = Field("auto", description="'auto' goes by suffix")
+    fields: FieldMapping = Field(default_factory=FieldMapping, description="Input field names")
+    languages: tuple[str, ...] = Field(
+        REFERENCE_LANGUAGES, min_length=1, description="ISO 639-1 codes language detection chooses from"
+    )
+    max_failure_rate: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Largest share of a batch's documents that may break the data contracts (they go to quarantine) "
+        "before the batch is rejected, unwritten, and the run fails; 0 rejects any failure",
+    )
+    modified_after: datetime | None = Field(
+        None,
+        description="Only input objects last written at or after this time (UTC when no zone is given)",
+    )
+    modified_before: datetime | None = Field(
+        None,
+        description="Only input objects last written before this time (UTC when no zone is given)",
+    )
+    task_runner: Literal["threads", "ray"] = Field(
+        "threads",
+        description="Where NER runs: 'threads' in the flow's process, 'ray' as Ray tasks on a cluster "
+        "(one per GPU where it has GPUs); the other stages stay in the flow's process",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster for task_runner 'ray': empty or 'local' starts one on this "
+        "machine for the run, 'auto' joins the one running here, else host:6379 or ray://host:10001",
+    )
+    ray_cpus_per_task: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="CPUs a Ray NER task takes (beside its GPU, if any)"
+    )
+    run_label: str | None = Field(None, description="Free text recorded with the run")
+    # Parameters are stored with the flow run: credentials belong in the environment
+    # (AWS_* variables, an instance role), not here.
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for the input (and the output unless set below), e.g. "
+        '{"client_kwargs": {"endpoint_url": "http://minio:9000"}}; keep credentials in the environment',
+    )
+    output_storage_options: dict[str, Any] | None = Field(None, description="fsspec options for the output")
+
+    @field_validator("input_uri", "output_uri")
+    @classmethod
+    def _openable_uri(cls, value: str) -> str:
+        # Here, not when the first task lists the input: an unknown protocol then fails only
+        # after Prefect has started its server and the model has loaded.
+        check_protocol(value)
+        return value
+
+    @field_validator("span_filter")
+    @classmethod
+    def _known_span_filter(cls, value: str) -> str:
+        parse_span_filter(value)
+        return value.strip().lower()
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return NormaliseConfig(languages=tuple(code.strip().lower() for code in value)).languages
+
+    @field_validator(
+        "modified_after",
+        "modified_before",
+        "window_tokens",
+        "overlap_tokens",
+        "ray_address",
+        "run_label",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # The UI's form and the API send an emptied optional field as "".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _overlap_below_window(self) -> ExtractParams:
+        # The engine's own rule (ner_core.windowing): windows advance by more than half.
+        if (
+            self.window_tokens is not None
+            and self.overlap_tokens is not None
+            and self.overlap_tokens >= self.window_tokens // 2
+        ):
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be below half of window_tokens ({self.window_tokens})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _time_range_in_order(self) -> ExtractParams:
+        self.batching()  # raises when modified_after is not before modified_before
+        return self
+
+    # Conversions to the stages' frozen configs, done once at the flow's edge.
+
+    def source(self) -> Location:
+        return Location(uri=self.input_uri, storage_options=self.storage_options)
+
+    def output(self) -> Location:
+        options = self.output_storage_options if self.output_storage_options is not None else self.storage_options
+        return Location(uri=self.output_uri, storage_options=options)
+
+    def batching(self) -> BatchingConfig:
+        return BatchingConfig(
+            batch_docs=self.batch_docs,
+            batch_bytes=self.batch_bytes,
+            input_format=self.input_format,
+            modified_after=self.modified_after,
+            modified_before=self.modified_before,
+        )
+
+    def reading(self) -> ReadConfig:
+        return ReadConfig(input_format=self.input_format, fields=self.fields)
+
+    def normalising(self) -> NormaliseConfig:
+        return NormaliseConfig(languages=tuple(self.languages))
+
+    def annotating(self) -> AnnotateConfig:
+        engine = EngineConfig(
+            window_tokens=self.window_tokens,
+            overlap_tokens=self.overlap_tokens,
+            batch_tokens=self.batch_tokens,
+            lookahead_tokens=self.lookahead_tokens,
+            precision=self.precision,
+            embeddings=self.embeddings,
+            space_punctuation=self.space_punctuation,
+            trim_unpaired_quotes=self.trim_unpaired_quotes,
+            span_filter=self.span_filter,
+        )
+        # A local model path names a place on this machine: absolute, so that Ray workers
+        # (another working directory) load the same files instead of taking it for a hub id.
+        model = os.path.abspath(self.model) if os.path.exists(self.model) else self.model
+        return AnnotateConfig(model=model, engine=engine)
+
+    def ray_settings(self) -> RaySettings:
+        return RaySettings(address=self.ray_address, cpus_per_task=self.ray_cpus_per_task)
+
+    def validating(self, model: ModelInfo | None) -> ValidateConfig:
+        """The contracts' settings: labels and vector width from the loaded model."""
+        return ValidateConfig(
+            labels=model.labels if model is not None else None,
+            embedding_dim=model.embedding_dim if model is not None and self.embeddings != "none" else 0,
+            max_failure_rate=self.max_failure_rate,
+        )
+
+    def recorded(self) -> str:
+        """The parameters as recorded with the run: JSON, storage options left out (credentials)."""
+        return self.model_dump_json(exclude={"storage_options", "output_storage_options"})
