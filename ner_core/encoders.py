@@ -60,11 +60,15 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ner_core.cache import atomic_directory, cache_dir
 from ner_core.errors import EncoderConversionError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ["e5_small_dir"]
 
@@ -215,7 +219,7 @@ class _Cursor:
         self.pos += size
         return chunk
 
-    def unpack(self, fmt: str, what: str) -> tuple:
+    def unpack(self, fmt: str, what: str) -> tuple[Any, ...]:
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
 
 
@@ -391,7 +395,8 @@ def _precompiled_charsmap(rules: dict[str, str]) -> bytes:
     """
     replacements = bytearray()
     where: dict[str, int] = {}
-    trie: dict = {}
+    # Byte -> child node; None -> the key's offset in ``replacements``.
+    trie: dict[int | None, Any] = {}
     for key, value in sorted(rules.items()):
         if value not in where:
             where[value] = len(replacements)
@@ -438,7 +443,7 @@ def _precompiled_charsmap(rules: dict[str, str]) -> bytes:
     return struct.pack("<I", len(array)) + array + bytes(replacements)
 
 
-def _build_tokenizer(binary: _E5Binary):
+def _build_tokenizer(binary: _E5Binary) -> Tokenizer:
     """The XLM-R fast-tokenizer pipeline over the binary's vocabulary (``tokenizers.Tokenizer``)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
@@ -471,7 +476,7 @@ def _build_tokenizer(binary: _E5Binary):
     return tokenizer
 
 
-def _tokenizer_files(binary: _E5Binary) -> dict[str, dict]:
+def _tokenizer_files(binary: _E5Binary) -> dict[str, dict[str, Any]]:
     """``tokenizer_config.json`` and ``special_tokens_map.json`` as transformers writes them."""
     names = {
         "bos_token": binary.pieces[binary.bos],
@@ -506,7 +511,7 @@ def _tokenizer_files(binary: _E5Binary) -> dict[str, dict]:
     return {"tokenizer_config.json": config, "special_tokens_map.json": special_tokens_map}
 
 
-def _model_config(binary: _E5Binary, source: Path) -> dict:
+def _model_config(binary: _E5Binary, source: Path) -> dict[str, Any]:
     """``config.json`` of a ``BertModel`` with the binary's dimensions."""
     return {
         "architectures": ["BertModel"],

@@ -8,6 +8,9 @@ cross process boundaries in Ray and multiprocessing).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 __all__ = [
     "NerflowError",
     "TransientError",
@@ -27,13 +30,18 @@ __all__ = [
 class NerflowError(Exception):
     """Root of every error nerflow raises on purpose."""
 
-    def __reduce__(self):
+    def __reduce__(
+        self,
+    ) -> tuple[Callable[..., NerflowError], tuple[type[NerflowError], dict[str, Any], tuple[Any, ...]]]:
         # Exceptions with keyword-only constructors do not pickle by default; rebuild from
         # the stored fields instead of ``self.args``.
         return (_rebuild, (type(self), self.__dict__, self.args))
 
 
-def _rebuild(cls, state, args):
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _rebuild(cls: type[_E], state: dict[str, Any], args: tuple[Any, ...]) -> _E:
     err = cls.__new__(cls)
     Exception.__init__(err, *args)
     err.__dict__.update(state)

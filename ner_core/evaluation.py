@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ner_core.documents import Doc
 from ner_core.engine import EngineConfig, NerEngine
@@ -34,7 +35,7 @@ class DatasetReport:
     words: int = 0
     seconds: float = 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "texts": self.texts,

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -22,12 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ner_core.batching import pack_by_budget
 from ner_core.decoding import select_spans
-from ner_core.inference import TextOnceScorer
+from ner_core.inference import TextOnceScorer, WindowInput, WindowScores
 from ner_core.labelled import LabelledText
 from ner_core.loading import NerModel
 from ner_core.span_filter import DESIGNS, OperatingPoint, SpanFilter, SpanFilterHead, window_word_count
 from ner_core.training import TrainingWindow, build_windows
 from ner_core.windowing import enumerate_spans
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 __all__ = [
     "FilterTrainConfig",
@@ -101,7 +105,8 @@ def model_windows(
     """Labelled texts cut into the model's windows, a gold label per candidate span."""
     return build_windows(
         records,
-        model.tokenizer,
+        # NerModel types the tokenizer as object; it is the model's fast tokenizer.
+        cast("PreTrainedTokenizerFast", model.tokenizer),
         label2id={label: i for i, label in enumerate(model.labels)},
         model_max_length=model.model_max_length,
         entity_max_length=model.entity_max_length,
@@ -169,7 +174,7 @@ def encode_sources(
     return data
 
 
-def _decoded(model: NerModel, x, scores) -> np.ndarray:
+def _decoded(model: NerModel, x: WindowInput, scores: WindowScores) -> np.ndarray:
     """Which spans SpanMarker's decoding keeps as entities in a window."""
     n_words = window_word_count(x.start_pos)
     starts, ends = enumerate_spans(n_words, model.entity_max_length)
@@ -183,7 +188,8 @@ def _logits(head: SpanFilterHead, data: EncodedWindows, index: Sequence[int]) ->
     states = torch.cat([data.states[i] for i in index]).float()
     starts = torch.from_numpy(np.concatenate([data.start_pos[i] + offsets[j] for j, i in enumerate(index)]))
     ends = torch.from_numpy(np.concatenate([data.end_pos[i] + offsets[j] for j, i in enumerate(index)]))
-    return head(states, starts, ends)
+    # Module calls give Any: this is SpanFilterHead.forward's logits.
+    return cast(torch.Tensor, head(states, starts, ends))
 
 
 def probabilities(head: SpanFilterHead, data: EncodedWindows, *, chunk: int = 256) -> list[np.ndarray]:
@@ -202,7 +208,7 @@ def _positives(data: EncodedWindows, kind: str) -> list[np.ndarray]:
     return data.positive if kind == "gold" else data.predicted
 
 
-def recall_curve(probs: list[np.ndarray], data: EncodedWindows, thresholds: Sequence[float]) -> list[dict]:
+def recall_curve(probs: list[np.ndarray], data: EncodedWindows, thresholds: Sequence[float]) -> list[dict[str, Any]]:
     """Per threshold: spans kept per word, and the recall of gold entities (and of the
     model's own, when ``data`` has them), overall and per source."""
     sources = sorted(set(data.source))
@@ -210,7 +216,7 @@ def recall_curve(probs: list[np.ndarray], data: EncodedWindows, thresholds: Sequ
     rows = []
     for t in thresholds:
         kept = sum(int((p >= t).sum()) for p in probs)
-        row = {
+        row: dict[str, Any] = {
             "threshold": t,
             "spans_per_word": kept / max(1, sum(data.words)),
             "share_scored": kept / max(1, sum(len(p) for p in probs)),
@@ -256,7 +262,7 @@ def train_span_filter(
     dev: EncodedWindows,
     config: FilterTrainConfig | None = None,
     *,
-    info: dict | None = None,
+    info: dict[str, Any] | None = None,
 ) -> SpanFilter:
     """Train a head on encoded training windows and choose its operating point on the dev ones."""
     config = config or FilterTrainConfig()
@@ -286,7 +292,7 @@ def train_span_filter(
             for group in optimizer.param_groups:  # linear decay to a tenth
                 group["lr"] = config.learning_rate * (1.0 - 0.9 * step / total)
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             optimizer.step()
             step += 1
         logger.info("span filter: epoch %d done, loss %.4f, %.0f s", epoch + 1, loss.item(), time.perf_counter() - t0)

@@ -21,7 +21,9 @@ import dataclasses
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack, cast
 
 import numpy as np
 import torch
@@ -31,6 +33,9 @@ from ner_core.batching import round_up
 from ner_core.loading import NerModel
 from ner_core.span_filter import SpanSelection, parse_span_filter, span_selection, window_word_count
 from ner_core.windowing import TokenizedDoc, Window
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "WindowInput",
@@ -50,8 +55,71 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("exact", "fast")
-# The half types of fast precision, by ``SpanScorer.fast_kind``.
-HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# The half types of fast precision, by ``SpanScorer.fast_kind`` (``None`` in exact mode).
+HALF_DTYPES: dict[str | None, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class _ScorerOptions(TypedDict, total=False):
+    """The keyword arguments every :class:`SpanScorer` takes."""
+
+    precision: str
+    marker_states: bool
+    token_states: bool
+
+
+class _SpanMarkerModel(Protocol):
+    """What the scorers use of a ``SpanMarkerModel`` (``NerModel.span_marker``)."""
+
+    encoder: torch.nn.Module
+    classifier: torch.nn.Module
+
+
+class _BertSelfAttention(Protocol):
+    query: torch.nn.Module
+    key: torch.nn.Module
+    value: torch.nn.Module
+    num_attention_heads: int
+    attention_head_size: int
+
+
+class _BertAddNorm(Protocol):
+    """``BertSelfOutput``/``BertOutput``: a dense map, then residual and LayerNorm."""
+
+    dense: torch.nn.Module
+    LayerNorm: torch.nn.Module
+
+    def __call__(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor: ...
+
+
+class _BertAttention(Protocol):
+    self: _BertSelfAttention
+    output: _BertAddNorm
+
+
+class _BertIntermediate(Protocol):
+    dense: torch.nn.Module
+    intermediate_act_fn: Callable[[torch.Tensor], torch.Tensor]
+
+    def __call__(self, hidden_states: torch.Tensor) -> torch.Tensor: ...
+
+
+class _BertLayer(Protocol):
+    """A BERT-family encoder layer, as :func:`supports_text_once` checks it."""
+
+    attention: _BertAttention
+    intermediate: _BertIntermediate
+    output: _BertAddNorm
+
+
+class _BertLayerStack(Protocol):
+    layer: torch.nn.ModuleList
+
+
+class _BertEncoder(Protocol):
+    """A BERT-family encoder (BERT, RoBERTa, XLM-R) with the parts :class:`TextOnceScorer` runs."""
+
+    embeddings: torch.nn.Module
+    encoder: _BertLayerStack
 
 
 def cpu_fast_kind() -> str:
@@ -93,7 +161,7 @@ class WindowInput:
         return len(self.start_pos)
 
 
-def special_tokens(tokenizer) -> tuple[np.ndarray, np.ndarray]:
+def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[np.ndarray, np.ndarray]:
     """The ids the tokenizer puts before and after a sequence (``[CLS]``/``[SEP]``, ``<s>``/``</s>``)."""
     specials = tokenizer.build_inputs_with_special_tokens([-1])
     at = specials.index(-1)
@@ -160,10 +228,14 @@ class SpanScorer:
         self.precision = precision
         self.want_marker_states = marker_states
         self.want_token_states = token_states
-        self._sm = model.span_marker
-        tok = model.tokenizer
+        # NerModel types the model as a plain Module (attributes Tensor | Module) and the
+        # tokenizer as object: they are a SpanMarkerModel and a transformers fast tokenizer.
+        self._sm = cast(_SpanMarkerModel, model.span_marker)
+        tok = cast("PreTrainedTokenizerBase", model.tokenizer)
         self.pad_id = int(tok.pad_token_id)
-        self.start_marker_id, self.end_marker_id = (int(i) for i in tok.convert_tokens_to_ids(["<start>", "<end>"]))
+        # A list of tokens gives a list of ids (transformers annotates int | list[int]).
+        marker_ids = cast("list[int]", tok.convert_tokens_to_ids(["<start>", "<end>"]))
+        self.start_marker_id, self.end_marker_id = (int(i) for i in marker_ids)
 
     def cost(self, window: WindowInput) -> int:
         """Tokens the encoder processes for this window (the batching unit)."""
@@ -186,7 +258,7 @@ class SpanScorer:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return cpu_fast_kind()
 
-    def _autocast(self):
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
         dtype = HALF_DTYPES.get(self.fast_kind)
         if dtype is None:
             return contextlib.nullcontext()
@@ -220,7 +292,7 @@ class PaddedScorer(SpanScorer):
     bf16/fp16; on a CPU without it the scorer stays in float32 (and says so).
     """
 
-    def __init__(self, model: NerModel, **kwargs) -> None:
+    def __init__(self, model: NerModel, **kwargs: Unpack[_ScorerOptions]) -> None:
         super().__init__(model, **kwargs)
         if self.fast_kind == "int8":
             logger.warning("fast precision on this CPU needs the text-once scorer; the padded scorer runs float32")
@@ -320,7 +392,7 @@ def collate_samples(
 
 def supports_text_once(model: NerModel) -> bool:
     """Whether the encoder is a BERT-family stack this module can run layer by layer."""
-    enc = model.span_marker.encoder
+    enc = cast(_SpanMarkerModel, model.span_marker).encoder
     cfg = enc.config
     layers = getattr(getattr(enc, "encoder", None), "layer", None)
     if layers is None or not hasattr(enc, "embeddings"):
@@ -374,14 +446,17 @@ class TextPass:
 class TextOnceScorer(SpanScorer):
     """Encode each window's text once; attend all of its marker pairs to it in one pass."""
 
-    def __init__(self, model: NerModel, *, selection: SpanSelection | None = None, **kwargs) -> None:
+    def __init__(
+        self, model: NerModel, *, selection: SpanSelection | None = None, **kwargs: Unpack[_ScorerOptions]
+    ) -> None:
         super().__init__(model, **kwargs)
         if not supports_text_once(model):
             raise ValueError(f"encoder {type(model.span_marker.encoder).__name__} is not a BERT-family stack")
-        enc = model.span_marker.encoder
+        # supports_text_once checked the structure the protocols describe.
+        enc = cast(_BertEncoder, self._sm.encoder)
         self._embeddings = enc.embeddings
-        layers = list(enc.encoder.layer)
-        attn = layers[0].attention.self
+        layers: list[torch.nn.Module] = list(enc.encoder.layer)
+        attn = cast(_BertLayer, layers[0]).attention.self
         self._heads = int(attn.num_attention_heads)
         self._head_dim = int(attn.attention_head_size)
         kind = self.fast_kind
@@ -391,7 +466,7 @@ class TextOnceScorer(SpanScorer):
             layers = [_half_copy(layer, self._dtype) for layer in layers]
         elif kind == "int8":
             layers = [_quantised(layer) for layer in layers]
-        self._layers = layers
+        self._layers = cast("list[_BertLayer]", layers)
         self.selection = selection
 
     def cost(self, window: WindowInput) -> int:
@@ -413,12 +488,13 @@ class TextOnceScorer(SpanScorer):
     ) -> list[WindowScores]:
         if not self.want_token_states:
             return out
-        text_states = text_states.float().cpu().numpy()
+        states = text_states.float().cpu().numpy()
         bounds = np.cumsum([0] + [w.n_tokens for w in windows])
-        return [dataclasses.replace(o, token_states=text_states[bounds[b] : bounds[b + 1]]) for b, o in enumerate(out)]
+        return [dataclasses.replace(o, token_states=states[bounds[b] : bounds[b + 1]]) for b, o in enumerate(out)]
 
     def _score_filtered(self, windows: list[WindowInput]) -> list[WindowScores]:
         """Text pass, span filter, then marker pairs for the kept spans only."""
+        assert self.selection is not None  # _score calls this only with a selection
         text = self.encode_text(windows)
         probs = self._filter_probabilities(windows, text)
         kept = [self.selection.keep(p, window_word_count(w.start_pos)) for w, p in zip(windows, probs)]
@@ -445,6 +521,7 @@ class TextOnceScorer(SpanScorer):
 
     def _filter_probabilities(self, windows: list[WindowInput], text: TextPass) -> list[np.ndarray]:
         """Each window's spans' probability of being an entity, by the filter head."""
+        assert self.selection is not None  # called by _score_filtered only
         dev = self.model.device
         bounds = np.cumsum([0] + [w.n_tokens for w in windows])
         starts = np.concatenate([w.start_pos + bounds[b] for b, w in enumerate(windows)])
@@ -475,6 +552,7 @@ class TextOnceScorer(SpanScorer):
         # one); the attention kernels need at least one marker query.
         Tm, Pm = (T[0], P[0]) if B == 1 and P[0] else (round_up(max(T), 8), round_up(max(*P, 1), 4))
         text = self._text_layout(windows, Tm)
+        assert text.key_bias is not None  # a text layout always has one
         markers = self._marker_layout(windows, Pm)
         n_text, n_spans = len(text.ids), sum(P)
         h = self._embed(np.r_[text.ids, markers.ids], np.r_[text.pos, markers.pos])
@@ -506,6 +584,7 @@ class TextOnceScorer(SpanScorer):
         T = [w.n_tokens for w in windows]
         Tm = T[0] if B == 1 else round_up(max(T), 8)
         text = self._text_layout(windows, Tm)
+        assert text.key_bias is not None  # a text layout always has one
         h = self._embed(text.ids, text.pos)
         keys_values = []
         for layer in self._layers:
@@ -565,14 +644,14 @@ class TextOnceScorer(SpanScorer):
 
     def _embed(self, ids: np.ndarray, pos: np.ndarray) -> torch.Tensor:
         ids_t, pos_t = self._to_device(ids).long(), self._to_device(pos).long()
-        h = self._embeddings(
+        h: torch.Tensor = self._embeddings(
             input_ids=ids_t[None], position_ids=pos_t[None], token_type_ids=torch.zeros_like(ids_t)[None]
         )[0]
         return h.to(self._dtype)
 
     @staticmethod
     def _feed_forward(
-        layer: torch.nn.Module, ctx: torch.Tensor, h: torch.Tensor, *, differentiable: bool = False
+        layer: _BertLayer, ctx: torch.Tensor, h: torch.Tensor, *, differentiable: bool = False
     ) -> torch.Tensor:
         """The rest of a layer after attention: output projection, residual, feed-forward."""
         if differentiable:  # the modules themselves, dropout and all
@@ -584,8 +663,19 @@ class TextOnceScorer(SpanScorer):
         return _add_norm(layer.output, _dense(layer.output.dense, up), attn_out)
 
     def _marker_attention(
-        self, qm, km, vm, kt, vt, key_bias, marker_pad_t, B: int, Mm: int, n_spans: int, scale: float
-    ):
+        self,
+        qm: torch.Tensor,
+        km: torch.Tensor,
+        vm: torch.Tensor,
+        kt: torch.Tensor,
+        vt: torch.Tensor,
+        key_bias: torch.Tensor,
+        marker_pad_t: torch.Tensor,
+        B: int,
+        Mm: int,
+        n_spans: int,
+        scale: float,
+    ) -> torch.Tensor:
         """Each marker attends to its window's text keys plus the two keys of its own pair,
         under one softmax: the text through the flash kernel, then the pair folded in through
         its log-sum-exp. Rows: all start markers, then all end markers (``encode``'s order);
@@ -609,7 +699,7 @@ class TextOnceScorer(SpanScorer):
         return ctx.view(-1, nh * d)
 
     def _marker_attention_per_window(
-        self, q, k, v, n_text: int, T: list[int], P: list[int], scale: float
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_text: int, T: list[int], P: list[int], scale: float
     ) -> torch.Tensor:
         """Marker attention with plain autograd ops, one window at a time: each marker's
         softmax runs over its window's text keys and its pair's two keys. No padding, so
@@ -618,9 +708,10 @@ class TextOnceScorer(SpanScorer):
         nh, d = self._heads, self._head_dim
         n_spans = sum(P)
         # split(), not slicing: the backward of a slice is a full-size zero tensor per window.
-        qs, ks, vs = (x[n_text : n_text + n_spans].split(P) for x in (q, k, v))
-        qe, ke, ve = (x[n_text + n_spans :].split(P) for x in (q, k, v))
-        kts, vts = (x[:n_text].split(T) for x in (k, v))
+        # (torch.split, which calls Tensor.split: the method is unannotated, the function is not.)
+        qs, ks, vs = (torch.split(x[n_text : n_text + n_spans], P) for x in (q, k, v))
+        qe, ke, ve = (torch.split(x[n_text + n_spans :], P) for x in (q, k, v))
+        kts, vts = (torch.split(x[:n_text], T) for x in (k, v))
         starts, ends = [], []
         for t, p, kt, vt, *pair in zip(T, P, kts, vts, qs, ks, vs, qe, ke, ve):
             if p == 0:
@@ -660,7 +751,9 @@ class TextOnceScorer(SpanScorer):
 _flash_with_lse = getattr(getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None), "default", None)
 
 
-def _attend_with_lse(q, k, v, bias, scale):
+def _attend_with_lse(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax attention of ``q`` over ``k``/``v`` and the log-sum-exp of its logits.
 
     Args:
@@ -703,13 +796,14 @@ def _dense(linear: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         and torch.is_inference_mode_enabled()
         and not torch.is_autocast_enabled("cpu")
     ):
-        return _onednn_linear(x, linear.weight, linear.bias, "none", [], "")
-    return linear(x)
+        # Module calls and torch.ops give Any: both are the layer's output tensor.
+        return cast(torch.Tensor, _onednn_linear(x, linear.weight, linear.bias, "none", [], ""))
+    return cast(torch.Tensor, linear(x))
 
 
-def _add_norm(block: torch.nn.Module, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+def _add_norm(block: _BertAddNorm, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     """A BERT block's residual connection and LayerNorm, as its ``forward`` applies them."""
-    return block.LayerNorm(x + residual)
+    return cast(torch.Tensor, block.LayerNorm(x + residual))
 
 
 def _half_copy(layer: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
@@ -729,7 +823,13 @@ def _quantised(layer: torch.nn.Module) -> torch.nn.Module:
         # Eager dynamic quantisation is deprecated in favour of torchao, which is not a
         # dependency; torch 2.13 (pinned) still ships it.
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(layer), {torch.nn.Linear}, dtype=torch.qint8)
+        # torch leaves quantize_dynamic unannotated; it returns the (copied) module.
+        return cast(
+            torch.nn.Module,
+            torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                copy.deepcopy(layer), {torch.nn.Linear}, dtype=torch.qint8
+            ),
+        )
 
 
 def make_scorer(
@@ -751,7 +851,9 @@ def make_scorer(
         span_filter: Which spans get marker pairs (``ner_core.span_filter.parse_span_filter``);
             the filter needs the text-once scorer, so ``"auto"`` is off with the padded one.
     """
-    kwargs = dict(precision=precision, marker_states=embeddings == "marker", token_states=embeddings == "mean")
+    kwargs: _ScorerOptions = dict(
+        precision=precision, marker_states=embeddings == "marker", token_states=embeddings == "mean"
+    )
     setting = parse_span_filter(span_filter)
     padded = strategy == "padded" or (strategy == "auto" and not supports_text_once(model))
     if padded:

@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ner_core.errors import NerflowError
 from ner_core.metrics import spans_from_iob2
@@ -231,7 +232,9 @@ def join_texts(records: Sequence[LabelledText], *, separator: str = "\n") -> Lab
     """
     if not records:
         raise ValueError("nothing to join")
-    texts, entities, tokens = [], [], []
+    texts: list[str] = []
+    entities: list[CharSpan] = []
+    tokens: list[tuple[int, int]] | None = []
     at = 0
     for rec in records:
         texts.append(rec.text)
@@ -276,7 +279,7 @@ def split_lines(doc: LabelledText) -> list[LabelledText]:
     return out
 
 
-def expand_uri(uri: str, *, storage_options: dict | None = None) -> list[tuple[str, str]]:
+def expand_uri(uri: str, *, storage_options: dict[str, Any] | None = None) -> list[tuple[str, str]]:
     """The files a URI or glob names, sorted, as ``(path, uri)`` pairs (``path`` without the
     protocol, as the filesystem spells it).
 
@@ -293,7 +296,9 @@ def expand_uri(uri: str, *, storage_options: dict | None = None) -> list[tuple[s
     return [(p, fs.unstrip_protocol(p) if "://" in uri else p) for p in sorted(paths)]
 
 
-def read_labelled(uri: str, *, storage_options: dict | None = None, limit: int | None = None) -> Iterator[LabelledText]:
+def read_labelled(
+    uri: str, *, storage_options: dict[str, Any] | None = None, limit: int | None = None
+) -> Iterator[LabelledText]:
     """Read sentence or document records from a JSON Lines file (``.gz`` is decompressed).
 
     Args:
@@ -326,7 +331,7 @@ def read_labelled(uri: str, *, storage_options: dict | None = None, limit: int |
         yield _parse(record, where, default_id=f"{stem}:{n}")
 
 
-def _parse(record: dict, where: str, *, default_id: str) -> LabelledText:
+def _parse(record: dict[str, Any], where: str, *, default_id: str) -> LabelledText:
     rid = str(record.get("id", default_id))
     lang = str(record.get("lang") or "")
     if "tokens" in record and "ner_tags" in record:
@@ -341,12 +346,13 @@ def _parse(record: dict, where: str, *, default_id: str) -> LabelledText:
         text = record["text"]
         raw = record.get("entities", record.get("spans", []))
         entities = []
-        for e in raw:
+        # Not ``e``: that name is the exception of the ``except`` above.
+        for item in raw:
             try:
-                start, end, label = (e["start"], e["end"], e["label"]) if isinstance(e, dict) else e
+                start, end, label = (item["start"], item["end"], item["label"]) if isinstance(item, dict) else item
             except (KeyError, TypeError, ValueError):
                 raise LabelledDataError(
-                    f"{where}: an entity is {{'start', 'end', 'label'}} or [start, end, label], not {e!r}"
+                    f"{where}: an entity is {{'start', 'end', 'label'}} or [start, end, label], not {item!r}"
                 ) from None
             if not all(type(x) is int for x in (start, end)):
                 raise LabelledDataError(f"{where}: entity offsets must be integers, not {start!r}:{end!r}")

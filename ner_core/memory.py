@@ -20,6 +20,8 @@ import ctypes.util
 import functools
 import os
 import sys
+from collections.abc import Callable
+from typing import cast
 
 __all__ = ["HeapGuard", "release_freed_heap", "resident_bytes"]
 
@@ -29,7 +31,7 @@ DEFAULT_SLACK_BYTES = 256 << 20
 
 
 @functools.cache
-def _malloc_trim():
+def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -40,7 +42,8 @@ def _malloc_trim():
     if trim is not None:
         trim.argtypes = [ctypes.c_size_t]
         trim.restype = ctypes.c_int
-    return trim
+    # getattr gives Any: the foreign function takes a size_t and returns an int.
+    return cast("Callable[[int], int] | None", trim)
 
 
 def release_freed_heap() -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 __all__ = ["Span", "PRF", "EntityScores", "spans_from_iob2", "score_spans"]
 
@@ -43,7 +44,7 @@ class PRF:
     def support(self) -> int:
         return self.tp + self.fn
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, float]:
         return {
             "precision": self.precision,
             "recall": self.recall,
@@ -66,7 +67,7 @@ class EntityScores:
     def macro_f1(self) -> float:
         return sum(s.f1 for s in self.per_label.values()) / len(self.per_label) if self.per_label else 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "micro": self.micro.as_dict(),
             "macro_f1": self.macro_f1,
@@ -106,7 +107,7 @@ def score_spans(
         Micro-averaged and per-label counts and scores; labels are those seen in gold or
         predictions after mapping.
     """
-    counts: dict[str, Counter] = {}
+    counts: dict[str, Counter[str]] = {}
     for g, p in zip(gold, predicted, strict=True):
         gs = _mapped(g, gold_label_map)
         ps = _mapped(p, label_map)
@@ -123,7 +124,8 @@ def score_spans(
 
 def _mapped(spans: Iterable[Span], mapping: Mapping[str, str | None] | None) -> set[Span]:
     if mapping is None:
-        return {tuple(s) for s in spans}
+        # tuple() also takes spans read as lists; typeshed's tuple() drops the field types.
+        return {cast(Span, tuple(s)) for s in spans}
     out = set()
     for start, end, label in spans:
         new = mapping.get(label, label)

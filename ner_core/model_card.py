@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 __all__ = ["render_training_card"]
 
 
 def render_training_card(
-    *, config: dict, result: dict, dev_history: list[dict], coverage: dict, label_counts: dict
+    *,
+    config: dict[str, Any],
+    result: dict[str, Any],
+    dev_history: list[dict[str, Any]],
+    coverage: dict[str, int],
+    label_counts: dict[str, int],
 ) -> str:
     """Markdown for a trained model's ``README.md``."""
     lines = [

@@ -27,6 +27,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -96,11 +97,14 @@ class SpanFilterHead(nn.Module):
         widths = self.width((end_idx - start_idx).clamp(0, MAX_WIDTH_TOKENS - 1))
         if self.design == "mlp":
             z = self.start(h)[start_idx] + self.end(h)[end_idx] + self.width_proj(widths)
-            return self.out(nn.functional.gelu(z)).squeeze(-1)
+            # Module calls give Any: this is the logits tensor.
+            return cast(torch.Tensor, self.out(nn.functional.gelu(z)).squeeze(-1))
         s = nn.functional.gelu(self.start(h))[start_idx]
         e = nn.functional.gelu(self.end(h))[end_idx]
         bilinear = ((s @ self.bilinear) * e).sum(-1)
-        return bilinear + self.out(torch.cat((s, e), -1)).squeeze(-1) + self.width_proj(widths).squeeze(-1)
+        return cast(
+            torch.Tensor, bilinear + self.out(torch.cat((s, e), -1)).squeeze(-1) + self.width_proj(widths).squeeze(-1)
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,7 +139,7 @@ class SpanFilter:
 
     head: SpanFilterHead
     operating_point: OperatingPoint
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def to(self, device: torch.device) -> SpanFilter:
         self.head.to(device)
@@ -232,6 +236,7 @@ def span_selection(span_filter: SpanFilter | None, setting: FilterSetting) -> Sp
         )
     point = span_filter.operating_point
     if setting.mode == "budget":
+        assert setting.value is not None  # parse_span_filter gives a budget its value
         return SpanSelection(
             head=span_filter.head,
             threshold=None,

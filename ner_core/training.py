@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -39,6 +39,12 @@ from ner_core.labelled import LabelledText
 from ner_core.loading import NerModel
 from ner_core.memory import HeapGuard
 from ner_core.windowing import WindowingConfig, cut_windows, enumerate_spans, tokenize_document
+
+if TYPE_CHECKING:
+    from span_marker import SpanMarkerModel
+    from transformers import PreTrainedTokenizerFast
+
+    from ner_core.engine import EngineConfig
 
 __all__ = [
     "DataSource",
@@ -86,7 +92,7 @@ class DataSource(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _from_string(cls, value):
+    def _from_string(cls, value: Any) -> Any:
         return {"uri": value} if isinstance(value, str) else value
 
 
@@ -156,7 +162,7 @@ class TrainConfig(BaseModel):
         "frozen, on the same train data; its operating point on the dev data, which it then needs)",
     )
     threads: int | None = None
-    storage_options: dict = Field(default_factory=dict)
+    storage_options: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,13 +188,13 @@ class LabelCoverage:
     repeated: int = 0
     conflicting_label: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
 def build_windows(
     records: Iterable[LabelledText],
-    tokenizer,
+    tokenizer: PreTrainedTokenizerFast,
     *,
     label2id: dict[str, int],
     model_max_length: int,
@@ -211,7 +217,7 @@ def build_windows(
         )
         gold = _word_spans(rec, doc.word_char_start, doc.word_char_end, label2id, label_map, coverage)
         windows = cut_windows(doc, windowing, n_special=n_special)
-        covered = set()
+        covered: set[tuple[int, int]] = set()
         for w in windows:
             starts, ends = enumerate_spans(w.n_words, entity_max_length)
             labels = np.zeros(len(starts), dtype=np.int64)
@@ -224,8 +230,8 @@ def build_windows(
                         labels[i] = label
                         covered.add((a, b))
             always = labels > 0
-            for i in np.flatnonzero(always):
-                always |= (starts < ends[i]) & (ends > starts[i])
+            for j in np.flatnonzero(always):
+                always |= (starts < ends[j]) & (ends > starts[j])
             out.append(TrainingWindow(window_input(doc, w, (starts, ends), prefix, suffix), labels, always))
         for a, b in gold:
             if (a, b) not in covered:
@@ -236,10 +242,17 @@ def build_windows(
     return out
 
 
-def _word_spans(rec, char_start, char_end, label2id, label_map, coverage) -> dict[tuple[int, int], int]:
-    spans = {}
-    for start, end, label in rec.entities:
-        label = label_map.get(label, label)
+def _word_spans(
+    rec: LabelledText,
+    char_start: np.ndarray,
+    char_end: np.ndarray,
+    label2id: dict[str, int],
+    label_map: dict[str, str | None],
+    coverage: LabelCoverage,
+) -> dict[tuple[int, int], int]:
+    spans: dict[tuple[int, int], int] = {}
+    for start, end, data_label in rec.entities:
+        label = label_map.get(data_label, data_label)
         if label is None:
             continue
         coverage.entities += 1
@@ -288,7 +301,8 @@ def plan_batches(
         )
         planned[i] = PlannedWindow(i, np.flatnonzero(keep))
     cost = {i: windows[i].input.n_tokens + 2 * len(p.spans) for i, p in planned.items()}
-    batches = []
+    batches: list[list[PlannedWindow]] = []
+    batch: list[PlannedWindow]
     for g in range(0, len(order), 64):
         batch, used = [], 0
         for i in sorted(order[g : g + 64], key=cost.__getitem__):
@@ -311,7 +325,7 @@ class TrainResult:
     steps: int
     seconds: float
     best_step: int | None
-    dev: dict
+    dev: dict[str, Any]
 
 
 class Trainer:
@@ -332,7 +346,7 @@ class Trainer:
         train_records: list[LabelledText],
         dev_records: dict[str, list[LabelledText]] | None = None,
         *,
-        evaluate: Callable | None = None,
+        evaluate: Callable[[SpanMarkerModel, dict[str, list[LabelledText]]], dict[str, Any]] | None = None,
         progress: Callable[[int, int, float], None] | None = None,
     ) -> None:
         from ner_core.adapters import add_lora, attach_marker_embedding, new_span_marker
@@ -341,7 +355,7 @@ class Trainer:
         self.out = Path(config.output_dir)
         self.ckpt_root = self.out / "checkpoints"
         self.dev_records = dev_records or {}
-        self.dev_history: list[dict] = []
+        self.dev_history: list[dict[str, Any]] = []
         self.evaluate = evaluate
         self.progress = progress
         if config.threads:
@@ -411,7 +425,7 @@ class Trainer:
                 f"nothing to learn: {len(train_records)} training texts, {len(self.windows)} windows, no gold entity "
                 f"with one of the labels {config.labels} (coverage {self.coverage.as_dict()}; label_map renames labels)"
             )
-        self._last_plan: tuple[int, list] | None = None
+        self._last_plan: tuple[int, list[list[PlannedWindow]]] | None = None
         self._init_head()
         self.steps_per_epoch = len(self._plan(0))
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * self.steps_per_epoch))
@@ -450,7 +464,7 @@ class Trainer:
                 sm, torch.cat((mean, mean)), torch.cat((std, std)), keep_function=bool(c.init_from)
             )
 
-    def _plan(self, epoch: int):
+    def _plan(self, epoch: int) -> list[list[PlannedWindow]]:
         # Planning an epoch touches every window; the last plan is kept for run().
         if self._last_plan is None or self._last_plan[0] != epoch:
             c = self.config
@@ -460,7 +474,7 @@ class Trainer:
             self._last_plan = (epoch, plan)
         return self._last_plan[1]
 
-    def _optimizer(self):
+    def _optimizer(self) -> torch.optim.AdamW:
         c = self.config
         head, decay, no_decay = [], [], []
         for name, p in self.model.named_parameters():
@@ -518,7 +532,7 @@ class Trainer:
         found = [p for p in self.ckpt_root.glob("step-*") if (p / _STATE).exists()]
         return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
-    def _save_checkpoint(self, step: int, state: dict) -> Path:
+    def _save_checkpoint(self, step: int, state: dict[str, Any]) -> Path:
         from safetensors.torch import save_file
 
         from ner_core.adapters import trainable_state
@@ -539,7 +553,7 @@ class Trainer:
                 shutil.rmtree(old, ignore_errors=True)
         return final
 
-    def _restore_latest_readable(self, checkpoints: list[Path]) -> tuple[dict, Path]:
+    def _restore_latest_readable(self, checkpoints: list[Path]) -> tuple[dict[str, Any], Path]:
         """The newest checkpoint that reads back whole (a damaged disk may spoil one)."""
         from safetensors import SafetensorError
 
@@ -556,12 +570,12 @@ class Trainer:
             f"no checkpoint under {self.ckpt_root} can be read ({'; '.join(problems)}); remove them to start afresh"
         )
 
-    def _restore(self, path: Path) -> dict:
+    def _restore(self, path: Path) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         from ner_core.adapters import load_trainable_state
 
-        state = json.loads((path / _STATE).read_text())
+        state: dict[str, Any] = json.loads((path / _STATE).read_text())
         _check_resumable(path, state.get("config"), self.config)
         load_trainable_state(self.model, load_file(str(path / _TRAINABLE)), ref=str(path))
         if (path / _OPTIMIZER).exists():
@@ -576,7 +590,7 @@ class Trainer:
     def run(self) -> TrainResult:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        state: dict = {"best_step": None, "best_f1": None, "dev_history": [], "losses": [], "seconds": 0.0}
+        state: dict[str, Any] = {"best_step": None, "best_f1": None, "dev_history": [], "losses": [], "seconds": 0.0}
         step = 0
         for stale in self.ckpt_root.glob(".tmp-step-*") if self.ckpt_root.exists() else ():
             shutil.rmtree(stale, ignore_errors=True)  # a checkpoint being written when a run was killed
@@ -600,7 +614,7 @@ class Trainer:
             batch = plan[i % len(plan)]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.precision == "bf16"):
                 loss = self.loss(batch)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -625,7 +639,7 @@ class Trainer:
         self.dev_history = state["dev_history"]
         return self._export(state)
 
-    def _dev_eval(self, step: int, state: dict) -> None:
+    def _dev_eval(self, step: int, state: dict[str, Any]) -> None:
         if not (self.evaluate and self.dev_records):
             return
         self.model.eval()
@@ -639,7 +653,7 @@ class Trainer:
         if state.get("best_f1") is None or f1 > state["best_f1"]:
             state["best_f1"], state["best_step"] = f1, step
 
-    def _export(self, state: dict) -> TrainResult:
+    def _export(self, state: dict[str, Any]) -> TrainResult:
         from ner_core.adapters import (
             detach_marker_embedding,
             detach_standardised_head,
@@ -701,7 +715,7 @@ _RESUMABLE_CHANGES = {
 }
 
 
-def _check_resumable(checkpoint: Path, saved: dict | None, config: TrainConfig) -> None:
+def _check_resumable(checkpoint: Path, saved: dict[str, Any] | None, config: TrainConfig) -> None:
     """Raise unless ``config`` may resume ``checkpoint``, which was written with ``saved``."""
     if saved is None:
         return
@@ -738,21 +752,22 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f}
-    state: dict[int, dict] = {}
+    state: dict[int, dict[str, Any]] = {}
     for name, value in [*tensors.items(), *json.loads(meta["scalars"]).items()]:
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
 
 
-def _load_initial_adapter(model, config: TrainConfig) -> None:
+def _load_initial_adapter(model: SpanMarkerModel, config: TrainConfig) -> None:
     """Start from a trained adapter; its settings must be this run's."""
     from ner_core.adapters import ADAPTER_CONFIG, load_adapter_into
     from ner_core.default_model import DEFAULT_MODEL_REF, default_artifact_dir
 
+    assert config.init_from is not None  # the trainer calls this only when the config names one
     directory = default_artifact_dir() if config.init_from == DEFAULT_MODEL_REF else Path(config.init_from)
     saved = json.loads((directory / ADAPTER_CONFIG).read_text())
-    ours = {
+    ours: dict[str, Any] = {
         "encoder": config.encoder,
         "labels": config.labels,
         "model_max_length": config.model_max_length,
@@ -772,7 +787,7 @@ def _load_initial_adapter(model, config: TrainConfig) -> None:
 
 
 def read_sources(
-    sources: list[DataSource], *, seed: int, storage_options: dict | None = None
+    sources: list[DataSource], *, seed: int, storage_options: dict[str, Any] | None = None
 ) -> dict[str, list[LabelledText]]:
     """Read labelled files, sampling ``max_records`` of each with the seed.
 
@@ -805,7 +820,9 @@ def read_sources(
     return out
 
 
-def dev_evaluator(ignore_labels: list[str] | None = None, engine_config=None) -> Callable:
+def dev_evaluator(
+    ignore_labels: list[str] | None = None, engine_config: EngineConfig | None = None
+) -> Callable[[SpanMarkerModel, dict[str, list[LabelledText]]], dict[str, Any]]:
     """The trainer's model-selection callback: strict micro F1 over all dev sets pooled,
     through the engine (exact precision), plus each set's F1; ``ignore_labels`` are left
     out of both gold and predictions (e.g. MISC, which some data sets do not annotate);
@@ -814,7 +831,7 @@ def dev_evaluator(ignore_labels: list[str] | None = None, engine_config=None) ->
     from ner_core.evaluation import evaluate_records
     from ner_core.metrics import PRF
 
-    def evaluate(model, dev: dict[str, list[LabelledText]]) -> dict:
+    def evaluate(model: SpanMarkerModel, dev: dict[str, list[LabelledText]]) -> dict[str, Any]:
         nm = training_ner_model(model, Path("."))
         reports = {
             name: evaluate_records(
@@ -828,7 +845,7 @@ def dev_evaluator(ignore_labels: list[str] | None = None, engine_config=None) ->
     return evaluate
 
 
-def training_ner_model(model, path: Path) -> NerModel:
+def training_ner_model(model: SpanMarkerModel, path: Path) -> NerModel:
     """A :class:`NerModel` view of a model being trained (for the scorers and the engine)."""
     config = model.config
     labels = tuple(config.id2label[i] for i in range(len(config.id2label)))
@@ -849,9 +866,9 @@ def training_ner_model(model, path: Path) -> NerModel:
     )
 
 
-def label_counts(windows: list[TrainingWindow], id2label: dict[int, str]) -> Counter:
+def label_counts(windows: list[TrainingWindow], id2label: dict[int, str]) -> Counter[str]:
     """Entity spans per label over training windows (for the model card)."""
-    c: Counter = Counter()
+    c: Counter[str] = Counter()
     for w in windows:
         for label, n in zip(*np.unique(w.labels[w.labels > 0], return_counts=True)):
             c[id2label[int(label)]] += int(n)

@@ -13,9 +13,15 @@ import bisect
 import logging
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
 
 __all__ = [
     "TokenizedDoc",
@@ -131,7 +137,7 @@ class Window:
 
 
 def tokenize_document(
-    tokenizer,
+    tokenizer: PreTrainedTokenizerFast,
     doc_id: str,
     text: str,
     *,
@@ -217,7 +223,7 @@ def tokenize_document(
     )
 
 
-def spaced_punctuation(text: str):
+def spaced_punctuation(text: str) -> tuple[str, Callable[[np.ndarray], np.ndarray] | None]:
     """``text`` with a space between each word and the punctuation next to it, and a function
     that maps ``(start, end)`` offsets in the result back to ``text`` (``None`` when nothing
     was inserted).
@@ -409,7 +415,7 @@ def enumerate_spans(n_words: int, entity_max_length: int) -> tuple[np.ndarray, n
     return starts, ends
 
 
-def _document_backend(tokenizer):
+def _document_backend(tokenizer: PreTrainedTokenizerFast) -> Tokenizer:
     # A document that contains "[SEP]" or "<start>" is text, not a control token: encode
     # special tokens like any other characters.
     backend = getattr(tokenizer, "_nerflow_document_backend", None)
@@ -424,7 +430,7 @@ def _document_backend(tokenizer):
     return backend
 
 
-def _blocks(text: str):
+def _blocks(text: str) -> Iterator[tuple[int, str]]:
     """Yield ``(offset, block)`` pieces of ``text`` cut at whitespace, each a few 100k chars."""
     start, n = 0, len(text)
     while start < n:
@@ -461,7 +467,7 @@ def _cjk_token_starts(cjk: np.ndarray, bare: np.ndarray, word_ids: np.ndarray) -
     """
     if len(cjk) == 0:
         return np.zeros(0, dtype=bool)
-    start = cjk | np.r_[False, cjk[:-1]]
+    start: np.ndarray = cjk | np.r_[False, cjk[:-1]]
     same_word = np.r_[False, word_ids[1:] == word_ids[:-1]]
     start[1:] &= ~(cjk[1:] & bare[:-1] & same_word[1:])
     return start
@@ -495,7 +501,7 @@ def _disjoint(char_start: np.ndarray, char_end: np.ndarray) -> tuple[np.ndarray,
     return start, np.maximum(char_end, start)
 
 
-def _split_long_words(starts: np.ndarray, ends: np.ndarray, max_tokens: int):
+def _split_long_words(starts: np.ndarray, ends: np.ndarray, max_tokens: int) -> tuple[np.ndarray, np.ndarray, int]:
     lengths = ends - starts
     too_long = lengths > max_tokens
     if not too_long.any():
@@ -514,7 +520,7 @@ def _invisible(ch: str) -> bool:
     return ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf")
 
 
-def _strip_whitespace(text: str, char_start: np.ndarray, char_end: np.ndarray):
+def _strip_whitespace(text: str, char_start: np.ndarray, char_end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # SentencePiece tokens carry the word-boundary space; an entity must never start or end
     # with whitespace or a zero-width character, so each word's range is trimmed to its
     # visible characters (a word of only invisible characters becomes empty).

@@ -15,6 +15,7 @@ The rendering is :mod:`nerflow.etl.run_report`'s; this module only publishes and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -86,10 +87,15 @@ def start_progress(plan: Plan) -> RunProgress:
     """Create the run's progress artifact: 0 %, or 100 % when the plan is empty."""
     total_bytes, total_batches = plan.bytes, len(plan.batches)
     status = "running" if plan.batches else "completed (nothing new to process)"
-    artifact_id = create_progress_artifact(
-        progress=run_report.progress_percent(0, total_bytes, 0, total_batches),
-        key=PROGRESS_KEY,
-        description=f"extract-entities {status}: 0 of {total_batches} batches committed",
+    # Prefect's async_dispatch types the result as UUID | Coroutine; called from sync code
+    # (a task, or the flow) it runs synchronously and returns the UUID.
+    artifact_id = cast(
+        UUID,
+        create_progress_artifact(
+            progress=run_report.progress_percent(0, total_bytes, 0, total_batches),
+            key=PROGRESS_KEY,
+            description=f"extract-entities {status}: 0 of {total_batches} batches committed",
+        ),
     )
     return RunProgress(artifact_id=artifact_id, total_bytes=total_bytes, total_batches=total_batches)
 
@@ -141,10 +147,15 @@ def publish_run_summary(
     markdown = run_report.render_run_summary(
         summary, contract_results, status=status, error=error, chart_uri=chart_uri, top_entities_key=TOP_ENTITIES_KEY
     )
-    return create_markdown_artifact(
-        markdown=markdown,
-        key=SUMMARY_KEY,
-        description=f"extract-entities {status}: documents, entities by label and language, throughput, contracts",
+    # Prefect's async_dispatch types the result as UUID | Coroutine; called from sync code
+    # (a task, or the flow) it runs synchronously and returns the UUID.
+    return cast(
+        UUID,
+        create_markdown_artifact(
+            markdown=markdown,
+            key=SUMMARY_KEY,
+            description=f"extract-entities {status}: documents, entities by label and language, throughput, contracts",
+        ),
     )
 
 
@@ -154,9 +165,14 @@ def publish_top_entities(summary: RunSummary) -> UUID | None:
     rows = run_report.top_entity_rows(summary.top_entities)
     if not rows:
         return None
-    return create_table_artifact(
-        table=rows,
-        key=TOP_ENTITIES_KEY,
-        description=f"extract-entities: the most frequent entity texts per label (entities and documents), "
-        f"from the {summary.batches} batches committed",
+    # Prefect's async_dispatch types the result as UUID | Coroutine; called from sync code
+    # (a task, or the flow) it runs synchronously and returns the UUID.
+    return cast(
+        UUID,
+        create_table_artifact(
+            table=rows,
+            key=TOP_ENTITIES_KEY,
+            description=f"extract-entities: the most frequent entity texts per label (entities and documents), "
+            f"from the {summary.batches} batches committed",
+        ),
     )

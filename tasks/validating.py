@@ -4,6 +4,7 @@ the run's contract results as a Prefect artifact."""
 from __future__ import annotations
 
 from collections.abc import Set
+from typing import cast
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -58,8 +59,13 @@ def validate_batch(
 def publish_contract_report(summary: RunSummary, contract_results: dict, status: str, error: str | None = None) -> UUID:
     """Publish the run's contract results and quarantine counts as a markdown artifact."""
     markdown = report.render_contract_report(summary, contract_results, status=status, error=error)
-    return create_markdown_artifact(
-        markdown=markdown,
-        key=ARTIFACT_KEY,
-        description=f"extract-entities {status}: contract results per table, quarantine counts by reason",
+    # Prefect's async_dispatch types the result as UUID | Coroutine; called from sync code
+    # (a task, or the flow) it runs synchronously and returns the UUID.
+    return cast(
+        UUID,
+        create_markdown_artifact(
+            markdown=markdown,
+            key=ARTIFACT_KEY,
+            description=f"extract-entities {status}: contract results per table, quarantine counts by reason",
+        ),
     )

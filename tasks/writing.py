@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypedDict
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, CachePolicy
 
 from nerflow.etl import writing
 from nerflow.etl.lease import OutputLease
@@ -17,9 +18,22 @@ from nerflow.etl.writing import RecoveryReport
 from nerflow.storage import Location
 from tasks._retry import IO_RETRIES, IO_RETRY_DELAYS, retry_if_transient
 
+if TYPE_CHECKING:
+    from prefect.tasks import RetryConditionCallable
+
 __all__ = ["hold_output", "recover_output", "retract_changed", "write_batch", "write_run_record"]
 
-_IO = dict(
+
+class _IOOptions(TypedDict):
+    """The Prefect options of the I/O tasks: no cache, transient failures retried."""
+
+    cache_policy: CachePolicy
+    retries: int
+    retry_delay_seconds: list[float]
+    retry_condition_fn: RetryConditionCallable
+
+
+_IO: _IOOptions = dict(
     cache_policy=NO_CACHE,
     retries=IO_RETRIES,
     retry_delay_seconds=IO_RETRY_DELAYS,
