@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import PreTrainedTokenizerFast
 
 from ner_core.cjk_words import cjk_words_of
 from ner_core.default_model import default_model_dir
@@ -66,7 +67,7 @@ class NerModel:
     model_id: str
     path: Path
     span_marker: torch.nn.Module
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerFast
     labels: tuple[str, ...]
     outside_id: int
     model_max_length: int

@@ -751,7 +751,7 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     state: dict[int, dict[str, Any]] = {}
     for name, value in [*tensors.items(), *json.loads(meta["scalars"]).items()]:
         index, key = name.split(".", 1)

@@ -9,7 +9,7 @@ from ner_core.errors import TransientError
 __all__ = ["retry_if_transient", "IO_RETRIES", "IO_RETRY_DELAYS"]
 
 IO_RETRIES = 3
-IO_RETRY_DELAYS = [2, 10, 30]
+IO_RETRY_DELAYS: list[float] = [2, 10, 30]
 """Seconds between attempts: an object store that throttles needs more than a moment."""
 
 
