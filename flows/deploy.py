@@ -132,7 +132,9 @@ def build_deployment(
     from prefect.types.entrypoint import EntrypointType
 
     schedules = [CronSchedule(cron=cron, timezone=timezone)] if cron else None
-    return extract_entities.to_deployment(
+    # to_deployment is sync-or-async (Prefect's @async_dispatch): called from sync code it
+    # returns the deployment itself.
+    return extract_entities.to_deployment(  # type: ignore[return-value]
         name,
         schedules=schedules,
         # One run of the deployment at a time, the others queued: runs of one output would

@@ -54,7 +54,8 @@ from tasks.writing import hold_output, recover_output, retract_changed, write_ba
 __all__ = ["ExtractParams", "ProgressEvent", "extract_entities", "progress_listener"]
 
 
-@flow(name="extract-entities", task_runner=ThreadPoolTaskRunner(max_workers=8))
+# (Prefect's stubs type the runner's futures as Never until it runs.)
+@flow(name="extract-entities", task_runner=ThreadPoolTaskRunner(max_workers=8))  # type: ignore[arg-type]
 def extract_entities(params: ExtractParams) -> RunSummary:
     """Extract entities from every new input object and commit them batch by batch.
 
@@ -71,7 +72,9 @@ def extract_entities(params: ExtractParams) -> RunSummary:
     run = ExtractionRun.begin(params, run_id=str(flow_run.id))
 
     def read_and_normalise(batch: Batch) -> PrefectFuture[NormalisedBatch]:
-        return normalise_batch.submit(read_batch.submit(source, batch, read_config), normalise_config)
+        # Prefect hands a task the value of a future passed to it; its stubs take the value only.
+        read = read_batch.submit(source, batch, read_config)
+        return normalise_batch.submit(read, normalise_config)  # type: ignore[call-overload]
 
     with hold_output(output, run.context.run_id):
         recover_output(output)
@@ -86,7 +89,8 @@ def extract_entities(params: ExtractParams) -> RunSummary:
                     run.collect_writes()  # the round before: written while this one was annotated
                     # In plan order, one batch after the other: each sees the ids of those before it.
                     for batch, documents, annotation in zip(batches, normalised, annotations):
-                        validated = validate_batch(
+                        # quote(): the set of ids is passed as it is, not walked for futures.
+                        validated = validate_batch(  # type: ignore[call-overload]
                             batch, documents.result(), annotation, run.context, run.validate_config, quote(run.claimed)
                         )
                         run.writing(write_batch.submit(output, run.validated(validated)))

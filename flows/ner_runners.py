@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from prefect import get_run_logger, unmapped
 from prefect.client.schemas.objects import TaskRunResult
 from prefect.context import FlowRunContext
-from prefect.futures import PrefectFuture, PrefectFutureList
+from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from nerflow.etl import ray_runner
@@ -57,7 +57,7 @@ class NerRunner(Protocol):
 
     def annotate(
         self, batches: Sequence[PrefectFuture[NormalisedBatch]], config: AnnotateConfig
-    ) -> PrefectFutureList[Annotation]: ...
+    ) -> Sequence[PrefectFuture[Annotation]]: ...
 
     def annotate_each(
         self, batches: Sequence[NormalisedBatch], config: AnnotateConfig
@@ -143,7 +143,7 @@ class ThreadNerRunner:
 
     def annotate(
         self, batches: Sequence[PrefectFuture[NormalisedBatch]], config: AnnotateConfig
-    ) -> PrefectFutureList[Annotation]:
+    ) -> Sequence[PrefectFuture[Annotation]]:
         return annotate_batch.map(batches, config=unmapped(config), device=list(self.devices[: len(batches)]))
 
     def annotate_each(
@@ -228,7 +228,7 @@ class RayNerRunner:
 
     def annotate(
         self, batches: Sequence[PrefectFuture[NormalisedBatch]], config: AnnotateConfig
-    ) -> PrefectFutureList[Annotation]:
+    ) -> Sequence[PrefectFuture[Annotation]]:
         from prefect_ray.context import remote_options
 
         self._connect()
@@ -247,7 +247,7 @@ class RayNerRunner:
                         dependencies={"batch": {TaskRunResult(id=normalised.task_run_id)}},
                     )
                 )
-        return PrefectFutureList(futures)
+        return futures
 
     def annotate_each(
         self, batches: Sequence[NormalisedBatch], config: AnnotateConfig

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # the tasks import the engine (torch) when they run, not when the flow is listed
+    from ner_core.filter_training import EncodedWindows
+    from ner_core.span_filter import SpanFilter
 
 from ner_core.filter_training import FilterTrainConfig
 
@@ -46,7 +51,7 @@ class TrainFilterParams(BaseModel):
 @task(name="encode-labelled-data", cache_policy=NO_CACHE)
 def encode_labelled_data(
     params: TrainFilterParams, uris: list[str], limit: int | None, *, model_entities: bool = False
-):
+) -> EncodedWindows:
     """The text pass over every file's windows (the encoder's work of the whole job); on dev
     data also exact mode's entities, which the operating point must keep."""
     from ner_core import load_model
@@ -64,7 +69,7 @@ def encode_labelled_data(
 
 
 @task(name="fit-span-filter", cache_policy=NO_CACHE)
-def fit_span_filter(params: TrainFilterParams, train, dev):
+def fit_span_filter(params: TrainFilterParams, train: EncodedWindows, dev: EncodedWindows) -> SpanFilter:
     from ner_core import load_model
     from ner_core.filter_training import train_span_filter
 
@@ -80,7 +85,7 @@ def fit_span_filter(params: TrainFilterParams, train, dev):
 
 
 @task(name="write-checkpoint", cache_policy=NO_CACHE)
-def write_checkpoint(params: TrainFilterParams, span_filter) -> str:
+def write_checkpoint(params: TrainFilterParams, span_filter: SpanFilter) -> str:
     from ner_core import load_model
     from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, save_span_filter
 

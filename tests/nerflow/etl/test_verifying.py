@@ -17,7 +17,7 @@ from nerflow.cli import main
 from nerflow.etl import writing
 from nerflow.etl.validating import ValidateConfig, validate_batch
 from nerflow.etl.verifying import render_report, verify_output
-from tests.tasks.test_tables import OBJ_A, RUN, _inputs
+from tests.nerflow.etl.test_tables import OBJ_A, RUN, _inputs
 
 LABELS = ("PER", "ORG", "LOC", "MISC")
 
