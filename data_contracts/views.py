@@ -93,8 +93,10 @@ def _slices(ents: pl.DataFrame, documents: pa.Table) -> list[str | None]:
     out: list[str | None] = []
     for run_id, doc_id, start, end in ents.select(*_KEY, "start", "end").iter_rows():
         text = texts.get((run_id, doc_id))
-        ok = text is not None and start is not None and end is not None and 0 <= start < end <= len(text)
-        out.append(text[start:end] if ok else None)
+        if text is not None and start is not None and end is not None and 0 <= start < end <= len(text):
+            out.append(text[start:end])
+        else:
+            out.append(None)
     return out
 
 

@@ -17,12 +17,16 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from ner_core.cjk_words import CJK_WORDS, CJK_WORDS_ATTRIBUTE, cjk_words_of
 from ner_core.errors import ModelConfigError
 from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, has_span_filter
+
+if TYPE_CHECKING:
+    from span_marker import SpanMarkerModel
 
 __all__ = [
     "ADAPTER_WEIGHTS",
@@ -74,7 +78,7 @@ def new_span_marker(
     entity_max_length: int,
     marker_max_length: int,
     cjk_words: str = "characters",
-):
+) -> SpanMarkerModel:
     """A fresh SpanMarker model on ``encoder`` (a local transformers folder, ``"e5-small"``,
     or a hub id), labels ``["O", *labels]``.
 
@@ -130,7 +134,7 @@ def _max_positions(path: str) -> int | None:
     config = Path(path) / "config.json"
     if not config.exists():
         return None
-    return json.loads(config.read_text()).get("max_position_embeddings")
+    return cast("int | None", json.loads(config.read_text()).get("max_position_embeddings"))
 
 
 class LowRankDelta(torch.nn.Module):
@@ -154,7 +158,7 @@ class LowRankDelta(torch.nn.Module):
         return weight + (self.lora_B @ self.lora_A) * self.scaling
 
 
-def add_lora(model, *, rank: int, alpha: float) -> int:
+def add_lora(model: SpanMarkerModel, *, rank: int, alpha: float) -> int:
     """Add LoRA to the encoder's attention projections and feed-forward layers, in place.
 
     Returns:
@@ -179,7 +183,7 @@ def add_lora(model, *, rank: int, alpha: float) -> int:
     return n
 
 
-def export_peft_adapter(model, directory: Path) -> Path:
+def export_peft_adapter(model: SpanMarkerModel, directory: Path) -> Path:
     """Write the encoder's LoRA update as a peft adapter (``adapter_config.json`` and
     ``adapter_model.safetensors``), so that ``peft.PeftModel.from_pretrained(encoder, directory)``
     reproduces the adapted encoder: :class:`LowRankDelta` computes exactly peft's LoRA."""
@@ -191,7 +195,12 @@ def export_peft_adapter(model, directory: Path) -> Path:
     tensors, rank, alpha, targets = {}, None, None, set()
     for name, module in model.encoder.named_modules():
         if isinstance(module, torch.nn.Linear) and parametrize.is_parametrized(module, "weight"):
-            delta = module.parametrizations.weight[0]
+            # add_lora registered it; parametrize keeps it in a ModuleDict of ParametrizationLists,
+            # each of which Module.__getattr__ types only as Tensor | Module.
+            weight_list = cast(
+                parametrize.ParametrizationList, cast(torch.nn.ModuleDict, module.parametrizations).weight
+            )
+            delta = cast(LowRankDelta, weight_list[0])
             rank = delta.lora_A.shape[0]
             alpha = delta.scaling * rank
             tensors[f"base_model.model.{name}.lora_A.weight"] = delta.lora_A.detach().contiguous().clone()
@@ -217,7 +226,7 @@ def export_peft_adapter(model, directory: Path) -> Path:
     return directory
 
 
-def merge_lora(model) -> None:
+def merge_lora(model: SpanMarkerModel) -> None:
     """Fold every LoRA update into its base weight (a plain ``nn.Linear`` again)."""
     from torch.nn.utils import parametrize
 
@@ -231,6 +240,8 @@ class MarkerEmbedding(torch.nn.Module):
     trainable parameter: training touches two rows, not the 250k-row matrix (whose Adam
     state alone would be ~770 MB)."""
 
+    marker_ids: torch.Tensor  # a buffer
+
     def __init__(self, base: torch.nn.Embedding, marker_ids: list[int]) -> None:
         super().__init__()
         self.base = base
@@ -242,14 +253,14 @@ class MarkerEmbedding(torch.nn.Module):
         return self.base.weight
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        out = self.base(input_ids)
+        out: torch.Tensor = self.base(input_ids)
         for j in range(len(self.marker_ids)):
             hit = (input_ids == self.marker_ids[j]).unsqueeze(-1)
             out = torch.where(hit, self.markers[j].to(out.dtype), out)
         return out
 
 
-def attach_marker_embedding(model) -> MarkerEmbedding:
+def attach_marker_embedding(model: SpanMarkerModel) -> MarkerEmbedding:
     """Make only the marker rows of the input embeddings trainable (see :class:`MarkerEmbedding`)."""
     embeddings = model.encoder.embeddings
     wrapper = MarkerEmbedding(embeddings.word_embeddings, _marker_ids(model))
@@ -257,7 +268,7 @@ def attach_marker_embedding(model) -> MarkerEmbedding:
     return wrapper
 
 
-def detach_marker_embedding(model) -> None:
+def detach_marker_embedding(model: SpanMarkerModel) -> None:
     """Write the trained marker rows back into the embedding table and unwrap it."""
     embeddings = model.encoder.embeddings
     wrapper = embeddings.word_embeddings
@@ -277,6 +288,9 @@ class StandardisedHead(torch.nn.Module):
     computes the same function, which is what gets saved.
     """
 
+    mean: torch.Tensor  # a buffer
+    inv_std: torch.Tensor  # a buffer
+
     def __init__(self, linear: torch.nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.linear = linear
@@ -284,7 +298,7 @@ class StandardisedHead(torch.nn.Module):
         self.register_buffer("inv_std", 1.0 / std.detach().clone(), persistent=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear((features - self.mean) * self.inv_std)
+        return cast(torch.Tensor, self.linear((features - self.mean) * self.inv_std))
 
     def fold(self) -> torch.nn.Linear:
         folded = torch.nn.Linear(self.linear.in_features, self.linear.out_features)
@@ -296,7 +310,7 @@ class StandardisedHead(torch.nn.Module):
 
 
 def attach_standardised_head(
-    model, mean: torch.Tensor, std: torch.Tensor, *, keep_function: bool = False
+    model: SpanMarkerModel, mean: torch.Tensor, std: torch.Tensor, *, keep_function: bool = False
 ) -> StandardisedHead:
     """Train ``model.classifier`` on standardised features (see :class:`StandardisedHead`).
 
@@ -313,20 +327,20 @@ def attach_standardised_head(
     return head
 
 
-def detach_standardised_head(model) -> None:
+def detach_standardised_head(model: SpanMarkerModel) -> None:
     """Fold the standardisation into a plain classifier."""
     if isinstance(model.classifier, StandardisedHead):
         model.classifier = model.classifier.fold()
 
 
-def _marker_vectors(model) -> torch.Tensor:
+def _marker_vectors(model: SpanMarkerModel) -> torch.Tensor:
     wrapper = model.encoder.embeddings.word_embeddings
     if isinstance(wrapper, MarkerEmbedding):
         return wrapper.markers.detach().clone()
-    return model.encoder.get_input_embeddings().weight.detach()[_marker_ids(model)].clone()
+    return cast(torch.Tensor, model.encoder.get_input_embeddings().weight.detach()[_marker_ids(model)].clone())
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
+def trainable_state(model: SpanMarkerModel) -> dict[str, torch.Tensor]:
     """What training changed: adapters, tuned LayerNorms, the classifier, and the marker
     rows of the embedding matrix (as ``marker_embeddings``)."""
     state = {
@@ -338,7 +352,7 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_trainable_state(model, state: dict[str, torch.Tensor], *, ref: str = "") -> None:
+def load_trainable_state(model: SpanMarkerModel, state: dict[str, torch.Tensor], *, ref: str = "") -> None:
     """Load tensors written by :func:`trainable_state` into a model built the same way."""
     state = dict(state)
     markers = state.pop("marker_embeddings")
@@ -356,11 +370,13 @@ def load_trainable_state(model, state: dict[str, torch.Tensor], *, ref: str = ""
             model.encoder.get_input_embeddings().weight[_marker_ids(model)] = markers
 
 
-def _marker_ids(model) -> list[int]:
+def _marker_ids(model: SpanMarkerModel) -> list[int]:
     return list(model.tokenizer.tokenizer.convert_tokens_to_ids(["<start>", "<end>"]))
 
 
-def save_adapter(model, directory: Path, *, encoder: str, metadata: dict | None = None) -> Path:
+def save_adapter(
+    model: SpanMarkerModel, directory: Path, *, encoder: str, metadata: dict[str, Any] | None = None
+) -> Path:
     """Write the adapter artifact of a LoRA-trained model: ``adapter.safetensors`` and
     ``adapter_config.json`` (encoder reference, SpanMarker settings, LoRA settings)."""
     from safetensors.torch import save_file
@@ -395,7 +411,7 @@ def adapter_digest(directory: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_adapter_into(model, directory: Path) -> None:
+def load_adapter_into(model: SpanMarkerModel, directory: Path) -> None:
     """Load an adapter artifact's tensors into a model built with the same settings."""
     from safetensors.torch import load_file
 
@@ -429,7 +445,7 @@ def materialise_adapter(directory: Path, dest: Path) -> Path:
     return Path(dest)
 
 
-def save_full(model, dest: Path) -> None:
+def save_full(model: SpanMarkerModel, dest: Path) -> None:
     """Save a standard SpanMarker checkpoint (safetensors weights, tokenizer files).
 
     The encoder's ``_name_or_path`` is a local cache path or a hub id and is not needed to

@@ -7,6 +7,11 @@ other for them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from span_marker import SpanMarkerConfig
+
 __all__ = ["CJK_WORDS", "CJK_WORDS_ATTRIBUTE", "cjk_words_of"]
 
 CJK_WORDS = ("characters", "pieces")
@@ -16,7 +21,7 @@ CJK_WORDS_ATTRIBUTE = "nerflow_cjk_words"
 """The SpanMarker config attribute that holds the choice."""
 
 
-def cjk_words_of(config) -> str:
+def cjk_words_of(config: SpanMarkerConfig) -> str:
     """How a model's Chinese and Japanese words are made, from its SpanMarker config
     (``"characters"`` for checkpoints that do not say: every model before the option)."""
     return getattr(config, CJK_WORDS_ATTRIBUTE, None) or "characters"

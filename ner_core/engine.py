@@ -21,7 +21,15 @@ from ner_core.batching import pack_by_budget
 from ner_core.decoding import Candidate, entity_char_range, merge_candidates, select_spans, without_unpaired_quotes
 from ner_core.documents import Doc, DocResult, Entity
 from ner_core.errors import InferenceError
-from ner_core.inference import PRECISIONS, SpanScorer, WindowInput, make_scorer, special_tokens, window_input
+from ner_core.inference import (
+    PRECISIONS,
+    SpanScorer,
+    WindowInput,
+    WindowScores,
+    make_scorer,
+    special_tokens,
+    window_input,
+)
 from ner_core.loading import NerModel
 from ner_core.memory import HeapGuard
 from ner_core.span_filter import parse_span_filter
@@ -259,7 +267,9 @@ class NerEngine:
     def _window_input(self, doc: TokenizedDoc, w: Window, spans: tuple[np.ndarray, np.ndarray]) -> WindowInput:
         return window_input(doc, w, spans, self._prefix, self._suffix)
 
-    def _decode_window(self, w: Window, spans: tuple[np.ndarray, np.ndarray], x: WindowInput, s) -> list[Candidate]:
+    def _decode_window(
+        self, w: Window, spans: tuple[np.ndarray, np.ndarray], x: WindowInput, s: WindowScores
+    ) -> list[Candidate]:
         starts, ends = spans
         kept = select_spans(s.scores, s.label_ids, starts, ends, w.n_words, self.model.outside_id)
         out = []
@@ -279,11 +289,16 @@ class NerEngine:
             )
         return out
 
-    def _embedding(self, x: WindowInput, s, i: int) -> np.ndarray | None:
+    def _embedding(self, x: WindowInput, s: WindowScores, i: int) -> np.ndarray | None:
         if self.config.embeddings == "marker":
+            # The scorer was made with marker_states=True for these embeddings (make_scorer).
+            assert s.marker_states is not None
             return np.array(s.marker_states[i], dtype=np.float32)
         if self.config.embeddings == "mean":
-            return s.token_states[x.start_pos[i] : x.end_pos[i] + 1].mean(axis=0).astype(np.float32)
+            # The scorer was made with token_states=True for these embeddings (make_scorer).
+            assert s.token_states is not None
+            mean: np.ndarray = s.token_states[x.start_pos[i] : x.end_pos[i] + 1].mean(axis=0)
+            return mean.astype(np.float32)
         return None
 
     def _finish(self, pending: _PendingDoc) -> DocResult:

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -29,9 +29,6 @@ from ner_core.loading import NerModel
 from ner_core.span_filter import DESIGNS, OperatingPoint, SpanFilter, SpanFilterHead, window_word_count
 from ner_core.training import TrainingWindow, build_windows
 from ner_core.windowing import enumerate_spans
-
-if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerFast
 
 __all__ = [
     "FilterTrainConfig",
@@ -105,8 +102,7 @@ def model_windows(
     """Labelled texts cut into the model's windows, a gold label per candidate span."""
     return build_windows(
         records,
-        # NerModel types the tokenizer as object; it is the model's fast tokenizer.
-        cast("PreTrainedTokenizerFast", model.tokenizer),
+        model.tokenizer,
         label2id={label: i for i, label in enumerate(model.labels)},
         model_max_length=model.model_max_length,
         entity_max_length=model.entity_max_length,

@@ -15,6 +15,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from transformers import PreTrainedTokenizerFast
@@ -28,6 +29,9 @@ from ner_core.errors import (
     UnsafeCheckpointError,
 )
 from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, SpanFilter, has_span_filter, load_span_filter
+
+if TYPE_CHECKING:
+    from span_marker import SpanMarkerConfig
 
 __all__ = ["NerModel", "load_model", "resolve_device", "clear_model_cache"]
 
@@ -85,7 +89,8 @@ class NerModel:
     @property
     def hidden_size(self) -> int:
         """Width of the encoder's hidden states."""
-        return int(self.span_marker.config.get("hidden_size"))
+        # Module.__getattr__ types the attribute as Tensor | Module: it is the SpanMarker config.
+        return int(cast("SpanMarkerConfig", self.span_marker.config).get("hidden_size"))
 
 
 _cache: dict[tuple[str, str], NerModel] = {}
@@ -106,11 +111,11 @@ def clear_model_cache() -> None:
 
 
 def load_model(
-    ref: str | os.PathLike,
+    ref: str | os.PathLike[str],
     device: str | torch.device | None = None,
     *,
     allow_pickle: bool = False,
-    storage_options: dict | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> NerModel:
     """Load a SpanMarker model once per process and device.
 
@@ -145,7 +150,7 @@ def load_model(
         return _cache[key]
 
 
-def _resolve_local_path(ref: str, storage_options: dict | None) -> Path:
+def _resolve_local_path(ref: str, storage_options: dict[str, Any] | None) -> Path:
     if ref == "default":
         return default_model_dir()
     if "://" in ref and not ref.startswith("file://"):
@@ -170,7 +175,7 @@ def _fetch_hub(ref: str) -> Path:
         raise ModelDownloadError(f"could not fetch hub model: {e}", ref=ref) from e
 
 
-def _fetch_remote(uri: str, storage_options: dict) -> Path:
+def _fetch_remote(uri: str, storage_options: dict[str, Any]) -> Path:
     import fsspec
 
     from ner_core.cache import atomic_directory, cache_dir
@@ -228,12 +233,16 @@ def _load(ref: str, path: Path, weights: list[Path], device: torch.device) -> Ne
     # encoder's original name (often a hub id): build both from this directory instead.
     encoder_config = dict(config.encoder)
     encoder_config.pop("trust_remote_code", None)
-    encoder = AutoModel.from_config(AutoConfig.for_model(**encoder_config))
+    encoder = AutoModel.from_config(  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
+        AutoConfig.for_model(**encoder_config)
+    )
     model = SpanMarkerModel(config, encoder=encoder)
     # fix_mistral_regex=False: transformers 4.57.3+ warns that every local tokenizer whose
     # config.json it wrote has Mistral's broken pre-tokenizer regex; ours (WordPiece, Unigram)
     # have no such regex, and saying so is what silences the warning.
-    tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True, fix_mistral_regex=False)
+    tokenizer = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
+        path, add_prefix_space=True, fix_mistral_regex=False
+    )
     if not getattr(tokenizer, "is_fast", False):
         raise ModelConfigError("the checkpoint needs a fast tokenizer (offset mapping)", ref=ref)
     if isinstance(tokenizer, XLMRobertaTokenizerFast):

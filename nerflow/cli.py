@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -170,7 +170,8 @@ def _param_options(
         if name in _OWN_OPTIONS:
             continue
         if dataclasses.is_dataclass(kind):
-            options.extend(_nested_options(name, kind))
+            # A field's annotation: the dataclass itself, never an instance of it.
+            options.extend(_nested_options(name, cast(type, kind)))
         else:
             variable = (environment or {}).get(name)
             options.append(_field_option(name, info, kind, positional=positional, variable=variable))

@@ -88,9 +88,10 @@ def run_extract(
     print(f"prefect: {'API at ' + api if api else 'ephemeral mode (set PREFECT_API_URL to use a server)'}", file=out)
 
     bar = None
+    docs = entities = 0  # the counts the bar shows, since it started
 
     def on_event(event: ProgressEvent) -> None:
-        nonlocal bar
+        nonlocal bar, docs, entities
         if not progress:
             return
         from tqdm import tqdm
@@ -99,11 +100,11 @@ def run_extract(
             bar = tqdm(
                 total=event.plan.bytes, unit="B", unit_scale=True, desc="documents", file=sys.stderr, dynamic_ncols=True
             )
+            docs = entities = 0
         elif event.kind == "batch" and event.report is not None and bar is not None:
             bar.update(event.report.bytes)
-            docs = getattr(bar, "_docs", 0) + event.report.docs_in
-            entities = getattr(bar, "_entities", 0) + event.report.entities
-            bar._docs, bar._entities = docs, entities
+            docs += event.report.docs_in
+            entities += event.report.entities
             bar.set_postfix(docs=docs, entities=entities, refresh=False)
 
     try:

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -151,7 +152,8 @@ def _version(info: Mapping) -> str:
     etag = info.get("ETag") or info.get("etag")
     if etag:
         return f"etag:{str(etag).strip(chr(34))}"
-    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    # Whatever the backend keeps: a number, a datetime, a string, or nothing.
+    mtime: Any = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("created")
     if hasattr(mtime, "timestamp"):
         mtime = mtime.timestamp()
     stamp = f"{float(mtime):.6f}" if mtime is not None else "?"

@@ -234,10 +234,12 @@ def _create(
 ) -> None:
     # NOT NULL where the contract says so and every version read has the column (an older
     # version's file lacks newer columns: NULL there).
-    names_of = [
-        set(contract.schema.names if v == contract.version else contract_version(contract.name, v).schema.names)
-        for v in set(versions)
-    ]
+    names_of = []
+    for v in set(versions):
+        known = contract if v == contract.version else contract_version(contract.name, v)
+        # _check_stamps lets through only the versions that have a contract.
+        assert known is not None
+        names_of.append(set(known.schema.names))
     columns = []
     for field_, (name, type_) in zip(contract.schema, types):
         required = not field_.nullable and all(name in names for names in names_of)

@@ -344,7 +344,7 @@ def split_documents(batch: NormalisedBatch) -> list[NormalisedBatch]:
 
 def _tables(results: list[DocResult], with_vectors: bool) -> tuple[pa.Table, pa.Table, np.ndarray | None]:
     cols: dict[str, list] = {name: [] for name in ENTITY_SCHEMA.names}
-    vectors = []
+    vectors: list[np.ndarray] = []
     for r in results:
         for e in r.entities:
             cols["doc_id"].append(e.doc_id)
@@ -354,6 +354,8 @@ def _tables(results: list[DocResult], with_vectors: bool) -> tuple[pa.Table, pa.
             cols["label"].append(e.label)
             cols["score"].append(e.score)
             if with_vectors:
+                # with_vectors: the engine ran with embeddings on, and gives every entity one.
+                assert e.embedding is not None
                 vectors.append(e.embedding)
     entities = pa.table(cols, schema=ENTITY_SCHEMA)
     doc_stats = pa.table(

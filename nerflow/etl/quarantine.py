@@ -86,7 +86,7 @@ def quarantine_rows(
         "reason": pl.lit(reason) if isinstance(reason, str) else reason,
         "raw_excerpt": raw_excerpt if raw_excerpt is not None else pl.col("text").str.slice(0, EXCERPT_CHARS),
     }
-    schema = dict(QUARANTINE_SCHEMA)
+    schema = pl.Schema(QUARANTINE_SCHEMA)  # a copy; DataFrame.cast is typed for a Schema, not a dict[str, ...]
     if check is not None:
         columns["check"] = check
         schema["check"] = pl.String

@@ -423,7 +423,8 @@ def _column_values(column: pa.ChunkedArray) -> tuple[list, list[str | None]]:
         column = column.cast(type_.value_type)
         type_ = type_.value_type
     if _is_string(type_) or pa.types.is_binary(type_) or pa.types.is_large_binary(type_):
-        values, problems = [], []
+        values: list[Any] = []
+        problems: list[str | None] = []
         for raw in column.cast(pa.large_binary()).to_pylist():
             if raw is None:
                 values.append(None)

@@ -365,19 +365,20 @@ def _failing_documents(tables: BatchTables, results: Mapping[str, TableResult]) 
     orphans = sorted(set(first) - set(ids))
     if orphans:
         # Rows of a document the batch does not hold cannot be withheld with it: a bug upstream.
-        check, reason = first[orphans[0]]
+        check_name, reason = first[orphans[0]]
         raise ContractViolationError(
             f"rows of {len(orphans)} documents missing from documents, e.g. doc_id={orphans[0]!r}: {reason}",
-            table=check.split(".")[0],
+            table=check_name.split(".")[0],
         )
     rows = [i for i, doc_id in enumerate(ids) if doc_id in first]
     picked = tables.documents.take(pa.array(rows, pa.int64()))
-    reasons, checks = [], []
+    reasons: list[str] = []
+    checks: list[str] = []
     for doc_id in picked.column("doc_id").to_pylist():
-        check, reason = first[doc_id]
+        check_name, reason = first[doc_id]
         extra = f" (and {more[doc_id]} more failing rows of this document)" if more[doc_id] else ""
         reasons.append(reason + extra)
-        checks.append(check)
+        checks.append(check_name)
     return _quarantine_rows(picked, reasons, checks)
 
 

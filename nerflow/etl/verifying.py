@@ -327,17 +327,17 @@ def _reconcile(files: dict[str, TableFiles], *, missing: set[str], pending: set[
             message=f"{len(stray)} data files belong to no committed batch, e.g. {stray[0]}" if stray else "",
         )
     )
-    missing = sorted(missing)
+    missing_files = sorted(missing)
     out.append(
         CheckResult(
             table="output",
             check="files_present",
             expectation="manifest",
-            success=not missing,
-            failed=len(missing),
-            message=f"{len(missing)} data files that _manifest/objects names are missing (committed rows lost), "
-            f"e.g. {missing[0]}"
-            if missing
+            success=not missing_files,
+            failed=len(missing_files),
+            message=f"{len(missing_files)} data files that _manifest/objects names are missing (committed rows lost), "
+            f"e.g. {missing_files[0]}"
+            if missing_files
             else "",
         )
     )
@@ -431,7 +431,8 @@ def verify_output(fs: AbstractFileSystem, root: str) -> OutputReport:
             message="no _manifest/ under the output: not written by nerflow, or nothing committed yet",
         )
         return OutputReport(root=root, tables={}, files=files, reconciliation=(fail,), notes=(), examples={})
-    tables = {
+    # Not None: _read_files sets the table of every TableFiles it returns (empty when no rows).
+    tables: dict[str, pa.Table] = {
         name: (
             files[name].table if name in files else (CONTRACTS.get(name) or entity_embeddings(1)).schema.empty_table()
         )

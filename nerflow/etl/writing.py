@@ -31,6 +31,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -298,7 +299,7 @@ def retract(fs: AbstractFileSystem, root: str, entries: Sequence[ManifestEntry])
     for e in entries:
         by_manifest[e.manifest_file].add(e.source_uri)
     files_of = {e.manifest_file: list(e.files) for e in entries}
-    intent = {
+    intent: dict[str, Any] = {
         "retraction": sorted({e.source_uri for e in entries}),
         "batches": {
             rel: {"source_uris": sorted(uris), "files": files_of[rel]} for rel, uris in sorted(by_manifest.items())
