@@ -1,7 +1,7 @@
 """Data contracts: one Arrow schema and one Great Expectations suite per table, versioned.
 
 The tables are ``entities``, ``entity_embeddings``, ``documents``, ``quarantine`` and
-``_manifest`` (see DESIGN.md and the generated ``docs/tables.md``). Modules:
+``_manifest`` (see ``docs/architecture.md`` and the generated ``docs/tables.md``). Modules:
 
 * :mod:`~data_contracts.schemas`: the Arrow schemas, every released version, column meanings;
 * :mod:`~data_contracts.suites`: the row rules of each table, declared as data, built into GX

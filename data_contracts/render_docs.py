@@ -32,7 +32,7 @@ _LAYOUT = {  # files of each table, and a note
 }
 
 _RULES = """\
-## Where these tables differ from DESIGN.md, and why
+## Layout choices, and why
 
 - `documents` is partitioned like `entities` (`ingest_date`, `lang`), so that a consumer
   prunes both the same way and joins partitions to partitions; `entity_embeddings` and
@@ -42,8 +42,8 @@ _RULES = """\
   `runs`, one row per run with its parameters, model, counts, timings and contract results.
 - Empty documents are kept as `documents` rows with status `empty`, so the reconciliation is
   records read = `ok` + `empty` documents + `quarantine` rows.
-- Columns beyond DESIGN.md's lists (e.g. `ingest_date`, `batch_id`, `quarantine.check`) are
-  described with their tables below.
+- Bookkeeping columns (e.g. `ingest_date`, `batch_id`, `quarantine.check`) are described
+  with their tables below. How the tables are written and committed: `docs/architecture.md`.
 
 ## How the contracts are applied
 

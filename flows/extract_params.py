@@ -38,9 +38,41 @@ class ExtractParams(BaseModel):
         min_length=1, description="Documents: s3://bucket/prefix, a local directory or a single file"
     )
     output_uri: str = Field(min_length=1, description="Where the tables go: s3://bucket/prefix or a local directory")
-    model: str = Field("default", min_length=1, description="Model: 'default', a directory, an fsspec URI or a hub id")
+
+    # Source: what is read, and how
+    input_format: InputFormat = Field("auto", description="'auto' goes by suffix")
+    fields: FieldMapping = Field(default_factory=FieldMapping, description="Input field names")
+    modified_after: datetime | None = Field(
+        None,
+        description="Only input objects last written at or after this time (UTC when no zone is given)",
+    )
+    modified_before: datetime | None = Field(
+        None,
+        description="Only input objects last written before this time (UTC when no zone is given)",
+    )
     batch_docs: int = Field(1000, ge=1, description="Most documents per batch (text files count one each)")
     batch_bytes: int = Field(64 << 20, ge=1, description="Most input bytes per batch")
+    languages: tuple[str, ...] = Field(
+        REFERENCE_LANGUAGES, min_length=1, description="ISO 639-1 codes language detection chooses from"
+    )
+    # Parameters are stored with the flow run: credentials belong in the environment
+    # (AWS_* variables, an instance role), not here.
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for the input (and the output unless set below), e.g. "
+        '{"client_kwargs": {"endpoint_url": "http://minio:9000"}}; keep credentials in the environment',
+    )
+
+    # Model and engine
+    model: str = Field("default", min_length=1, description="Model: 'default', a directory, an fsspec URI or a hub id")
+    device: DevicePolicy = Field("auto", description="'auto' uses every GPU when there is one")
+    precision: Literal["exact", "fast"] = Field("exact", description="'fast': bf16/fp16 or int8 where supported")
+    span_filter: str = Field(
+        EngineConfig.span_filter,
+        description="Which candidate spans get the model's full scoring: 'off' all (exact mode's work, identical to "
+        "SpanMarker); 'auto' the model's span filter at its stored operating point when it has one (about 5x faster "
+        "with the default model); 'stored'; 'threshold=P'; 'budget=K' (spans per word)",
+    )
     window_tokens: int | None = Field(None, ge=8, description="Tokens per window; empty = the model's maximum")
     overlap_tokens: int | None = Field(None, ge=0, description="Tokens shared by neighbouring windows; empty = 1/8")
     batch_tokens: int = Field(
@@ -54,16 +86,6 @@ class ExtractParams(BaseModel):
         description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory, "
         "raise it for fuller batches",
     )
-    device: DevicePolicy = Field("auto", description="'auto' uses every GPU when there is one")
-    embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
-    embedding_dtype: EmbeddingDtype = Field("float32", description="Type of embedding values")
-    precision: Literal["exact", "fast"] = Field("exact", description="'fast': bf16/fp16 or int8 where supported")
-    span_filter: str = Field(
-        EngineConfig.span_filter,
-        description="Which candidate spans get the model's full scoring: 'off' all (exact mode's work, identical to "
-        "SpanMarker); 'auto' the model's span filter at its stored operating point when it has one (about 5x faster "
-        "with the default model); 'stored'; 'threshold=P'; 'budget=K' (spans per word)",
-    )
     space_punctuation: bool = Field(
         True,
         description="Read text with punctuation set apart from words ('«Газпром»,' as '« Газпром » ,'), the "
@@ -74,11 +96,11 @@ class ExtractParams(BaseModel):
         description="Take a quotation mark off an entity's edge when it pairs with none inside ('Газпром»' "
         "becomes 'Газпром'). Off, with space_punctuation off: entities exactly as SpanMarker returns them",
     )
-    input_format: InputFormat = Field("auto", description="'auto' goes by suffix")
-    fields: FieldMapping = Field(default_factory=FieldMapping, description="Input field names")
-    languages: tuple[str, ...] = Field(
-        REFERENCE_LANGUAGES, min_length=1, description="ISO 639-1 codes language detection chooses from"
-    )
+    embeddings: Literal["none", "marker", "mean"] = Field("none", description="Write entity_embeddings")
+    embedding_dtype: EmbeddingDtype = Field("float32", description="Type of embedding values")
+
+    # Output
+    output_storage_options: dict[str, Any] | None = Field(None, description="fsspec options for the output")
     max_failure_rate: float = Field(
         0.05,
         ge=0.0,
@@ -86,14 +108,9 @@ class ExtractParams(BaseModel):
         description="Largest share of a batch's documents that may break the data contracts (they go to quarantine) "
         "before the batch is rejected, unwritten, and the run fails; 0 rejects any failure",
     )
-    modified_after: datetime | None = Field(
-        None,
-        description="Only input objects last written at or after this time (UTC when no zone is given)",
-    )
-    modified_before: datetime | None = Field(
-        None,
-        description="Only input objects last written before this time (UTC when no zone is given)",
-    )
+    run_label: str | None = Field(None, description="Free text recorded with the run")
+
+    # Execution: where NER runs
     task_runner: Literal["threads", "ray"] = Field(
         "threads",
         description="Where NER runs: 'threads' in the flow's process, 'ray' as Ray tasks on a cluster "
@@ -107,15 +124,6 @@ class ExtractParams(BaseModel):
     ray_cpus_per_task: float = Field(
         1.0, gt=0, allow_inf_nan=False, description="CPUs a Ray NER task takes (beside its GPU, if any)"
     )
-    run_label: str | None = Field(None, description="Free text recorded with the run")
-    # Parameters are stored with the flow run: credentials belong in the environment
-    # (AWS_* variables, an instance role), not here.
-    storage_options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="fsspec options for the input (and the output unless set below), e.g. "
-        '{"client_kwargs": {"endpoint_url": "http://minio:9000"}}; keep credentials in the environment',
-    )
-    output_storage_options: dict[str, Any] | None = Field(None, description="fsspec options for the output")
 
     @field_validator("input_uri", "output_uri")
     @classmethod

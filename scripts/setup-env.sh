@@ -46,13 +46,32 @@ if [[ "$have" != "$want" ]] || ! installed_here; then
         echo "nerflow setup: $py is not a virtual environment's Python; refusing to install into it" >&2
         exit 1
     }
-    echo "nerflow setup: installing nerflow and its dependencies into $venv" >&2
+    echo "nerflow setup: installing nerflow and its dependencies into $venv (minutes the first time)" >&2
     start=$SECONDS
     rm -f "$stamp"
-    "$py" -m pip install --quiet --upgrade pip
-    "$py" -m pip install --quiet -c constraints.txt "torch==2.13.0"
-    "$py" -m pip install --quiet -c constraints.txt -e ".[dev]"
-    "$py" -m pip check
+    # pip runs quietly (no download bars, no lines per package) and says nothing about newer
+    # pips; one line per step instead. Its warnings and errors still show.
+    pip_install() { "$py" -m pip install --quiet --disable-pip-version-check "$@"; }
+    echo "nerflow setup: [1/4] pip" >&2
+    pip_install --upgrade pip
+    echo "nerflow setup: [2/4] torch 2.13.0 (the CPU wheel)" >&2
+    pip_install -c constraints.txt "torch==2.13.0"
+    echo "nerflow setup: [3/4] nerflow (editable) and its dependencies, at the versions of constraints.txt" >&2
+    # setuptools reports how it made the editable install ("Editable installation. Please be
+    # careful with folders in your working directory with the same name as your package")
+    # as a warning, which pip shows even when quiet. It asks nothing of the user, so that one
+    # message is filtered by its text (in pip and in the build backend it starts); any other
+    # warning still shows.
+    PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
+        "$py" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+    echo "nerflow setup: [4/4] pip check" >&2
+    # Quiet when the environment is consistent ("No broken requirements found."); the
+    # conflicts otherwise, and the script stops.
+    if ! problems="$("$py" -m pip check --disable-pip-version-check 2>&1)"; then
+        echo "$problems" >&2
+        echo "nerflow setup: pip check found conflicting requirements in $venv" >&2
+        exit 1
+    fi
     echo "$want" >"$stamp"
-    echo "nerflow setup: installed in $((SECONDS - start)) s ($("$py" -m nerflow.cli version | tr '\n' ' '))" >&2
+    echo "nerflow setup: installed in $((SECONDS - start)) s ($("$py" -m nerflow.cli version | paste -sd ' ' -))" >&2
 fi
