@@ -11,9 +11,27 @@ as from :class:`UriError`.
 
 from __future__ import annotations
 
+import errno
+
 from ner_core.errors import NerflowError, TerminalError, TransientError
 
-__all__ = ["UriError", "StorageError", "InputNotFoundError", "InvalidURIError", "describe_error"]
+__all__ = [
+    "UriError",
+    "StorageError",
+    "StorageRefusedError",
+    "InputNotFoundError",
+    "InvalidURIError",
+    "storage_error",
+    "describe_error",
+]
+
+# What the operating system says will not pass by waiting: retrying a write to a full or
+# read-only disk only delays the failure (by 42 s per task with three retries).
+_PERMANENT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EROFS: "read-only file system",
+    errno.EDQUOT: "disk quota exceeded",
+}
 
 
 class UriError(NerflowError):
@@ -30,6 +48,22 @@ class UriError(NerflowError):
 class StorageError(UriError, TransientError):
     """Reading, listing or writing an object failed for a reason that may pass (network,
     throttling, a busy object store)."""
+
+
+class StorageRefusedError(UriError, TerminalError):
+    """The store refused for a reason that waiting will not cure: no space left, a read-only
+    file system, a quota. Not retried."""
+
+
+def storage_error(message: str, error: BaseException, *, uri: str) -> UriError:
+    """The error to raise when a storage call failed with ``error``: terminal
+    (:class:`StorageRefusedError`) when the operating system says it will not pass, else
+    :class:`StorageError`, which the I/O tasks retry (a network error, a throttling or
+    unavailable object store)."""
+    code = getattr(error, "errno", None)
+    if code in _PERMANENT_ERRNOS:
+        return StorageRefusedError(f"{message}: {_PERMANENT_ERRNOS[code]} ({error})", uri=uri)
+    return StorageError(f"{message}: {error}", uri=uri)
 
 
 class InputNotFoundError(UriError, TerminalError):

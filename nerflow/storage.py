@@ -14,6 +14,7 @@ Atomic publication differs by backend, on purpose:
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import uuid
@@ -25,7 +26,7 @@ from typing import Any
 import fsspec
 from fsspec import AbstractFileSystem
 
-from nerflow.errors import InputNotFoundError, InvalidURIError, StorageError
+from nerflow.errors import InputNotFoundError, InvalidURIError, storage_error
 
 __all__ = [
     "Location",
@@ -99,6 +100,20 @@ class Location:
         """The URI as a user should read it (local paths made absolute)."""
         fs, path = self.open()
         return path if is_local(fs) else fs.unstrip_protocol(path)
+
+
+@functools.cache
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What a storage call raises when the store, not the caller, failed: OS errors (aiohttp's
+    connection errors are among them), fsspec's ValueErrors, and botocore's connection and
+    timeout errors, which derive from neither and so were not retried (an S3 endpoint that is
+    down refused the run at once). Looked up when a call fails: botocore loads only then."""
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+    except ImportError:  # s3fs not installed: no botocore errors to expect
+        return (OSError, ValueError)
+    return (OSError, ValueError, BotoConnectionError, HTTPClientError)
 
 
 def filesystem(uri: str, storage_options: Mapping | None = None) -> tuple[AbstractFileSystem, str]:
@@ -196,8 +211,8 @@ def list_objects(fs: AbstractFileSystem, root: str, *, prefix: bool = False) -> 
         else:
             infos = fs.find(root, detail=True)
             base = root
-    except (OSError, ValueError) as e:
-        raise StorageError(f"could not list objects: {e}", uri=uri) from e
+    except _store_errors() as e:
+        raise storage_error("could not list objects", e, uri=uri) from e
     out = []
     for path, info in sorted(infos.items()):
         if info.get("type") == "directory" or path.endswith("/"):
@@ -230,8 +245,8 @@ def require_input(fs: AbstractFileSystem, root: str) -> None:
         # A long-lived s3fs instance caches listings; this run must see the store as it is.
         fs.invalidate_cache(root)
         exists = fs.exists(root)
-    except (OSError, ValueError) as e:
-        raise StorageError(f"could not list objects: {e}", uri=uri) from e
+    except _store_errors() as e:
+        raise storage_error("could not list objects", e, uri=uri) from e
     if not exists:
         raise InputNotFoundError("no file or prefix at the input URI", uri=uri)
 
@@ -265,8 +280,8 @@ def read_bytes(fs: AbstractFileSystem, path: str) -> bytes:
     """
     try:
         return fs.cat_file(path)
-    except (OSError, ValueError) as e:
-        raise StorageError(f"could not read: {e}", uri=fs.unstrip_protocol(path)) from e
+    except _store_errors() as e:
+        raise storage_error("could not read", e, uri=fs.unstrip_protocol(path)) from e
 
 
 def exists(fs: AbstractFileSystem, path: str) -> bool:
@@ -274,8 +289,8 @@ def exists(fs: AbstractFileSystem, path: str) -> bool:
     try:
         fs.invalidate_cache(posixpath.dirname(path))
         return fs.exists(path)
-    except (OSError, ValueError) as e:
-        raise StorageError(f"could not check existence: {e}", uri=fs.unstrip_protocol(path)) from e
+    except _store_errors() as e:
+        raise storage_error("could not check existence", e, uri=fs.unstrip_protocol(path)) from e
 
 
 def write_bytes_atomic(fs: AbstractFileSystem, path: str, data: bytes) -> None:
@@ -309,8 +324,8 @@ def write_bytes_atomic(fs: AbstractFileSystem, path: str, data: bytes) -> None:
                 os.close(dir_fd)
         else:
             fs.pipe_file(path, data)
-    except OSError as e:
-        raise StorageError(f"could not write: {e}", uri=fs.unstrip_protocol(path)) from e
+    except _store_errors() as e:
+        raise storage_error("could not write", e, uri=fs.unstrip_protocol(path)) from e
 
 
 def list_files(fs: AbstractFileSystem, directory: str, suffix: str = "") -> list[str]:
@@ -323,8 +338,8 @@ def list_files(fs: AbstractFileSystem, directory: str, suffix: str = "") -> list
         entries = fs.ls(directory, detail=True)
     except FileNotFoundError:
         return []
-    except (OSError, ValueError) as e:
-        raise StorageError(f"could not list: {e}", uri=fs.unstrip_protocol(directory)) from e
+    except _store_errors() as e:
+        raise storage_error("could not list", e, uri=fs.unstrip_protocol(directory)) from e
     return sorted(
         e["name"]
         for e in entries
@@ -343,8 +358,8 @@ def remove_files(fs: AbstractFileSystem, paths: Iterable[str]) -> int:
             removed += 1
         except FileNotFoundError:
             continue
-        except OSError as e:
-            raise StorageError(f"could not delete: {e}", uri=fs.unstrip_protocol(path)) from e
+        except _store_errors() as e:
+            raise storage_error("could not delete", e, uri=fs.unstrip_protocol(path)) from e
     return removed
 
 
