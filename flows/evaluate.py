@@ -10,13 +10,18 @@ import json
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.extract_params import StorageOptions
 
 __all__ = ["EvaluateParams", "evaluate_model", "render_markdown"]
 
 
 class EvaluateParams(BaseModel):
     """What to evaluate and how."""
+
+    # A refused storage option may hold a secret: errors must not echo the input.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     model: str = Field("default", description="Model reference: 'default', a directory, an fsspec URI or a hub id")
     data: list[str] = Field(description="Labelled JSONL files (sentences or documents); globs allowed")
@@ -39,7 +44,7 @@ class EvaluateParams(BaseModel):
     )
     window_tokens: int | None = None
     output: str | None = Field(None, description="Write <output>.json and <output>.md")
-    storage_options: dict = Field(default_factory=dict)
+    storage_options: StorageOptions = Field(default_factory=dict)
 
 
 @task(name="score-data-set")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ner_core import EngineConfig
 from ner_core.span_filter import parse_span_filter
@@ -24,15 +24,26 @@ from nerflow.etl.ray_runner import RaySettings
 from nerflow.etl.reading import FieldMapping, ReadConfig
 from nerflow.etl.tables import EmbeddingDtype
 from nerflow.etl.validating import ValidateConfig
-from nerflow.storage import Location, check_protocol
+from nerflow.storage import Location, check_protocol, refuse_credentials
 
-__all__ = ["ExtractParams"]
+__all__ = ["ExtractParams", "StorageOptions"]
+
+
+def _no_credentials(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    refuse_credentials(value, where=str(info.field_name))
+    return value
+
+
+StorageOptions = Annotated[dict[str, Any], AfterValidator(_no_credentials)]
+"""fsspec storage options as a flow parameter: credentials refused (parameters are stored in
+clear with the flow run; :data:`nerflow.storage.SAFE_CREDENTIALS` says where they come from)."""
 
 
 class ExtractParams(BaseModel):
     """Parameters of the extract-entities flow (one form in the Prefect UI)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a refused storage option may hold a secret; an error must not echo it.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     input_uri: str = Field(
         min_length=1, description="Documents: s3://bucket/prefix, a local directory or a single file"
@@ -57,10 +68,12 @@ class ExtractParams(BaseModel):
     )
     # Parameters are stored with the flow run: credentials belong in the environment
     # (AWS_* variables, an instance role), not here.
-    storage_options: dict[str, Any] = Field(
+    storage_options: StorageOptions = Field(
         default_factory=dict,
-        description="fsspec options for the input (and the output unless set below), e.g. "
-        '{"client_kwargs": {"endpoint_url": "http://minio:9000"}}; keep credentials in the environment',
+        # No double quotes in a description: the Prefect UI shows them as &quot;.
+        description="fsspec options for the input (and the output unless set below), as JSON: for MinIO, "
+        "client_kwargs with endpoint_url http://minio:9000. No credentials: they come from the environment "
+        "or the AWS configuration (a profile, an instance role), and a key, secret or token here is refused",
     )
 
     # Model and engine
@@ -100,7 +113,7 @@ class ExtractParams(BaseModel):
     embedding_dtype: EmbeddingDtype = Field("float32", description="Type of embedding values")
 
     # Output
-    output_storage_options: dict[str, Any] | None = Field(None, description="fsspec options for the output")
+    output_storage_options: StorageOptions | None = Field(None, description="fsspec options for the output")
     max_failure_rate: float = Field(
         0.05,
         ge=0.0,

@@ -19,6 +19,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.extract_params import StorageOptions
+
 if TYPE_CHECKING:  # the tasks import the engine (torch) when they run, not when the flow is listed
     from ner_core.filter_training import EncodedWindows
     from ner_core.span_filter import SpanFilter
@@ -31,7 +33,7 @@ __all__ = ["TrainFilterParams", "train_filter"]
 class TrainFilterParams(BaseModel):
     """What to train a filter for, on what, and where it goes."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     model: str = Field(
         "default", min_length=1, description="Model reference: 'default', a directory, an fsspec URI or a hub id"
@@ -44,7 +46,7 @@ class TrainFilterParams(BaseModel):
     max_dev_records: int | None = Field(None, gt=0, description="First N records of each dev file")
     label_map: dict[str, str | None] = Field(default_factory=dict, description="Rename data labels; null drops one")
     filter: FilterTrainConfig = Field(default_factory=FilterTrainConfig)
-    storage_options: dict = Field(default_factory=dict)
+    storage_options: StorageOptions = Field(default_factory=dict)
 
 
 # NO_CACHE: the encoded windows are hundreds of MB; hashing them for a cache key is waste.

@@ -32,6 +32,8 @@ __all__ = [
     "Location",
     "StoredObject",
     "check_protocol",
+    "refuse_credentials",
+    "SAFE_CREDENTIALS",
     "inside",
     "require_input",
     "unreadable_key",
@@ -150,6 +152,52 @@ def check_protocol(uri: str) -> None:
         fsspec.get_filesystem_class(protocol)
     except (ValueError, ImportError) as e:
         raise InvalidURIError(f"no filesystem for protocol {protocol!r}: {e}", uri=uri) from None
+
+
+# Option names that carry a credential in fsspec's filesystems (s3fs, gcsfs, adlfs, and the
+# botocore client_kwargs s3fs passes on). A name, never a value: a profile or a role ARN is fine.
+_CREDENTIAL_OPTIONS = frozenset(
+    {
+        "key",
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "session_token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "access_key",
+        "secret_key",
+        "account_key",
+        "sas_token",
+        "client_secret",
+        "connection_string",
+        "credentials",
+    }
+)
+
+SAFE_CREDENTIALS = (
+    "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), the standard AWS "
+    "configuration (a profile: storage option 'profile', ~/.aws/credentials, an instance or pod role)"
+)
+"""Where credentials come from instead of storage options (parameters are stored in clear)."""
+
+
+def refuse_credentials(options: Mapping[str, Any], *, where: str = "storage_options") -> None:
+    """Raise ``ValueError`` when ``options`` (nested mappings too) name a credential.
+
+    Storage options are flow parameters, which Prefect stores with every flow run and shows
+    on its Parameters tab: a secret there is readable by anyone with access to the UI.
+    """
+    for name, value in options.items():
+        if name.lower() in _CREDENTIAL_OPTIONS:
+            raise ValueError(
+                f"{where}: {name!r} is a credential, and parameters are stored in clear with every flow run; "
+                f"give credentials through {SAFE_CREDENTIALS}"
+            )
+        if isinstance(value, Mapping):
+            refuse_credentials(value, where=f"{where}.{name}")
 
 
 def join(*parts: str) -> str:

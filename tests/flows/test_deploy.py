@@ -427,3 +427,16 @@ def test_prefect_deploy_registers_the_prefect_yaml_deployment_for_a_work_pool(pr
     assert deployment.enforce_parameter_schema
     assert deployment.global_concurrency_limit.limit == 1
     assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
+
+
+def test_a_deployment_refuses_credentials_in_its_storage_options():
+    from pydantic import ValidationError
+
+    from flows import deploy
+
+    with pytest.raises(ValidationError, match="'key' is a credential") as info:
+        deploy.deployment_parameters(
+            {"input_uri": "s3://b/in", "output_uri": "s3://b/out", "storage_options": {"key": "AKIAEXAMPLESECRET"}},
+            deploy.DeploymentSettings(),
+        )
+    assert "EXAMPLESECRET" not in str(info.value)

@@ -218,3 +218,32 @@ def test_the_parser_is_built_without_prefect_or_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        '{"key": "AKIAEXAMPLESECRET1", "secret": "wJalrEXAMPLESECRET2"}',
+        '{"client_kwargs": {"endpoint_url": "http://minio:9000", "aws_secret_access_key": "wJalrEXAMPLESECRET2"}}',
+        '{"token": "AKIAEXAMPLESECRET1"}',
+    ],
+)
+def test_credentials_in_storage_options_are_refused_without_echoing_them(monkeypatch, capsys, options):
+    import flows.extract_entities
+
+    monkeypatch.setattr(flows.extract_entities, "extract_entities", lambda params: pytest.fail("flow started"))
+    assert main(["run", "in", "out", "--no-progress", "--storage-options", options]) == 2
+    err = capsys.readouterr().err
+    assert "is a credential" in err and "AWS_ACCESS_KEY_ID" in err and "profile" in err
+    assert "EXAMPLESECRET" not in err
+
+
+def test_a_profile_and_an_endpoint_are_not_credentials():
+    from flows.extract_entities import ExtractParams
+    from flows.train_filter import TrainFilterParams
+
+    options = {"profile": "prod", "client_kwargs": {"endpoint_url": "http://minio:9000"}}
+    assert ExtractParams(input_uri="in", output_uri="out", storage_options=options).storage_options == options
+    with pytest.raises(ValidationError, match="'secret' is a credential") as info:
+        TrainFilterParams(model="m", data=["d"], dev=["d"], output="o", storage_options={"secret": "EXAMPLESECRET"})
+    assert "EXAMPLESECRET" not in str(info.value)
