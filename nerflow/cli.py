@@ -311,7 +311,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     params = _param_values(args, _param_options(ExtractParams, positional=True))
     if args.storage_options or args.endpoint_url:
         params["storage_options"] = _storage_options(args)
-    return run_extract(params, progress=not args.no_progress, flow=getattr(args, "flow", "extract-entities"))
+    return run_extract(
+        params, progress=not args.no_progress, flow=getattr(args, "flow", "extract-entities"), verbose=args.verbose
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -518,9 +520,11 @@ def _add_extract_arguments(parser: argparse.ArgumentParser, arg_strings: Sequenc
     import os
 
     if not _verbose(arg_strings):
-        # Before Prefect is imported (the flow's module imports it): its console logging
-        # would tear through the progress bar.
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        # Before Prefect is imported (the flow's module imports it): its console lines would
+        # tear through the progress bar, and a failed run's traceback would bury the one line
+        # that says why (nerflow.run_command). The level of the loggers stays, so the run's
+        # INFO logs still reach the server (its Logs tab), only the console is quiet.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     from flows.extract_entities import ExtractParams
 
     _add_param_options(parser, _param_options(ExtractParams, positional=True))

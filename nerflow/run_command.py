@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import Any, TextIO
 
 __all__ = ["run_extract", "render_summary"]
@@ -50,12 +51,21 @@ def render_summary(summary: Any) -> str:
 
 
 def run_extract(
-    params: dict, *, progress: bool = True, out: TextIO | None = None, flow: str = "extract-entities"
+    params: dict,
+    *,
+    progress: bool = True,
+    out: TextIO | None = None,
+    flow: str = "extract-entities",
+    verbose: bool = False,
 ) -> int:
     """Run the flow with ``params`` (``ExtractParams`` fields); returns an exit status.
 
+    A failed run ends with one line on stderr, ``nerflow run: <the error>``, and status 1;
+    the traceback only when ``verbose`` (the run record and the server's logs keep it too).
+
     Args:
         flow: ``"extract-entities"``, or ``"backfill"`` (:func:`flows.backfill.backfill`).
+        verbose: Print the traceback of a failed run.
 
     Prefect's ephemeral mode (a temporary local API) is used unless ``PREFECT_API_URL`` is set.
     """
@@ -110,7 +120,12 @@ def run_extract(
     try:
         with progress_listener(on_event):
             summary = run_flow(parsed)
-    except NerflowError as e:
+    except Exception as e:  # noqa: BLE001 (any failure of the run: one line, the traceback on request)
+        if bar is not None:
+            bar.close()
+            bar = None
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
         print(f"{command}: {describe_error(e)}", file=sys.stderr)
         return 1
     finally:

@@ -179,4 +179,12 @@ class OutputLease:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.release()
+        if exc is None:
+            self.release()
+            return
+        # The run already failed: its error is the one to report. A lease that cannot be
+        # given back now (the store that broke the run is still down) expires by itself.
+        try:
+            self.release()
+        except Exception as e:  # noqa: BLE001 (never hide the run's own error behind this one)
+            logger.warning("could not give the writer lease back after the run failed (it expires by itself): %s", e)

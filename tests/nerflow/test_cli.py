@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import gzip
 import json
+import os
 import subprocess
 import sys
 import typing
@@ -247,3 +248,31 @@ def test_a_profile_and_an_endpoint_are_not_credentials():
     with pytest.raises(ValidationError, match="'secret' is a credential") as info:
         TrainFilterParams(model="m", data=["d"], dev=["d"], output="o", storage_options={"secret": "EXAMPLESECRET"})
     assert "EXAMPLESECRET" not in str(info.value)
+
+
+def test_a_failed_run_ends_with_one_line_naming_its_cause(monkeypatch, tmp_path, capsys):
+    import flows.extract_entities
+
+    (tmp_path / "in.jsonl").write_text('{"id": "a", "text": "Olaf Scholz"}\n')
+
+    def failing(params):
+        raise RuntimeError("CUDA error: device lost")
+
+    monkeypatch.setattr(flows.extract_entities, "extract_entities", failing)
+    assert main(["run", str(tmp_path / "in.jsonl"), str(tmp_path / "out"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "nerflow run: RuntimeError: CUDA error: device lost"
+    # --verbose: the traceback too, then the same last line.
+    assert main(["run", str(tmp_path / "in.jsonl"), str(tmp_path / "out"), "--no-progress", "--verbose"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" in err and err.splitlines()[-1] == "nerflow run: RuntimeError: CUDA error: device lost"
+
+
+def test_without_verbose_the_console_is_quiet_and_the_server_still_gets_info_logs(monkeypatch):
+    from nerflow import cli
+
+    monkeypatch.delenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", raising=False)
+    monkeypatch.delenv("PREFECT_LOGGING_LEVEL", raising=False)
+    cli.build_parser().parse_args(["run", "in", "out"])
+    assert os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "CRITICAL"
+    assert "PREFECT_LOGGING_LEVEL" not in os.environ  # INFO: the API handler sends the run's logs

@@ -93,3 +93,18 @@ def test_the_lease_is_renewed_while_held(memfs):
         time.sleep(0.3)
         held = _held(fs, root)
         assert held["renewed_at"] > first and held["started_at"] == first
+
+
+def test_a_lease_that_cannot_be_given_back_does_not_hide_the_runs_own_error(memfs, monkeypatch):
+    fs, root = memfs
+    lease = OutputLease(fs, root, holder="flow run failing")
+
+    def store_down(*args, **kwargs):
+        raise RuntimeError("the object store is down")
+
+    with pytest.raises(ValueError, match="the run's own error"), lease:
+        monkeypatch.setattr(lease, "release", store_down)
+        raise ValueError("the run's own error")
+    # Without a failure of the run, a release that fails is raised as it is.
+    with pytest.raises(RuntimeError, match="store is down"), OutputLease(fs, root + "/2", holder="run") as other:
+        monkeypatch.setattr(other, "release", store_down)
