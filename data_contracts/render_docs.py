@@ -68,7 +68,7 @@ the other table of the same batch or output, matched on `(run_id, doc_id)`.
   records read = `documents` rows (status `ok` or `empty`) + `quarantine` rows, and
   `sum(documents.n_entities)` = `entities` rows (= `entity_embeddings` rows when written).
   The run's totals are stored in `_manifest/runs.contract_results` and shown in the run's
-  Prefect artifact `extract-entities-contracts`.
+  summary artifact `extract-entities-summary`.
 - **Empty documents are kept**: text that is empty or only whitespace after normalisation
   is a `documents` row with status `empty` (not annotated, not quarantined).
 - **Duplicate `doc_id`: the first record in input order wins** (objects sorted by path,

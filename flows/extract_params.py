@@ -24,7 +24,7 @@ from nerflow.etl.ray_runner import RaySettings
 from nerflow.etl.reading import FieldMapping, ReadConfig
 from nerflow.etl.tables import EmbeddingDtype
 from nerflow.etl.validating import ValidateConfig
-from nerflow.storage import Location, check_protocol, refuse_credentials
+from nerflow.storage import Location, check_protocol, is_local_path, refuse_credentials
 
 __all__ = ["ExtractParams", "StorageOptions"]
 
@@ -144,7 +144,9 @@ class ExtractParams(BaseModel):
         # Here, not when the first task lists the input: an unknown protocol then fails only
         # after Prefect has started its server and the model has loaded.
         check_protocol(value)
-        return value
+        # A local path as typed means nothing in the run record or the UI later: absolute,
+        # as the summary shows it.
+        return os.path.abspath(value) if is_local_path(value) else value
 
     @field_validator("span_filter")
     @classmethod

@@ -40,7 +40,6 @@ from tasks.reporting import (
     start_progress,
     write_entity_chart,
 )
-from tasks.validating import publish_contract_report
 from tasks.writing import write_run_record
 
 __all__ = ["ExtractionRun", "prefetched"]
@@ -125,7 +124,6 @@ class ExtractionRun:
         status = "completed" if self.error is None else "failed"
         failure = None if self.error is None else describe_error(self.error)
         write_run_record(self.params.output(), self._record(summary, results, status))
-        publish_contract_report(summary, results, status, failure)
         if self._progress is not None:
             finish_progress(self._progress, status)
         chart = write_entity_chart(self.params.output(), summary)

@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -224,6 +224,8 @@ def _value_settings(kind: Any) -> dict[str, Any]:
 
     No default: an option left unset stays None, and the model's default applies.
     """
+    if typing.get_origin(kind) is Annotated:  # a constrained type (StorageOptions): its base reads the value
+        kind = typing.get_args(kind)[0]
     origin = typing.get_origin(kind)
     if kind is bool:
         return {"action": argparse.BooleanOptionalAction}

@@ -11,6 +11,8 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+from nerflow.etl.markdown import plural
+
 __all__ = ["run_extract", "render_summary"]
 
 
@@ -20,7 +22,7 @@ def render_summary(summary: Any) -> str:
     lines = [
         f"documents   {s.docs_in:,} read: {s.docs_ok:,} annotated, {s.docs_empty:,} empty, "
         f"{s.docs_quarantined:,} quarantined",
-        f"objects     {s.objects_listed:,} listed: {s.objects_processed:,} processed in {s.batches:,} batches, "
+        f"objects     {s.objects_listed:,} listed: {s.objects_processed:,} processed in {plural(s.batches, 'batch', 'batches')}, "
         f"{s.objects_skipped:,} already done, {s.objects_ignored:,} ignored, {s.objects_superseded:,} reprocessed "
         "after a change",
     ]

@@ -32,6 +32,7 @@ __all__ = [
     "Location",
     "StoredObject",
     "check_protocol",
+    "is_local_path",
     "refuse_credentials",
     "SAFE_CREDENTIALS",
     "inside",
@@ -198,6 +199,11 @@ def refuse_credentials(options: Mapping[str, Any], *, where: str = "storage_opti
             )
         if isinstance(value, Mapping):
             refuse_credentials(value, where=f"{where}.{name}")
+
+
+def is_local_path(uri: str) -> bool:
+    """Whether ``uri`` is a plain path of this machine (no protocol, no chained URL)."""
+    return "::" not in uri and fsspec.core.split_protocol(uri)[0] is None
 
 
 def join(*parts: str) -> str:

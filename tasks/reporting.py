@@ -26,10 +26,12 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_UI_URL
 
 from nerflow import storage
 from nerflow.etl import run_report
 from nerflow.etl.listing import Plan
+from nerflow.etl.markdown import plural
 from nerflow.etl.report import BatchReport, RunSummary
 from nerflow.storage import Location
 from tasks._retry import IO_RETRIES, IO_RETRY_DELAYS, retry_if_transient
@@ -39,6 +41,7 @@ __all__ = [
     "TOP_ENTITIES_KEY",
     "PROGRESS_KEY",
     "RunProgress",
+    "EntityChart",
     "start_progress",
     "advance_progress",
     "finish_progress",
@@ -50,6 +53,14 @@ __all__ = [
 SUMMARY_KEY = "extract-entities-summary"
 TOP_ENTITIES_KEY = "extract-entities-top-entities"
 PROGRESS_KEY = "extract-entities-progress"
+
+
+@dataclass(frozen=True)
+class EntityChart:
+    """The run's chart: the PNG, and where it was written beside the outputs."""
+
+    uri: str
+    png: bytes
 
 
 @dataclass
@@ -76,7 +87,8 @@ class RunProgress:
         return run_report.progress_percent(self.done_bytes, self.total_bytes, self.done_batches, self.total_batches)
 
     def describe(self, status: str = "running") -> str:
-        return f"extract-entities {status}: {self.done_batches} of {self.total_batches} batches committed"
+        batches = plural(self.total_batches, "batch", "batches")
+        return f"extract-entities {status}: {self.done_batches} of {batches} committed"
 
 
 # The progress functions are not tasks: a task run per batch only to move a bar would double
@@ -94,7 +106,7 @@ def start_progress(plan: Plan) -> RunProgress:
         create_progress_artifact(
             progress=run_report.progress_percent(0, total_bytes, 0, total_batches),
             key=PROGRESS_KEY,
-            description=f"extract-entities {status}: 0 of {total_batches} batches committed",
+            description=f"extract-entities {status}: 0 of {plural(total_batches, 'batch', 'batches')} committed",
         ),
     )
     return RunProgress(artifact_id=artifact_id, total_bytes=total_bytes, total_batches=total_batches)
@@ -123,11 +135,12 @@ def finish_progress(progress: RunProgress, status: str) -> float:
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=retry_if_transient,
 )
-def write_entity_chart(output: Location, summary: RunSummary) -> str | None:
+def write_entity_chart(output: Location, summary: RunSummary) -> EntityChart | None:
     """Draw entity counts by label and language and write the PNG with the run's outputs.
 
     Returns:
-        The PNG's URI, or ``None`` when the run wrote no entities (nothing to draw).
+        The PNG and where it was written, or ``None`` when the run wrote no entities (nothing
+        to draw).
     """
     png = run_report.entity_chart_png(summary)
     if png is None:
@@ -136,16 +149,29 @@ def write_entity_chart(output: Location, summary: RunSummary) -> str | None:
     fs, root = output.open()
     path = storage.join(run_report.report_dir(root, summary.run_id), run_report.CHART_NAME)
     storage.write_bytes_atomic(fs, path, png)
-    return path if storage.is_local(fs) else fs.unstrip_protocol(path)
+    return EntityChart(uri=path if storage.is_local(fs) else fs.unstrip_protocol(path), png=png)
 
 
 @task(name="publish-run-summary", cache_policy=NO_CACHE)
 def publish_run_summary(
-    summary: RunSummary, contract_results: dict, status: str, error: str | None = None, chart_uri: str | None = None
+    summary: RunSummary,
+    contract_results: dict,
+    status: str,
+    error: str | None = None,
+    chart: EntityChart | None = None,
 ) -> UUID:
-    """Publish the run's summary page as a markdown artifact."""
+    """Publish the run's summary page as a markdown artifact, the chart embedded (the UI
+    renders a data URI; it would not open the file's own URI)."""
+    ui = PREFECT_UI_URL.value()
     markdown = run_report.render_run_summary(
-        summary, contract_results, status=status, error=error, chart_uri=chart_uri, top_entities_key=TOP_ENTITIES_KEY
+        summary,
+        contract_results,
+        status=status,
+        error=error,
+        chart_uri=chart.uri if chart else None,
+        chart_png=chart.png if chart else None,
+        top_entities_key=TOP_ENTITIES_KEY,
+        top_entities_url=f"{ui.rstrip('/')}/artifacts/key/{TOP_ENTITIES_KEY}" if ui else None,
     )
     # Prefect's async_dispatch types the result as UUID | Coroutine; called from sync code
     # (a task, or the flow) it runs synchronously and returns the UUID.
@@ -173,6 +199,6 @@ def publish_top_entities(summary: RunSummary) -> UUID | None:
             table=rows,
             key=TOP_ENTITIES_KEY,
             description=f"extract-entities: the most frequent entity texts per label (entities and documents), "
-            f"from the {summary.batches} batches committed",
+            f"from the {plural(summary.batches, 'batch', 'batches')} committed",
         ),
     )

@@ -4,24 +4,19 @@ the run's contract results as a Prefect artifact."""
 from __future__ import annotations
 
 from collections.abc import Set
-from typing import cast
-from uuid import UUID
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from nerflow.etl import report, validating
+from nerflow.etl import validating
 from nerflow.etl.annotating import Annotation
 from nerflow.etl.listing import Batch
 from nerflow.etl.normalising import NormalisedBatch
-from nerflow.etl.report import RunSummary
 from nerflow.etl.tables import RunContext
 from nerflow.etl.validating import ValidateConfig, ValidatedBatch
 
-__all__ = ["ARTIFACT_KEY", "validate_batch", "publish_contract_report"]
+__all__ = ["validate_batch"]
 
-ARTIFACT_KEY = "extract-entities-contracts"
 """Key of the run's markdown artifact (the UI's Artifacts page lists one per run under it)."""
 
 
@@ -53,19 +48,3 @@ def validate_batch(
             100 * config.max_failure_rate,
         )
     return out
-
-
-@task(name="publish-contract-report", cache_policy=NO_CACHE)
-def publish_contract_report(summary: RunSummary, contract_results: dict, status: str, error: str | None = None) -> UUID:
-    """Publish the run's contract results and quarantine counts as a markdown artifact."""
-    markdown = report.render_contract_report(summary, contract_results, status=status, error=error)
-    # Prefect's async_dispatch types the result as UUID | Coroutine; called from sync code
-    # (a task, or the flow) it runs synchronously and returns the UUID.
-    return cast(
-        UUID,
-        create_markdown_artifact(
-            markdown=markdown,
-            key=ARTIFACT_KEY,
-            description=f"extract-entities {status}: contract results per table, quarantine counts by reason",
-        ),
-    )

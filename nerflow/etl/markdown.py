@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["table_cell"]
+__all__ = ["table_cell", "plural"]
 
 
 def table_cell(value: object) -> str:
@@ -12,3 +12,8 @@ def table_cell(value: object) -> str:
     a line break the row, so the one is escaped and the other becomes a space.
     """
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``"1 batch"``, ``"2 batches"``, ``"1,000 batches"``."""
+    return f"{n:,} {one if n == 1 else many}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from nerflow.etl.markdown import table_cell
+from nerflow.etl.markdown import plural, table_cell
 from nerflow.etl.tables import BatchTables
 
 __all__ = [
@@ -348,7 +348,7 @@ def summarise(
 def render_contract_report(
     summary: RunSummary, contract_results: dict, *, status: str, error: str | None = None, heading: bool = True
 ) -> str:
-    """The run's contract results and quarantine counts as markdown (the flow's artifact).
+    """The run's contract results and quarantine counts as markdown (sections of the summary page).
 
     Args:
         summary: The run's counts (of the batches committed).
@@ -365,7 +365,8 @@ def render_contract_report(
         lines += [
             f"# extract-entities {status}",
             "",
-            f"Run `{s.run_id}`, model `{s.model_id or '-'}`, {s.batches} batches committed, {s.seconds:.1f} s.",
+            f"Run `{s.run_id}`, model `{s.model_id or '-'}`, {plural(s.batches, 'batch', 'batches')} committed, "
+            f"{s.seconds:.1f} s.",
         ]
         if error:
             lines += ["", f"**Failed:** {table_cell(error)}"]

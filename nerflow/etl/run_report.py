@@ -9,12 +9,13 @@ the manifest names, and input listing skips underscore names.
 
 from __future__ import annotations
 
+import base64
 import io
 import urllib.parse
 from collections.abc import Sequence
 
 from nerflow import storage
-from nerflow.etl.markdown import table_cell
+from nerflow.etl.markdown import plural, table_cell
 from nerflow.etl.report import RunSummary, TopEntity, render_contract_report
 
 __all__ = [
@@ -80,7 +81,9 @@ def render_run_summary(
     status: str,
     error: str | None = None,
     chart_uri: str | None = None,
+    chart_png: bytes | None = None,
     top_entities_key: str | None = None,
+    top_entities_url: str | None = None,
 ) -> str:
     """The run's summary page as markdown.
 
@@ -95,7 +98,10 @@ def render_run_summary(
         status: ``"completed"`` or ``"failed"``.
         error: Why the run failed.
         chart_uri: Where the chart was written; ``None`` when there is none.
+        chart_png: The chart itself, embedded in the page (a browser will not open the
+            ``file://`` or ``s3://`` URI from the Prefect UI).
         top_entities_key: Key of the table artifact of top entities, to point to.
+        top_entities_url: Its page in the Prefect UI, to link to (when the UI's address is known).
     """
     s = summary
     label = f" ({table_cell(s.run_label)})" if s.run_label else ""
@@ -103,7 +109,7 @@ def render_run_summary(
         f"# extract-entities {status}",
         "",
         f"Run `{s.run_id}`{label}, model `{s.model_id or '-'}` on {', '.join(s.devices) or '-'}: "
-        f"{s.batches:,} batches committed in {s.seconds:,.1f} s.",
+        f"{plural(s.batches, 'batch', 'batches')} committed in {s.seconds:,.1f} s.",
         "",
         f"Input `{table_cell(s.input_uri)}`, output `{table_cell(s.output_uri)}`.",
     ]
@@ -150,12 +156,18 @@ def render_run_summary(
     else:
         lines.append("No entities were written.")
     lines.append("")
-    if chart_uri:
+    if chart_png:
+        encoded = base64.b64encode(chart_png).decode("ascii")
+        lines.append(f"![Entities by label and language](data:image/png;base64,{encoded})")
+        if chart_uri:
+            lines += ["", f"The chart is also beside the outputs: `{table_cell(chart_uri)}`."]
+    elif chart_uri:
         lines.append(f"Chart: [{CHART_NAME}]({_href(chart_uri)}) (`{table_cell(chart_uri)}`).")
     else:
         lines.append("No chart: nothing to draw.")
     if s.top_entities and top_entities_key:
-        lines += ["", f"Most frequent entity texts per label: the table artifact `{top_entities_key}`."]
+        artifact = f"[{top_entities_key}]({top_entities_url})" if top_entities_url else f"`{top_entities_key}`"
+        lines += ["", f"Most frequent entity texts per label: the table artifact {artifact}."]
     lines += ["", render_contract_report(s, contract_results, status=status, error=error, heading=False)]
     return "\n".join(lines).rstrip("\n") + "\n"
 

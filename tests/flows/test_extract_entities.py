@@ -189,10 +189,10 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
     assert set(results["tables"]) == {"documents", "entities", "quarantine"}
     assert all(n == 0 for t in results["tables"].values() for n in t["checks"].values())
 
-    # The run ends with a markdown artifact: contract results per table, quarantine by reason.
+    # The run ends with its summary page: contract results per table, quarantine by reason.
     from prefect.artifacts import Artifact
 
-    artifact = Artifact.get("extract-entities-contracts")
+    artifact = Artifact.get("extract-entities-summary")
     assert artifact is not None and str(artifact.flow_run_id) == summary.run_id
     assert "# extract-entities completed" in artifact.data and "| entities | v1 | " in artifact.data
     assert "| not JSON | 1 |" in artifact.data and "| unsupported file type | 1 |" in artifact.data
@@ -576,7 +576,7 @@ def test_contract_failures_quarantine_documents_and_too_many_reject_the_batch(
     results = json.loads(run["contract_results"])
     assert run["status"] == "failed" and run["batches"] == 4
     assert results["quarantined"] == {"entities.score_in_unit_interval": 1} and results["reconciliation"]["ok"]
-    artifact = Artifact.get("extract-entities-contracts")
+    artifact = Artifact.get("extract-entities-summary")
     assert artifact.data.startswith("# extract-entities failed") and "BatchRejectedError" in artifact.data
 
     # Fixed, the next run processes the rejected batch alone, and the output validates.
@@ -618,7 +618,7 @@ def test_a_run_that_fails_outside_the_contracts_still_records_itself(prefect_har
         extract_entities(params(str(inp), str(out), tmp_path / "no-model"))
     [run] = read_table(str(out), "_manifest/runs").to_pylist()
     assert (run["status"], run["batches"], run["objects_listed"]) == ("failed", 0, 5)
-    artifact = Artifact.get("extract-entities-contracts")
+    artifact = Artifact.get("extract-entities-summary")
     assert artifact.data.startswith("# extract-entities failed") and "ModelNotFoundError" in artifact.data
 
 
@@ -677,3 +677,11 @@ def test_when_every_document_fails_annotation_the_run_fails_instead_of_quarantin
     }
     [run] = read_table(str(out), "_manifest/runs").to_pylist()
     assert run["status"] == "failed"
+
+
+def test_local_paths_are_recorded_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = ExtractParams(input_uri="in", output_uri="./out")
+    assert (p.input_uri, p.output_uri) == (str(tmp_path / "in"), str(tmp_path / "out"))
+    assert json.loads(p.recorded())["input_uri"] == str(tmp_path / "in")
+    assert ExtractParams(input_uri="s3://b/in", output_uri="memory://out").output_uri == "memory://out"

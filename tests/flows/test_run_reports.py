@@ -4,6 +4,7 @@ page, the top entities per label, the progress bar, and the chart written with t
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from uuid import UUID
@@ -44,7 +45,8 @@ def test_a_run_publishes_its_summary_top_entities_progress_and_chart(
     summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
     assert summary.entities > 0, "the tiny model finds entities in the corpus"
     artifacts = run_artifacts(summary.run_id)
-    assert {SUMMARY_KEY, TOP_ENTITIES_KEY, PROGRESS_KEY, "extract-entities-contracts"} <= set(artifacts)
+    assert {SUMMARY_KEY, TOP_ENTITIES_KEY, PROGRESS_KEY} <= set(artifacts)
+    assert "extract-entities-contracts" not in artifacts, "the summary holds the contract sections: no copy"
     assert all(len(v) == 1 for v in artifacts.values()), "one of each per run"
 
     # The summary page: the counts, entities by label and language, throughput, the contract sections.
@@ -59,10 +61,12 @@ def test_a_run_publishes_its_summary_top_entities_progress_and_chart(
     assert f"**{summary.entities:,}** |" in md
     assert "## Contract results" in md and "| entities | v1 | " in md and "| not JSON | 1 |" in md
 
-    # The chart: a PNG with the run's outputs, linked from the page.
+    # The chart: a PNG with the run's outputs, embedded in the page (the UI renders a data URI;
+    # a browser would not open the file's own URI from it).
     png = out / "_manifest" / "reports" / f"run-{summary.run_id}" / "entities.png"
     assert png.read_bytes().startswith(PNG_SIGNATURE)
-    assert f"Chart: [entities.png](file://{png})" in md
+    embedded = md.split("](data:image/png;base64,", 1)[1].split(")", 1)[0]
+    assert base64.b64decode(embedded) == png.read_bytes() and f"`{png}`" in md
 
     # The top entities: rows for every label that has entities, counts within the label's total.
     [top] = artifacts[TOP_ENTITIES_KEY]

@@ -14,8 +14,9 @@ def test_the_chart_task_writes_the_png_under_the_runs_report_directory():
     root = f"memory://reports-{uuid.uuid4().hex}"
     summary = _summary(_two_batches(), output_uri=root)
     output = Location(uri=root)
-    uri = write_entity_chart.fn(output, summary)
+    chart = write_entity_chart.fn(output, summary)
     fs, path = output.open()
-    assert uri == fs.unstrip_protocol(f"{path}/_manifest/reports/run-run-1/entities.png")
-    assert fs.cat_file(f"{path}/_manifest/reports/run-run-1/entities.png").startswith(b"\x89PNG")
+    assert chart.uri == fs.unstrip_protocol(f"{path}/_manifest/reports/run-run-1/entities.png")
+    assert fs.cat_file(f"{path}/_manifest/reports/run-run-1/entities.png") == chart.png
+    assert chart.png.startswith(b"\x89PNG")
     fs.rm(path, recursive=True)

@@ -231,6 +231,24 @@ def test_the_summary_page_has_the_counts_the_entities_by_label_and_language_and_
     assert text.count("## Reconciliation") == 1 and "## Quarantine by reason" in text
 
 
+def test_the_summary_page_embeds_the_chart_and_links_the_top_entities_when_the_ui_is_known():
+    summary = _summary(_two_batches())
+    text = run_report.render_run_summary(
+        summary,
+        RESULTS,
+        status="completed",
+        chart_uri="s3://bucket/out/_manifest/reports/run-run-1/entities.png",
+        chart_png=b"\x89PNG-bytes",
+        top_entities_key="extract-entities-top-entities",
+        top_entities_url="http://prefect:4200/artifacts/key/extract-entities-top-entities",
+    )
+    assert "![Entities by label and language](data:image/png;base64,iVBORy1ieXRlcw==)" in text
+    assert "`s3://bucket/out/_manifest/reports/run-run-1/entities.png`" in text and "Chart: [" not in text
+    assert "[extract-entities-top-entities](http://prefect:4200/artifacts/key/extract-entities-top-entities)" in text
+    one = dataclasses.replace(summary, batches=1)
+    assert "1 batch committed" in run_report.render_run_summary(one, RESULTS, status="completed")
+
+
 def test_the_summary_page_of_a_failed_run_says_why_and_escapes_input():
     summary = dataclasses.replace(_summary(_two_batches(), run_label="a | b"), quarantine_reasons={"not JSON": 1})
     text = run_report.render_run_summary(summary, RESULTS, status="failed", error="BatchRejectedError: 3 | 4")
