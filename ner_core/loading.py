@@ -33,7 +33,7 @@ from ner_core.span_filter import FILTER_CONFIG, FILTER_WEIGHTS, SpanFilter, has_
 if TYPE_CHECKING:
     from span_marker import SpanMarkerConfig
 
-__all__ = ["NerModel", "load_model", "resolve_device", "clear_model_cache"]
+__all__ = ["NerModel", "load_model", "resolve_device", "clear_model_cache", "convert_to_safetensors"]
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +306,8 @@ def _weights_files(path: Path, ref: str, *, allow_pickle: bool) -> list[Path]:
         if name in _PICKLE_WEIGHTS and not allow_pickle:
             raise UnsafeCheckpointError(
                 f"only pickle weights ({name}) found; unpickling can run arbitrary code. "
-                "Convert the checkpoint to safetensors, or pass allow_pickle=True if you trust it",
+                f"Convert it to safetensors with `nerflow convert-checkpoint {path}` (it reads the tensors "
+                "without running any of the file's code), or load it with allow_pickle=True if you trust it",
                 ref=ref,
             )
         if name.endswith(".index.json"):
@@ -332,3 +333,33 @@ def _model_id(path: Path, weights: list[Path]) -> str:
             while chunk := f.read(1 << 24):
                 digest.update(chunk)
     return f"spanmarker-{digest.hexdigest()[:16]}"
+
+
+def convert_to_safetensors(path: str | Path) -> Path:
+    """Write ``model.safetensors`` beside a checkpoint's pickle weights (``pytorch_model.bin``).
+
+    The pickle is read with ``torch.load(weights_only=True)``: PyTorch's restricted unpickler
+    rebuilds tensors and plain containers and refuses anything else, so converting runs none
+    of the file's code. Sharded pickles (``pytorch_model.bin.index.json``) are not handled.
+
+    Returns:
+        The safetensors file written.
+
+    Raises:
+        UnsafeCheckpointError: No ``pytorch_model.bin``, or it holds more than tensors.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(path)
+    source, target = folder / "pytorch_model.bin", folder / "model.safetensors"
+    if not source.is_file():
+        raise UnsafeCheckpointError("no pytorch_model.bin to convert", ref=str(folder))
+    try:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UnsafeCheckpointError(f"pytorch_model.bin holds more than tensors: {e}", ref=str(folder)) from e
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UnsafeCheckpointError("pytorch_model.bin is not a state dict of tensors", ref=str(folder))
+    # safetensors stores no shared storage (tied weights): each tensor gets its own copy.
+    save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(target), metadata={"format": "pt"})
+    return target

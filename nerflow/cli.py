@@ -40,6 +40,20 @@ def _cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    from ner_core.errors import NerflowError
+    from ner_core.loading import convert_to_safetensors
+    from nerflow.errors import describe_error
+
+    try:
+        written = convert_to_safetensors(args.checkpoint)
+    except NerflowError as e:
+        print(f"nerflow convert-checkpoint: {describe_error(e)}", file=sys.stderr)
+        return 1
+    print(f"wrote {written}; the checkpoint now loads without allow_pickle")
+    return 0
+
+
 def _check_data_uris(uris: Sequence[str], storage_options: dict) -> None:
     """Fail before the flow starts (Prefect's server, the model) when a data file is missing."""
     from ner_core.labelled import expand_uri
@@ -600,6 +614,16 @@ def build_parser() -> argparse.ArgumentParser:
         "version", help="print the versions of nerflow and of the libraries that decide its results"
     )
     version.set_defaults(handler=_cmd_version)
+
+    convert = commands.add_parser(
+        "convert-checkpoint",
+        help="write model.safetensors beside a checkpoint's pickle weights, reading them without running code",
+        description="A checkpoint with only pytorch_model.bin is refused (unpickling can run arbitrary code). This "
+        "reads its tensors with PyTorch's restricted unpickler (weights_only), which runs none of the file's code, "
+        "and writes model.safetensors beside it.",
+    )
+    convert.add_argument("checkpoint", metavar="DIR", help="the checkpoint folder (holds pytorch_model.bin)")
+    convert.set_defaults(handler=_cmd_convert_checkpoint)
 
     train = commands.add_parser(
         "train", help="fine-tune a SpanMarker model (the train-model flow); resumes an interrupted run"

@@ -42,7 +42,9 @@ def test_model_id_is_stable_across_loads(tiny_wordpiece_model_dir):
 
 
 def test_pickle_only_checkpoint_is_refused(tiny_pickle_model_dir):
-    with pytest.raises(UnsafeCheckpointError, match=r"only pickle weights .*pytorch_model\.bin.*allow_pickle=True"):
+    with pytest.raises(
+        UnsafeCheckpointError, match=r"only pickle weights .*pytorch_model\.bin.*nerflow convert-checkpoint"
+    ):
         load_model(tiny_pickle_model_dir)
     model = load_model(tiny_pickle_model_dir, allow_pickle=True)
     assert model.labels[model.outside_id] == "O"
@@ -157,3 +159,30 @@ def test_new_training_model_does_not_warn_about_mistral_regex(large_vocab_model_
         marker_max_length=32,
     )
     assert "fix_mistral_regex" not in transformers_log()
+
+
+def test_a_pickle_checkpoint_converted_to_safetensors_loads_and_predicts_the_same(tiny_pickle_model_dir, tmp_path):
+    import shutil
+
+    from ner_core import NerEngine
+    from ner_core.loading import convert_to_safetensors
+    from nerflow.cli import main
+
+    folder = tmp_path / "converted"
+    shutil.copytree(tiny_pickle_model_dir, folder)
+    assert main(["convert-checkpoint", str(folder)]) == 0
+    assert (folder / "model.safetensors").exists()
+    text = "Angela Merkel visited Paris with Siemens."
+    trusted = NerEngine(load_model(tiny_pickle_model_dir, allow_pickle=True)).predict_text(text, doc_id="d")
+    converted = NerEngine(load_model(folder)).predict_text(text, doc_id="d")
+    assert [(e.start, e.end, e.label, round(e.score, 5)) for e in converted.entities] == [
+        (e.start, e.end, e.label, round(e.score, 5)) for e in trusted.entities
+    ]
+    # Anything but a state dict of tensors is refused, without running it.
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    import torch
+
+    torch.save({"w": torch.zeros(1), "code": print}, evil / "pytorch_model.bin")
+    with pytest.raises(UnsafeCheckpointError, match="more than tensors"):
+        convert_to_safetensors(evil)
