@@ -14,6 +14,7 @@ Atomic publication differs by backend, on purpose:
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import posixpath
@@ -37,7 +38,7 @@ __all__ = [
     "SAFE_CREDENTIALS",
     "inside",
     "require_input",
-    "unreadable_key",
+    "unreadable_object",
     "filesystem",
     "join",
     "list_objects",
@@ -305,17 +306,35 @@ def require_input(fs: AbstractFileSystem, root: str) -> None:
         raise InputNotFoundError("no file or prefix at the input URI", uri=uri)
 
 
-def unreadable_key(fs: AbstractFileSystem, path: str) -> str | None:
-    """Why an object that was listed cannot be fetched by its name, or None.
+def unreadable_object(fs: AbstractFileSystem, path: str) -> str | None:
+    """Why an object that was listed cannot be read as a file, or None.
 
-    s3fs reads "?versionId=" in a key as a version id, so "a.txt?versionId=1.txt" would fetch
-    "a.txt" (or nothing): such objects are named, never read as someone else's bytes.
+    On a local disk a listed name may be a symlink loop, a dangling symlink or (through a
+    symlink) a directory: reading it fails the same way on every attempt and in every later
+    run, so it is named here and quarantined, never retried. s3fs reads "?versionId=" in a key
+    as a version id, so "a.txt?versionId=1.txt" would fetch "a.txt" (or nothing): such objects
+    are named too, never read as someone else's bytes.
     """
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     if "?versionId=" in path and {"s3", "s3a"} & set(protocols):
         return (
             "unsupported object key: s3fs reads '?versionId=' in a key as a version id, so it cannot fetch this object"
         )
+    if is_local(fs):
+        return _local_problem(path)
+    return None
+
+
+def _local_problem(path: str) -> str | None:
+    try:
+        if os.path.isdir(path):
+            return "is a directory: a directory (or a symlink to one) named like a file, not an object to read"
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop: the symlink resolves to itself, there is nothing to read"
+        if e.errno == errno.ENOENT and os.path.islink(path):
+            return f"dangling symlink: its target {os.readlink(path)!r} does not exist"
     return None
 
 

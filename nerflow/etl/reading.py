@@ -183,6 +183,10 @@ def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -
             that no longer exists is quarantined instead (see the module docstring).
     """
     out = _Collector(obj, config)
+    problem = storage.unreadable_object(fs, obj.path)  # before the name: a loop named x.jsonl is no JSONL
+    if problem is not None:
+        out.bad(None, None, problem, None)
+        return out.frames()
     fmt = detect_format(obj.relpath, config.input_format)
     if fmt is None:
         # Not fetched: an unsupported object may be large (a video, an archive) and no
@@ -194,10 +198,6 @@ def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -
             "use .jsonl, .ndjson, .parquet or .txt (optionally .gz)",
             None,
         )
-        return out.frames()
-    key_problem = storage.unreadable_key(fs, obj.path)
-    if key_problem is not None:
-        out.bad(None, None, key_problem, None)
         return out.frames()
     try:
         data = storage.read_bytes(fs, obj.path)

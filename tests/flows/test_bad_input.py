@@ -75,6 +75,9 @@ class Case:
         data: The file's bytes.
         kept: doc_id -> expected status of every ``documents`` row of the file.
         quarantined: ``(record, reason prefix, stage)`` of every quarantine row of the file.
+        link: Make ``file`` a symlink to this path (relative to the folder holding the input,
+            or to the link itself when it starts with ``./``) instead of writing ``data``
+            (the data then goes to the target, if it is under ``elsewhere/``).
     """
 
     name: str
@@ -82,6 +85,7 @@ class Case:
     data: bytes
     kept: dict[str, str] = field(default_factory=dict)
     quarantined: tuple[tuple[int | None, str, str], ...] = ()
+    link: str | None = None
 
 
 CASES = [
@@ -235,6 +239,37 @@ CASES = [
         _jsonl(_good("v1")),
         quarantined=((None, "object vanished", "read"),),
     ),
+    # Symlinks on a local disk: one that works is read through; the others fail the same way
+    # every time, so each is a quarantine row, never a retried task and a failed run.
+    Case(
+        "symlink-to-a-file",
+        "cases/linked.jsonl",
+        _jsonl(_good("lk1")),
+        kept={"lk1": "ok"},
+        link="elsewhere/linked_target.jsonl",
+    ),
+    Case(
+        "symlink-to-a-directory-named-like-a-file",
+        "cases/dir_link.jsonl",
+        _jsonl(_good("never")),
+        quarantined=((None, "is a directory", "read"),),
+        link="elsewhere/a_directory.jsonl/",
+    ),
+    Case("symlink-loop", "cases/loop.jsonl", b"", quarantined=((None, "symlink loop", "read"),), link="./loop.jsonl"),
+    Case(
+        "symlink-loop-without-a-suffix",
+        "cases/loop_no_suffix",
+        b"",
+        quarantined=((None, "symlink loop", "read"),),
+        link="./loop_no_suffix",
+    ),
+    Case(
+        "dangling-symlink",
+        "cases/dangling.jsonl",
+        b"",
+        quarantined=((None, "dangling symlink", "read"),),
+        link="elsewhere/missing.jsonl",
+    ),
 ]
 GOOD_FILES = {"good/news.jsonl": _jsonl(_good("g1"), _good("g2"), _good("g3")), "good/notes.txt": GOOD.encode()}
 VANISHING = "cases/vanishing.jsonl"
@@ -270,9 +305,22 @@ def _rss_sampler(stop: threading.Event, peak: list[int]) -> None:
 def run(prefect_harness, tiny_wordpiece_model_dir, tmp_path_factory) -> Run:
     root = tmp_path_factory.mktemp("bad-input")
     inp, out = root / "in", root / "out"
-    for rel, data in {**{c.file: c.data for c in CASES}, **GOOD_FILES}.items():
+    for rel, data in {**{c.file: c.data for c in CASES if c.link is None}, **GOOD_FILES}.items():
         (inp / rel).parent.mkdir(parents=True, exist_ok=True)
         (inp / rel).write_bytes(data)
+    for case in (c for c in CASES if c.link is not None):
+        link = inp / case.file
+        if case.link.startswith("./"):
+            link.symlink_to(case.link[2:])
+            continue
+        target = root / case.link.rstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if case.link.endswith("/"):
+            target.mkdir()
+            (target / "inside.jsonl").write_bytes(case.data)
+        elif case.data:
+            target.write_bytes(case.data)
+        link.symlink_to(target)
 
     real_list = storage.list_objects
 
@@ -365,7 +413,8 @@ def test_every_good_document_comes_out_and_the_run_reconciles(run):
     s = run.summary
     assert s.docs_in == s.docs_ok + s.docs_empty + s.docs_quarantined == len(run.documents) + len(run.quarantine)
     assert s.entities == len(run.entities) == sum(d["n_entities"] for d in run.documents)
-    assert s.objects_processed == len(CASES) + len(GOOD_FILES) and s.objects_ignored == 1
+    # Ignored: no reader for the name (report.pdf, loop_no_suffix); processed all the same, one row each.
+    assert s.objects_processed == len(CASES) + len(GOOD_FILES) and s.objects_ignored == 2
     expected_quarantine = sum(len(c.quarantined) for c in CASES)
     assert s.docs_quarantined == expected_quarantine
     check_output(str(run.out), ids)

@@ -38,9 +38,9 @@ def test_a_key_s3fs_would_read_as_a_version_id_is_named_not_fetched():
     import s3fs
 
     s3 = s3fs.S3FileSystem(anon=True)
-    assert "versionId" in storage.unreadable_key(s3, "bucket/docs/y.txt?versionId=1.txt")
-    assert storage.unreadable_key(s3, "bucket/docs/y.txt?v=1.txt") is None
-    assert storage.unreadable_key(__import__("fsspec").filesystem("memory"), "/docs/y.txt?versionId=1.txt") is None
+    assert "versionId" in storage.unreadable_object(s3, "bucket/docs/y.txt?versionId=1.txt")
+    assert storage.unreadable_object(s3, "bucket/docs/y.txt?v=1.txt") is None
+    assert storage.unreadable_object(__import__("fsspec").filesystem("memory"), "/docs/y.txt?versionId=1.txt") is None
 
 
 def test_inside_compares_whole_path_segments():

@@ -347,7 +347,7 @@ def test_an_s3_key_with_a_version_id_is_quarantined_unread(make_batch, memfs, mo
 
     fs, _ = memfs
     monkeypatch.setattr(
-        reading.storage, "unreadable_key", lambda fs, path: "unsupported object key: x" if "?" in path else None
+        reading.storage, "unreadable_object", lambda fs, path: "unsupported object key: x" if "?" in path else None
     )
     read = read_batch(fs, make_batch({"y.txt?versionId=1.txt": b"Kyiv", "y.txt": b"Warsaw"}), ReadConfig())
     assert read.records.get_column("text").to_list() == ["Warsaw"]
