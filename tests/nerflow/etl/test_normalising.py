@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from nerflow.etl.normalising import NormaliseConfig, detect_languages, normalise_batch, normalise_text_expr
 from nerflow.etl.quarantine import QUARANTINE_SCHEMA
 from nerflow.etl.reading import RECORD_SCHEMA, ReadBatch
+from tests.conftest import REPO_ROOT
 
 
 def _norm(text: str) -> str:
@@ -116,13 +117,12 @@ def test_repeated_doc_ids_in_a_batch_are_quarantined_not_lost():
 
 
 def test_the_shipped_examples_read_cleanly_and_languages_match_their_ids():
-    from pathlib import Path
 
     from nerflow import storage
     from nerflow.etl.listing import BatchingConfig, group_batches
     from nerflow.etl.reading import ReadConfig, read_batch
 
-    fs, root = storage.filesystem(str(Path(__file__).resolve().parents[2] / "examples" / "documents"))
+    fs, root = storage.filesystem(str(REPO_ROOT / "examples" / "documents"))
     [batch] = group_batches(storage.list_objects(fs, root), BatchingConfig(batch_bytes=1 << 30))
     read = read_batch(fs, batch, ReadConfig())
     assert read.quarantine.height == 0 and read.records.height == 50
