@@ -21,7 +21,7 @@ from nerflow.etl.formats import InputFormat
 from nerflow.etl.listing import BatchingConfig
 from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig
 from nerflow.etl.ray_runner import RaySettings
-from nerflow.etl.reading import FieldMapping, ReadConfig
+from nerflow.etl.reading import MAX_DOCUMENT_CHARS, FieldMapping, ReadConfig
 from nerflow.etl.tables import EmbeddingDtype
 from nerflow.etl.validating import ValidateConfig
 from nerflow.storage import Location, check_protocol, is_local_path, refuse_credentials
@@ -63,6 +63,11 @@ class ExtractParams(BaseModel):
     )
     batch_docs: int = Field(1000, ge=1, description="Most documents per batch (text files count one each)")
     batch_bytes: int = Field(64 << 20, ge=1, description="Most input bytes per batch")
+    max_document_chars: int = Field(
+        MAX_DOCUMENT_CHARS,
+        ge=1,
+        description="Longest document text, in characters; a longer one is quarantined with its size",
+    )
     languages: tuple[str, ...] = Field(
         REFERENCE_LANGUAGES, min_length=1, description="ISO 639-1 codes language detection chooses from"
     )
@@ -210,7 +215,9 @@ class ExtractParams(BaseModel):
         )
 
     def reading(self) -> ReadConfig:
-        return ReadConfig(input_format=self.input_format, fields=self.fields)
+        return ReadConfig(
+            input_format=self.input_format, fields=self.fields, max_document_chars=self.max_document_chars
+        )
 
     def normalising(self) -> NormaliseConfig:
         return NormaliseConfig(languages=tuple(self.languages))

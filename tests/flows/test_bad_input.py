@@ -459,14 +459,21 @@ def _big_document(size: int) -> str:
 @pytest.mark.slow
 def test_a_20_mb_document_goes_through_in_memory_in_proportion(prefect_harness, tiny_wordpiece_model_dir, tmp_path):
     def params(inp: Path, out: Path) -> ExtractParams:
-        return ExtractParams(input_uri=str(inp), output_uri=str(out), model=str(tiny_wordpiece_model_dir), device="cpu")
+        # Above the default max_document_chars (10 M): what a run that raises it pays.
+        return ExtractParams(
+            input_uri=str(inp),
+            output_uri=str(out),
+            model=str(tiny_wordpiece_model_dir),
+            device="cpu",
+            max_document_chars=size,
+        )
 
+    size = 20 << 20
     # Warm up: Prefect, the model and GX loaded, so the measure below is what the document costs.
     (tmp_path / "warm").mkdir()
     (tmp_path / "warm" / "a.jsonl").write_bytes(_jsonl(_good("w")))
     extract_entities(params(tmp_path / "warm", tmp_path / "warm-out"))
 
-    size = 20 << 20
     inp = tmp_path / "in"
     inp.mkdir()
     (inp / "big.txt").write_text(_big_document(size))

@@ -116,6 +116,28 @@ def test_bad_jsonl_records_go_to_quarantine_with_reasons(make_batch, memfs):
     assert read.docs_in == 7
 
 
+def test_a_document_longer_than_the_limit_is_quarantined_with_its_size(make_batch, memfs):
+    fs, _ = memfs
+    batch = make_batch(
+        {
+            "d.jsonl": _jsonl({"id": "short", "text": "x" * 10}, {"id": "long", "text": "y" * 11}),
+            "t.txt": "z" * 12,
+            "p.parquet": _parquet(pa.table({"id": ["pl"], "text": ["w" * 11]})),
+        }
+    )
+    read = read_batch(fs, batch, ReadConfig(max_document_chars=10))
+    assert read.records.get_column("doc_id").to_list() == ["short"]
+    reasons = {r["doc_id"]: r["reason"] for r in read.quarantine.to_dicts()}
+    assert reasons == {
+        "long": "document too long: 11 characters, more than max_document_chars (10)",
+        "t": "document too long: 12 characters, more than max_document_chars (10)",
+        "pl": "document too long: 11 characters, more than max_document_chars (10)",
+    }
+    assert read.docs_in == 4
+    with pytest.raises(ValueError, match="max_document_chars must be positive"):
+        ReadConfig(max_document_chars=0)
+
+
 def test_a_broken_gzip_stream_quarantines_the_object(make_batch, memfs):
     fs, _ = memfs
     broken = gzip.compress(_jsonl({"id": "a", "text": "x"}).encode())[:-12]
