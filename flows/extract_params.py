@@ -61,7 +61,14 @@ class ExtractParams(BaseModel):
         None,
         description="Only input objects last written before this time (UTC when no zone is given)",
     )
-    batch_docs: int = Field(1000, ge=1, description="Most documents per batch (text files count one each)")
+    # The name stays (deployments send it); what it bounds is said: objects are batched before
+    # they are read, so a JSONL or Parquet file is one, whatever its records.
+    batch_docs: int = Field(
+        1000,
+        ge=1,
+        description="Most input objects (files) per batch: a text file is one document, a JSONL or Parquet "
+        "file counts as one however many records it holds (batch_bytes bounds those)",
+    )
     batch_bytes: int = Field(64 << 20, ge=1, description="Most input bytes per batch")
     max_document_chars: int = Field(
         MAX_DOCUMENT_CHARS,

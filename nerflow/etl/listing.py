@@ -41,8 +41,9 @@ class BatchingConfig:
     """How to cut the input into batches.
 
     Attributes:
-        batch_docs: Most documents per batch (where countable before reading, see the module
-            docstring).
+        batch_docs: Most objects per batch: documents where the listing can count them (a
+            text file is one), else files (a JSONL or Parquet file is one until it is read; see
+            the module docstring).
         batch_bytes: Most input bytes per batch; an object larger than this is a batch alone.
         input_format: One of :data:`nerflow.etl.formats.FORMATS`.
         modified_after: Only objects last written at or after this time (naive: UTC).
