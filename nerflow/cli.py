@@ -739,6 +739,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EPHEMERAL_STARTUP_SECONDS = 120
+"""How long ``nerflow`` waits for Prefect's temporary server to start (Prefect's own default: 20)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     import os
@@ -746,6 +750,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Prefect's temporary server sends telemetry by default; on the offline machines nerflow
     # is built for, that logs an ERROR line into every run. Setting the variable turns it back on.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect gives its temporary server 20 s to answer; a busy 2-core machine took longer
+    # ("Timed out while attempting to connect to ephemeral Prefect API server") and the run
+    # failed before it began. Setting the variable chooses another wait.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
     args = build_parser().parse_args(argv)
     # What a user got wrong (a missing file, a misspelt config key, a bad URI) is one line,
     # not a traceback; bugs still raise.

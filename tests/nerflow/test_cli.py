@@ -276,3 +276,14 @@ def test_without_verbose_the_console_is_quiet_and_the_server_still_gets_info_log
     cli.build_parser().parse_args(["run", "in", "out"])
     assert os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "CRITICAL"
     assert "PREFECT_LOGGING_LEVEL" not in os.environ  # INFO: the API handler sends the run's logs
+
+
+def test_the_temporary_server_gets_time_to_start_on_a_busy_machine(monkeypatch):
+    from nerflow import cli
+
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    assert main(["version"]) == 0
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == str(cli.EPHEMERAL_STARTUP_SECONDS)
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    assert main(["version"]) == 0
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "300"  # the operator's choice wins
