@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypedDict
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE, CachePolicy
@@ -21,7 +23,7 @@ from tasks._retry import IO_RETRIES, IO_RETRY_DELAYS, retry_if_transient
 if TYPE_CHECKING:
     from prefect.tasks import RetryConditionCallable
 
-__all__ = ["hold_output", "recover_output", "retract_changed", "write_batch", "write_run_record"]
+__all__ = ["hold_output", "mark_crashed", "recover_output", "retract_changed", "write_batch", "write_run_record"]
 
 
 class _IOOptions(TypedDict):
@@ -46,8 +48,34 @@ def hold_output(output: Location, run_id: str) -> Iterator[None]:
     """Hold the output's writer lease for the run: a second run on it is refused
     (:mod:`nerflow.etl.lease`)."""
     fs, root = output.open()
-    with OutputLease(fs, root, holder=f"flow run {run_id}"):
+    with OutputLease(fs, root, holder=f"flow run {run_id}", run_id=run_id) as lease:
+        dead = (lease.taken_over or {}).get("run_id")
+        if dead:
+            mark_crashed(dead, f"its writer lease on {output.display()} was taken over by flow run {run_id}")
         yield
+
+
+def mark_crashed(flow_run_id: str, why: str) -> None:
+    """Set a dead run's flow run to Crashed, so that the UI stops showing it as Running.
+
+    Best effort: the run may belong to another Prefect server, or be gone; a run that reached
+    a final state (it ended, but its lease was left behind) keeps it.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(flow_run_id)).state
+            if state is not None and state.is_final():
+                return
+            client.set_flow_run_state(
+                UUID(flow_run_id), Crashed(message=f"{why}, at {now}: the run had died"), force=True
+            )
+        get_run_logger().warning("flow run %s marked Crashed: %s", flow_run_id, why)
+    except Exception as e:  # noqa: BLE001 (best effort: this run goes on whatever the old one's state)
+        get_run_logger().warning("could not mark flow run %s as Crashed: %s", flow_run_id, e)
 
 
 @task(name="recover-output", **_IO)

@@ -49,6 +49,8 @@ class OutputLease:
         fs: The output filesystem.
         root: The output path.
         holder: Who holds it, for the message another run prints (the flow run id).
+        run_id: The holder's flow run id, recorded so that a run taking the lease over from
+            a dead one can name it (:attr:`taken_over` holds the dead run's record).
         expires_after: Seconds without renewal after which the lease may be taken over.
         renew_every: Seconds between renewals (a daemon thread).
     """
@@ -59,11 +61,13 @@ class OutputLease:
         root: str,
         *,
         holder: str,
+        run_id: str | None = None,
         expires_after: float = EXPIRES_AFTER,
         renew_every: float = RENEW_EVERY,
     ) -> None:
         self.fs, self.root, self.path = fs, root, lease_path(root)
-        self.holder, self.expires_after, self.renew_every = holder, expires_after, renew_every
+        self.holder, self.run_id, self.expires_after, self.renew_every = holder, run_id, expires_after, renew_every
+        self.taken_over: dict | None = None
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -74,6 +78,7 @@ class OutputLease:
             {
                 "token": self.token,
                 "holder": self.holder,
+                "run_id": self.run_id,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "started_at": started or now,
@@ -131,6 +136,7 @@ class OutputLease:
                 ) from None
             logger.warning("taking over the writer lease of a run that is gone: %s", held)
             storage.write_bytes_atomic(self.fs, self.path, self._record())
+            self.taken_over = held or {}
         except (OSError, ValueError) as e:
             raise StorageError(
                 f"could not create the writer lease: {e}", uri=self.fs.unstrip_protocol(self.path)

@@ -685,3 +685,46 @@ def test_local_paths_are_recorded_absolute(tmp_path, monkeypatch):
     assert (p.input_uri, p.output_uri) == (str(tmp_path / "in"), str(tmp_path / "out"))
     assert json.loads(p.recorded())["input_uri"] == str(tmp_path / "in")
     assert ExtractParams(input_uri="s3://b/in", output_uri="memory://out").output_uri == "memory://out"
+
+
+def test_a_run_that_takes_over_a_dead_runs_lease_marks_that_run_crashed(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path
+):
+    import socket
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from nerflow.etl.lease import lease_path
+
+    @flow(name="killed-extract-entities")
+    def killed() -> None:  # stands in for a run killed with -9: its flow run stays Running
+        pass
+
+    with get_client(sync_client=True) as client:
+        dead = client.create_flow_run(killed, state=Running())
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    inp, out = write_corpus(tmp_path / "in"), tmp_path / "out"
+    lease = Path(lease_path(str(out)))
+    lease.parent.mkdir(parents=True)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    lease.write_text(
+        json.dumps(
+            {
+                "token": "dead",
+                "holder": f"flow run {dead.id}",
+                "run_id": str(dead.id),
+                "host": socket.gethostname(),
+                "pid": gone.pid,
+                "started_at": now,
+                "renewed_at": now,
+            }
+        )
+    )
+    summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir))
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(dead.id).state
+    assert state.type.value == "CRASHED"
+    assert f"taken over by flow run {summary.run_id}" in state.message and str(out) in state.message
