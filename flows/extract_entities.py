@@ -37,6 +37,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
+from flows.credentials import storage_credentials
 from flows.extract_params import ExtractParams
 from flows.extraction_run import ExtractionRun, prefetched
 from flows.ner_runners import annotate_round, ner_runner
@@ -67,9 +68,10 @@ def extract_entities(params: ExtractParams) -> RunSummary:
         ReconciliationError: A batch's counts did not add up.
         ContractViolationError: A table broke its contract in a way quarantine cannot fix.
     """
-    source, output = params.source(), params.output()
+    credentials = storage_credentials(params.storage_credentials_block)  # never a parameter
+    source, output = params.source(credentials), params.output(credentials)
     read_config, normalise_config, annotate_config = params.reading(), params.normalising(), params.annotating()
-    run = ExtractionRun.begin(params, run_id=str(flow_run.id))
+    run = ExtractionRun.begin(params, run_id=str(flow_run.id), source=source, output=output)
 
     def read_and_normalise(batch: Batch) -> PrefectFuture[NormalisedBatch]:
         # Prefect hands a task the value of a future passed to it; its stubs take the value only.

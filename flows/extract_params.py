@@ -9,6 +9,7 @@ test (docs/architecture.md).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -126,6 +127,11 @@ class ExtractParams(BaseModel):
 
     # Output
     output_storage_options: StorageOptions | None = Field(None, description="fsspec options for the output")
+    storage_credentials_block: str | None = Field(
+        None,
+        description="Name of a Prefect Secret block whose value is a JSON object of fsspec credentials "
+        "(key, secret, token); read inside the run and added to the storage options of input and output",
+    )
     max_failure_rate: float = Field(
         0.05,
         ge=0.0,
@@ -178,6 +184,7 @@ class ExtractParams(BaseModel):
         "overlap_tokens",
         "ray_address",
         "run_label",
+        "storage_credentials_block",
         mode="before",
     )
     @classmethod
@@ -205,12 +212,14 @@ class ExtractParams(BaseModel):
 
     # Conversions to the stages' frozen configs, done once at the flow's edge.
 
-    def source(self) -> Location:
-        return Location(uri=self.input_uri, storage_options=self.storage_options)
+    def source(self, credentials: Mapping[str, Any] | None = None) -> Location:
+        """The input; ``credentials`` (from :func:`flows.credentials.storage_credentials`) added."""
+        return Location(uri=self.input_uri, storage_options={**self.storage_options, **(credentials or {})})
 
-    def output(self) -> Location:
+    def output(self, credentials: Mapping[str, Any] | None = None) -> Location:
+        """The output; ``credentials`` added."""
         options = self.output_storage_options if self.output_storage_options is not None else self.storage_options
-        return Location(uri=self.output_uri, storage_options=options)
+        return Location(uri=self.output_uri, storage_options={**options, **(credentials or {})})
 
     def batching(self) -> BatchingConfig:
         return BatchingConfig(

@@ -31,6 +31,7 @@ from nerflow.etl.report import BatchReport, RunSummary, summarise
 from nerflow.etl.run_record import run_record
 from nerflow.etl.tables import RunContext
 from nerflow.etl.validating import BatchValidation, ValidateConfig, ValidatedBatch, contract_results
+from nerflow.storage import Location
 from tasks.reporting import (
     RunProgress,
     advance_progress,
@@ -58,6 +59,8 @@ class ExtractionRun:
     params: ExtractParams
     context: RunContext
     started: datetime
+    source: Location
+    output: Location
     plan: Plan = field(default_factory=lambda: Plan(batches=(), listed=0, skipped=(), ignored=(), changed=()))
     model: ModelInfo | None = None
     devices: tuple[str, ...] = ()
@@ -71,12 +74,12 @@ class ExtractionRun:
     _writing: list[PrefectFuture[BatchReport]] = field(default_factory=list)
 
     @classmethod
-    def begin(cls, params: ExtractParams, run_id: str) -> ExtractionRun:
+    def begin(cls, params: ExtractParams, run_id: str, *, source: Location, output: Location) -> ExtractionRun:
         started = datetime.now(UTC)
         context = RunContext(
             run_id=run_id, ingest_date=started.date().isoformat(), embedding_dtype=params.embedding_dtype
         )
-        return cls(params=params, context=context, started=started)
+        return cls(params=params, context=context, started=started, source=source, output=output)
 
     @property
     def validate_config(self) -> ValidateConfig:
@@ -123,10 +126,10 @@ class ExtractionRun:
         results = contract_results(self._validations, self.validate_config, versions=self._contract_versions())
         status = "completed" if self.error is None else "failed"
         failure = None if self.error is None else describe_error(self.error)
-        write_run_record(self.params.output(), self._record(summary, results, status))
+        write_run_record(self.output, self._record(summary, results, status))
         if self._progress is not None:
             finish_progress(self._progress, status)
-        chart = write_entity_chart(self.params.output(), summary)
+        chart = write_entity_chart(self.output, summary)
         publish_run_summary(summary, results, status, failure, chart)
         publish_top_entities(summary)
         self._log(summary)
@@ -135,7 +138,7 @@ class ExtractionRun:
         return summary
 
     def _summary(self) -> RunSummary:
-        root = self.params.output().display().rstrip("/")
+        root = self.output.display().rstrip("/")
         tables = ["documents", "entities", "quarantine", "_manifest"]
         if self.params.embeddings != "none":
             tables.append("entity_embeddings")
@@ -143,8 +146,8 @@ class ExtractionRun:
             self._reports,
             run_id=self.context.run_id,
             run_label=self.params.run_label,
-            input_uri=self.params.source().display(),
-            output_uri=self.params.output().display(),
+            input_uri=self.source.display(),
+            output_uri=self.output.display(),
             model_id=self.model.model_id if self.model else "",
             devices=self.devices,
             listed=self.plan.listed,

@@ -728,3 +728,42 @@ def test_a_run_that_takes_over_a_dead_runs_lease_marks_that_run_crashed(
         state = client.read_flow_run(dead.id).state
     assert state.type.value == "CRASHED"
     assert f"taken over by flow run {summary.run_id}" in state.message and str(out) in state.message
+
+
+def test_credentials_from_a_secret_block_reach_storage_and_nothing_else(
+    prefect_harness, tiny_wordpiece_model_dir, s3, monkeypatch
+):
+    from prefect.artifacts import Artifact
+    from prefect.blocks.system import Secret
+    from prefect.client.orchestration import get_client
+
+    fs, _ = storage.filesystem("s3://nerflow", s3)
+    for rel, data in corpus_files().items():
+        fs.pipe_file(f"nerflow/creds-in/{rel}", data)
+    # The block holds the key and secret, and the endpoint too: the run reaches the store only
+    # if the block's options were used (its parameters name no endpoint).
+    key, secret = "AKIABLOCKKEY0000EXAMPLE", "blocksecretvalue0000EXAMPLE"
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    Secret(value={"key": key, "secret": secret, **s3}).save("nerflow-test-s3", overwrite=True)
+    p = ExtractParams(
+        input_uri="s3://nerflow/creds-in",
+        output_uri="s3://nerflow/creds-out",
+        model=str(tiny_wordpiece_model_dir),
+        device="cpu",
+        storage_credentials_block="nerflow-test-s3",
+    )
+    summary = extract_entities(p)
+    assert summary.objects_processed == 5
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")  # the test's own reads
+    check_output("s3://nerflow/creds-out", DOC_IDS, s3)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(summary.run_id)
+    seen = [
+        json.dumps(run.parameters, default=str),
+        *(r["parameters"] for r in read_table("s3://nerflow/creds-out", "_manifest/runs", s3).to_pylist()),
+        Artifact.get("extract-entities-summary").data,
+    ]
+    assert not [text for text in seen if key in text or secret in text]
+    assert "nerflow-test-s3" in seen[0]  # the block's name is a parameter, its value is not
