@@ -103,6 +103,16 @@ def render(r: dict) -> str:
             f"- {design}: threshold {p['threshold']:.3g}, {p['spans_per_word']:.3f} spans per word, "
             f"trained in {d['seconds_training']:.0f} s"
         )
+    ranked = sorted(r["designs"].items(), key=lambda kv: kv[1]["operating_point"]["spans_per_word"])
+    if len(ranked) > 1:
+        (best, b), (other, o) = ranked[0], ranked[1]
+        ratio = o["operating_point"]["spans_per_word"] / b["operating_point"]["spans_per_word"]
+        lines += [
+            "",
+            f"**Choice: {best}.** At the same recall of exact mode's entities it scores {ratio:.1f}x fewer candidate "
+            f"spans than {other}, and the marker pass is where the time goes; its longer training (once per model) "
+            "does not count against it.",
+        ]
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
