@@ -767,3 +767,11 @@ def test_credentials_from_a_secret_block_reach_storage_and_nothing_else(
     ]
     assert not [text for text in seen if key in text or secret in text]
     assert "nerflow-test-s3" in seen[0]  # the block's name is a parameter, its value is not
+    # Nor the server's database: flow runs, task runs, logs, artifacts; the block's own value is
+    # stored encrypted (Prefect encrypts block documents at rest).
+    import prefect.settings
+
+    db = Path(prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split(":///", 1)[1])
+    stored = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    assert b"nerflow-test-s3" in stored, "the database holds the run (and the block's name)"
+    assert key.encode() not in stored and secret.encode() not in stored
