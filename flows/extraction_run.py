@@ -63,7 +63,7 @@ class ExtractionRun:
     output: Location
     plan: Plan = field(default_factory=lambda: Plan(batches=(), listed=0, skipped=(), ignored=(), changed=()))
     model: ModelInfo | None = None
-    devices: tuple[str, ...] = ()
+    ner: NerRunner | None = None
     error: Exception | None = None
     claimed: set[str] = field(default_factory=set)
     """doc_ids of this run so far: the first readable record of an id wins."""
@@ -92,7 +92,7 @@ class ExtractionRun:
         self._progress = start_progress(plan)
 
     def loaded(self, ner: NerRunner, model: ModelInfo | None) -> None:
-        self.devices, self.model = ner.devices, model
+        self.ner, self.model = ner, model
 
     def validated(self, validated: ValidatedBatch) -> ValidatedBatch:
         """Count the batch's contract results; its doc_ids are taken for the batches after it."""
@@ -149,7 +149,8 @@ class ExtractionRun:
             input_uri=self.source.display(),
             output_uri=self.output.display(),
             model_id=self.model.model_id if self.model else "",
-            devices=self.devices,
+            # Read at the end: a Ray runner knows its devices once it reached the cluster.
+            devices=self.ner.devices if self.ner else (),
             listed=self.plan.listed,
             skipped=len(self.plan.skipped),
             ignored=len(self.plan.ignored),
