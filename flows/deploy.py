@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.extract_entities import ExtractParams, extract_entities
+from nerflow.storage import is_local_path
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -98,11 +99,11 @@ def deployment_parameters(
     }
     values.update(overrides or {})
     # A worker runs the flow in a directory of its own (a temporary one for process pools):
-    # local paths must not depend on where the deployment was made.
-    for name in ("input_uri", "output_uri", "model"):
-        value = values.get(name)
-        if isinstance(value, str) and value and "://" not in value and (name != "model" or os.path.exists(value)):
-            values[name] = os.path.abspath(value)
+    # local paths must not depend on where the deployment was made. ExtractParams makes the
+    # input and output absolute; a model is a path only when it exists (else a hub id).
+    model = values.get("model")
+    if isinstance(model, str) and model and is_local_path(model) and os.path.exists(model):
+        values["model"] = os.path.abspath(model)
     params = ExtractParams(**values)
     return {PARAMETER: params.model_dump(mode="json", exclude_unset=True)}
 
