@@ -1,21 +1,7 @@
 """Normalise document text with Polars, detect missing languages, digest the result.
 
-The normalised text is what the model sees and what the ``documents`` table keeps, so every
-entity offset refers to it. The rules, in order:
-
-1. Line breaks unified: ``\\r\\n``, ``\\r``, vertical tab, form feed, the information
-   separators U+001C..U+001F, NEL, U+2028 and U+2029 all become ``\\n``. (Deleting them
-   instead would glue the words on either side together.)
-2. Every other control character (Unicode ``Cc``) except ``\\t`` and ``\\n`` is removed.
-3. Horizontal whitespace runs collapse to one character: a tab if the run holds one, else a
-   space (no-break and other ``Zs`` spaces included).
-4. Spaces and tabs around a line break are removed; three or more line breaks become two, so
-   a paragraph break stays a paragraph break.
-5. Leading and trailing whitespace is stripped.
-6. Unicode NFC, last, because removing a control character can leave a base letter next to
-   a combining mark that only now composes.
-
-Format characters (``Cf``: zero-width joiners, soft hyphens) are kept: some scripts need them.
+The text rules are in :mod:`nerflow.etl.normal_form` (every entity offset refers to the
+normalised text).
 
 A document whose normalised text is empty is kept with status ``"empty"``. A document whose
 ``doc_id`` repeats one earlier in the same batch is quarantined (stage ``"normalise"``): the
@@ -47,6 +33,7 @@ from functools import lru_cache
 import polars as pl
 
 from data_contracts.schemas import UNKNOWN_LANG
+from nerflow.etl.normal_form import normalise_text_expr
 from nerflow.etl.quarantine import NORMALISE, quarantine_rows
 from nerflow.etl.reading import ReadBatch
 
@@ -78,12 +65,6 @@ DOCUMENT_SCHEMA = pl.Schema(
     }
 )
 
-_LINE_BREAKS = r"\r\n?|[\x{0B}\x{0C}\x{1C}-\x{1F}\x{85}\x{2028}\x{2029}]"
-_CONTROLS = r"[\p{Cc}--[\t\n]]"
-_RUN_WITH_TAB = r"[\t\p{Zs}]*\t[\t\p{Zs}]*"
-_SPACE_RUN = r"\p{Zs}+"
-_AROUND_NEWLINE = r"[ \t]*\n[ \t]*"
-_MANY_NEWLINES = r"\n{3,}"
 # A language tag as a partition value must be path-safe; anything else is treated as absent.
 _LANG_TAG = r"^[a-z]{2,3}(-[a-z0-9]{1,8})*$"
 
@@ -143,21 +124,6 @@ class NormalisedBatch:
     def docs_in(self) -> int:
         """Records seen by reading (documents plus quarantined)."""
         return self.documents.height + self.quarantine.height
-
-
-def normalise_text_expr(column: str = "text") -> pl.Expr:
-    """The text rules of the module docstring as one Polars expression."""
-    return (
-        pl.col(column)
-        .str.replace_all(_LINE_BREAKS, "\n")
-        .str.replace_all(_CONTROLS, "")
-        .str.replace_all(_RUN_WITH_TAB, "\t")
-        .str.replace_all(_SPACE_RUN, " ")
-        .str.replace_all(_AROUND_NEWLINE, "\n")
-        .str.replace_all(_MANY_NEWLINES, "\n\n")
-        .str.strip_chars()
-        .str.normalize("NFC")
-    )
 
 
 def _sha256(texts: pl.Series) -> pl.Series:
