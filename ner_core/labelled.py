@@ -64,6 +64,9 @@ class LabelledText:
         lang: Language code when known, else ``""``.
         tokens: For sentence records, each token's ``(start, end)`` in ``text``; lets
             evaluation report word-level scores that agree with seqeval.
+        negative_weight: Weight of the text's easy negatives (spans that touch no entity) in
+            the training loss: 1 for gold data, below 1 for silver data whose annotator
+            misses entities (``DataSource.negative_weight``).
     """
 
     id: str
@@ -71,6 +74,7 @@ class LabelledText:
     entities: tuple[CharSpan, ...]
     lang: str = ""
     tokens: tuple[tuple[int, int], ...] | None = None
+    negative_weight: float = 1.0
 
 
 def is_cjk(ch: str) -> bool:

@@ -14,6 +14,7 @@ state; the model is exported as safetensors only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -89,6 +90,13 @@ class DataSource(BaseModel):
         "after '('), a seeded sample; the rest keep the tokens joined by spaces",
     )
     trim_quotes: bool = Field(False, description="Take quotation marks off the edges of gold entities")
+    negative_weight: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Weight of the easy negatives (spans touching no entity) in the loss: below 1 for silver data, "
+        "whose annotator leaves entities unlabelled; its entities and the spans overlapping them keep weight 1",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -172,6 +180,7 @@ class TrainingWindow:
     input: WindowInput
     labels: np.ndarray  # int64[n_spans]
     always: np.ndarray  # bool[n_spans]: gold spans and spans overlapping one (hard negatives)
+    negative_weight: float = 1.0  # of the easy negatives (LabelledText.negative_weight)
 
 
 @dataclass
@@ -232,7 +241,11 @@ def build_windows(
             always = labels > 0
             for j in np.flatnonzero(always):
                 always |= (starts < ends[j]) & (ends > starts[j])
-            out.append(TrainingWindow(window_input(doc, w, (starts, ends), prefix, suffix), labels, always))
+            out.append(
+                TrainingWindow(
+                    window_input(doc, w, (starts, ends), prefix, suffix), labels, always, rec.negative_weight
+                )
+            )
         for a, b in gold:
             if (a, b) not in covered:
                 if b - a > entity_max_length:
@@ -506,7 +519,9 @@ class Trainer:
     def loss(self, batch: list[PlannedWindow]) -> torch.Tensor:
         """Cross-entropy over the batch's candidate spans, SpanMarker's loss. With negative
         sampling, each sampled easy negative weighs ``1 / negative_rate``, so the loss is an
-        unbiased estimate of the loss over all spans and the scores stay calibrated."""
+        unbiased estimate of the loss over all spans and the scores stay calibrated. A
+        silver source's easy negatives weigh ``negative_weight`` times that: its annotator's
+        "O" is partly a missed entity, so the model is taught less to leave such spans out."""
         inputs, labels, weights = [], [], []
         rate = self.config.negative_rate
         for p in batch:
@@ -516,7 +531,7 @@ class Trainer:
                 WindowInput(input_ids=x.input_ids, start_pos=x.start_pos[p.spans], end_pos=x.end_pos[p.spans])
             )
             labels.append(w.labels[p.spans])
-            weights.append(np.where(w.always[p.spans], 1.0, 1.0 / rate) if rate < 1.0 else np.ones(len(p.spans)))
+            weights.append(np.where(w.always[p.spans], 1.0, w.negative_weight / rate))
         starts, ends, _ = self.encoder.encode(inputs, differentiable=True)
         sm = self.model
         logits = sm.classifier(sm.dropout(torch.cat((starts, ends), dim=-1)))
@@ -816,6 +831,8 @@ def read_sources(
             if source.max_records is not None and len(records) > source.max_records:
                 rng = random.Random(f"{seed}:{path}")
                 records = [records[i] for i in sorted(rng.sample(range(len(records)), source.max_records))]
+            if source.negative_weight != 1.0:
+                records = [dataclasses.replace(r, negative_weight=source.negative_weight) for r in records]
             out[name] = records
     return out
 

@@ -11,7 +11,7 @@ import torch
 from ner_core.adapters import new_span_marker
 from ner_core.errors import ModelConfigError
 from ner_core.labelled import LabelledText, sentence_to_text
-from ner_core.training import LabelCoverage, TrainConfig, Trainer, build_windows, plan_batches
+from ner_core.training import LabelCoverage, PlannedWindow, TrainConfig, Trainer, build_windows, plan_batches
 from tests.fixtures_models import weight_files
 
 SENTENCES = [
@@ -515,3 +515,35 @@ def test_a_damaged_last_checkpoint_falls_back_to_the_one_before(tmp_path, tiny_w
     Trainer(config, _records(), progress=lambda step, total, loss: steps.append(step)).run()
     assert steps == [3, 4, 5, 6]  # from step 2's checkpoint
     assert not list(checkpoints.glob(".tmp-step-*"))
+
+
+def test_a_silver_sources_easy_negatives_weigh_less_in_the_loss(tmp_path, tiny_wordpiece_encoder_dir):
+    import gzip
+
+    import torch.nn.functional as F
+
+    from ner_core.training import DataSource, read_sources
+
+    path = tmp_path / "silver.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        for tokens, tags in SENTENCES:
+            f.write(json.dumps({"tokens": tokens, "ner_tags": tags, "lang": "en"}) + "\n")
+    silver = read_sources([DataSource(uri=str(path), negative_weight=0.25)], seed=1)["silver"]
+    assert {r.negative_weight for r in silver} == {0.25}
+    assert {r.negative_weight for r in _records()} == {1.0}
+
+    config = _config(tmp_path, tiny_wordpiece_encoder_dir, negative_rate=1.0)
+    trainer = Trainer(config, silver)
+    assert {w.negative_weight for w in trainer.windows} == {0.25}
+    batch = [PlannedWindow(i, np.arange(w.input.n_spans)) for i, w in enumerate(trainer.windows)]
+    with torch.no_grad():
+        starts, ends, _ = trainer.encoder.encode([w.input for w in trainer.windows])
+        sm = trainer.model
+        logits = sm.classifier(torch.cat((starts, ends), dim=-1))
+        labels = torch.from_numpy(np.concatenate([w.labels for w in trainer.windows]))
+        per_span = F.cross_entropy(logits, labels, reduction="none")
+        always = torch.from_numpy(np.concatenate([w.always for w in trainer.windows]))
+        weight = torch.where(always, 1.0, 0.25)
+        expected = (per_span * weight).sum() / weight.sum()
+        assert float(trainer.loss(batch)) == pytest.approx(float(expected), rel=1e-5)
+        assert float(trainer.loss(batch)) != pytest.approx(float(per_span.mean()), rel=1e-3)

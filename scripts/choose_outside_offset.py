@@ -1,0 +1,106 @@
+"""Choose a model's "O" offset on dev data, and write the adapter with it folded in.
+
+One encoder pass over the dev sample (the first ``--max-records`` texts of each file), then
+every offset decoded from the kept logits (``ner_core.calibration``): strict P/R/F1 pooled and
+per data set, PER/ORG/LOC (``--ignore-label MISC``). The chosen offset maximises pooled micro
+F1; ``--apply ADAPTER --output DIR`` writes a copy of the adapter with the offset subtracted
+from the classifier's "O" bias and recorded as ``outside_offset`` in its config (added to
+any offset applied before). The span filter files are copied along; retrain the filter for
+the new model (``nerflow train-filter``), since the model's entities changed.
+
+Run:  python scripts/choose_outside_offset.py --model MODEL --data '../shared/data/ner/dev/*.jsonl.gz' \\
+          --ignore-label MISC --max-records 300 --output benchmarks/results/outside_offset.json \\
+          [--apply ADAPTER_DIR --adapter-output DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flows.evaluate import dropping, expand
+from ner_core import load_model
+from ner_core.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from ner_core.calibration import best_offset, sweep_outside_offsets
+from ner_core.labelled import read_labelled
+
+OFFSETS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--data", nargs="+", required=True)
+    parser.add_argument("--ignore-label", action="append", default=[])
+    parser.add_argument("--max-records", type=int, default=300)
+    parser.add_argument("--offsets", type=float, nargs="+", default=OFFSETS)
+    parser.add_argument("--output", required=True, help="JSON of the sweep")
+    parser.add_argument("--apply", help="adapter directory to write a calibrated copy of")
+    parser.add_argument("--adapter-output", help="where the calibrated adapter goes")
+    args = parser.parse_args()
+
+    model = load_model(args.model, device="cpu")
+    data = {}
+    for uri in expand(args.data):
+        data[Path(uri).name.split(".", 1)[0]] = list(read_labelled(uri, limit=args.max_records))
+    started = time.perf_counter()
+    sweep = sweep_outside_offsets(model, data, args.offsets, label_map=dropping({}, args.ignore_label))
+    seconds = time.perf_counter() - started
+    best = best_offset(sweep)
+
+    def row(scores):
+        m = scores.micro
+        return {"precision": m.precision, "recall": m.recall, "f1": m.f1, "tp": m.tp, "fp": m.fp, "fn": m.fn}
+
+    result = {
+        "command": " ".join(["python", *sys.argv]),
+        "model": args.model,
+        "model_id": model.model_id,
+        "max_records": args.max_records,
+        "ignore_labels": args.ignore_label,
+        "cpu": platform.processor() or platform.machine(),
+        "seconds": round(seconds, 1),
+        "chosen_offset": best.offset,
+        "sweep": [
+            {
+                "offset": s.offset,
+                "pooled": row(s.pooled),
+                "per_set": {name: row(scores) for name, scores in s.per_set.items()},
+            }
+            for s in sweep
+        ],
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    for s in sweep:
+        m = s.pooled.micro
+        mark = " <- chosen" if s is best else ""
+        print(f"offset {s.offset:5.2f}: P {100 * m.precision:5.1f} R {100 * m.recall:5.1f} F1 {100 * m.f1:5.1f}{mark}")
+    if args.apply:
+        write_calibrated_adapter(Path(args.apply), Path(args.adapter_output), best.offset, model.outside_id)
+
+
+def write_calibrated_adapter(source: Path, dest: Path, offset: float, outside_id: int) -> None:
+    from safetensors.torch import load_file, save_file
+
+    if dest.exists():
+        raise SystemExit(f"{dest} exists")
+    shutil.copytree(source, dest)
+    weights = load_file(dest / ADAPTER_WEIGHTS)
+    weights["classifier.bias"][outside_id] -= offset
+    save_file(weights, dest / ADAPTER_WEIGHTS)
+    config = json.loads((dest / ADAPTER_CONFIG).read_text())
+    config["outside_offset"] = round(config.get("outside_offset", 0.0) + offset, 6)
+    (dest / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {dest} with outside_offset {config['outside_offset']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The "O" offset: the sweep's cached decoding equals the model with the offset applied."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+
+from ner_core import EngineConfig, NerEngine
+from ner_core.calibration import apply_outside_offset, best_offset, sweep_outside_offsets
+from ner_core.evaluation import predict_spans
+from ner_core.labelled import LabelledText, sentence_to_text
+from ner_core.metrics import score_spans
+
+WORDS = ["Angela", "Merkel", "visited", "Paris", "the", "United", "Nations", "in", "New", "York", "."]
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG"]
+
+
+def _records(n: int, seed: int = 5) -> list[LabelledText]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        tokens = [rng.choice(WORDS) for _ in range(rng.randint(3, 14))]
+        tags = [rng.choice(TAGS) if not t.startswith("I-") else "O" for t in [rng.choice(TAGS) for _ in tokens]]
+        text, offsets, entities = sentence_to_text(tokens, tags)
+        out.append(LabelledText(id=str(i), text=text, entities=tuple(entities), tokens=offsets))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_each_offset_scores_what_the_model_with_that_offset_predicts(tiny_model):
+    data = {"a": _records(25, 1), "b": _records(15, 2)}
+    offsets = [0.0, 1.5, 4.0]
+    sweep = sweep_outside_offsets(tiny_model, data, offsets)
+    assert [s.offset for s in sweep] == offsets
+    for s in sweep:
+        shifted = copy.deepcopy(tiny_model)
+        apply_outside_offset(shifted.span_marker, shifted.outside_id, s.offset)
+        engine = NerEngine(shifted, EngineConfig())
+        for name, records in data.items():
+            predicted = predict_spans(engine, records)
+            assert score_spans([list(r.entities) for r in records], predicted) == s.per_set[name]
+        assert s.pooled.micro.tp == sum(p.micro.tp for p in s.per_set.values())
+    # A lower "O" logit never predicts fewer entities in total on these data.
+    found = [s.pooled.micro.tp + s.pooled.micro.fp for s in sweep]
+    assert found[0] < found[-1]
+    assert best_offset(sweep) in sweep
+
+
+def test_the_offset_lowers_the_outside_bias_only(tiny_model):
+    shifted = copy.deepcopy(tiny_model)
+    before = shifted.span_marker.classifier.bias.detach().clone()
+    apply_outside_offset(shifted.span_marker, shifted.outside_id, 0.75)
+    after = shifted.span_marker.classifier.bias.detach()
+    delta = (before - after).tolist()
+    assert delta[shifted.outside_id] == pytest.approx(0.75)
+    assert [d for i, d in enumerate(delta) if i != shifted.outside_id] == [0.0] * (len(delta) - 1)
+
+
+def test_the_sweep_refuses_modes_it_does_not_decode(tiny_model):
+    with pytest.raises(ValueError, match="exact"):
+        sweep_outside_offsets(tiny_model, {"a": _records(2)}, [0.0], engine_config=EngineConfig(precision="fast"))
