@@ -1,0 +1,206 @@
+"""Word documents (.docx): headers, body and footers in reading order, with python-docx.
+
+A DOCX is a zip of XML parts, and a zip is the classic way to make a small upload expand into
+gigabytes. So before python-docx opens anything, the archive's directory is checked without
+decompressing a byte: the uncompressed sizes the members declare, in total and against their
+compressed sizes. The declared size is a real bound, not a claim to distrust: Python's
+``zipfile`` stops inflating a member at its declared size, so a member that lies about its
+size fails its CRC check instead of filling memory. Office files that are not zips are named
+for what they are: a password-protected .docx is an OLE compound file holding an
+``EncryptedPackage`` stream (no text can be read without the password), and any other OLE
+file is a legacy binary .doc, which python-docx cannot read.
+
+Reading order is the page's: the headers, then the body's paragraphs and tables as they
+appear in the XML (content controls, ``w:sdt``, are opened, since cover pages and tables of
+contents live in them), then the footers. A table is read row by row, one segment per cell
+(``w:tc``), so a merged cell is read once: a horizontal merge is one ``w:tc`` spanning grid
+columns, and the continuation cells of a vertical merge hold nothing of their own.
+
+Not read: footnotes, endnotes, comments, text boxes and tracked insertions (``w:ins``).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+
+import docx
+from docx.document import Document
+from docx.oxml.ns import qn
+from docx.oxml.table import CT_Tbl, CT_Tc
+from docx.oxml.text.paragraph import CT_P
+from docx.section import _Footer, _Header
+from docx.table import Table, _Cell
+from docx.text.paragraph import Paragraph
+from lxml import etree
+
+from nerflow.etl.extraction.document import DocumentInfo, ExtractedDocument, ExtractionError, TextBuilder
+
+__all__ = ["MAX_UNCOMPRESSED_BYTES", "MAX_COMPRESSION_RATIO", "extract_docx"]
+
+MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
+"""The most a DOCX may expand to, all members together."""
+MAX_COMPRESSION_RATIO = 200
+"""The highest uncompressed/compressed ratio of one member; real documents stay well below
+it (long runs of identical XML reach a few dozen), deflate bombs reach about a thousand."""
+_RATIO_MIN_BYTES = 1024 * 1024
+# Below this a member cannot do harm however well it compresses, and small highly repetitive
+# parts (an empty numbering or settings part) would otherwise be false alarms.
+
+_OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+_HEADING = re.compile(r"heading \d+", re.IGNORECASE)
+_SDT = qn("w:sdt")
+_SDT_CONTENT = qn("w:sdtContent")
+
+
+def extract_docx(data: bytes) -> ExtractedDocument:
+    """Read a Word document.
+
+    Returns:
+        The document. Segments' ``block`` is ``header[1]/p[1]``, ``body/p[12]``,
+        ``body/table[1]/tr[2]/tc[3]`` or ``footer[1]/p[1]`` (1-based; ``p`` and ``table``
+        counted separately within their container, ``tc`` being the cell's position among
+        its row's ``w:tc`` elements); kinds are ``"header"``, ``"title"``, ``"heading"``,
+        ``"paragraph"``, ``"table_cell"``, ``"footer"``. ``info.title`` and
+        ``info.declared_lang`` come from the core properties.
+
+    Raises:
+        ExtractionError: Not a zip, a zip bomb, a zip without ``word/document.xml``, a
+            password-protected or legacy (.doc) Office file, or a DOCX python-docx cannot
+            read.
+    """
+    _check_archive(data)
+    try:
+        document = docx.Document(io.BytesIO(data))
+        builder = TextBuilder()
+        _read(document, builder)
+        props = document.core_properties
+        info = DocumentInfo(
+            format="docx",
+            title=(props.title or "").strip() or None,
+            declared_lang=(props.language or "").strip() or None,
+        )
+    # python-docx and lxml raise many kinds of error on a malformed part (KeyError,
+    # XMLSyntaxError, ValueError, AttributeError); each means the same to the pipeline.
+    except Exception as exc:
+        raise ExtractionError(f"not a readable DOCX: {type(exc).__name__}: {exc}") from exc
+    return builder.build(info)
+
+
+def _check_archive(data: bytes) -> None:
+    """Refuse what python-docx must not open, from the archive's directory alone."""
+    if data.startswith(_OLE_MAGIC):
+        if _ENCRYPTED_PACKAGE in data:
+            raise ExtractionError("password-protected Office file: encrypted, no text can be read")
+        raise ExtractionError("legacy Word .doc (OLE) file: not supported; save as .docx")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise ExtractionError("not a DOCX: not a zip archive") from exc
+    total = sum(m.file_size for m in members)
+    if total > MAX_UNCOMPRESSED_BYTES:
+        raise ExtractionError(
+            f"zip bomb: members expand to {total} bytes in all, over the limit of {MAX_UNCOMPRESSED_BYTES}"
+        )
+    for member in members:
+        if member.file_size < _RATIO_MIN_BYTES:
+            continue
+        ratio = member.file_size / max(member.compress_size, 1)
+        if ratio > MAX_COMPRESSION_RATIO:
+            raise ExtractionError(
+                f"zip bomb: {member.filename} expands from {member.compress_size} to {member.file_size} bytes, "
+                f"ratio {ratio:.0f} over {MAX_COMPRESSION_RATIO}"
+            )
+    if not any(m.filename == "word/document.xml" for m in members):
+        raise ExtractionError("not a DOCX: no word/document.xml")
+
+
+def _read(document: Document, builder: TextBuilder) -> None:
+    headers = list(_distinct(document, header=True))
+    for n, header in enumerate(headers, start=1):
+        _read_container(header._element, header, f"header[{n}]", "header", builder)
+    body = document.element.body
+    _read_container(body, document._body, "body", None, builder)
+    for n, footer in enumerate(_distinct(document, header=False), start=1):
+        _read_container(footer._element, footer, f"footer[{n}]", "footer", builder)
+
+
+def _distinct(document: Document, *, header: bool) -> Iterator[_Header | _Footer]:
+    """Each section's own header (or footer) definitions, first-page, default and even-page,
+    each part once: a section linked to the previous one has none of its own."""
+    seen: set[str] = set()
+    for section in document.sections:
+        candidates: tuple[_Header | _Footer, ...]
+        if header:
+            candidates = (section.first_page_header, section.header, section.even_page_header)
+        else:
+            candidates = (section.first_page_footer, section.footer, section.even_page_footer)
+        for item in candidates:
+            # is_linked_to_previous is checked first: reading a linked one's content would
+            # make python-docx add a definition to the document.
+            if item.is_linked_to_previous:
+                continue
+            name = str(item.part.partname)
+            if name not in seen:
+                seen.add(name)
+                yield item
+
+
+def _read_container(
+    element: etree._Element,
+    parent: object,
+    path: str,
+    kind: str | None,
+    builder: TextBuilder,
+) -> None:
+    """Paragraphs and tables of a body, header, footer or cell, in XML order. ``kind``
+    overrides the paragraph's own (everything in a header is ``"header"``)."""
+    paragraphs = tables = 0
+    for child in _block_elements(element):
+        if isinstance(child, CT_P):
+            paragraphs += 1
+            paragraph = Paragraph(child, parent)  # type: ignore[arg-type]
+            builder.add(paragraph.text, kind=kind or _paragraph_kind(paragraph), block=f"{path}/p[{paragraphs}]")
+        else:
+            tables += 1
+            _read_table(Table(child, parent), f"{path}/table[{tables}]", kind, builder)  # type: ignore[arg-type]
+
+
+def _block_elements(element: etree._Element) -> Iterator[CT_P | CT_Tbl]:
+    for child in element:
+        if isinstance(child, CT_P | CT_Tbl):
+            yield child
+        elif child.tag == _SDT:
+            for content in child.iterchildren(_SDT_CONTENT):
+                yield from _block_elements(content)
+
+
+def _read_table(table: Table, path: str, kind: str | None, builder: TextBuilder) -> None:
+    for r, tr in enumerate(table._tbl.tr_lst, start=1):
+        for c, tc in enumerate(tr.tc_lst, start=1):
+            if tc.vMerge == "continue":
+                continue
+            _read_cell(_Cell(tc, table), tc, f"{path}/tr[{r}]/tc[{c}]", kind, builder)
+
+
+def _read_cell(cell: _Cell, tc: CT_Tc, path: str, kind: str | None, builder: TextBuilder) -> None:
+    """A cell's paragraphs are one segment, lines apart; a nested table follows as cells of
+    its own (the rare paragraph after a nested table is read with those before it)."""
+    lines = [Paragraph(p, cell).text for p in tc.p_lst]
+    builder.add("\n".join(lines), kind=kind or "table_cell", block=path)
+    for n, tbl in enumerate(tc.tbl_lst, start=1):
+        _read_table(Table(tbl, cell), f"{path}/table[{n}]", kind, builder)
+
+
+def _paragraph_kind(paragraph: Paragraph) -> str:
+    style = paragraph.style
+    name = (style.name or "") if style is not None else ""
+    if name.lower() == "title":
+        return "title"
+    if _HEADING.fullmatch(name):
+        return "heading"
+    return "paragraph"

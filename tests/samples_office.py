@@ -1,0 +1,267 @@
+"""Small sample files for the HTML, Markdown and DOCX readers, built on the fly, offline.
+
+Every sample is invented (news-like sentences with made-up people, organisations and places),
+so no copyrighted text lands in the repository, and every builder is deterministic: the same
+call gives the same bytes, which keeps test failures reproducible. The bad files (a zip bomb,
+an encrypted Office file, a file that is no zip at all) are the smallest byte strings that
+trigger each of the DOCX reader's checks, so the tests stay fast.
+
+Importable from tests and benchmarks as ``tests.samples_office`` when the repository root is on
+``sys.path``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+__all__ = [
+    "ARTICLE_TITLE",
+    "ARTICLE_PARAGRAPHS",
+    "BOILERPLATE",
+    "REPORT_TITLE",
+    "REPORT_TABLE",
+    "article_html",
+    "boilerplate_only_html",
+    "notes_markdown",
+    "report_docx",
+    "zip_bomb_docx",
+    "oversized_zip_docx",
+    "not_a_zip_docx",
+    "encrypted_office",
+    "legacy_doc",
+]
+
+ARTICLE_TITLE = "Harbour Authority Approves New Ferry Link"
+ARTICLE_PARAGRAPHS = (
+    "The Lindqvist Harbour Authority approved a new ferry link between Port Aldren and the "
+    "island of Veska on Tuesday, ending two years of talks with the regional council.",
+    "Chief executive Maren Holloway said the first crossings would start in the spring and "
+    "that Northwind Shipping had agreed to operate the route for at least five years.",
+    "Residents of Veska have waited a long time for a reliable crossing, said council member "
+    "Tomas Eriksen, who chaired the transport committee during the negotiations.",
+    "The authority expects about four hundred passengers a day in the first season, rising "
+    "as the new terminal at Port Aldren opens its second berth in the following autumn.",
+    "Critics from the Coastal Heritage Society warned that the terminal would change the "
+    "old harbour front, and asked the authority to publish its traffic studies in full.",
+)
+ARTICLE_HEADINGS = ("A long negotiation", "What happens next")
+BOILERPLATE = (
+    "Subscribe to our newsletter",
+    "We use cookies to improve your experience",
+    "Copyright Example Daily News",
+    "Most read this week",
+    "Home",
+    "Sports",
+)
+"""Phrases that appear only in the boilerplate around the article, never in it."""
+
+
+def article_html() -> bytes:
+    """A news page: nav menu, site header, sidebar, footer and cookie banner around one
+    article (a title, two headings, paragraphs, a list and a small table)."""
+    p = ARTICLE_PARAGRAPHS
+    page = f"""<!DOCTYPE html>
+<html lang="en-GB">
+<head>
+<meta charset="utf-8">
+<title>{ARTICLE_TITLE} | Example Daily News</title>
+<meta property="og:title" content="{ARTICLE_TITLE}">
+<style>body {{ font-family: serif; }}</style>
+<script>window.analytics = {{ "page": "article" }};</script>
+</head>
+<body>
+<div class="cookie-banner" id="cookie-consent"><p>We use cookies to improve your experience.
+<button>Accept all</button></p></div>
+<header class="site-header"><a href="/">Example Daily News</a>
+<p>Subscribe to our newsletter for daily updates.</p></header>
+<nav class="menu"><ul><li><a href="/">Home</a></li><li><a href="/world">World</a></li>
+<li><a href="/sports">Sports</a></li><li><a href="/culture">Culture</a></li></ul></nav>
+<main>
+<article>
+<h1>{ARTICLE_TITLE}</h1>
+<p>{p[0]}</p>
+<p>{p[1]}</p>
+<h2>{ARTICLE_HEADINGS[0]}</h2>
+<p>{p[2]}</p>
+<ul><li>The council voted in favour in March.</li><li>Northwind Shipping signed in June.</li></ul>
+<h2>{ARTICLE_HEADINGS[1]}</h2>
+<p>{p[3]}</p>
+<table><tr><th>Route</th><th>Operator</th></tr>
+<tr><td>Port Aldren to Veska</td><td>Northwind Shipping</td></tr></table>
+<p>{p[4]}</p>
+</article>
+</main>
+<aside class="sidebar"><h3>Most read this week</h3><ul><li><a href="/a">Storm closes the
+coastal road</a></li><li><a href="/b">Market hall reopens</a></li></ul></aside>
+<footer class="site-footer"><p>Copyright Example Daily News. All rights reserved.</p>
+<p><a href="/privacy">Privacy</a> <a href="/contact">Contact</a></p></footer>
+</body>
+</html>
+"""
+    return page.encode("utf-8")
+
+
+def boilerplate_only_html() -> bytes:
+    """A page with a nav menu and a footer and nothing else: no article to find."""
+    page = """<!DOCTYPE html>
+<html lang="de">
+<head><meta charset="utf-8"><title>Example Daily News</title></head>
+<body>
+<nav class="menu"><ul><li><a href="/">Home</a></li><li><a href="/world">World</a></li>
+<li><a href="/sports">Sports</a></li></ul></nav>
+<footer class="site-footer"><p>Copyright Example Daily News.</p>
+<p><a href="/privacy">Privacy</a></p></footer>
+</body>
+</html>
+"""
+    return page.encode("utf-8")
+
+
+def notes_markdown() -> str:
+    """Meeting notes: a title, headings, emphasis, links, an image, a list, a table, a code
+    block, a block quote and inline HTML."""
+    return """# Meeting notes: Veska ferry
+
+Present: **Maren Holloway** (Lindqvist Harbour Authority) and
+*Tomas Eriksen* from the [regional council](https://example.org/council).
+
+## Decisions
+
+- Northwind Shipping operates the route from `Port Aldren`.
+- The terminal opens in spring.<br>Dates follow.
+  1. First berth
+  2. Second berth
+
+![Map of Port Aldren harbour](map.png)
+
+| Name | Organisation |
+| --- | --- |
+| Maren Holloway | Lindqvist Harbour Authority |
+| Tomas Eriksen | Regional Council |
+
+> Anna Berg of the Coastal Heritage Society\\
+> asked for the traffic studies.
+
+```python
+route = "Port Aldren -> Veska"
+```
+
+## Next steps
+
+Publish the studies before <span>June</span>.
+"""
+
+
+REPORT_TITLE = "Annual Report of the Veska Ferry Link"
+REPORT_TABLE = (
+    ("Name", "Organisation", "City"),
+    ("Maren Holloway", "Lindqvist Harbour Authority", "Port Aldren"),
+    ("Tomas Eriksen", "Regional Council", "Veska"),
+)
+_FIXED_TIME = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def report_docx() -> bytes:
+    """A report: a page header and footer, a title, two headings, paragraphs, a table of
+    names whose last row is one merged cell, a paragraph after the table, and a second table
+    whose first column is one cell merged down two rows. Deterministic bytes: the core
+    properties' dates are fixed and the zip is rewritten with fixed timestamps."""
+    import docx
+
+    document = docx.Document()
+    section = document.sections[0]
+    section.header.paragraphs[0].text = "Lindqvist Harbour Authority, internal"
+    section.footer.paragraphs[0].text = "Page footer: prepared by Northwind Shipping"
+    document.add_heading(REPORT_TITLE, level=0)
+    document.add_heading("Summary", level=1)
+    document.add_paragraph(
+        "The ferry link between Port Aldren and Veska carried its first passengers in April. "
+        "Maren Holloway opened the terminal."
+    )
+    document.add_heading("People", level=2)
+    table = document.add_table(rows=4, cols=3)
+    for r, row in enumerate(REPORT_TABLE):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    merged = table.cell(3, 0).merge(table.cell(3, 2))
+    merged.text = "Anna Berg, Coastal Heritage Society, Veska"
+    document.add_paragraph("Tomas Eriksen thanked the crew of Northwind Shipping.")
+    crossings = document.add_table(rows=2, cols=2)
+    crossings.cell(0, 0).merge(crossings.cell(1, 0)).text = "Port Aldren"
+    crossings.cell(0, 1).text = "Morning crossing"
+    crossings.cell(1, 1).text = "Evening crossing"
+    props = document.core_properties
+    props.title = REPORT_TITLE
+    props.language = "en-GB"
+    props.author = "Example Author"
+    props.last_modified_by = "Example Author"
+    props.created = _FIXED_TIME.replace(tzinfo=None)
+    props.modified = _FIXED_TIME.replace(tzinfo=None)
+    props.revision = 1
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return _fixed_zip(buffer.getvalue())
+
+
+def _fixed_zip(data: bytes) -> bytes:
+    """The same members in the same order, with a fixed timestamp, so the bytes repeat."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2024, 1, 2, 3, 4, 6))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o644 << 16
+            dst.writestr(fixed, src.read(info.filename))
+    return out.getvalue()
+
+
+def zip_bomb_docx() -> bytes:
+    """A zip that looks like a DOCX and holds a 2 MiB member of zeros that deflates about a
+    thousandfold: the ratio check catches it without anything being decompressed."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in ("[Content_Types].xml", "word/document.xml"):
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 6))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, b"<x/>" if name.startswith("[") else bytes(2 * 1024 * 1024))
+    return out.getvalue()
+
+
+def oversized_zip_docx() -> bytes:
+    """A zip whose directory says its document expands to 600 MiB: the sizes are patched
+    into the central directory, so nothing that large is ever written (or read)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(zipfile.ZipInfo("word/document.xml", date_time=(2024, 1, 2, 3, 4, 6)), b"<w:document/>")
+    data = bytearray(out.getvalue())
+    central = data.index(b"PK\x01\x02")
+    # Central directory entry: compressed size at +20, uncompressed size at +24.
+    data[central + 24 : central + 28] = (600 * 1024 * 1024).to_bytes(4, "little")
+    return bytes(data)
+
+
+def not_a_zip_docx() -> bytes:
+    """Plain text with a .docx name, as an upload might be."""
+    return b"Maren Holloway\nLindqvist Harbour Authority\n"
+
+
+def _ole_header() -> bytes:
+    # The compound file magic, then zeros for the rest of the 512-byte header.
+    return bytes.fromhex("D0CF11E0A1B11AE1") + bytes(504)
+
+
+def encrypted_office() -> bytes:
+    """The minimum of a password-protected Office file for the reader's check: the OLE magic
+    and a directory entry named "EncryptedPackage" (UTF-16LE), as Office writes it."""
+    name = "EncryptedPackage".encode("utf-16-le") + b"\x00\x00"
+    entry = name + bytes(64 - len(name)) + (len(name)).to_bytes(2, "little") + bytes(128 - 66)
+    return _ole_header() + entry
+
+
+def legacy_doc() -> bytes:
+    """The minimum of an old Word .doc: the OLE magic and a "WordDocument" stream entry."""
+    name = "WordDocument".encode("utf-16-le") + b"\x00\x00"
+    entry = name + bytes(64 - len(name)) + (len(name)).to_bytes(2, "little") + bytes(128 - 66)
+    return _ole_header() + entry
