@@ -25,6 +25,7 @@ DOCS_FILE = Path(__file__).resolve().parent.parent / "docs" / "tables.md"
 _LAYOUT = {  # files of each table, and a note
     "entities": ("entities/ingest_date=YYYY-MM-DD/lang=xx/part-<batch>.parquet", ""),
     "documents": ("documents/ingest_date=YYYY-MM-DD/lang=xx/part-<batch>.parquet", ""),
+    "segments": ("segments/ingest_date=YYYY-MM-DD/lang=xx/part-<batch>.parquet", "documents read from files"),
     "entity_embeddings": ("entity_embeddings/ingest_date=YYYY-MM-DD/part-<batch>.parquet", "only when asked for"),
     "quarantine": ("quarantine/ingest_date=YYYY-MM-DD/part-<batch>.parquet", ""),
     "_manifest/objects": ("_manifest/objects/part-<batch>.parquet", "written last: its presence commits the batch"),
@@ -40,6 +41,14 @@ _RULES = """\
 - `_manifest` is two tables: `objects`, one row per committed input object, written last so
   that its file is what commits a batch (a crash before it leaves nothing visible), and
   `runs`, one row per run with its parameters, model, counts, timings and contract results.
+- `segments` says where each part of a document's text came from in its source file (a PDF
+  page's text line with its box, an HTML element, a DOCX paragraph or table cell, an e-mail's
+  subject and body), so that an entity's `page` and `boxes` can be explained and a consumer
+  can find any span of the text in the original; documents from JSONL and Parquet have none.
+  PDF entities carry their boxes themselves (`entities.boxes`, one per line), so that
+  highlighting one needs no join. The validator cannot read the PDF back, so the rule "the
+  text under an entity's boxes is the entity's text" is held by tests that do
+  (`tests/flows/test_rich_inputs.py`, `tests/nerflow/etl/extraction/test_pdf.py`).
 - Empty documents are kept as `documents` rows with status `empty`, so the reconciliation is
   records read = `ok` + `empty` documents + `quarantine` rows.
 - Bookkeeping columns (e.g. `ingest_date`, `batch_id`, `quarantine.check`) are described
@@ -148,6 +157,7 @@ def render() -> str:
     contracts = [
         CONTRACTS["documents"],
         CONTRACTS["entities"],
+        CONTRACTS["segments"],
         entity_embeddings(1),
         CONTRACTS["quarantine"],
         CONTRACTS["_manifest/objects"],

@@ -38,7 +38,12 @@ __all__ = [
     "TableContract",
     "SchemaMismatchError",
     "ENTITIES_V1",
+    "ENTITIES_V2",
     "DOCUMENTS_V1",
+    "DOCUMENTS_V2",
+    "SEGMENTS_V1",
+    "SEGMENTS",
+    "DOCUMENT_FORMATS",
     "QUARANTINE_V1",
     "QUARANTINE_V2",
     "MANIFEST_OBJECTS_V1",
@@ -63,6 +68,10 @@ __all__ = [
 ]
 
 DOC_STATUSES = ("ok", "empty")
+
+DOCUMENT_FORMATS = ("jsonl", "parquet", "text", "pdf", "html", "docx", "markdown", "email")
+"""Values of ``documents.format``: the reader that extracted a document's text (an mbox's
+messages are ``email``)."""
 """``documents.status``: annotated, or empty after normalisation (kept, never dropped)."""
 
 QUARANTINE_STAGES = ("read", "normalise", "annotate", "validate")
@@ -189,29 +198,68 @@ _INGEST_DATE = _Col("ingest_date", pa.string(), "UTC date (YYYY-MM-DD) the run s
 _RUN_ID = _Col("run_id", pa.string(), "The Prefect flow run that wrote the row")
 _MODEL_ID = _Col("model_id", pa.string(), "Content digest of the model (weights, config, tokenizer)")
 
+_BOX = pa.struct(
+    [
+        pa.field("page", pa.int32(), nullable=False),
+        pa.field("left", pa.float32(), nullable=False),
+        pa.field("bottom", pa.float32(), nullable=False),
+        pa.field("right", pa.float32(), nullable=False),
+        pa.field("top", pa.float32(), nullable=False),
+    ]
+)
+
+_ENTITIES_V1_COLUMNS = [
+    _Col("doc_id", pa.string(), "The document (documents.doc_id)"),
+    _Col(
+        "entity_id",
+        pa.string(),
+        "sha256(doc_id, start, end, label, model_id)[:32], hex: stable across runs and stores",
+    ),
+    _Col("start", pa.int32(), "First character (code point) of the span in documents.text, inclusive"),
+    _Col("end", pa.int32(), "Character after the span, exclusive: documents.text[start:end] == text"),
+    _Col("text", pa.string(), "The span's text"),
+    _Col("label", pa.string(), "Entity type, one of the model's labels"),
+    _Col("score", pa.float32(), "The model's probability of the label, in [0, 1]"),
+    _MODEL_ID,
+    _RUN_ID,
+    _Col("source_uri", pa.string(), "The input object the document came from"),
+    _INGEST_DATE,
+    _Col("lang", pa.string(), "The document's language (documents.lang); partition"),
+]
+
 ENTITIES_V1 = _contract(
     "entities",
     1,
     "One entity found in one document: a span of the document's normalised text with a label.",
+    _ENTITIES_V1_COLUMNS,
+    partition_by=("ingest_date", "lang"),
+)
+
+ENTITIES_V2 = _contract(
+    "entities",
+    2,
+    "One entity found in one document: a span of the document's normalised text with a label, "
+    "and where it sits in the original file.",
     [
-        _Col("doc_id", pa.string(), "The document (documents.doc_id)"),
+        *_ENTITIES_V1_COLUMNS[:7],
         _Col(
-            "entity_id",
-            pa.string(),
-            "sha256(doc_id, start, end, label, model_id)[:32], hex: stable across runs and stores",
+            "page",
+            pa.int32(),
+            "1-based page of the source file the entity starts on (PDF); null where the format has no pages",
+            nullable=True,
         ),
-        _Col("start", pa.int32(), "First character (code point) of the span in documents.text, inclusive"),
-        _Col("end", pa.int32(), "Character after the span, exclusive: documents.text[start:end] == text"),
-        _Col("text", pa.string(), "The span's text"),
-        _Col("label", pa.string(), "Entity type, one of the model's labels"),
-        _Col("score", pa.float32(), "The model's probability of the label, in [0, 1]"),
-        _MODEL_ID,
-        _RUN_ID,
-        _Col("source_uri", pa.string(), "The input object the document came from"),
-        _INGEST_DATE,
-        _Col("lang", pa.string(), "The document's language (documents.lang); partition"),
+        _Col(
+            "boxes",
+            pa.list_(pa.field("item", _BOX, nullable=False)),
+            "PDF only: one box per text line the entity covers, in PDF points with the origin at the page's "
+            "lower left corner (page, left, bottom, right, top), for highlighting it in the original file; "
+            "null for other formats",
+            nullable=True,
+        ),
+        *_ENTITIES_V1_COLUMNS[7:],
     ],
     partition_by=("ingest_date", "lang"),
+    changes="adds page and boxes (where the entity sits in the source file)",
 )
 
 DOCUMENTS_V1 = _contract(
@@ -240,6 +288,83 @@ DOCUMENTS_V1 = _contract(
         _RUN_ID,
         _INGEST_DATE,
         _Col("lang", pa.string(), "Given (lower-cased BCP 47) or detected language, 'und' when unknown; partition"),
+    ],
+    partition_by=("ingest_date", "lang"),
+)
+
+_DOCUMENTS_V1_COLUMNS = [
+    _Col(f.name, f.type, DOCUMENTS_V1.column_docs[f.name], f.nullable) for f in DOCUMENTS_V1.schema
+]
+_AFTER_METADATA = _DOCUMENTS_V1_COLUMNS.index(next(c for c in _DOCUMENTS_V1_COLUMNS if c.name == "metadata")) + 1
+
+DOCUMENTS_V2 = _contract(
+    "documents",
+    2,
+    DOCUMENTS_V1.description + " Rich files (PDF, HTML, DOCX, e-mail) are read into text first; "
+    "where each part of the text came from is in segments.",
+    [
+        *_DOCUMENTS_V1_COLUMNS[:_AFTER_METADATA],
+        _Col("format", pa.string(), "The reader that extracted the text: " + ", ".join(DOCUMENT_FORMATS)),
+        _Col("page_count", pa.int32(), "Pages of the source file (PDF), else null", nullable=True),
+        _Col("title", pa.string(), "The title the file declares (PDF, HTML, DOCX, e-mail subject)", nullable=True),
+        _Col(
+            "declared_lang",
+            pa.string(),
+            "The language the file declares, as written (HTML lang, DOCX, PDF /Lang); lang is still detected",
+            nullable=True,
+        ),
+        _Col(
+            "encoding",
+            pa.string(),
+            "The text encoding the bytes were decoded with (text, JSONL, e-mail), else null",
+            nullable=True,
+        ),
+        _Col(
+            "encoding_confidence",
+            pa.float32(),
+            "How sure encoding detection was, in [0, 1] (1 for a byte-order mark or valid UTF-8)",
+            nullable=True,
+        ),
+        *_DOCUMENTS_V1_COLUMNS[_AFTER_METADATA:],
+    ],
+    partition_by=("ingest_date", "lang"),
+    changes="adds format, page_count, title, declared_lang, encoding and encoding_confidence",
+)
+
+SEGMENTS_V1 = _contract(
+    "segments",
+    1,
+    "One part of a document's text and where it came from in the source file: a text line of a PDF "
+    "page, a block of an HTML page or a DOCX file, an e-mail's subject or body. Segments of a "
+    "document are ordered and do not overlap; text between them is separators.",
+    [
+        _Col("doc_id", pa.string(), "The document (documents.doc_id)"),
+        _Col("segment", pa.int32(), "0-based position of the segment in its document"),
+        _Col("start", pa.int32(), "First character of the part in documents.text, inclusive"),
+        _Col("end", pa.int32(), "Character after it, exclusive"),
+        _Col(
+            "kind",
+            pa.string(),
+            "line, title, heading, paragraph, list_item, table_cell, code, quote, header, footer, subject, body, text",
+        ),
+        _Col("page", pa.int32(), "1-based page (PDF), else null", nullable=True),
+        _Col(
+            "block",
+            pa.string(),
+            "Where in the file: an element path (HTML), a paragraph or cell path (DOCX), a MIME part (e-mail)",
+            nullable=True,
+        ),
+        _Col("left", pa.float32(), "PDF: the part's box on its page, in points from the lower left", nullable=True),
+        _Col("bottom", pa.float32(), "PDF: see left", nullable=True),
+        _Col("right", pa.float32(), "PDF: see left", nullable=True),
+        _Col("top", pa.float32(), "PDF: see left", nullable=True),
+        _Col("page_width", pa.float32(), "PDF: width of the page in points", nullable=True),
+        _Col("page_height", pa.float32(), "PDF: height of the page in points", nullable=True),
+        _MODEL_ID,
+        _RUN_ID,
+        _Col("source_uri", pa.string(), "The input object"),
+        _INGEST_DATE,
+        _Col("lang", pa.string(), "The document's language (documents.lang); partition"),
     ],
     partition_by=("ingest_date", "lang"),
 )
@@ -440,14 +565,15 @@ def entity_embeddings_v1(dim: int, dtype: str = "float32") -> TableContract:
 entity_embeddings = entity_embeddings_v1
 """The current ``entity_embeddings`` contract (see :data:`EMBEDDINGS_VERSION`)."""
 
-ENTITIES = ENTITIES_V1
-DOCUMENTS = DOCUMENTS_V1
+ENTITIES = ENTITIES_V2
+DOCUMENTS = DOCUMENTS_V2
+SEGMENTS = SEGMENTS_V1
 QUARANTINE = QUARANTINE_V2
 MANIFEST_OBJECTS = MANIFEST_OBJECTS_V1
 MANIFEST_RUNS = MANIFEST_RUNS_V3
 
 CONTRACTS: dict[str, TableContract] = {
-    c.name: c for c in (ENTITIES, DOCUMENTS, QUARANTINE, MANIFEST_OBJECTS, MANIFEST_RUNS)
+    c.name: c for c in (ENTITIES, DOCUMENTS, SEGMENTS, QUARANTINE, MANIFEST_OBJECTS, MANIFEST_RUNS)
 }
 """The current contract of every table with a fixed schema (embeddings depend on the model:
 see :func:`entity_embeddings`)."""
@@ -457,7 +583,10 @@ ALL_VERSIONS: dict[str, dict[int, TableContract]] = {}
 reading files older versions wrote and for the fingerprint check."""
 for _c in (
     ENTITIES_V1,
+    ENTITIES_V2,
     DOCUMENTS_V1,
+    DOCUMENTS_V2,
+    SEGMENTS_V1,
     QUARANTINE_V1,
     QUARANTINE_V2,
     MANIFEST_OBJECTS_V1,

@@ -152,6 +152,48 @@ _ENTITIES = [
         },
         "no two entities of a document overlap (flat NER): start >= the end of every earlier entity",
     ),
+    _true("page_in_document", "_page_fits", "page is null or within the document's page_count"),
+    _true(
+        "boxes_inside_page",
+        "_boxes_inside_page",
+        "every box lies inside its page (segments' page_width and page_height), left <= right, bottom <= top",
+    ),
+]
+
+_SEGMENTS = [
+    *_not_null("doc_id", "run_id", "source_uri"),
+    Check(
+        "segment_unique",
+        "ExpectCompoundColumnsToBeUnique",
+        {"column_list": ["run_id", "doc_id", "segment"]},
+        "a segment number appears once per document and run",
+    ),
+    Check("start_not_negative", "ExpectColumnValuesToBeBetween", {"column": "start", "min_value": 0}, "0 <= start"),
+    Check(
+        "start_before_end",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "end", "column_B": "start", "or_equal": False},
+        "start < end",
+    ),
+    Check(
+        "document_present",
+        "ExpectColumnValuesToNotBeNull",
+        {"column": "_doc_n_chars"},
+        "the segment's document is in documents (same run)",
+    ),
+    Check(
+        "end_within_document",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "_doc_n_chars", "column_B": "end", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
+        "end <= the document's n_chars",
+    ),
+    Check(
+        "in_order_without_overlap",
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "start", "column_B": "_prev_end", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
+        "a document's segments are in text order and do not overlap",
+    ),
+    _true("page_in_document", "_page_fits", "page is null or within the document's page_count"),
 ]
 
 _DOCUMENTS = [
@@ -276,6 +318,7 @@ _MANIFEST_RUNS = [
 TABLE_CHECKS: dict[str, tuple[Check, ...]] = {
     "documents": tuple(_DOCUMENTS),
     "entities": tuple(_ENTITIES),
+    "segments": tuple(_SEGMENTS),
     "entity_embeddings": tuple(_EMBEDDINGS),
     "quarantine": tuple(_QUARANTINE),
     "_manifest/objects": tuple(_MANIFEST_OBJECTS),

@@ -25,6 +25,7 @@ __all__ = [
     "VIEWS",
     "entities_view",
     "documents_view",
+    "segments_view",
     "embeddings_view",
     "quarantine_view",
     "objects_view",
@@ -42,8 +43,9 @@ def _frame(table: pa.Table | pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     return frame
 
 
-def entities_view(entities: pa.Table, documents: pa.Table) -> pl.DataFrame:
-    """Entity rows with ``_doc_n_chars``, ``_doc_slice`` and ``_prev_max_end``.
+def entities_view(entities: pa.Table, documents: pa.Table, segments: pa.Table | None = None) -> pl.DataFrame:
+    """Entity rows with ``_doc_n_chars``, ``_doc_slice``, ``_prev_max_end``, ``_page_fits``
+    and ``_boxes_inside_page``.
 
     Args:
         entities: ``entities`` rows (at least doc_id, entity_id, start, end, text, label,
@@ -55,7 +57,9 @@ def entities_view(entities: pa.Table, documents: pa.Table) -> pl.DataFrame:
         missing), ``_doc_slice`` (the document's text at ``[start, end)``; null when the
         document is missing or the offsets are not a span inside it) and ``_prev_max_end``
         (the largest ``end`` among the document's entities that start earlier; null for the
-        first).
+        first); ``_page_fits`` (the page is null, or within the document's ``page_count``)
+        and ``_boxes_inside_page`` (every box lies on a page of the document's segments,
+        inside its width and height). Rows written before entities had pages (v1) pass both.
     """
     ents = _frame(
         entities, ["doc_id", "entity_id", "start", "end", "text", "label", "score", "model_id", "run_id", "source_uri"]
@@ -74,7 +78,78 @@ def entities_view(entities: pa.Table, documents: pa.Table) -> pl.DataFrame:
         .with_columns(_prev_max_end=pl.col("end").cast(pl.Int64).cum_max().shift(1).over(_KEY))
         .select("_row", "_prev_max_end")
     )
-    return out.join(prev, on="_row", how="left", maintain_order="left").drop("_row")
+    out = out.join(prev, on="_row", how="left", maintain_order="left").drop("_row")
+    return out.with_columns(
+        _page_fits=pl.Series(_pages_fit(entities, documents), dtype=pl.Boolean),
+        _boxes_inside_page=pl.Series(_boxes_inside(entities, segments), dtype=pl.Boolean),
+    )
+
+
+# PDF points: pdfium's character boxes of a glyph drawn at the page edge may reach past it by
+# a rounding error.
+_BOX_TOLERANCE = 0.5
+
+
+def _pages_fit(entities: pa.Table, documents: pa.Table) -> list[bool]:
+    if "page" not in entities.column_names:
+        return [True] * entities.num_rows
+    pages = _frame(entities, [*_KEY, "page"])
+    if "page_count" not in documents.column_names:
+        return pages.get_column("page").is_null().to_list()
+    counts = _frame(documents, [*_KEY, "page_count"]).unique(_KEY, keep="first", maintain_order=True)
+    joined = pages.join(counts, on=_KEY, how="left", maintain_order="left")
+    fits = pl.col("page").is_null() | ((pl.col("page") >= 1) & (pl.col("page") <= pl.col("page_count")))
+    return joined.select(fits.fill_null(False)).to_series().to_list()
+
+
+def _boxes_inside(entities: pa.Table, segments: pa.Table | None) -> list[bool]:
+    if "boxes" not in entities.column_names:
+        return [True] * entities.num_rows
+    boxes = entities.column("boxes").to_pylist()
+    if not any(boxes):
+        return [True] * entities.num_rows
+    sizes: dict[tuple[str, str, int], tuple[float, float]] = {}
+    if segments is not None and segments.num_rows:
+        frame = _frame(segments, [*_KEY, "page", "page_width", "page_height"]).drop_nulls()
+        for run_id, doc_id, page, width, height in frame.unique([*_KEY, "page"]).iter_rows():
+            sizes[(run_id, doc_id, page)] = (width, height)
+    out = []
+    keys = _frame(entities, _KEY).iter_rows()
+    for (run_id, doc_id), entity_boxes in zip(keys, boxes):
+        if entity_boxes is None:
+            out.append(True)
+            continue
+        ok = bool(entity_boxes)
+        for box in entity_boxes:
+            size = sizes.get((run_id, doc_id, box["page"]))
+            if size is None:
+                ok = False
+                break
+            width, height = size
+            t = _BOX_TOLERANCE
+            if not (-t <= box["left"] <= box["right"] <= width + t and -t <= box["bottom"] <= box["top"] <= height + t):
+                ok = False
+                break
+        out.append(ok)
+    return out
+
+
+def segments_view(segments: pa.Table, documents: pa.Table) -> pl.DataFrame:
+    """Segment rows with ``_doc_n_chars``, ``_doc_page_count``, ``_page_fits`` and
+    ``_prev_end`` (the end of the document's segment before, null for the first)."""
+    segs = _frame(segments, [*_KEY, "segment", "start", "end", "kind", "page", "source_uri"])
+    docs = _frame(documents, [*_KEY, "n_chars", "page_count"]).unique(_KEY, keep="first", maintain_order=True)
+    out = segs.join(
+        docs.rename({"n_chars": "_doc_n_chars", "page_count": "_doc_page_count"}).with_columns(
+            pl.col("_doc_n_chars").cast(pl.Int64), pl.col("_doc_page_count").cast(pl.Int64)
+        ),
+        on=_KEY,
+        how="left",
+        maintain_order="left",
+    )
+    fits = pl.col("page").is_null() | ((pl.col("page") >= 1) & (pl.col("page") <= pl.col("_doc_page_count")))
+    prev = pl.col("end").cast(pl.Int64).shift(1).over(_KEY, order_by="segment")
+    return out.with_columns(_page_fits=fits.fill_null(False), _prev_end=prev)
 
 
 def _slices(ents: pl.DataFrame, documents: pa.Table) -> list[str | None]:
@@ -196,7 +271,8 @@ def _is_json_object(value: str | None) -> bool:
 
 VIEWS: dict[str, Callable[[Mapping[str, pa.Table]], pl.DataFrame]] = {
     "documents": lambda t: documents_view(t["documents"], t["entities"]),
-    "entities": lambda t: entities_view(t["entities"], t["documents"]),
+    "entities": lambda t: entities_view(t["entities"], t["documents"], t.get("segments")),
+    "segments": lambda t: segments_view(t["segments"], t["documents"]),
     "entity_embeddings": lambda t: embeddings_view(t["entity_embeddings"], t["entities"]),
     "quarantine": lambda t: quarantine_view(t["quarantine"]),
     "_manifest/objects": lambda t: objects_view(t["_manifest/objects"]),

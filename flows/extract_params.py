@@ -52,7 +52,9 @@ class ExtractParams(BaseModel):
     output_uri: str = Field(min_length=1, description="Where the tables go: s3://bucket/prefix or a local directory")
 
     # Source: what is read, and how
-    input_format: InputFormat = Field("auto", description="'auto' goes by suffix")
+    input_format: InputFormat = Field(
+        "auto", description="'auto' decides by content (magic bytes, sniffing), then by suffix; a format forces it"
+    )
     fields: FieldMapping = Field(default_factory=FieldMapping, description="Input field names")
     modified_after: datetime | None = Field(
         None,

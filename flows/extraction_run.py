@@ -139,7 +139,7 @@ class ExtractionRun:
 
     def _summary(self) -> RunSummary:
         root = self.output.display().rstrip("/")
-        tables = ["documents", "entities", "quarantine", "_manifest"]
+        tables = ["documents", "entities", "segments", "quarantine", "_manifest"]
         if self.params.embeddings != "none":
             tables.append("entity_embeddings")
         return summarise(

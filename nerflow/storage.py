@@ -357,6 +357,18 @@ def read_bytes(fs: AbstractFileSystem, path: str) -> bytes:
         raise storage_error("could not read", e, uri=fs.unstrip_protocol(path)) from e
 
 
+def read_head(fs: AbstractFileSystem, path: str, n: int) -> bytes:
+    """The first ``n`` bytes of the object (all of it when shorter).
+
+    Raises:
+        StorageError: As :func:`read_bytes`.
+    """
+    try:
+        return fs.cat_file(path, start=0, end=n)
+    except _store_errors() as e:
+        raise storage_error("could not read", e, uri=fs.unstrip_protocol(path)) from e
+
+
 def exists(fs: AbstractFileSystem, path: str) -> bool:
     """Whether an object or directory exists at ``path``, ignoring cached listings."""
     try:

@@ -18,7 +18,7 @@ cast to the contract's type, ``VARCHAR``; columns a file's older contract versio
 ``NULL``. A file stamped with another table or with a version newer than the contract is
 refused.
 
-Tables (``TABLES``): ``documents``, ``entities``, ``entity_embeddings`` (when vectors were
+Tables (``TABLES``): ``documents``, ``entities``, ``segments``, ``entity_embeddings`` (when vectors were
 written), ``quarantine``, ``objects`` (``_manifest/objects``), ``runs`` (``_manifest/runs``);
 the view ``entity_vectors`` (vectors with their entity's text and label); ``warehouse_tables``
 (what each refresh loaded, and when).
@@ -49,6 +49,7 @@ from data_contracts.schemas import (
     MANIFEST_OBJECTS,
     MANIFEST_RUNS,
     QUARANTINE,
+    SEGMENTS,
     TableContract,
     contract_version,
     entity_embeddings,
@@ -71,6 +72,7 @@ __all__ = [
 TABLES: dict[str, str] = {
     "documents": DOCUMENTS.name,
     "entities": ENTITIES.name,
+    "segments": SEGMENTS.name,
     "entity_embeddings": "entity_embeddings",
     "quarantine": QUARANTINE.name,
     "objects": MANIFEST_OBJECTS.name,

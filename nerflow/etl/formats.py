@@ -1,4 +1,10 @@
-"""Input formats and how a file name maps to one."""
+"""Input formats, and what a file name says about one.
+
+A name is a hint: with ``input_format="auto"`` the reader decides by content (magic bytes,
+then sniffing: :mod:`nerflow.etl.extraction.sniffing`), and the suffix only breaks ties
+(Markdown looks like text) or, when it names a binary format the bytes are not, becomes the
+quarantine reason. ``input_format`` set to a format forces that reader.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,8 @@ from typing import Literal, get_args
 
 __all__ = ["FORMATS", "InputFormat", "detect_format", "strip_suffix"]
 
-InputFormat = Literal["auto", "jsonl", "parquet", "text"]
-"""``input_format`` values: ``"auto"`` decides by suffix, the others force one reader."""
+InputFormat = Literal["auto", "jsonl", "parquet", "text", "pdf", "html", "docx", "markdown", "email", "mbox"]
+"""``input_format`` values: ``"auto"`` decides by content and name, the others force one reader."""
 
 # The one list of formats: the flow's parameters take the type, the stages check the tuple.
 FORMATS: tuple[str, ...] = get_args(InputFormat)
@@ -17,18 +23,29 @@ _SUFFIXES = (
     (".jsonl.gz", "jsonl"),
     (".ndjson.gz", "jsonl"),
     (".txt.gz", "text"),
+    (".html.gz", "html"),
     (".jsonl", "jsonl"),
     (".ndjson", "jsonl"),
     (".parquet", "parquet"),
     (".pq", "parquet"),
     (".txt", "text"),
     (".text", "text"),
+    (".pdf", "pdf"),
+    (".html", "html"),
+    (".htm", "html"),
+    (".xhtml", "html"),
+    (".docx", "docx"),
+    (".md", "markdown"),
+    (".markdown", "markdown"),
+    (".eml", "email"),
+    (".mbox", "mbox"),
 )
 
 
 def detect_format(relpath: str, input_format: str = "auto") -> str | None:
-    """The format to read an object with: ``input_format`` unless it is ``"auto"``, else
-    the one its suffix names, or ``None`` when the suffix names none."""
+    """The format to read an object with by its name: ``input_format`` unless it is
+    ``"auto"``, else the one its suffix names, or ``None`` when the suffix names none (the
+    content then decides)."""
     if input_format not in FORMATS:
         raise ValueError(f"input_format must be one of {FORMATS}, got {input_format!r}")
     if input_format != "auto":

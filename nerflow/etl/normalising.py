@@ -21,13 +21,17 @@ Documents frame (:data:`DOCUMENT_SCHEMA`):
     status         String  "ok" or "empty"
     metadata       String  JSON or null
     ============== ======= ==================================================
+
+and what the reader found out about the file, as ``reading.RECORD_SCHEMA`` has it:
+``format``, ``page_count``, ``title``, ``declared_lang``, ``encoding``,
+``encoding_confidence``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import polars as pl
@@ -35,7 +39,7 @@ import polars as pl
 from data_contracts.schemas import UNKNOWN_LANG
 from nerflow.etl.normal_form import normalise_text_expr
 from nerflow.etl.quarantine import NORMALISE, quarantine_rows
-from nerflow.etl.reading import ReadBatch
+from nerflow.etl.reading import SEGMENT_SCHEMA, ReadBatch
 
 __all__ = [
     "REFERENCE_LANGUAGES",
@@ -62,6 +66,12 @@ DOCUMENT_SCHEMA = pl.Schema(
         "n_chars": pl.Int32,
         "status": pl.String,
         "metadata": pl.String,
+        "format": pl.String,
+        "page_count": pl.Int32,
+        "title": pl.String,
+        "declared_lang": pl.String,
+        "encoding": pl.String,
+        "encoding_confidence": pl.Float32,
     }
 )
 
@@ -114,11 +124,14 @@ class NormalisedBatch:
         batch_id: The batch's id.
         documents: :data:`DOCUMENT_SCHEMA`, one row per distinct ``doc_id``.
         quarantine: Read and normalise quarantine rows (:data:`quarantine.QUARANTINE_SCHEMA`).
+        segments: The documents' segments (``reading.SEGMENT_SCHEMA``), those of quarantined
+            duplicates left out.
     """
 
     batch_id: str
     documents: pl.DataFrame
     quarantine: pl.DataFrame
+    segments: pl.DataFrame = field(default_factory=SEGMENT_SCHEMA.to_frame)
 
     @property
     def docs_in(self) -> int:
@@ -199,8 +212,13 @@ def normalise_batch(read: ReadBatch, config: NormaliseConfig = NormaliseConfig()
         lang_detected=pl.col("detected").is_not_null(),
         lang=pl.coalesce("lang", "detected", pl.lit(UNKNOWN_LANG)),
     )
-    return NormalisedBatch(
-        batch_id=read.batch_id,
-        documents=docs.select(DOCUMENT_SCHEMA.names()).cast(DOCUMENT_SCHEMA),
-        quarantine=quarantine,
+    documents = docs.select(DOCUMENT_SCHEMA.names()).cast(DOCUMENT_SCHEMA)
+    # Readers of files hand over text in the normal form already, so the offsets of their
+    # segments hold for the normalised text (nerflow.etl.extraction.document.TextBuilder).
+    segments = read.segments.join(
+        documents.select("doc_id", "source_uri", "record"),
+        on=["doc_id", "source_uri", "record"],
+        how="semi",
+        nulls_equal=True,
     )
+    return NormalisedBatch(batch_id=read.batch_id, documents=documents, quarantine=quarantine, segments=segments)

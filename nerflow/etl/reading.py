@@ -1,13 +1,21 @@
-"""Read a batch of input objects into one frame of document records.
+"""Read a batch of input objects into one frame of document records and one of segments.
 
-Three formats: JSONL (one JSON object per line, ``.jsonl``/``.ndjson``, gzip allowed), Parquet
-(one row per document) and plain text (one file is one document; ``.txt``, gzip allowed). Field
-names are configurable (:class:`FieldMapping`). Nothing is dropped silently: a record that is not
+Record formats: JSONL (one JSON object per line, ``.jsonl``/``.ndjson``, gzip allowed; UTF-8,
+or UTF-16/32 with a byte-order mark) and Parquet (one row per document), whose field names are
+configurable (:class:`FieldMapping`). File formats, one document per file: plain text in any
+encoding it can be told apart in (:mod:`nerflow.etl.extraction.text_encoding`), PDF, HTML,
+DOCX, Markdown and e-mail; an mbox gives one document per message. The format is decided by
+content first (:func:`nerflow.etl.extraction.sniffing.sniff_format`), the name second, unless
+``input_format`` forces one. File formats come with segments (where each part of the text came
+from: page, block, PDF boxes) and what the file declares (title, page count, language,
+encoding). Nothing is dropped silently: a record that is not
 JSON (or nested too deeply to parse), not UTF-8 (a Parquet string column may hold any bytes), not
 an object, holds a lone surrogate escape ("\\ud83d", which no UTF-8 table can store), or has no
 string text becomes a quarantine row with its reason,
-and an object that cannot be opened at all (a broken gzip stream, a corrupt Parquet footer)
-becomes one quarantine row for the whole object (``record`` null). So does an object of zero
+and an object that cannot be opened at all (a broken gzip stream, a corrupt Parquet footer, an
+encrypted or scanned PDF, a zip bomb, an e-mail with only attachments, text whose encoding
+cannot be told with confidence) becomes one quarantine row for the whole object (``record``
+null) with the reader's reason. So does an object of zero
 bytes (of any format: an interrupted upload, not an empty document), an object whose name no
 reader takes (not even fetched), and an object deleted between listing and reading (not
 retried: it will not come back by itself; if it is written again it is a new version and the
@@ -17,27 +25,43 @@ object never fails its batch.
 
 Records frame (:data:`RECORD_SCHEMA`):
 
-    ========== ======= ==========================================================
-    doc_id     String  the id field as a string; ``<relpath>#<record>`` when absent,
-                       the path without its suffix for text files
-    text       String  as read (normalising comes next)
-    lang       String  the lang field, null when absent
-    metadata   String  the metadata field as JSON, null when absent
-    source_uri String  the object's URI
-    record     Int64   1-based line (JSONL) or row (Parquet); null for text files
-    ========== ======= ==========================================================
+    =================== ======= ==================================================
+    doc_id              String  the id field as a string; ``<relpath>#<record>`` when
+                                absent (an mbox's messages too); the path without its
+                                suffix for text files, the path for other files
+    text                String  as read (normalising comes next; file formats are
+                                read in the normal form already)
+    lang                String  the lang field, null when absent
+    metadata            String  the metadata field as JSON, null when absent
+    source_uri          String  the object's URI
+    record              Int64   1-based line (JSONL), row (Parquet) or message (mbox);
+                                null for other files
+    format              String  the reader (``documents.format``)
+    page_count          Int32   pages (PDF)
+    title               String  the title the file declares
+    declared_lang       String  the language the file declares
+    encoding            String  the text encoding the bytes were decoded with
+    encoding_confidence Float32 how sure its detection was
+    =================== ======= ==================================================
+
+Segments frame (:data:`SEGMENT_SCHEMA`): per document (``doc_id``, ``source_uri``,
+``record``), its segments in order, with the PDF characters' boxes flattened
+(``char_boxes``, four values per character of the segment).
 
 Quarantine frame: :data:`nerflow.etl.quarantine.QUARANTINE_SCHEMA`, stage ``"read"``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
 import logging
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import field as dataclasses_field
 from typing import Any, ClassVar
 
 import polars as pl
@@ -48,6 +72,14 @@ from fsspec import AbstractFileSystem
 from nerflow import storage
 from nerflow.errors import describe_error
 from nerflow.etl.errors import StorageError
+from nerflow.etl.extraction import DocumentInfo, ExtractedDocument, ExtractionError
+from nerflow.etl.extraction.docx import extract_docx
+from nerflow.etl.extraction.html import extract_html
+from nerflow.etl.extraction.mail import extract_email, extract_mbox
+from nerflow.etl.extraction.markdown_text import extract_markdown
+from nerflow.etl.extraction.pdf import extract_pdf
+from nerflow.etl.extraction.sniffing import describe_mismatch, sniff_format
+from nerflow.etl.extraction.text_encoding import bom_encoding, decode_text, extract_text
 from nerflow.etl.formats import FORMATS, detect_format, strip_suffix
 from nerflow.etl.listing import Batch
 from nerflow.etl.quarantine import EXCERPT_CHARS, QUARANTINE_SCHEMA, READ, quarantine_rows
@@ -60,6 +92,7 @@ __all__ = [
     "ReadBatch",
     "MAX_DOCUMENT_CHARS",
     "RECORD_SCHEMA",
+    "SEGMENT_SCHEMA",
     "detect_format",
     "read_batch",
     "read_object",
@@ -67,6 +100,9 @@ __all__ = [
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+# Bytes of an object read to decide its format by content when its name names none.
+_SNIFF_BYTES = 8192
 
 MAX_DOCUMENT_CHARS = 10_000_000
 """The default longest document, in characters: about 10 MB of text, a 4,000-page book. Its
@@ -82,8 +118,39 @@ RECORD_SCHEMA = pl.Schema(
         "metadata": pl.String,
         "source_uri": pl.String,
         "record": pl.Int64,
+        "format": pl.String,
+        "page_count": pl.Int32,
+        "title": pl.String,
+        "declared_lang": pl.String,
+        "encoding": pl.String,
+        "encoding_confidence": pl.Float32,
     }
 )
+
+SEGMENT_SCHEMA = pl.Schema(
+    {  # type: ignore[arg-type]  # pl.List(...) is a DataType instance; mypy infers the dict as object
+        "doc_id": pl.String,
+        "source_uri": pl.String,
+        "record": pl.Int64,
+        "segment": pl.Int32,
+        "start": pl.Int32,
+        "end": pl.Int32,
+        "kind": pl.String,
+        "page": pl.Int32,
+        "block": pl.String,
+        "left": pl.Float32,
+        "bottom": pl.Float32,
+        "right": pl.Float32,
+        "top": pl.Float32,
+        "page_width": pl.Float32,
+        "page_height": pl.Float32,
+        "char_boxes": pl.List(pl.Float32),
+    }
+)
+
+_RECORD_INFO = DocumentInfo(format="jsonl")
+_JSONL_INFO = DocumentInfo(format="jsonl", encoding="utf-8", encoding_confidence=1.0)
+_PARQUET_INFO = DocumentInfo(format="parquet")
 
 # A bad record as the reader collects it; quarantine_rows adds the stage.
 _BAD_RECORD_SCHEMA = pl.Schema({name: dtype for name, dtype in QUARANTINE_SCHEMA.items() if name != "stage"})
@@ -147,11 +214,13 @@ class ReadBatch:
         batch_id: The batch's id.
         records: Documents, :data:`RECORD_SCHEMA`, in object then record order.
         quarantine: Bad records, :data:`nerflow.etl.quarantine.QUARANTINE_SCHEMA`.
+        segments: :data:`SEGMENT_SCHEMA`, for documents read from files with structure.
     """
 
     batch_id: str
     records: pl.DataFrame
     quarantine: pl.DataFrame
+    segments: pl.DataFrame = dataclasses_field(default_factory=SEGMENT_SCHEMA.to_frame)
 
     @property
     def docs_in(self) -> int:
@@ -173,15 +242,18 @@ def read_batch(fs: AbstractFileSystem, batch: Batch, config: ReadConfig) -> Read
     Raises:
         StorageError: An object could not be fetched (retryable; bad *content* is quarantined).
     """
-    records, quarantine = [], []
+    records, quarantine, segments = [], [], []
     for obj in batch.objects:
-        recs, bad = read_object(fs, obj, config)
+        out = _read(fs, obj, config)
+        recs, bad = out.frames()
         records.append(recs)
         quarantine.append(bad)
+        segments.append(out.segment_frame())
     return ReadBatch(
         batch_id=batch.batch_id,
         records=pl.concat(records) if records else RECORD_SCHEMA.to_frame(),
         quarantine=pl.concat(quarantine) if quarantine else QUARANTINE_SCHEMA.to_frame(),
+        segments=pl.concat(segments) if segments else SEGMENT_SCHEMA.to_frame(),
     )
 
 
@@ -192,51 +264,94 @@ def read_object(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -
         StorageError: The object could not be fetched for a reason that may pass; an object
             that no longer exists is quarantined instead (see the module docstring).
     """
+    return _read(fs, obj, config).frames()
+
+
+def _read(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -> _Collector:
     out = _Collector(obj, config)
     problem = storage.unreadable_object(fs, obj.path)  # before the name: a loop named x.jsonl is no JSONL
     if problem is not None:
         out.bad(None, None, problem, None)
-        return out.frames()
-    fmt = detect_format(obj.relpath, config.input_format)
-    if fmt is None:
-        # Not fetched: an unsupported object may be large (a video, an archive) and no
-        # excerpt of it would help.
-        out.bad(
-            None,
-            None,
-            "unsupported file type: no reader for this file name (input_format='auto'); "
-            "use .jsonl, .ndjson, .parquet or .txt (optionally .gz)",
-            None,
-        )
-        return out.frames()
+        return out
+    by_name = detect_format(obj.relpath, config.input_format)
     try:
+        if by_name is None:
+            # Only the head: an object no name vouches for may be large (a video, an archive),
+            # and its first bytes tell whether any reader takes it.
+            head = _gunzipped_head(storage.read_head(fs, obj.path, _SNIFF_BYTES))
+            if sniff_format(head, obj.relpath) is None:
+                out.bad(None, None, _UNSUPPORTED, None)
+                return out
         data = storage.read_bytes(fs, obj.path)
     except StorageError as e:
         if not isinstance(e.__cause__, FileNotFoundError):
             raise
         out.bad(None, None, "object vanished: listed, then deleted before it was read", None)
-        return out.frames()
+        return out
     if not data:
         out.bad(None, None, "empty object: 0 bytes (an interrupted upload?)", None)
-        return out.frames()
+        return out
     if data[:2] == _GZIP_MAGIC:
         # Sniffed rather than trusted to the suffix: "x.jsonl" that is gzipped still reads.
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as e:
             out.bad(None, None, f"not a valid gzip stream: {e}", data)
-            return out.frames()
-    reader = {"jsonl": _read_jsonl, "parquet": _read_parquet}.get(fmt, _read_text)
+            return out
+    fmt = config.input_format
+    if fmt == "auto":
+        sniffed = sniff_format(data[:_SNIFF_BYTES], _without_gz(obj.relpath))
+        mismatch = describe_mismatch(_without_gz(obj.relpath), sniffed)
+        if mismatch is not None:
+            out.bad(None, None, mismatch, data if sniffed in _TEXT_FORMATS else data[:64])
+            return out
+        if sniffed is None:
+            out.bad(None, None, _UNSUPPORTED, None)
+            return out
+        fmt = sniffed
     try:
-        reader(data, out)
-        return out.frames()
+        _READERS[fmt](data, out)
+        return out
+    except ExtractionError as e:
+        whole = _Collector(obj, config)
+        whole.bad(_file_doc_id(fmt, obj), e.part, e.reason, data if fmt in _TEXT_FORMATS else None)
+        return whole
     except Exception as e:  # noqa: BLE001
         # A reader bug or an input no rule above foresaw must not fail the batch and take its
         # other objects with it: the object is kept as one quarantine row that says why.
         logger.warning("could not read %s: %s: %s", obj.uri, type(e).__name__, e)
         whole = _Collector(obj, config)
-        whole.bad(None, None, f"could not be read: {describe_error(e)}", data[:64] if fmt == "parquet" else data)
-        return whole.frames()
+        whole.bad(None, None, f"could not be read: {describe_error(e)}", data if fmt in _TEXT_FORMATS else data[:64])
+        return whole
+
+
+_UNSUPPORTED = (
+    "unsupported file type: neither its name nor its content names a format nerflow reads "
+    "(JSONL, Parquet, text, PDF, HTML, DOCX, Markdown, e-mail, mbox; optionally gzipped)"
+)
+
+# Formats whose bytes make a readable quarantine excerpt.
+_TEXT_FORMATS = frozenset({"jsonl", "text", "html", "markdown", "email", "mbox"})
+
+
+def _file_doc_id(fmt: str, obj: StoredObject) -> str | None:
+    """The id a file that is one document would have had (None for files of records)."""
+    if fmt in ("jsonl", "parquet", "mbox"):
+        return None
+    return text_doc_id(obj.relpath) if fmt == "text" else obj.relpath
+
+
+def _without_gz(relpath: str) -> str:
+    return relpath[:-3] if relpath.lower().endswith(".gz") else relpath
+
+
+def _gunzipped_head(head: bytes) -> bytes:
+    if head[:2] != _GZIP_MAGIC:
+        return head
+    try:
+        return zlib.decompressobj(wbits=31).decompress(head, _SNIFF_BYTES)
+    except zlib.error:
+        return head
 
 
 class _Collector:
@@ -248,6 +363,7 @@ class _Collector:
         self.fields = config.fields
         self.rows: dict[str, list] = {name: [] for name in RECORD_SCHEMA}
         self.quarantine: dict[str, list] = {name: [] for name in _BAD_RECORD_SCHEMA}
+        self.segments: dict[str, list] = {name: [] for name in SEGMENT_SCHEMA}
 
     def add(
         self,
@@ -257,7 +373,9 @@ class _Collector:
         metadata: Any,
         record: int | None,
         raw: bytes | str | None = None,
-    ) -> None:
+        info: DocumentInfo = _RECORD_INFO,
+    ) -> bool:
+        """Add a document; False when it was quarantined instead."""
         if len(text) > self.config.max_document_chars:
             self.bad(
                 doc_id,
@@ -266,7 +384,7 @@ class _Collector:
                 f"({self.config.max_document_chars:,})",
                 text[: self.config.excerpt_chars],
             )
-            return
+            return False
         lang = lang if isinstance(lang, str) else None
         metadata = _metadata_json(metadata)
         # JSON's "\ud83d" escape decodes to a lone surrogate, which no UTF-8 table can hold.
@@ -280,13 +398,46 @@ class _Collector:
                     f"not valid Unicode: field {field_name!r} has a lone surrogate at character {at}",
                     raw,
                 )
-                return
+                return False
         self.rows["doc_id"].append(doc_id if doc_id is not None else self.default_id(record))
         self.rows["text"].append(text)
         self.rows["lang"].append(lang)
         self.rows["metadata"].append(metadata)
         self.rows["source_uri"].append(self.obj.uri)
         self.rows["record"].append(record)
+        self.rows["format"].append(info.format)
+        self.rows["page_count"].append(info.page_count)
+        self.rows["title"].append(_storable(info.title))
+        self.rows["declared_lang"].append(_storable(info.declared_lang))
+        self.rows["encoding"].append(info.encoding)
+        self.rows["encoding_confidence"].append(info.encoding_confidence)
+        return True
+
+    def add_extracted(self, doc: ExtractedDocument, doc_id: str, *, record: int | None = None) -> None:
+        """Add a document a file reader extracted, with its segments."""
+        if not self.add(doc_id, doc.text, None, None, record, doc.text, info=doc.info):
+            return
+        seg = self.segments
+        for i, s in enumerate(doc.segments):
+            seg["doc_id"].append(doc_id)
+            seg["source_uri"].append(self.obj.uri)
+            seg["record"].append(record)
+            seg["segment"].append(i)
+            seg["start"].append(s.start)
+            seg["end"].append(s.end)
+            seg["kind"].append(s.kind)
+            seg["page"].append(s.page)
+            seg["block"].append(_storable(s.block))
+            box = s.box or (None, None, None, None)
+            for name, value in zip(("left", "bottom", "right", "top"), box):
+                seg[name].append(value)
+            size = s.page_size or (None, None)
+            seg["page_width"].append(size[0])
+            seg["page_height"].append(size[1])
+            seg["char_boxes"].append(s.char_boxes.reshape(-1) if s.char_boxes is not None else None)
+
+    def segment_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.segments, schema=SEGMENT_SCHEMA)
 
     def bad(self, doc_id: str | None, record: int | None, reason: str, raw: bytes | str | None) -> None:
         if isinstance(raw, bytes):
@@ -302,6 +453,11 @@ class _Collector:
         if record is None:
             return text_doc_id(self.obj.relpath)
         return f"{self.obj.relpath}#{record}"
+
+    def file_id(self) -> str:
+        """The id of a document that is a whole file: its path (``reports/q3.pdf``), so
+        that ``q3.pdf`` and ``q3.docx`` beside it stay two documents."""
+        return _file_doc_id("pdf", self.obj) or self.obj.relpath
 
     def frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         bad = pl.DataFrame(self.quarantine, schema=_BAD_RECORD_SCHEMA)
@@ -350,6 +506,14 @@ def _id_string(value: Any) -> str | None:
 
 def _read_jsonl(data: bytes, out: _Collector) -> None:
     f = out.fields
+    info = _JSONL_INFO
+    bom = bom_encoding(data)
+    if bom is not None and bom != "utf-8":
+        # PowerShell writes UTF-16 with a byte-order mark by default: the whole file is that
+        # encoding, so it is decoded whole and read as the UTF-8 it stands for.
+        decoded_file = decode_text(data)
+        data = decoded_file.text.encode("utf-8")
+        info = DocumentInfo(format="jsonl", encoding=decoded_file.encoding, encoding_confidence=1.0)
     for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -381,7 +545,7 @@ def _read_jsonl(data: bytes, out: _Collector) -> None:
         elif not isinstance(text, str):
             out.bad(doc_id, number, f"text field {f.text!r} is not a string (a {type(text).__name__})", decoded)
         else:
-            out.add(doc_id, text, value.get(f.lang), value.get(f.metadata), number, decoded)
+            out.add(doc_id, text, value.get(f.lang), value.get(f.metadata), number, decoded, info=info)
 
 
 def _read_parquet(data: bytes, out: _Collector) -> None:
@@ -421,7 +585,7 @@ def _read_parquet(data: bytes, out: _Collector) -> None:
         elif texts[row] is None:
             out.bad(doc_id, row + 1, f"text field {f.text!r} is null", None)
         else:
-            out.add(doc_id, texts[row], _id_string(langs[row]), metas[row], row + 1)
+            out.add(doc_id, texts[row], _id_string(langs[row]), metas[row], row + 1, info=_PARQUET_INFO)
 
 
 def _is_string(type_: pa.DataType) -> bool:
@@ -460,10 +624,42 @@ def _column_values(column: pa.ChunkedArray) -> tuple[list, list[str | None]]:
 
 
 def _read_text(data: bytes, out: _Collector) -> None:
-    doc_id = text_doc_id(out.obj.relpath)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        out.bad(doc_id, None, f"not UTF-8: invalid byte at offset {e.start}", data)
-        return
-    out.add(doc_id, text, None, None, None)
+    out.add_extracted(extract_text(data), text_doc_id(out.obj.relpath))
+
+
+def _read_file(extract: Callable[[bytes], ExtractedDocument]) -> Callable[[bytes, _Collector], None]:
+    def read(data: bytes, out: _Collector) -> None:
+        out.add_extracted(extract(data), out.file_id())
+
+    return read
+
+
+def _read_markdown(data: bytes, out: _Collector) -> None:
+    decoded = decode_text(data)
+    doc = extract_markdown(decoded.text)
+    info = dataclasses.replace(doc.info, encoding=decoded.encoding, encoding_confidence=decoded.confidence)
+    out.add_extracted(dataclasses.replace(doc, info=info), out.file_id())
+
+
+def _read_mbox(data: bytes, out: _Collector) -> None:
+    for n, message in enumerate(extract_mbox(data), start=1):
+        if isinstance(message, ExtractionError):
+            out.bad(None, message.part or n, message.reason, None)
+        else:
+            out.add_extracted(message, f"{out.obj.relpath}#{message.part or n}", record=message.part or n)
+
+
+_READERS: dict[str, Callable[[bytes, _Collector], None]] = {
+    "jsonl": _read_jsonl,
+    "parquet": _read_parquet,
+    "text": _read_text,
+    "pdf": _read_file(extract_pdf),
+    "html": _read_file(extract_html),
+    "docx": _read_file(extract_docx),
+    # An OLE compound file: an encrypted Office file or a legacy .doc, which the DOCX reader
+    # refuses with the reason.
+    "ole": _read_file(extract_docx),
+    "markdown": _read_markdown,
+    "email": _read_file(extract_email),
+    "mbox": _read_mbox,
+}

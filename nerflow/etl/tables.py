@@ -21,9 +21,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from data_contracts.schemas import DOCUMENTS, ENTITIES, QUARANTINE, TableContract, entity_embeddings
+from data_contracts.schemas import DOCUMENTS, ENTITIES, QUARANTINE, SEGMENTS, TableContract, entity_embeddings
 from nerflow.etl.annotating import Annotation
 from nerflow.etl.listing import Batch
+from nerflow.etl.locating import locate_entities
 from nerflow.etl.normalising import NormalisedBatch
 
 __all__ = [
@@ -85,6 +86,7 @@ class BatchTables:
         documents: :data:`DOCUMENTS` rows.
         entities: :data:`ENTITIES` rows.
         quarantine: :data:`QUARANTINE` rows.
+        segments: :data:`SEGMENTS` rows.
         embeddings: ``entity_embeddings`` rows, or ``None`` when not asked for.
         embeddings_contract: The contract ``embeddings`` fits (its width depends on the model).
         object_counts: Per input object: :data:`OBJECT_COUNTS_SCHEMA` (for the manifest).
@@ -96,13 +98,19 @@ class BatchTables:
     documents: pa.Table
     entities: pa.Table
     quarantine: pa.Table
+    segments: pa.Table
     embeddings: pa.Table | None
     embeddings_contract: TableContract | None
     object_counts: pl.DataFrame
 
     def contracts(self) -> list[tuple[TableContract, pa.Table]]:
         """Each data table with its contract, in writing order."""
-        out = [(DOCUMENTS, self.documents), (ENTITIES, self.entities), (QUARANTINE, self.quarantine)]
+        out = [
+            (DOCUMENTS, self.documents),
+            (ENTITIES, self.entities),
+            (SEGMENTS, self.segments),
+            (QUARANTINE, self.quarantine),
+        ]
         if self.embeddings is not None and self.embeddings_contract is not None:
             out.append((self.embeddings_contract, self.embeddings))
         return out
@@ -148,7 +156,7 @@ def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotati
 
     lang_of = dict(zip(docs.get_column("doc_id").to_list(), docs.get_column("lang").to_list()))
     uri_of = dict(zip(docs.get_column("doc_id").to_list(), docs.get_column("source_uri").to_list()))
-    ents = annotation.entities
+    ents = locate_entities(annotation.entities, normalised.segments)
     doc_ids = ents.column("doc_id").to_pylist()
     ids = [
         entity_id(d, s, e, label, model_id)
@@ -165,6 +173,12 @@ def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotati
         .append_column("ingest_date", pa.array([run.ingest_date] * n, pa.string()))
         .append_column("lang", pa.array([lang_of[d] for d in doc_ids], pa.string()))
     )
+
+    kept = docs.select("doc_id", "source_uri", "record", "lang")
+    segment_rows = normalised.segments.join(
+        kept, on=["doc_id", "source_uri", "record"], how="inner", nulls_equal=True, maintain_order="left"
+    ).with_columns(model_id=pl.lit(model_id), run_id=pl.lit(run.run_id), ingest_date=pl.lit(run.ingest_date))
+    segments = SEGMENTS.conform(segment_rows.drop("char_boxes").to_arrow())
 
     # ``check`` names a failed contract check; only validation sets it (see withhold_documents).
     quarantine_rows = pl.concat([normalised.quarantine, annotation.failed]).with_columns(
@@ -199,6 +213,7 @@ def build_tables(batch: Batch, normalised: NormalisedBatch, annotation: Annotati
         documents=documents,
         entities=entities,
         quarantine=quarantine,
+        segments=segments,
         embeddings=embeddings,
         embeddings_contract=contract,
         object_counts=_object_counts(batch, docs, quarantine_rows, entities),
@@ -224,7 +239,7 @@ def withhold_documents(tables: BatchTables, quarantine_rows: pl.DataFrame) -> Ba
     """Move whole documents from the data tables to quarantine.
 
     Every row of the documents named in ``quarantine_rows`` leaves ``documents``,
-    ``entities`` and ``entity_embeddings``, and ``quarantine_rows`` join ``quarantine``: one
+    ``entities``, ``segments`` and ``entity_embeddings``, and ``quarantine_rows`` join ``quarantine``: one
     bad entity takes its document with it, so ``documents.n_entities`` keeps matching the
     entity rows and every document is counted once (``docs_in == ok + empty + quarantined``).
 
@@ -246,7 +261,7 @@ def withhold_documents(tables: BatchTables, quarantine_rows: pl.DataFrame) -> Ba
     run = tables.run
     rows = quarantine_rows.with_columns(run_id=pl.lit(run.run_id), ingest_date=pl.lit(run.ingest_date))
     quarantine = pa.concat_tables([tables.quarantine, QUARANTINE.conform(rows.to_arrow())])
-    documents, entities = keep(tables.documents), keep(tables.entities)
+    documents, entities, segments = keep(tables.documents), keep(tables.entities), keep(tables.segments)
     embeddings = keep(tables.embeddings) if tables.embeddings is not None else None
     docs = pl.from_arrow(documents.select(["source_uri", "status"]))
     q = pl.from_arrow(quarantine.select(["source_uri"]))
@@ -255,6 +270,7 @@ def withhold_documents(tables: BatchTables, quarantine_rows: pl.DataFrame) -> Ba
         tables,
         documents=documents,
         entities=entities,
+        segments=segments,
         embeddings=embeddings,
         quarantine=quarantine,
         object_counts=_object_counts(tables.batch, docs, q, entities),

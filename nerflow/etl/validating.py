@@ -36,7 +36,7 @@ import polars as pl
 import pyarrow as pa
 
 from data_contracts.results import CheckResult, TableResult, combine
-from data_contracts.schemas import DOCUMENTS, ENTITIES, QUARANTINE, TableContract
+from data_contracts.schemas import DOCUMENTS, ENTITIES, QUARANTINE, SEGMENTS, TableContract
 from data_contracts.suites import TABLE_CHECKS
 from data_contracts.validation import validate_tables
 from nerflow.etl.annotating import Annotation
@@ -59,9 +59,9 @@ __all__ = [
 DUPLICATE_CHECK = "documents.doc_id_unique_in_run"
 """``quarantine.check`` of a document whose id an earlier batch of the run wrote."""
 
-_DATA_TABLES = ("documents", "entities", "entity_embeddings")
+_DATA_TABLES = ("documents", "entities", "segments", "entity_embeddings")
 # Columns a reason never quotes (large): read once per failing row otherwise.
-_UNSHOWN = {"documents": ("text", "metadata"), "entity_embeddings": ("vector",)}
+_UNSHOWN = {"documents": ("text", "metadata"), "entities": ("boxes",), "entity_embeddings": ("vector",)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,8 +240,18 @@ def validate_batch(
         tables = withhold_documents(tables, duplicates)
         quarantined[DUPLICATE_CHECK] += duplicates.height
 
-    contracts: dict[str, TableContract] = {"documents": DOCUMENTS, "entities": ENTITIES, "quarantine": QUARANTINE}
-    named = {"documents": tables.documents, "entities": tables.entities, "quarantine": tables.quarantine}
+    contracts: dict[str, TableContract] = {
+        "documents": DOCUMENTS,
+        "entities": ENTITIES,
+        "segments": SEGMENTS,
+        "quarantine": QUARANTINE,
+    }
+    named = {
+        "documents": tables.documents,
+        "entities": tables.entities,
+        "segments": tables.segments,
+        "quarantine": tables.quarantine,
+    }
     if tables.embeddings is not None and tables.embeddings_contract is not None:
         contracts["entity_embeddings"] = tables.embeddings_contract
         named["entity_embeddings"] = tables.embeddings
@@ -331,6 +341,8 @@ def _describe(table: str, row: Mapping, check: CheckResult, rule: str) -> str:
         what = f"entity [{row['start']}, {row['end']}) {row['label']} {text!r} score {row['score']:.3f}"
     elif table == "documents":
         what = f"document with n_chars={row['n_chars']}, n_entities={row['n_entities']}, status={row['status']!r}"
+    elif table == "segments":
+        what = f"segment {row['segment']} [{row['start']}, {row['end']}) {row['kind']} page {row['page']}"
     else:
         what = f"vector of entity {row['entity_id']}"
     return f"contract {table}.{check.check}: {rule}; {what}"
@@ -338,7 +350,12 @@ def _describe(table: str, row: Mapping, check: CheckResult, rule: str) -> str:
 
 def _failing_documents(tables: BatchTables, results: Mapping[str, TableResult]) -> pl.DataFrame:
     rules = {(t, c.name): c.rule for t, checks in TABLE_CHECKS.items() for c in checks}
-    data = {"documents": tables.documents, "entities": tables.entities, "entity_embeddings": tables.embeddings}
+    data = {
+        "documents": tables.documents,
+        "entities": tables.entities,
+        "segments": tables.segments,
+        "entity_embeddings": tables.embeddings,
+    }
     first: dict[str, tuple[str, str]] = {}  # doc_id -> (check, reason), first failure in table then check order
     more: Counter = Counter()
     for name in _DATA_TABLES:

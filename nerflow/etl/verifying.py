@@ -47,7 +47,15 @@ from nerflow.etl.errors import StorageError
 
 __all__ = ["TableFiles", "OutputReport", "verify_output", "render_report", "TABLE_ORDER"]
 
-TABLE_ORDER = ("documents", "entities", "entity_embeddings", "quarantine", "_manifest/objects", "_manifest/runs")
+TABLE_ORDER = (
+    "documents",
+    "entities",
+    "segments",
+    "entity_embeddings",
+    "quarantine",
+    "_manifest/objects",
+    "_manifest/runs",
+)
 _EXAMPLES = 3
 # Columns that name a row in a report, per table (the first present ones are shown).
 _ROW_KEYS = ("doc_id", "entity_id", "start", "end", "label", "score", "run_id", "source_uri", "record", "stage")

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from data_contracts.schemas import DOCUMENTS, ENTITIES, QUARANTINE, entity_embeddings
+from data_contracts.schemas import DOCUMENTS, ENTITIES, QUARANTINE, SEGMENTS, entity_embeddings
 from data_contracts.suites import MODEL_DIM, MODEL_LABELS, TABLE_CHECKS, checks_for
 from data_contracts.validation import schema_check, validate_tables
 
@@ -37,6 +37,23 @@ ENTITY_ROWS = [
     (("dX", 0, 6, "Angela", "PER", 0.9, "eX"), "document_present"),
 ]
 
+# A two-page PDF document "dP" (612 x 792 points): entities with pages and boxes.
+_BOX = {"page": 1, "left": 10.0, "bottom": 700.0, "right": 90.0, "top": 712.0}
+PDF_ENTITY_ROWS = [
+    (("dP", 0, 13, "Angela Merkel", "PER", 0.9, "p0"), {"page": 1, "boxes": [_BOX]}, None),
+    (("dP", 14, 21, "visited", "PER", 0.9, "p1"), {"page": 3, "boxes": None}, "page_in_document"),
+    (("dP", 22, 27, "Paris", "LOC", 0.9, "p2"), {"page": 2, "boxes": [{**_BOX, "right": 700.0}]}, "boxes_inside_page"),
+]
+
+# (segment, start, end, page) of dP -> the check it must fail
+SEGMENT_ROWS = [
+    ((0, 0, 13, 1), None),
+    ((1, 14, 21, 2), None),
+    ((2, 18, 22, 2), "in_order_without_overlap"),
+    ((3, 22, 25, 5), "page_in_document"),
+    ((4, 25, 99, 2), "end_within_document"),
+]
+
 # doc_id -> (changes to a good row, the check it must fail)
 DOCUMENT_ROWS = {
     "d10": ({"n_entities": 5}, "n_entities_matches_entities"),
@@ -49,11 +66,11 @@ DOCUMENT_ROWS = {
 
 
 def _documents() -> pa.Table:
-    n_entities = {}
+    n_entities = {"dP": len(PDF_ENTITY_ROWS)}
     for (doc_id, *_), _check in ENTITY_ROWS:
         n_entities[doc_id] = n_entities.get(doc_id, 0) + 1
     rows = []
-    ids = [f"d{i}" for i in range(10)] + list(DOCUMENT_ROWS) + ["d11", "d11"]
+    ids = [f"d{i}" for i in range(10)] + list(DOCUMENT_ROWS) + ["d11", "d11", "dP"]
     for doc_id in ids:
         row = {
             "doc_id": doc_id,
@@ -68,6 +85,8 @@ def _documents() -> pa.Table:
             "text": TEXT,
             "status": "ok",
             "metadata": None,
+            "format": "pdf" if doc_id == "dP" else "jsonl",
+            "page_count": 2 if doc_id == "dP" else None,
             "model_id": "m",
             "run_id": "r",
             "ingest_date": "2026-11-24",
@@ -75,7 +94,7 @@ def _documents() -> pa.Table:
         }
         row.update(DOCUMENT_ROWS.get(doc_id, ({}, None))[0])
         rows.append(row)
-    return DOCUMENTS.conform(pa.Table.from_pylist(rows))
+    return DOCUMENTS.conform(pa.Table.from_pylist(rows, schema=DOCUMENTS.schema))
 
 
 def _entities() -> pa.Table:
@@ -91,7 +110,46 @@ def _entities() -> pa.Table:
         }
         for values, _ in ENTITY_ROWS
     ]
-    return ENTITIES.conform(pa.Table.from_pylist(rows))
+    rows += [
+        dict(zip(names, values))
+        | where
+        | {
+            "model_id": "m",
+            "run_id": "r",
+            "source_uri": "memory:///in/p.pdf",
+            "ingest_date": "2026-11-24",
+            "lang": "en",
+        }
+        for values, where, _ in PDF_ENTITY_ROWS
+    ]
+    return ENTITIES.conform(pa.Table.from_pylist(rows, schema=ENTITIES.schema))
+
+
+def _segments() -> pa.Table:
+    rows = [
+        {
+            "doc_id": "dP",
+            "segment": segment,
+            "start": start,
+            "end": end,
+            "kind": "line",
+            "page": page,
+            "block": None,
+            "left": 10.0,
+            "bottom": 700.0,
+            "right": 90.0,
+            "top": 712.0,
+            "page_width": 612.0,
+            "page_height": 792.0,
+            "model_id": "m",
+            "run_id": "r",
+            "source_uri": "memory:///in/p.pdf",
+            "ingest_date": "2026-11-24",
+            "lang": "en",
+        }
+        for (segment, start, end, page), _ in SEGMENT_ROWS
+    ]
+    return SEGMENTS.conform(pa.Table.from_pylist(rows, schema=SEGMENTS.schema))
 
 
 def _embeddings() -> pa.Table:
@@ -141,12 +199,14 @@ def results():
     tables = {
         "documents": _documents(),
         "entities": _entities(),
+        "segments": _segments(),
         "entity_embeddings": _embeddings(),
         "quarantine": _quarantine(),
     }
     contracts = {
         "documents": DOCUMENTS,
         "entities": ENTITIES,
+        "segments": SEGMENTS,
         "entity_embeddings": entity_embeddings(4),
         "quarantine": QUARANTINE,
     }
@@ -159,17 +219,23 @@ def _failures(result) -> dict[str, tuple[int, ...]]:
 
 def test_each_broken_entity_row_fails_exactly_its_check(results):
     expected: dict[str, list[int]] = {}
-    for i, (_row, check) in enumerate(ENTITY_ROWS):
+    checks = [check for _, check in ENTITY_ROWS] + [check for *_, check in PDF_ENTITY_ROWS]
+    for i, check in enumerate(checks):
         if check:
             expected.setdefault(check, []).append(i)
     assert _failures(results["entities"]) == {k: tuple(v) for k, v in expected.items()}
     assert results["entities"].checks[0].check == "schema" and results["entities"].checks[0].success
 
 
+def test_each_broken_segment_row_fails_exactly_its_check(results):
+    expected = {check: (i,) for i, (_, check) in enumerate(SEGMENT_ROWS) if check}
+    assert _failures(results["segments"]) == expected
+
+
 def test_each_broken_document_row_fails_exactly_its_check(results):
     docs = _documents().column("doc_id").to_pylist()
     expected = {check: (docs.index(doc_id),) for doc_id, (_, check) in DOCUMENT_ROWS.items()}
-    expected["doc_id_unique_in_run"] = (len(docs) - 2, len(docs) - 1)
+    expected["doc_id_unique_in_run"] = (len(docs) - 3, len(docs) - 2)
     # d2's entity is [5, 5) and d3's ends past the text: their n_entities still count the rows.
     assert _failures(results["documents"]) == expected
 

@@ -20,10 +20,11 @@ from data_contracts.schemas import (
 
 
 def test_every_table_has_a_versioned_contract():
-    assert set(CONTRACTS) == {"entities", "documents", "quarantine", "_manifest/objects", "_manifest/runs"}
+    assert set(CONTRACTS) == {"entities", "documents", "segments", "quarantine", "_manifest/objects", "_manifest/runs"}
     assert {name: c.version for name, c in CONTRACTS.items()} == {
-        "entities": 1,
-        "documents": 1,
+        "entities": 2,
+        "documents": 2,
+        "segments": 1,
         "quarantine": 2,
         "_manifest/objects": 1,
         "_manifest/runs": 3,

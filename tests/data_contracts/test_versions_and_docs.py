@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 
 from data_contracts import fingerprints, render_docs
-from data_contracts.schemas import ALL_VERSIONS, CONTRACTS, ENTITIES_V1, TableContract
+from data_contracts.schemas import ALL_VERSIONS, CONTRACTS, ENTITIES_V1, ENTITIES_V2, TableContract
 from data_contracts.suites import TABLE_CHECKS
 
 
@@ -44,29 +44,29 @@ def test_a_new_version_is_recorded_and_an_old_record_never_rewritten(monkeypatch
     record = tmp_path / "fingerprints.json"
     record.write_text(fingerprints.FINGERPRINTS_FILE.read_text())
     monkeypatch.setattr(fingerprints, "FINGERPRINTS_FILE", record)
-    extra = ENTITIES_V1.schema.append(pa.field("sentence", pa.int32(), nullable=True))
-    monkeypatch.setattr(fingerprints, "ALL_VERSIONS", _with_entities(extra, 2))
+    extra = ENTITIES_V2.schema.append(pa.field("sentence", pa.int32(), nullable=True))
+    monkeypatch.setattr(fingerprints, "ALL_VERSIONS", _with_entities(extra, 3))
     assert fingerprints.problems() == [
-        "entities v2 has no recorded fingerprint: record it with `python -m data_contracts.render_docs --write`"
+        "entities v3 has no recorded fingerprint: record it with `python -m data_contracts.render_docs --write`"
     ]
-    assert fingerprints.record_new() == ["entities v2"]
+    assert fingerprints.record_new() == ["entities v3"]
     saved = json.loads(record.read_text())
-    assert saved["entities"]["1"] == fingerprints.fingerprint(ENTITIES_V1)
-    assert saved["entities"]["2"] == fingerprints.fingerprint(
-        TableContract(name="entities", version=2, schema=extra, partition_by=ENTITIES_V1.partition_by)
+    assert saved["entities"]["2"] == fingerprints.fingerprint(ENTITIES_V2)
+    assert saved["entities"]["3"] == fingerprints.fingerprint(
+        TableContract(name="entities", version=3, schema=extra, partition_by=ENTITIES_V2.partition_by)
     )
     assert fingerprints.problems() == [] and fingerprints.record_new() == []
 
     # A schema changed under a released version stays an error even after --write.
     start = extra.get_field_index("start")
     monkeypatch.setattr(
-        fingerprints, "ALL_VERSIONS", _with_entities(extra.set(start, pa.field("start", pa.int64())), 2)
+        fingerprints, "ALL_VERSIONS", _with_entities(extra.set(start, pa.field("start", pa.int64())), 3)
     )
     monkeypatch.setattr(render_docs, "problems", fingerprints.problems)
     monkeypatch.setattr(render_docs, "record_new", fingerprints.record_new)
     monkeypatch.setattr(render_docs, "DOCS_FILE", tmp_path / "tables.md")
     assert render_docs.main(["--write"]) == 1
-    assert json.loads(record.read_text())["entities"]["2"] == saved["entities"]["2"]
+    assert json.loads(record.read_text())["entities"]["3"] == saved["entities"]["3"]
 
 
 def test_docs_tables_md_is_generated_from_the_contracts():

@@ -186,7 +186,7 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
         "ok": True,
     }
     assert results["tables"]["entities"]["rows"] == summary.entities and results["tables"]["entities"]["success"]
-    assert set(results["tables"]) == {"documents", "entities", "quarantine"}
+    assert set(results["tables"]) == {"documents", "entities", "segments", "quarantine"}
     assert all(n == 0 for t in results["tables"].values() for n in t["checks"].values())
 
     # The run ends with its summary page: contract results per table, quarantine by reason.

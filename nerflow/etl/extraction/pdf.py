@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import re
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,6 +34,10 @@ from nerflow.etl.extraction.document import (
 )
 
 __all__ = ["entity_boxes", "extract_pdf"]
+
+# pdfium is not thread-safe (its error code is process state), and the flow reads batches on
+# threads: one PDF at a time per process.
+_PDFIUM_LOCK = threading.Lock()
 
 # Every character the normal form turns into a line break, so a line segment never holds one.
 _LINE = re.compile(r"[^\r\n\x0b\x0c\x1c-\x1f\x85\u2028\u2029]+")
@@ -55,6 +60,11 @@ def extract_pdf(data: bytes) -> ExtractedDocument:
     nothing. Raises :class:`ExtractionError` for an encrypted, unreadable or empty file, a
     page that does not load (``page`` set), or a file without any text.
     """
+    with _PDFIUM_LOCK:
+        return _extract(data)
+
+
+def _extract(data: bytes) -> ExtractedDocument:
     pdf = _open(data)
     try:
         page_count = len(pdf)

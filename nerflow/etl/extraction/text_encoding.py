@@ -68,7 +68,14 @@ from charset_normalizer.models import CharsetMatch
 from nerflow.etl.extraction.document import DocumentInfo, ExtractedDocument, ExtractionError, TextBuilder
 from nerflow.etl.normal_form import normalise_with_map
 
-__all__ = ["CANDIDATE_ENCODINGS", "DEFAULT_MIN_CONFIDENCE", "DecodedText", "decode_text", "extract_text"]
+__all__ = [
+    "bom_encoding",
+    "CANDIDATE_ENCODINGS",
+    "DEFAULT_MIN_CONFIDENCE",
+    "DecodedText",
+    "decode_text",
+    "extract_text",
+]
 
 DEFAULT_MIN_CONFIDENCE = 0.6
 """See the module docstring: above text in no recognised language, below recognised text."""
@@ -179,6 +186,15 @@ class DecodedText:
     text: str
     encoding: str
     confidence: float
+
+
+def bom_encoding(data: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of ``data`` names (``"utf-8"``,
+    ``"utf-16-le"``, …), or None."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding.removesuffix("-sig")
+    return None
 
 
 def decode_text(data: bytes, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> DecodedText:

@@ -28,6 +28,7 @@ def _batch(*texts: str) -> NormalisedBatch:
             "metadata": None,
             "source_uri": "memory:///x.jsonl",
             "record": i + 1,
+            "format": "jsonl",
         }
         for i, t in enumerate(texts)
     ]

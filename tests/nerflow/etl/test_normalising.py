@@ -28,6 +28,7 @@ def _read(*records: dict) -> ReadBatch:
             "metadata": None,
             "source_uri": "memory:///in/x.jsonl",
             "record": i + 1,
+            "format": "jsonl",
         }
         for i, r in enumerate(records)
     ]

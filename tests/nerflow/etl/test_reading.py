@@ -204,7 +204,8 @@ def test_text_files_are_one_document_each_named_by_path(make_batch, memfs):
     )
     assert rows["news/en/2"]["text"] == "London"
     [bad] = read.quarantine.to_dicts()
-    assert bad["doc_id"] == "bad" and bad["reason"].startswith("not UTF-8:")
+    # A UTF-16 byte-order mark before bytes that are no UTF-16: refused, not read as mojibake.
+    assert bad["doc_id"] == "bad" and bad["reason"].startswith("not valid utf-16-le:")
 
 
 def test_read_config_checks_the_format():
@@ -228,7 +229,9 @@ def test_whole_objects_that_hold_no_documents_are_quarantined_once(make_batch, m
     assert set(q) == {"empty.jsonl", "empty.txt", "report.pdf"}
     assert q["empty.jsonl"]["reason"].startswith("empty object: 0 bytes") and q["empty.jsonl"]["record"] is None
     assert q["empty.txt"]["reason"].startswith("empty object: 0 bytes")
-    assert q["report.pdf"]["reason"].startswith("unsupported file type") and q["report.pdf"]["raw_excerpt"] is None
+    # Named and sniffed a PDF, but pdfium cannot read it: its reason, no excerpt of binary bytes.
+    assert q["report.pdf"]["reason"] == "not a readable PDF: data format error"
+    assert q["report.pdf"]["raw_excerpt"] is None and q["report.pdf"]["doc_id"] == "report.pdf"
     assert read.docs_in == 4
 
 
@@ -355,7 +358,7 @@ def test_an_object_no_reader_rule_foresaw_is_quarantined_whole_not_a_failed_batc
         out.add("half", "a record added before the failure", None, None, 1)
         raise RuntimeError("unforeseen")
 
-    monkeypatch.setattr(reading, "_read_text", broken)
+    monkeypatch.setitem(reading._READERS, "text", broken)
     read = read_batch(
         fs, make_batch({"a.txt": b"text", "b.jsonl": _jsonl({"id": "b", "text": "fine"}).encode()}), ReadConfig()
     )

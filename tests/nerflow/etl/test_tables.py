@@ -44,7 +44,7 @@ def _inputs(embeddings: bool = False):
             {"doc_id": "d3", "text": "poison", "lang": "en", "metadata": None, "source_uri": OBJ_A.uri, "record": 3},
         ],
         schema=RECORD_SCHEMA,
-    )
+    ).with_columns(format=pl.lit("jsonl"))
     bad = pl.DataFrame(
         [
             {
@@ -128,7 +128,13 @@ def test_embeddings_table(dtype):
     assert t.embeddings_contract.schema.field("vector").type.list_size == 4
     assert t.embeddings.column("entity_id").to_pylist() == t.entities.column("entity_id").to_pylist()
     assert t.embeddings.column("vector").to_pylist()[1] == [4.0, 5.0, 6.0, 7.0]
-    assert [c.name for c, _ in t.contracts()] == ["documents", "entities", "quarantine", "entity_embeddings"]
+    assert [c.name for c, _ in t.contracts()] == [
+        "documents",
+        "entities",
+        "segments",
+        "quarantine",
+        "entity_embeddings",
+    ]
 
 
 def test_run_context_checks():

@@ -32,7 +32,7 @@ def test_a_good_batch_passes_untouched():
     out = validate_batch(batch, normalised, annotation, RUN, ValidateConfig(labels=LABELS, embedding_dim=4))
     v = out.validation
     assert v.quarantined == {} and v.failed_docs == 0 and v.checked_docs == 2
-    assert [r.table for r in v.results] == ["documents", "entities", "quarantine", "entity_embeddings"]
+    assert [r.table for r in v.results] == ["documents", "entities", "segments", "quarantine", "entity_embeddings"]
     assert all(r.success for r in v.results)
     assert v.reconciliation.to_dict() == {
         "docs_in": 4,
@@ -157,7 +157,9 @@ def test_run_results_add_up_batches_and_render_as_markdown():
     config = ValidateConfig(labels=LABELS, max_failure_rate=1.0)
     good = validate_batch(batch, normalised, annotation, RUN, config).validation
     bad = validate_batch(batch, normalised, _with_entities(annotation, score=[0.9, 1.5]), RUN, config).validation
-    results = contract_results([good, bad], config, versions={"documents": 1, "entities": 1, "quarantine": 2})
+    results = contract_results(
+        [good, bad], config, versions={"documents": 2, "entities": 2, "segments": 1, "quarantine": 2}
+    )
     assert json.loads(json.dumps(results)) == results, "JSON as stored in _manifest/runs"
     assert results["batches"] == 2 and results["quarantined"] == {"entities.score_in_unit_interval": 1}
     assert results["tables"]["entities"]["rows"] == 4
@@ -196,6 +198,6 @@ def test_run_results_add_up_batches_and_render_as_markdown():
     assert text.startswith("# extract-entities failed\n")
     assert "**Failed:** BatchRejectedError: too many \\| pipes" in text
     assert "| documents in (records read) | 8 |" in text and "**yes**" in text
-    assert "| entities | v1 | 4 | 16 | 1 | FAIL |" in text  # the schema and 15 row checks
+    assert "| entities | v2 | 4 | 18 | 1 | FAIL |" in text  # the schema and 17 row checks
     assert "| entities.score_in_unit_interval | 1 |" in text
     assert "| not JSON | 2 |" in text

@@ -110,7 +110,7 @@ def test_the_command_prints_a_report_and_exits_0_or_1(output, capsys):
     assert main(["validate", str(output)]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(f"nerflow validate {output}\n") and printed.rstrip().endswith("result: ok")
-    assert "entities                  v1      1         2  ok" in printed
+    assert "entities                  v2      1         2  ok" in printed
 
     _rewrite(
         _entities_file(output),
@@ -120,7 +120,7 @@ def test_the_command_prints_a_report_and_exits_0_or_1(output, capsys):
     )
     assert main(["validate", str(output)]) == 1
     printed = capsys.readouterr().out
-    assert "entities                  v1      1         2  FAILED" in printed
+    assert "entities                  v2      1         2  FAILED" in printed
     assert "    score_in_unit_interval: 1 of 2 rows failed (0 <= score <= 1)" in printed
     assert "      entities/ingest_date=2026-11-24/lang=de/part-b1.parquet row 2: doc_id='d1'" in printed
     assert printed.rstrip().endswith("result: FAILED (1 checks failed)")

@@ -28,7 +28,7 @@ def test_partition_files_are_named_by_batch_and_partition():
     assert [rel for rel, _ in files] == ["entities/ingest_date=2026-11-24/lang=de/part-b1.parquet"]
     _, table = files[0]
     assert "lang" not in table.column_names and "ingest_date" not in table.column_names
-    assert table.schema.metadata[b"nerflow.schema_version"] == b"1"
+    assert table.schema.metadata[b"nerflow.schema_version"] == b"2"
     docs = writing.partition_files(DOCUMENTS, t.documents, "b1")
     assert sorted(rel for rel, _ in docs) == [
         "documents/ingest_date=2026-11-24/lang=de/part-b1.parquet",
@@ -55,7 +55,7 @@ def test_commit_writes_data_then_manifest_last_then_drops_the_intent(memfs, monk
     rows = {r["source_uri"]: r for r in manifest.read_manifest_table(fs, root).to_pylist()}
     a = rows[OBJ_A.uri]
     assert (a["docs_in"], a["docs_ok"], a["docs_empty"], a["docs_quarantined"], a["entities"]) == (4, 1, 1, 2, 2)
-    assert result.rows == {"documents": 2, "entities": 2, "quarantine": 2}
+    assert result.rows == {"documents": 2, "entities": 2, "segments": 0, "quarantine": 2}
 
 
 def test_committing_a_batch_again_replaces_its_files(tmp_path):
