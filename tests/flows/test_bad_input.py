@@ -10,8 +10,11 @@ What counts as bad, and where it goes (see docs/tables.md, "How the contracts ar
 
 * unreadable records (not UTF-8, not JSON, no text field, text null or not a string): one
   quarantine row each, stage ``read``, with the line or row;
-* unreadable objects (truncated gzip, zero bytes, unsupported type, deleted after listing):
-  one quarantine row for the object, ``record`` null;
+* unreadable objects (truncated gzip, zero bytes, unsupported type, deleted after listing;
+  corrupt, encrypted, scanned or zero-page PDFs, HTML without main content, a zip bomb, a
+  password-protected Office file, an e-mail with only attachments, a suffix that lies about
+  the content, text whose encoding cannot be told): one quarantine row for the object,
+  ``record`` null, with the reader's reason;
 * empty or whitespace-only text: kept in ``documents`` with status ``"empty"``;
 * a repeated ``doc_id``: the first record in input order (path, then line) is kept;
 * control and zero-width characters, mixed scripts, a 2 MB "word": not bad, the documents
@@ -39,6 +42,7 @@ import pytest
 from flows.extract_entities import ExtractParams, extract_entities
 from nerflow import storage
 from nerflow.etl.validating import DUPLICATE_CHECK
+from tests import samples_office, samples_pdf, samples_text
 from tests.flows.test_extract_entities import check_output, read_table
 
 pytestmark = pytest.mark.timeout(900)  # a hang fails the module instead of eating CI's budget
@@ -214,9 +218,71 @@ CASES = [
     Case("zero-byte-object", "cases/zero.jsonl", b"", quarantined=((None, "empty object: 0 bytes", "read"),)),
     Case(
         "unsupported-file-type",
+        "cases/clip.mp4",
+        b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64,
+        quarantined=((None, "unsupported file type", "read"),),
+    ),
+    # Rich files that cannot be read: one quarantine row each, named by the reader's reason.
+    Case(
+        "corrupt-pdf",
         "cases/report.pdf",
         b"%PDF-1.7\n" + bytes(range(256)) * 64,
-        quarantined=((None, "unsupported file type", "read"),),
+        quarantined=((None, "not a readable PDF", "read"),),
+    ),
+    Case(
+        "encrypted-pdf",
+        "cases/locked.pdf",
+        samples_pdf.encrypted_pdf(),
+        quarantined=((None, "encrypted PDF: a password is needed", "read"),),
+    ),
+    Case(
+        "scanned-pdf-without-text",
+        "cases/scan.pdf",
+        samples_pdf.scanned_pdf(),
+        quarantined=((None, "no text layer (scanned); OCR not enabled", "read"),),
+    ),
+    Case(
+        "zero-page-pdf",
+        "cases/no-pages.pdf",
+        samples_pdf.no_pages_pdf(),
+        quarantined=((None, "PDF with no pages", "read"),),
+    ),
+    Case(
+        "html-without-main-content",
+        "cases/nav.html",
+        samples_office.boilerplate_only_html(),
+        quarantined=((None, "no main content", "read"),),
+    ),
+    Case("docx-zip-bomb", "cases/bomb.docx", samples_office.zip_bomb_docx(), quarantined=((None, "zip bomb", "read"),)),
+    Case(
+        "docx-that-is-no-zip",
+        "cases/plain.docx",
+        samples_office.not_a_zip_docx(),
+        quarantined=((None, "content is not a DOCX", "read"),),
+    ),
+    Case(
+        "password-protected-office-file",
+        "cases/secret.docx",
+        samples_office.encrypted_office(),
+        quarantined=((None, "password-protected Office file", "read"),),
+    ),
+    Case(
+        "email-with-only-attachments",
+        "cases/attachments.eml",
+        samples_text.attachments_only_email(),
+        quarantined=((None, "e-mail with no text body: only attachments", "read"),),
+    ),
+    Case(
+        "suffix-that-lies",
+        "cases/invoice.pdf",
+        b"<!doctype html><html><body><p>Anna Berg</p></body></html>",
+        quarantined=((None, "content is not a PDF: the name says .pdf but the bytes look like html", "read"),),
+    ),
+    Case(
+        "text-of-no-determinable-encoding",
+        "cases/noise.txt",
+        bytes((i * 131 + 7) % 256 for i in range(300) if (i * 131 + 7) % 256 not in (0, 10, 13)),
+        quarantined=((None, "encoding not determined with confidence", "read"),),
     ),
     Case(
         "control-and-zero-width-characters",

@@ -65,7 +65,7 @@ def corpus_files() -> dict[str, bytes]:
         "wiki.jsonl.gz": gzip.compress(("\n".join(json.dumps(r, ensure_ascii=False) for r in WIKI) + "\n").encode()),
         "more/docs.parquet": _parquet_bytes(PARQUET),
         "notes/pt-1.txt": TEXT_DOC.encode(),
-        "README.md": b"# not a document\n",
+        "cover.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
     }
 
 
@@ -124,7 +124,7 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
         summary = extract_entities(params(str(inp), str(out), tiny_wordpiece_model_dir, run_label="first"))
 
     check_output(str(out), DOC_IDS)
-    # README.md has no reader: counted as ignored, and quarantined (unread) like any bad object.
+    # cover.png has no reader: counted as ignored, and quarantined (unread) like any bad object.
     assert (summary.objects_listed, summary.objects_processed, summary.objects_ignored, summary.batches) == (5, 5, 1, 5)
     assert (summary.docs_in, summary.docs_ok, summary.docs_empty, summary.docs_quarantined) == (13, 10, 1, 2)
     assert summary.docs_in == summary.docs_ok + summary.docs_empty + summary.docs_quarantined
@@ -151,7 +151,7 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
     assert {d["run_id"] for d in docs.values()} == {summary.run_id}
     readme, bad = sorted(read_table(str(out), "quarantine").to_pylist(), key=lambda r: r["source_uri"])
     assert bad["reason"].startswith("not JSON") and bad["record"] == 6 and bad["source_uri"].endswith("news.jsonl")
-    assert readme["reason"].startswith("unsupported file type") and readme["source_uri"].endswith("README.md")
+    assert readme["reason"].startswith("unsupported file type") and readme["source_uri"].endswith("cover.png")
     assert (bad["stage"], bad["check"]) == ("read", None)
 
     # Partitions on disk, deterministic names, the run record.
@@ -230,8 +230,8 @@ def test_a_changed_object_replaces_its_rows(prefect_harness, tiny_wordpiece_mode
     check_output(out, expected)
     docs = {r["doc_id"]: r["text"] for r in read_table(out, "documents").to_pylist()}
     assert "Lyon" in docs["n1"]
-    # The bad line left with the old version; README.md's row stays.
-    assert [r["source_uri"].rsplit("/", 1)[1] for r in read_table(out, "quarantine").to_pylist()] == ["README.md"]
+    # The bad line left with the old version; cover.png's row stays.
+    assert [r["source_uri"].rsplit("/", 1)[1] for r in read_table(out, "quarantine").to_pylist()] == ["cover.png"]
 
 
 def test_batches_go_through_in_rounds_of_one_batch_per_device(
@@ -563,7 +563,7 @@ def test_contract_failures_quarantine_documents_and_too_many_reject_the_batch(
 
     # Nothing of the rejected batch (wiki.jsonl.gz, last in path order) was written ...
     manifest = {r["source_uri"].rsplit("/", 1)[1] for r in read_table(str(out), "_manifest/objects").to_pylist()}
-    assert manifest == {"README.md", "docs.parquet", "news.jsonl", "pt-1.txt"}
+    assert manifest == {"cover.png", "docs.parquet", "news.jsonl", "pt-1.txt"}
     docs = {r["doc_id"] for r in read_table(str(out), "documents").to_pylist()}
     assert docs == DOC_IDS - {"n1", "w1", "w2", "w3"}
     # ... the batches before it were, n1 quarantined whole with the check that failed.

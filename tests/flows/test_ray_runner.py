@@ -117,7 +117,7 @@ def test_ner_on_two_ray_workers_writes_what_the_thread_runner_writes(
 
     events = [json.loads(line) for line in calls.read_text().splitlines()]
     annotated = [e for e in events if e["event"] == "annotate"]
-    # Every batch once, on the CPU (README.md's has nothing to annotate and goes through too).
+    # Every batch once, on the CPU (cover.png's has nothing to annotate and goes through too).
     assert len(annotated) == len({e["batch"] for e in annotated}) == on_ray.batches
     assert {e["device"] for e in annotated} == {"cpu"}
     assert {e["node"] for e in annotated} == worker_nodes, "both worker nodes did NER work"

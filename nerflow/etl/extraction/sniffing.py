@@ -165,9 +165,11 @@ def _utf16_32_without_bom(head: bytes) -> str | None:
     sample = head[:256]
     if len(sample) < 8:
         return None
-    if sample[1:4] == b"\x00\x00\x00" and sample[0] != 0:
+    # Every code unit, not just the first: an MP4 starts 00 00 00 18 "ftyp".
+    units = [sample[i : i + 4] for i in range(0, len(sample) - 3, 4)]
+    if sum(u[1:] == b"\x00\x00\x00" and u[0] != 0 for u in units) >= 0.9 * len(units):
         return "utf-32-le"
-    if sample[:3] == b"\x00\x00\x00" and sample[3] != 0:
+    if sum(u[:3] == b"\x00\x00\x00" and u[3] != 0 for u in units) >= 0.9 * len(units):
         return "utf-32-be"
     even, odd = sample[0::2], sample[1::2]
     if odd.count(0) > len(odd) * 0.6 and even.count(0) < len(even) * 0.1:

@@ -81,3 +81,8 @@ def test_suffix_table() -> None:
     assert SUFFIX_FORMATS[".ndjson"] == "jsonl"
     assert SUFFIX_FORMATS[".eml"] == "email"
     assert all(suffix.startswith(".") and suffix == suffix.lower() for suffix in SUFFIX_FORMATS)
+
+
+def test_a_video_whose_first_bytes_have_nuls_like_utf32_is_not_text() -> None:
+    # MP4 starts 00 00 00 18 "ftyp": one UTF-32 BE code unit, then binary.
+    assert sniff_format(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4, "clip.mp4") is None
