@@ -198,13 +198,15 @@ _INGEST_DATE = _Col("ingest_date", pa.string(), "UTC date (YYYY-MM-DD) the run s
 _RUN_ID = _Col("run_id", pa.string(), "The Prefect flow run that wrote the row")
 _MODEL_ID = _Col("model_id", pa.string(), "Content digest of the model (weights, config, tokenizer)")
 
+# Nested fields are nullable: warehouses (DuckDB) do not keep nullability inside lists and
+# structs, and the contract's checks hold every box to its page (entities.boxes_inside_page).
 _BOX = pa.struct(
     [
-        pa.field("page", pa.int32(), nullable=False),
-        pa.field("left", pa.float32(), nullable=False),
-        pa.field("bottom", pa.float32(), nullable=False),
-        pa.field("right", pa.float32(), nullable=False),
-        pa.field("top", pa.float32(), nullable=False),
+        pa.field("page", pa.int32()),
+        pa.field("left", pa.float32()),
+        pa.field("bottom", pa.float32()),
+        pa.field("right", pa.float32()),
+        pa.field("top", pa.float32()),
     ]
 )
 
@@ -250,7 +252,7 @@ ENTITIES_V2 = _contract(
         ),
         _Col(
             "boxes",
-            pa.list_(pa.field("item", _BOX, nullable=False)),
+            pa.list_(_BOX),
             "PDF only: one box per text line the entity covers, in PDF points with the origin at the page's "
             "lower left corner (page, left, bottom, right, top), for highlighting it in the original file; "
             "null for other formats",

@@ -103,6 +103,11 @@ class ExtractedDocument:
     part: int | None = None
 
 
+# Blocks longer than this, without character boxes, are normalised by Polars (one call costs
+# about as much as the Python rules on a few hundred characters).
+_POLARS_FROM = 512
+
+
 class TextBuilder:
     """Assembles a document's text block by block and records a segment per block.
 
@@ -137,7 +142,11 @@ class TextBuilder:
             raise ValueError(f"separator must be one or two line breaks, got {separator!r}")
         if char_boxes is not None and len(char_boxes) != len(raw):
             raise ValueError(f"char_boxes has {len(char_boxes)} rows for {len(raw)} characters")
-        text, index = normalise_with_map(raw)
+        if char_boxes is None and len(raw) > _POLARS_FROM:
+            # No boxes to carry: the Polars rules, whose per-character cost is far lower.
+            text, index = normalise_text(raw), None
+        else:
+            text, index = normalise_with_map(raw)
         if not text:
             return None
         if self._parts:
@@ -147,7 +156,7 @@ class TextBuilder:
         self._parts.append(text)
         self._length += len(text)
         boxes = None
-        if char_boxes is not None:
+        if char_boxes is not None and index is not None:
             boxes = np.asarray(char_boxes, dtype=np.float32)[index]
             if box is None:
                 box = _union(boxes)

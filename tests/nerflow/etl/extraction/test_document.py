@@ -43,3 +43,12 @@ def test_bad_arguments_are_refused() -> None:
         TextBuilder().add("x", kind="line", separator=" ")
     with pytest.raises(ValueError, match="char_boxes"):
         TextBuilder().add("xy", kind="line", char_boxes=np.zeros((1, 4)))
+
+
+def test_long_blocks_without_boxes_take_the_same_rules() -> None:
+    raw = ("Anna\u00a0 Berg\r\n\r\n\r\n works at ACME\x07. " * 40).strip()
+    b = TextBuilder()
+    seg = b.add(raw, kind="paragraph")
+    doc = b.build(DocumentInfo(format="text"))
+    assert seg is not None and len(raw) > 512
+    assert doc.text == normalise_text(raw) == doc.text[seg.start : seg.end]
