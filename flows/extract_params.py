@@ -22,7 +22,7 @@ from nerflow.etl.formats import InputFormat
 from nerflow.etl.listing import BatchingConfig
 from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig
 from nerflow.etl.ray_runner import RaySettings
-from nerflow.etl.reading import MAX_DOCUMENT_CHARS, FieldMapping, ReadConfig
+from nerflow.etl.reading import MAX_DOCUMENT_CHARS, FieldMapping, HtmlText, ReadConfig
 from nerflow.etl.tables import EmbeddingDtype
 from nerflow.etl.validating import ValidateConfig
 from nerflow.storage import Location, check_protocol, is_local_path, refuse_credentials
@@ -56,6 +56,9 @@ class ExtractParams(BaseModel):
         "auto", description="'auto' decides by content (magic bytes, sniffing), then by suffix; a format forces it"
     )
     fields: FieldMapping = Field(default_factory=FieldMapping, description="Input field names")
+    html_text: HtmlText = Field(
+        "main", description="HTML pages: 'main' content with boilerplate removed, or 'all' visible text"
+    )
     modified_after: datetime | None = Field(
         None,
         description="Only input objects last written at or after this time (UTC when no zone is given)",
@@ -234,7 +237,10 @@ class ExtractParams(BaseModel):
 
     def reading(self) -> ReadConfig:
         return ReadConfig(
-            input_format=self.input_format, fields=self.fields, max_document_chars=self.max_document_chars
+            input_format=self.input_format,
+            fields=self.fields,
+            max_document_chars=self.max_document_chars,
+            html_text=self.html_text,
         )
 
     def normalising(self) -> NormaliseConfig:

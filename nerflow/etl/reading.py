@@ -62,7 +62,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from dataclasses import field as dataclasses_field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import polars as pl
 import pyarrow as pa
@@ -91,6 +91,8 @@ __all__ = [
     "ReadConfig",
     "ReadBatch",
     "MAX_DOCUMENT_CHARS",
+    "HTML_TEXT",
+    "HtmlText",
     "RECORD_SCHEMA",
     "SEGMENT_SCHEMA",
     "detect_format",
@@ -148,6 +150,11 @@ SEGMENT_SCHEMA = pl.Schema(
     }
 )
 
+HtmlText = Literal["main", "all"]
+"""What of an HTML page is read: the main content with boilerplate removed (trafilatura), or
+all visible text."""
+HTML_TEXT: tuple[str, ...] = get_args(HtmlText)
+
 _RECORD_INFO = DocumentInfo(format="jsonl")
 _JSONL_INFO = DocumentInfo(format="jsonl", encoding="utf-8", encoding_confidence=1.0)
 _PARQUET_INFO = DocumentInfo(format="parquet")
@@ -190,12 +197,14 @@ class ReadConfig:
         excerpt_chars: Characters of a bad record kept in ``quarantine.raw_excerpt``.
         max_document_chars: Longest text a document may have; a longer one is quarantined
             with its size (annotating one of 50 MB took 10 minutes and 7 GB of memory).
+        html_text: One of :data:`HTML_TEXT`.
     """
 
     input_format: str = "auto"
     fields: FieldMapping = field(default_factory=FieldMapping)
     excerpt_chars: int = EXCERPT_CHARS
     max_document_chars: int = MAX_DOCUMENT_CHARS
+    html_text: str = "main"
 
     def __post_init__(self) -> None:
         if self.input_format not in FORMATS:
@@ -204,6 +213,8 @@ class ReadConfig:
             raise ValueError(f"excerpt_chars must not be negative, got {self.excerpt_chars}")
         if self.max_document_chars < 1:
             raise ValueError(f"max_document_chars must be positive, got {self.max_document_chars}")
+        if self.html_text not in HTML_TEXT:
+            raise ValueError(f"html_text must be one of {HTML_TEXT}, got {self.html_text!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -634,6 +645,10 @@ def _read_file(extract: Callable[[bytes], ExtractedDocument]) -> Callable[[bytes
     return read
 
 
+def _read_html(data: bytes, out: _Collector) -> None:
+    out.add_extracted(extract_html(data, all_text=out.config.html_text == "all"), out.file_id())
+
+
 def _read_markdown(data: bytes, out: _Collector) -> None:
     decoded = decode_text(data)
     doc = extract_markdown(decoded.text)
@@ -654,7 +669,7 @@ _READERS: dict[str, Callable[[bytes, _Collector], None]] = {
     "parquet": _read_parquet,
     "text": _read_text,
     "pdf": _read_file(extract_pdf),
-    "html": _read_file(extract_html),
+    "html": _read_html,
     "docx": _read_file(extract_docx),
     # An OLE compound file: an encrypted Office file or a legacy .doc, which the DOCX reader
     # refuses with the reason.

@@ -378,3 +378,17 @@ def test_an_s3_key_with_a_version_id_is_quarantined_unread(make_batch, memfs, mo
     assert read.records.get_column("text").to_list() == ["Warsaw"]
     [row] = read.quarantine.to_dicts()
     assert row["reason"] == "unsupported object key: x" and row["source_uri"].endswith("y.txt?versionId=1.txt")
+
+
+def test_html_is_read_as_its_main_content_or_all_its_visible_text(make_batch, memfs):
+    from tests import samples_office
+
+    fs, _ = memfs
+    batch = make_batch({"web/article.html": samples_office.article_html()})
+    main = read_batch(fs, batch, ReadConfig()).records.to_dicts()[0]
+    every = read_batch(fs, batch, ReadConfig(html_text="all")).records.to_dicts()[0]
+    assert main["format"] == every["format"] == "html" and main["doc_id"] == "web/article.html"
+    assert "cookie" not in main["text"].lower() and "cookie" in every["text"].lower()
+    assert len(every["text"]) > len(main["text"])
+    with pytest.raises(ValueError, match="html_text"):
+        ReadConfig(html_text="some")
