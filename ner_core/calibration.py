@@ -60,9 +60,12 @@ def sweep_outside_offsets(
     offsets: Sequence[float],
     *,
     label_map: Mapping[str, str | None] | None = None,
+    gold_label_map: Mapping[str, str | None] | None = None,
     engine_config: EngineConfig | None = None,
 ) -> list[OffsetScores]:
-    """Strict scores of ``model`` with each "O" offset on each data set (exact mode).
+    """Strict scores of ``model`` with each "O" offset on each data set (exact mode);
+    ``label_map`` and ``gold_label_map`` as ``ner_core.metrics.score_spans`` takes them
+    (``{"MISC": None}`` in both leaves MISC out of the scores).
 
     The result at each offset is what the model with that offset applied computes, to the
     rounding of one addition (``tests/ner_core/test_calibration.py``).
@@ -79,7 +82,9 @@ def sweep_outside_offsets(
         for offset in offsets:
             set_offset(offset)
             per_set = {
-                name: score_spans(gold[name], predict_spans(engine, records), label_map=label_map)
+                name: score_spans(
+                    gold[name], predict_spans(engine, records), label_map=label_map, gold_label_map=gold_label_map
+                )
                 for name, records in data.items()
             }
             out.append(OffsetScores(float(offset), _pooled(per_set), per_set))

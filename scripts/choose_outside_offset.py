@@ -51,7 +51,8 @@ def main() -> None:
     for uri in expand(args.data):
         data[Path(uri).name.split(".", 1)[0]] = list(read_labelled(uri, limit=args.max_records))
     started = time.perf_counter()
-    sweep = sweep_outside_offsets(model, data, args.offsets, label_map=dropping({}, args.ignore_label))
+    ignored = dropping({}, args.ignore_label)  # out of gold and predictions alike, as `nerflow evaluate`
+    sweep = sweep_outside_offsets(model, data, args.offsets, label_map=ignored, gold_label_map=ignored)
     seconds = time.perf_counter() - started
     best = best_offset(sweep)
 

@@ -48,6 +48,16 @@ def test_each_offset_scores_what_the_model_with_that_offset_predicts(tiny_model)
     assert best_offset(sweep) in sweep
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_label_left_out_is_left_out_of_gold_and_predictions(tiny_model):
+    data = {"a": _records(20, 3)}
+    [kept] = sweep_outside_offsets(tiny_model, data, [0.0])
+    [left_out] = sweep_outside_offsets(tiny_model, data, [0.0], label_map={"PER": None}, gold_label_map={"PER": None})
+    assert "PER" in kept.pooled.per_label and "PER" not in left_out.pooled.per_label
+    gold_per = sum(1 for r in data["a"] for *_, label in r.entities if label == "PER")
+    assert gold_per and left_out.pooled.micro.support == kept.pooled.micro.support - gold_per
+
+
 def test_the_offset_lowers_the_outside_bias_only(tiny_model):
     shifted = copy.deepcopy(tiny_model)
     before = shifted.span_marker.classifier.bias.detach().clone()
