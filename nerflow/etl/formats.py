@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["FORMATS", "InputFormat", "detect_format", "strip_suffix"]
+__all__ = ["FORMATS", "SUFFIXES", "InputFormat", "detect_format", "strip_suffix"]
 
 InputFormat = Literal["auto", "jsonl", "parquet", "text", "pdf", "html", "docx", "markdown", "email", "mbox"]
 """``input_format`` values: ``"auto"`` decides by content and name, the others force one reader."""
@@ -19,7 +19,7 @@ InputFormat = Literal["auto", "jsonl", "parquet", "text", "pdf", "html", "docx",
 FORMATS: tuple[str, ...] = get_args(InputFormat)
 
 # Longest suffix first: ".jsonl.gz" must win over ".gz".
-_SUFFIXES = (
+SUFFIXES: tuple[tuple[str, str], ...] = (
     (".jsonl.gz", "jsonl"),
     (".ndjson.gz", "jsonl"),
     (".txt.gz", "text"),
@@ -40,6 +40,8 @@ _SUFFIXES = (
     (".eml", "email"),
     (".mbox", "mbox"),
 )
+"""``(suffix, format)`` pairs, lower case, the longest first: the one map of names to formats
+(the sniffer's tie-breaks use it too)."""
 
 
 def detect_format(relpath: str, input_format: str = "auto") -> str | None:
@@ -51,7 +53,7 @@ def detect_format(relpath: str, input_format: str = "auto") -> str | None:
     if input_format != "auto":
         return input_format
     lower = relpath.lower()
-    for suffix, fmt in _SUFFIXES:
+    for suffix, fmt in SUFFIXES:
         if lower.endswith(suffix):
             return fmt
     return None
@@ -60,7 +62,7 @@ def detect_format(relpath: str, input_format: str = "auto") -> str | None:
 def strip_suffix(relpath: str) -> str:
     """``relpath`` without a known format suffix (``news/de/1.txt.gz`` -> ``news/de/1``)."""
     lower = relpath.lower()
-    for suffix, _ in _SUFFIXES:
+    for suffix, _ in SUFFIXES:
         if lower.endswith(suffix):
             return relpath[: -len(suffix)]
     return relpath

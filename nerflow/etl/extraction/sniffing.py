@@ -16,6 +16,8 @@ import codecs
 import json
 import re
 
+from nerflow.etl.formats import SUFFIXES
+
 __all__ = ["SNIFFED_FORMATS", "SUFFIX_FORMATS", "describe_mismatch", "sniff_format"]
 
 SNIFFED_FORMATS = ("jsonl", "parquet", "text", "pdf", "html", "docx", "markdown", "email", "mbox", "ole")
@@ -23,20 +25,7 @@ SNIFFED_FORMATS = ("jsonl", "parquet", "text", "pdf", "html", "docx", "markdown"
 encrypted Office document or a legacy ``.doc``; the DOCX reader refuses it with the reason."""
 
 SUFFIX_FORMATS: dict[str, str] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".txt": "text",
-    ".text": "text",
-    ".pdf": "pdf",
-    ".html": "html",
-    ".htm": "html",
-    ".docx": "docx",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".eml": "email",
-    ".mbox": "mbox",
+    suffix: fmt for suffix, fmt in SUFFIXES if suffix.count(".") == 1 and not suffix.endswith(".gz")
 }
 """Suffix (lower case, with the dot) → the format it names."""
 
