@@ -168,8 +168,9 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
     # The contract results are stored with the run.
     results = json.loads(runs[0]["contract_results"])
     assert results["versions"] == {
-        "documents": 1,
-        "entities": 1,
+        "documents": 2,
+        "entities": 2,
+        "segments": 1,
         "quarantine": 2,
         "_manifest/objects": 1,
         "_manifest/runs": 3,
@@ -194,7 +195,7 @@ def test_local_run_writes_every_table(prefect_harness, tiny_wordpiece_model_dir,
 
     artifact = Artifact.get("extract-entities-summary")
     assert artifact is not None and str(artifact.flow_run_id) == summary.run_id
-    assert "# extract-entities completed" in artifact.data and "| entities | v1 | " in artifact.data
+    assert "# extract-entities completed" in artifact.data and "| entities | v2 | " in artifact.data
     assert "| not JSON | 1 |" in artifact.data and "| unsupported file type | 1 |" in artifact.data
 
 

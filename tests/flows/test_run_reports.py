@@ -59,7 +59,7 @@ def test_a_run_publishes_its_summary_top_entities_progress_and_chart(
     for label, n in summary.entities_by_label.items():
         assert f"| {label} | " in md and md.split(f"| {label} | ", 1)[1].split("\n", 1)[0].endswith(f" {n:,} |")
     assert f"**{summary.entities:,}** |" in md
-    assert "## Contract results" in md and "| entities | v1 | " in md and "| not JSON | 1 |" in md
+    assert "## Contract results" in md and "| entities | v2 | " in md and "| not JSON | 1 |" in md
 
     # The chart: a PNG with the run's outputs, embedded in the page (the UI renders a data URI;
     # a browser would not open the file's own URI from it).
