@@ -66,7 +66,7 @@ def main() -> None:
         "model_id": model.model_id,
         "max_records": args.max_records,
         "ignore_labels": args.ignore_label,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu(),
         "seconds": round(seconds, 1),
         "chosen_offset": best.offset,
         "sweep": [
@@ -86,6 +86,20 @@ def main() -> None:
         print(f"offset {s.offset:5.2f}: P {100 * m.precision:5.1f} R {100 * m.recall:5.1f} F1 {100 * m.f1:5.1f}{mark}")
     if args.apply:
         write_calibrated_adapter(Path(args.apply), Path(args.adapter_output), best.offset, model.outside_id)
+
+
+def _cpu() -> str:
+    """The CPU's model name and the flags that decide fast mode, from /proc/cpuinfo."""
+    name, flags = platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return f"{name} ({', '.join(f for f in ('avx2', 'avx512_bf16', 'amx_bf16') if f in flags) or 'no avx2'})"
 
 
 def write_calibrated_adapter(source: Path, dest: Path, offset: float, outside_id: int) -> None:
