@@ -8,7 +8,14 @@ import random
 import pytest
 
 from ner_core import EngineConfig, NerEngine
-from ner_core.calibration import apply_outside_offset, best_offset, sweep_outside_offsets
+from ner_core.calibration import (
+    apply_label_offsets,
+    apply_outside_offset,
+    best_offset,
+    sweep_label_offsets,
+    sweep_outside_offsets,
+    tune_label_offsets,
+)
 from ner_core.evaluation import predict_spans
 from ner_core.labelled import LabelledText, sentence_to_text
 from ner_core.metrics import score_spans
@@ -66,6 +73,50 @@ def test_the_offset_lowers_the_outside_bias_only(tiny_model):
     delta = (before - after).tolist()
     assert delta[shifted.outside_id] == pytest.approx(0.75)
     assert [d for i, d in enumerate(delta) if i != shifted.outside_id] == [0.0] * (len(delta) - 1)
+
+
+def _with_offsets(model, offset: float, label_offsets: dict[str, float]):
+    shifted = copy.deepcopy(model)
+    apply_outside_offset(shifted.span_marker, shifted.outside_id, offset)
+    apply_label_offsets(shifted.span_marker, {label: i for i, label in enumerate(shifted.labels)}, label_offsets)
+    return shifted
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_each_label_setting_scores_what_the_model_with_those_offsets_predicts(tiny_model):
+    data = {"a": _records(25, 4)}
+    settings = [(0.0, {}), (0.5, {"PER": 2.0}), (0.0, {"LOC": -3.0, "ORG": 1.0})]
+    sweep = sweep_label_offsets(tiny_model, data, settings)
+    for (offset, label_offsets), s in zip(settings, sweep, strict=True):
+        assert (s.offset, s.label_offsets) == (offset, label_offsets)
+        engine = NerEngine(_with_offsets(tiny_model, offset, label_offsets), EngineConfig())
+        predicted = predict_spans(engine, data["a"])
+        assert score_spans([list(r.entities) for r in data["a"]], predicted) == s.per_set["a"]
+    # Raising one label's logit predicts more of that label.
+    predicted_per = [s.pooled.per_label["PER"].tp + s.pooled.per_label["PER"].fp for s in sweep[:2]]
+    assert predicted_per[0] < predicted_per[1]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_tuning_keeps_the_best_setting_it_scored_and_never_loses_to_no_offsets(tiny_model):
+    data = {"a": _records(30, 6), "b": _records(20, 7)}
+    tuned = tune_label_offsets(tiny_model, data, ["PER", "LOC", "ORG"], [-2.0, 0.0, 2.0, 4.0], rounds=2)
+    untouched = next(s for s in tuned if not s.label_offsets)
+    best = best_offset(tuned)
+    assert best.pooled.micro.f1 >= untouched.pooled.micro.f1
+    assert len({tuple(sorted(s.label_offsets.items())) for s in tuned}) == len(tuned)  # each setting scored once
+    [again] = sweep_label_offsets(tiny_model, data, [(0.0, best.label_offsets)])
+    assert again.pooled == best.pooled
+
+
+def test_a_label_offset_raises_that_labels_bias_only(tiny_model):
+    shifted = copy.deepcopy(tiny_model)
+    before = shifted.span_marker.classifier.bias.detach().clone()
+    label_ids = {label: i for i, label in enumerate(shifted.labels)}
+    apply_label_offsets(shifted.span_marker, label_ids, {"ORG": 0.5})
+    delta = (shifted.span_marker.classifier.bias.detach() - before).tolist()
+    assert delta[label_ids["ORG"]] == pytest.approx(0.5)
+    assert sum(abs(d) for i, d in enumerate(delta) if i != label_ids["ORG"]) == 0.0
 
 
 def test_the_sweep_refuses_modes_it_does_not_decode(tiny_model):
