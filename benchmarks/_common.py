@@ -38,3 +38,19 @@ def proc_status_kb(field: str) -> int:
     """
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(f"{field}:"))
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the flags that decide the engine's fast paths, from
+    /proc/cpuinfo: the CPU changes between machines, and speeds compare only on one."""
+    name, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and name == "unknown CPU":
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{name}, {os.cpu_count()} cores ({', '.join(have) or 'no AVX2'})"

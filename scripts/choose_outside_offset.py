@@ -5,7 +5,7 @@ One encoder pass over the dev sample (the first ``--max-records`` texts of each 
 every setting decoded from the kept logits (``ner_core.calibration``): strict P/R/F1 pooled and
 per data set, PER/ORG/LOC (``--ignore-label MISC``). The chosen "O" offset maximises pooled
 micro F1; ``--tune-labels PER ORG LOC`` then adds to each label's logit the amount of
-``--label-grid`` that raises pooled F1 most, one label at a time (two rounds).
+``--label-grid`` that raises pooled F1 most, one label at a time (``--label-rounds`` passes).
 ``--apply ADAPTER --adapter-output DIR`` writes a copy of the adapter with the chosen setting
 folded into the classifier's bias and recorded as ``outside_offset`` and ``label_offsets`` in
 its config (added to any applied before). The span filter files are copied along; retrain the
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--offsets", type=float, nargs="+", default=OFFSETS)
     parser.add_argument("--tune-labels", nargs="*", default=[], help="entity labels to give an offset each")
     parser.add_argument("--label-grid", type=float, nargs="+", default=LABEL_GRID)
+    parser.add_argument("--label-rounds", type=int, default=2, help="passes over the labels")
     parser.add_argument("--output", required=True, help="JSON of the sweep")
     parser.add_argument("--apply", help="adapter directory to write a calibrated copy of")
     parser.add_argument("--adapter-output", help="where the calibrated adapter goes")
@@ -68,6 +69,7 @@ def main() -> None:
             args.tune_labels,
             args.label_grid,
             outside_offset=best.offset,
+            rounds=args.label_rounds,
             label_map=ignored,
             gold_label_map=ignored,
         )
