@@ -16,9 +16,9 @@ One offset for "O" moves every label the same way. Labels are not equally under-
 entity label (:func:`tune_label_offsets`) can trade where one global offset cannot; it is
 recorded as ``label_offsets`` and folded into the bias the same way.
 
-Choosing offsets needs many decodings of the same data; the sweeps run the encoder once,
-keep every span's logits, and decode each setting from them through the engine's own
-decoding and window merging.
+Choosing offsets needs many decodings of the same data; an :class:`OffsetSweep` runs the
+encoder once, keeps every span's logits, and decodes each setting from them through the
+engine's own decoding and window merging.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from ner_core.metrics import EntityScores, score_spans
 
 __all__ = [
     "OffsetScores",
+    "OffsetSweep",
     "apply_label_offsets",
     "apply_outside_offset",
     "best_offset",
@@ -97,8 +98,10 @@ def sweep_outside_offsets(
     The result at each offset is what the model with that offset applied computes, to the
     rounding of one addition (``tests/ner_core/test_calibration.py``).
     """
-    with _OffsetDecoder(model, data, label_map, gold_label_map, engine_config) as decoder:
-        return [decoder.score(float(offset), {}) for offset in offsets]
+    with OffsetSweep(
+        model, data, label_map=label_map, gold_label_map=gold_label_map, engine_config=engine_config
+    ) as sweep:
+        return [sweep.score(offset) for offset in offsets]
 
 
 def sweep_label_offsets(
@@ -112,8 +115,10 @@ def sweep_label_offsets(
 ) -> list[OffsetScores]:
     """As :func:`sweep_outside_offsets`, each setting an "O" offset and the amounts added to
     named entity labels' logits."""
-    with _OffsetDecoder(model, data, label_map, gold_label_map, engine_config) as decoder:
-        return [decoder.score(float(offset), label_offsets) for offset, label_offsets in settings]
+    with OffsetSweep(
+        model, data, label_map=label_map, gold_label_map=gold_label_map, engine_config=engine_config
+    ) as sweep:
+        return [sweep.score(offset, label_offsets) for offset, label_offsets in settings]
 
 
 def tune_label_offsets(
@@ -128,39 +133,27 @@ def tune_label_offsets(
     gold_label_map: Mapping[str, str | None] | None = None,
     engine_config: EngineConfig | None = None,
 ) -> list[OffsetScores]:
-    """Coordinate ascent on pooled micro F1: for each label in turn, try each amount of
-    ``grid`` on its logit with the others held, keep the best (0 on a tie), ``rounds`` times.
-    Returns every setting scored, once each, in order; :func:`best_offset` picks from them."""
-    scored: dict[tuple[float, ...], OffsetScores] = {}
-    with _OffsetDecoder(model, data, label_map, gold_label_map, engine_config) as decoder:
-
-        def score(setting: dict[str, float]) -> OffsetScores:
-            key = tuple(setting[label] for label in labels)
-            if key not in scored:
-                scored[key] = decoder.score(outside_offset, setting)
-            return scored[key]
-
-        current = dict.fromkeys(labels, 0.0)
-        best = score(current)
-        for _ in range(rounds):
-            for label in labels:
-                for amount in grid:
-                    candidate = score({**current, label: float(amount)})
-                    if _f1_key(candidate) > _f1_key(best):
-                        best, current = candidate, {**dict.fromkeys(labels, 0.0), **candidate.label_offsets}
-    return list(scored.values())
+    """:meth:`OffsetSweep.tune` in a sweep of its own."""
+    with OffsetSweep(
+        model, data, label_map=label_map, gold_label_map=gold_label_map, engine_config=engine_config
+    ) as sweep:
+        return sweep.tune(labels, grid, outside_offset=outside_offset, rounds=rounds)
 
 
-class _OffsetDecoder:
-    """An exact-mode engine over fixed data whose scorer decodes kept logits with a shift."""
+class OffsetSweep:
+    """An exact-mode engine over fixed data that encodes each batch once and decodes every
+    setting of offsets from the kept logits; use it as a context manager (the engine's
+    scorer is restored on leaving), and score "O" offsets and tune label offsets in one sweep
+    so that the encoder runs once for all of them."""
 
     def __init__(
         self,
         model: NerModel,
         data: Mapping[str, Sequence[LabelledText]],
-        label_map: Mapping[str, str | None] | None,
-        gold_label_map: Mapping[str, str | None] | None,
-        engine_config: EngineConfig | None,
+        *,
+        label_map: Mapping[str, str | None] | None = None,
+        gold_label_map: Mapping[str, str | None] | None = None,
+        engine_config: EngineConfig | None = None,
     ) -> None:
         config = engine_config or EngineConfig()
         if config.precision != "exact" or config.span_filter not in ("off", None):
@@ -173,7 +166,7 @@ class _OffsetDecoder:
         self.gold = {name: [list(r.entities) for r in records] for name, records in data.items()}
         self.maps = {"label_map": label_map, "gold_label_map": gold_label_map}
 
-    def __enter__(self) -> _OffsetDecoder:
+    def __enter__(self) -> OffsetSweep:
         assert isinstance(self.engine.scorer, TextOnceScorer)
         self._restore = ExitStack()
         self._set_shift = self._restore.enter_context(_cached_logits(self.engine.scorer))
@@ -182,7 +175,9 @@ class _OffsetDecoder:
     def __exit__(self, *exc: object) -> None:
         self._restore.close()
 
-    def score(self, offset: float, label_offsets: Mapping[str, float]) -> OffsetScores:
+    def score(self, offset: float, label_offsets: Mapping[str, float] | None = None) -> OffsetScores:
+        """Scores with the "O" logit lowered by ``offset`` and each named label's raised by its amount."""
+        label_offsets = label_offsets or {}
         shift = torch.zeros(len(self.labels))
         shift[self.outside_id] -= offset
         for label, amount in label_offsets.items():
@@ -193,7 +188,32 @@ class _OffsetDecoder:
             for name, records in self.data.items()
         }
         kept = {label: float(amount) for label, amount in label_offsets.items() if amount}
-        return OffsetScores(offset, _pooled(per_set), per_set, kept)
+        return OffsetScores(float(offset), _pooled(per_set), per_set, kept)
+
+    def tune(
+        self, labels: Sequence[str], grid: Sequence[float], *, outside_offset: float = 0.0, rounds: int = 2
+    ) -> list[OffsetScores]:
+        """Coordinate ascent on pooled micro F1: for each label in turn, try each amount of
+        ``grid`` on its logit with the others held, keep the best (0 on a tie), ``rounds``
+        times. Returns every setting scored, once each, in order; :func:`best_offset` picks
+        from them."""
+        scored: dict[tuple[float, ...], OffsetScores] = {}
+
+        def score(setting: dict[str, float]) -> OffsetScores:
+            key = tuple(setting[label] for label in labels)
+            if key not in scored:
+                scored[key] = self.score(outside_offset, setting)
+            return scored[key]
+
+        current = dict.fromkeys(labels, 0.0)
+        best = score(current)
+        for _ in range(rounds):
+            for label in labels:
+                for amount in grid:
+                    candidate = score({**current, label: float(amount)})
+                    if _f1_key(candidate) > _f1_key(best):
+                        best, current = candidate, {**dict.fromkeys(labels, 0.0), **candidate.label_offsets}
+        return list(scored.values())
 
 
 def _f1_key(scores: OffsetScores) -> float:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flows.evaluate import dropping, expand
 from ner_core import load_model
 from ner_core.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from ner_core.calibration import OffsetScores, best_offset, sweep_outside_offsets, tune_label_offsets
+from ner_core.calibration import OffsetScores, OffsetSweep, best_offset
 from ner_core.labelled import read_labelled
 
 OFFSETS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
@@ -59,21 +59,15 @@ def main() -> None:
         data[Path(uri).name.split(".", 1)[0]] = list(read_labelled(uri, limit=args.max_records))
     started = time.perf_counter()
     ignored = dropping({}, args.ignore_label)  # out of gold and predictions alike, as `nerflow evaluate`
-    sweep = sweep_outside_offsets(model, data, args.offsets, label_map=ignored, gold_label_map=ignored)
-    best = best_offset(sweep)
-    tuned: list[OffsetScores] = []
-    if args.tune_labels:
-        tuned = tune_label_offsets(
-            model,
-            data,
-            args.tune_labels,
-            args.label_grid,
-            outside_offset=best.offset,
-            rounds=args.label_rounds,
-            label_map=ignored,
-            gold_label_map=ignored,
-        )
-        best = best_offset([best, *tuned])
+    with OffsetSweep(model, data, label_map=ignored, gold_label_map=ignored) as offset_sweep:
+        sweep = [offset_sweep.score(offset) for offset in args.offsets]
+        best = best_offset(sweep)
+        tuned: list[OffsetScores] = []
+        if args.tune_labels:
+            tuned = offset_sweep.tune(
+                args.tune_labels, args.label_grid, outside_offset=best.offset, rounds=args.label_rounds
+            )
+            best = best_offset([best, *tuned])
     seconds = time.perf_counter() - started
 
     def row(m):

@@ -9,6 +9,7 @@ import pytest
 
 from ner_core import EngineConfig, NerEngine
 from ner_core.calibration import (
+    OffsetSweep,
     apply_label_offsets,
     apply_outside_offset,
     best_offset,
@@ -17,6 +18,7 @@ from ner_core.calibration import (
     tune_label_offsets,
 )
 from ner_core.evaluation import predict_spans
+from ner_core.inference import TextOnceScorer
 from ner_core.labelled import LabelledText, sentence_to_text
 from ner_core.metrics import score_spans
 
@@ -107,6 +109,28 @@ def test_tuning_keeps_the_best_setting_it_scored_and_never_loses_to_no_offsets(t
     assert len({tuple(sorted(s.label_offsets.items())) for s in tuned}) == len(tuned)  # each setting scored once
     [again] = sweep_label_offsets(tiny_model, data, [(0.0, best.label_offsets)])
     assert again.pooled == best.pooled
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_one_sweep_encodes_once_for_every_offset_and_label_setting(tiny_model):
+    data = {"a": _records(12, 8)}
+    with OffsetSweep(tiny_model, data) as sweep:
+        scorer = sweep.engine.scorer
+        assert isinstance(scorer, TextOnceScorer)
+        encode = scorer.encode
+        calls = []
+
+        def counted(windows):
+            calls.append(len(windows))
+            return encode(windows)
+
+        scorer.encode = counted  # type: ignore[method-assign,assignment]
+        sweep.score(0.0)
+        first = len(calls)
+        sweep.score(1.0)
+        tuned = sweep.tune(["PER", "ORG"], [-1.0, 1.0], rounds=1)
+    assert first > 0 and len(calls) == first
+    assert len(tuned) == 5  # no offsets, then two amounts for each label
 
 
 def test_a_label_offset_raises_that_labels_bias_only(tiny_model):
