@@ -44,6 +44,7 @@ __all__ = [
     "apply_label_offsets",
     "apply_outside_offset",
     "best_offset",
+    "logit_shift",
     "sweep_label_offsets",
     "sweep_outside_offsets",
     "tune_label_offsets",
@@ -73,6 +74,18 @@ def apply_label_offsets(model: torch.nn.Module, label_ids: Mapping[str, int], of
     with torch.no_grad():
         for label, offset in offsets.items():
             bias[label_ids[label]] += offset
+
+
+def logit_shift(
+    labels: Sequence[str], outside_id: int, offset: float, label_offsets: Mapping[str, float] | None = None
+) -> torch.Tensor:
+    """What a setting adds to the classifier's logits (and so to its bias): ``-offset`` for
+    "O", each named label's amount for that label, 0 elsewhere."""
+    shift = torch.zeros(len(labels))
+    shift[outside_id] -= offset
+    for label, amount in (label_offsets or {}).items():
+        shift[list(labels).index(label)] += amount
+    return shift
 
 
 def _classifier(model: torch.nn.Module) -> torch.nn.Linear:
@@ -178,11 +191,7 @@ class OffsetSweep:
     def score(self, offset: float, label_offsets: Mapping[str, float] | None = None) -> OffsetScores:
         """Scores with the "O" logit lowered by ``offset`` and each named label's raised by its amount."""
         label_offsets = label_offsets or {}
-        shift = torch.zeros(len(self.labels))
-        shift[self.outside_id] -= offset
-        for label, amount in label_offsets.items():
-            shift[self.labels.index(label)] += amount
-        self._set_shift(shift)
+        self._set_shift(logit_shift(self.labels, self.outside_id, offset, label_offsets))
         per_set = {
             name: score_spans(self.gold[name], predict_spans(self.engine, records), **self.maps)
             for name, records in self.data.items()

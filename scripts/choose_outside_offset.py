@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flows.evaluate import dropping, expand
 from ner_core import load_model
 from ner_core.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from ner_core.calibration import OffsetScores, OffsetSweep, best_offset
+from ner_core.calibration import OffsetScores, OffsetSweep, best_offset, logit_shift
 from ner_core.labelled import read_labelled
 
 OFFSETS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0]
@@ -131,9 +131,8 @@ def write_calibrated_adapter(
         raise SystemExit(f"{dest} exists")
     shutil.copytree(source, dest)
     weights = load_file(dest / ADAPTER_WEIGHTS)
-    weights["classifier.bias"][outside_id] -= chosen.offset
-    for label, amount in chosen.label_offsets.items():
-        weights["classifier.bias"][labels.index(label)] += amount
+    bias = weights["classifier.bias"]
+    bias += logit_shift(labels, outside_id, chosen.offset, chosen.label_offsets).to(bias.dtype)
     save_file(weights, dest / ADAPTER_WEIGHTS)
     config = json.loads((dest / ADAPTER_CONFIG).read_text())
     config["outside_offset"] = round(config.get("outside_offset", 0.0) + chosen.offset, 6)

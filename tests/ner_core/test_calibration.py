@@ -6,6 +6,7 @@ import copy
 import random
 
 import pytest
+import torch
 
 from ner_core import EngineConfig, NerEngine
 from ner_core.calibration import (
@@ -13,6 +14,7 @@ from ner_core.calibration import (
     apply_label_offsets,
     apply_outside_offset,
     best_offset,
+    logit_shift,
     sweep_label_offsets,
     sweep_outside_offsets,
     tune_label_offsets,
@@ -141,6 +143,14 @@ def test_a_label_offset_raises_that_labels_bias_only(tiny_model):
     delta = (shifted.span_marker.classifier.bias.detach() - before).tolist()
     assert delta[label_ids["ORG"]] == pytest.approx(0.5)
     assert sum(abs(d) for i, d in enumerate(delta) if i != label_ids["ORG"]) == 0.0
+
+
+def test_the_logit_shift_is_what_applying_the_offsets_adds_to_the_bias(tiny_model):
+    before = tiny_model.span_marker.classifier.bias.detach().clone()
+    shifted = _with_offsets(tiny_model, 0.75, {"ORG": 0.5, "PER": -1.0})
+    added = shifted.span_marker.classifier.bias.detach() - before
+    expected = logit_shift(tiny_model.labels, tiny_model.outside_id, 0.75, {"ORG": 0.5, "PER": -1.0})
+    assert torch.allclose(added, expected)
 
 
 def test_the_sweep_refuses_modes_it_does_not_decode(tiny_model):
