@@ -26,7 +26,14 @@ from ner_core.decoding import select_spans
 from ner_core.inference import TextOnceScorer, WindowInput, WindowScores
 from ner_core.labelled import LabelledText
 from ner_core.loading import NerModel
-from ner_core.span_filter import DESIGNS, OperatingPoint, SpanFilter, SpanFilterHead, window_word_count
+from ner_core.span_filter import (
+    DESIGNS,
+    OperatingPoint,
+    SpanFilter,
+    SpanFilterHead,
+    batch_span_positions,
+    window_word_count,
+)
 from ner_core.training import TrainingWindow, build_windows
 from ner_core.windowing import enumerate_spans
 
@@ -135,13 +142,15 @@ def encode_windows(
     with torch.inference_mode():
         for batch in batches:
             inputs = [windows[i].input for i in batch]
-            if model_entities:
-                for x, scores in zip(inputs, scorer.score(inputs)):
-                    out.predicted.append(_decoded(model, x, scores))
             text = scorer.encode_text(inputs)
+            n_words = [window_word_count(x.start_pos) for x in inputs]
+            if model_entities:
+                # Exact mode's scores from the same text pass: the marker pass is all it adds.
+                for x, words, scores in zip(inputs, n_words, scorer.score_with_text(inputs, text)):
+                    out.predicted.append(_decoded(model, x, words, scores))
             states = text.states.float().cpu().to(torch.float16)
             at = 0
-            for i in batch:
+            for i, words in zip(batch, n_words):
                 w = windows[i]
                 n = w.input.n_tokens
                 out.states.append(states[at : at + n].clone())
@@ -149,7 +158,7 @@ def encode_windows(
                 out.start_pos.append(w.input.start_pos)
                 out.end_pos.append(w.input.end_pos)
                 out.positive.append(w.labels != model.outside_id)
-                out.words.append(window_word_count(w.input.start_pos))
+                out.words.append(words)
                 out.source.append(source)
     return out
 
@@ -170,9 +179,8 @@ def encode_sources(
     return data
 
 
-def _decoded(model: NerModel, x: WindowInput, scores: WindowScores) -> np.ndarray:
-    """Which spans SpanMarker's decoding keeps as entities in a window."""
-    n_words = window_word_count(x.start_pos)
+def _decoded(model: NerModel, x: WindowInput, n_words: int, scores: WindowScores) -> np.ndarray:
+    """Which spans SpanMarker's decoding keeps as entities in a window of ``n_words`` words."""
     starts, ends = enumerate_spans(n_words, model.entity_max_length)
     mask = np.zeros(x.n_spans, dtype=bool)
     mask[select_spans(scores.scores, scores.label_ids, starts, ends, n_words, model.outside_id)] = True
@@ -180,12 +188,12 @@ def _decoded(model: NerModel, x: WindowInput, scores: WindowScores) -> np.ndarra
 
 
 def _logits(head: SpanFilterHead, data: EncodedWindows, index: Sequence[int]) -> torch.Tensor:
-    offsets = np.cumsum([0] + [len(data.states[i]) for i in index])
     states = torch.cat([data.states[i] for i in index]).float()
-    starts = torch.from_numpy(np.concatenate([data.start_pos[i] + offsets[j] for j, i in enumerate(index)]))
-    ends = torch.from_numpy(np.concatenate([data.end_pos[i] + offsets[j] for j, i in enumerate(index)]))
+    starts, ends = batch_span_positions(
+        [len(data.states[i]) for i in index], [data.start_pos[i] for i in index], [data.end_pos[i] for i in index]
+    )
     # Module calls give Any: this is SpanFilterHead.forward's logits.
-    return cast(torch.Tensor, head(states, starts, ends))
+    return cast(torch.Tensor, head(states, torch.from_numpy(starts), torch.from_numpy(ends)))
 
 
 def probabilities(head: SpanFilterHead, data: EncodedWindows, *, chunk: int = 256) -> list[np.ndarray]:

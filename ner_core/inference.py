@@ -31,7 +31,13 @@ import torch.nn.functional as F
 
 from ner_core.batching import round_up
 from ner_core.loading import NerModel
-from ner_core.span_filter import SpanSelection, parse_span_filter, span_selection, window_word_count
+from ner_core.span_filter import (
+    SpanSelection,
+    batch_span_positions,
+    parse_span_filter,
+    span_selection,
+    window_word_count,
+)
 from ner_core.windowing import TokenizedDoc, Window
 
 if TYPE_CHECKING:
@@ -523,9 +529,9 @@ class TextOnceScorer(SpanScorer):
         """Each window's spans' probability of being an entity, by the filter head."""
         assert self.selection is not None  # called by _score_filtered only
         dev = self.model.device
-        bounds = np.cumsum([0] + [w.n_tokens for w in windows])
-        starts = np.concatenate([w.start_pos + bounds[b] for b, w in enumerate(windows)])
-        ends = np.concatenate([w.end_pos + bounds[b] for b, w in enumerate(windows)])
+        starts, ends = batch_span_positions(
+            [w.n_tokens for w in windows], [w.start_pos for w in windows], [w.end_pos for w in windows]
+        )
         with torch.autocast(device_type=dev.type, enabled=False):
             logits = self.selection.head(text.states, torch.from_numpy(starts).to(dev), torch.from_numpy(ends).to(dev))
         probs = torch.sigmoid(logits).cpu().numpy()
@@ -594,6 +600,13 @@ class TextOnceScorer(SpanScorer):
             keys_values.append((kt, vt))
             h = self._feed_forward(layer, self._unpad(ct, text.pad), h)
         return TextPass(states=h, keys_values=keys_values, key_bias=text.key_bias)
+
+    def score_with_text(self, windows: list[WindowInput], text: TextPass) -> list[WindowScores]:
+        """Every span of ``windows`` scored against their already encoded ``text`` (exact
+        mode's scores, for a caller that also needs the text pass itself)."""
+        with torch.inference_mode(), self._autocast():
+            starts, ends = self.encode_markers(windows, text)
+            return self._classify(starts, ends, [w.n_spans for w in windows])
 
     def encode_markers(self, windows: list[WindowInput], text: TextPass) -> tuple[torch.Tensor, torch.Tensor]:
         """Final states of the windows' start and end markers, attending to the cached text

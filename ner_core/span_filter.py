@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -149,6 +150,19 @@ class SpanFilter:
 def window_word_count(start_pos: np.ndarray) -> int:
     """Words of a window, from its candidate spans: every word starts at least one span."""
     return len(np.unique(start_pos))
+
+
+def batch_span_positions(
+    token_counts: Sequence[int], start_pos: Sequence[np.ndarray], end_pos: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every window's span start and end token positions in the concatenation of the
+    windows' text states, the layout the filter head reads."""
+    if not len(token_counts):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    offsets = np.cumsum([0, *token_counts])[:-1]
+    starts = np.concatenate([s + o for s, o in zip(start_pos, offsets)])
+    ends = np.concatenate([e + o for e, o in zip(end_pos, offsets)])
+    return starts, ends
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,3 +71,24 @@ def test_training_data_without_entities_is_refused(tiny_model):
 def test_config_refuses_unknown_keys():
     with pytest.raises(ValueError):
         FilterTrainConfig(epoch=3)
+
+
+def test_the_model_entities_kept_for_dev_data_are_exact_modes(tiny_model):
+    # encode_windows scores the markers against its own text pass; the entities must be those
+    # of exact mode's ordinary scoring, text and markers together.
+    from ner_core.decoding import select_spans
+    from ner_core.inference import TextOnceScorer
+    from ner_core.span_filter import window_word_count
+    from ner_core.windowing import enumerate_spans
+
+    records = _labelled_by_the_model(tiny_model, SENTENCES)
+    windows = model_windows(tiny_model, records)
+    data = encode_windows(tiny_model, windows, source="dev", model_entities=True)
+    in_data_order = sorted(windows, key=lambda w: w.input.n_tokens)  # encode_windows packs shortest first
+    scored = TextOnceScorer(tiny_model).score([w.input for w in in_data_order])
+    assert sum(int(p.sum()) for p in data.predicted) > 0
+    for w, kept, s in zip(in_data_order, data.predicted, scored):
+        n_words = window_word_count(w.input.start_pos)
+        starts, ends = enumerate_spans(n_words, tiny_model.entity_max_length)
+        chosen = select_spans(s.scores, s.label_ids, starts, ends, n_words, tiny_model.outside_id)
+        assert sorted(np.flatnonzero(kept)) == sorted(chosen)

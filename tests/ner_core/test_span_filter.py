@@ -16,6 +16,7 @@ from ner_core.span_filter import (
     OperatingPoint,
     SpanFilter,
     SpanFilterHead,
+    batch_span_positions,
     load_span_filter,
     parse_span_filter,
     save_span_filter,
@@ -101,6 +102,18 @@ def test_budget_keeps_the_most_probable_spans_per_word(tiny_model):
         # the most probable, so every pruned span is at least as likely "not an entity" as
         # the budget's last kept one under a threshold that keeps exactly as many.
         assert np.all(s.label_ids[pruned] == model.outside_id)
+
+
+def test_span_positions_of_a_batch_point_into_each_windows_own_text_states():
+    starts, ends = batch_span_positions(
+        [5, 3, 4],
+        [np.array([1, 2]), np.array([0]), np.array([1, 3])],
+        [np.array([2, 4]), np.array([2]), np.array([3, 3])],
+    )
+    assert starts.tolist() == [1, 2, 5, 9, 11]
+    assert ends.tolist() == [2, 4, 7, 11, 11]
+    empty = batch_span_positions([], [], [])
+    assert [len(a) for a in empty] == [0, 0]
 
 
 def test_settings_are_parsed_and_bad_ones_refused(tiny_model):
