@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -40,17 +41,31 @@ def proc_status_kb(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(f"{field}:"))
 
 
-def cpu_description() -> str:
-    """The CPU's model name and the flags that decide the engine's fast paths, from
+# The instruction sets that decide the engine's fast paths (ner_core.inference.cpu_fast_kind).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_facts() -> dict:
+    """The CPU's model name, core count and whether it has each of :data:`CPU_FLAGS`, from
     /proc/cpuinfo: the CPU changes between machines, and speeds compare only on one."""
-    name, flags = "unknown CPU", set()
+    name, flags = "", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name == "unknown CPU":
+            if line.startswith("model name") and not name:
                 name = line.split(":", 1)[1].strip()
             elif line.startswith("flags") and not flags:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{name}, {os.cpu_count()} cores ({', '.join(have) or 'no AVX2'})"
+    return {
+        "model_name": name or platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        **{f: f in flags for f in CPU_FLAGS},
+    }
+
+
+def cpu_description() -> str:
+    """:func:`cpu_facts` in one line, for a report: "AMD EPYC, 2 cores (avx2)"."""
+    facts = cpu_facts()
+    have = [f for f in CPU_FLAGS if facts[f]]
+    return f"{facts['model_name']}, {facts['cores']} cores ({', '.join(have) or 'no AVX2'})"

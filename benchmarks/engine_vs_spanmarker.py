@@ -17,7 +17,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import random
 import threading
 import time
@@ -30,6 +29,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import numpy as np
 import psutil
 import torch
+from _common import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
@@ -67,16 +67,6 @@ class PeakRss:
         self._stop.set()
         self._t.join()
         self.peak = max(self.peak, self.proc.memory_info().rss)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_jsonl(path: Path) -> list[dict]:
@@ -235,7 +225,7 @@ def render_markdown(r: dict) -> str:
         "## The engine against SpanMarker's `predict`",
         "",
         f"Command: `{r['command']}` (results: `benchmarks/results/engine_vs_spanmarker.json`).",
-        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"Machine: {m['cpu']}, torch {m['torch']} ({m['torch_threads']} threads), "
         f"CPU capability {m['cpu_capability']}: fast precision here is **{m['fast_precision_kind']}**.",
         f"Model: SpanMarker on {r['model']['encoder']}, random head, model_max_length "
         f"{r['model']['model_max_length']}, entity_max_length {r['model']['entity_max_length']}, "
@@ -320,7 +310,7 @@ def main() -> None:
 
     report = {
         "machine": {
-            "cpu": cpu_model(),
+            "cpu": cpu_description(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "fast_precision_kind": cpu_fast_kind(),
             "cores": os.cpu_count(),

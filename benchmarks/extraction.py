@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, sibling
+from _common import ROOT, cpu_description, offline_environment
 from _report import replace_section
 
 sys.path.insert(0, str(ROOT))
@@ -124,8 +124,7 @@ def main() -> None:
 
     result = {
         "command": "python benchmarks/extraction.py " + " ".join(sys.argv[1:]),
-        "cpu": sibling("engine_vs_spanmarker").cpu_model(),
-        "cpu_flags": _flags(),
+        "cpu": cpu_description(),
         "python": platform.python_version(),
         "args": vars(args),
         "formats": rows,
@@ -136,23 +135,12 @@ def main() -> None:
     replace_section(REPORT, BEGIN, END, render(result))
 
 
-def _flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have)
-    except OSError:
-        pass
-    return ""
-
-
 def render(r: dict) -> str:
     lines = [
         BEGIN,
         "## Reading input formats",
         "",
-        f"`{r['command']}` on {r['cpu']} ({r['cpu_flags']}), Python {r['python']}: the reading stage",
+        f"`{r['command']}` on {r['cpu']}, Python {r['python']}: the reading stage",
         "(sniffing, decoding, extraction, segments) per format, best of "
         f"{r['args']['repeat']} runs, one process, one thread.",
         "",

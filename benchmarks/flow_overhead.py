@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, proc_status_kb, sibling
+from _common import ROOT, cpu_description, offline_environment, proc_status_kb, sibling
 
 offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"
@@ -331,7 +331,7 @@ def main() -> None:
     previous = json.loads(out.read_text()) if out.exists() else {}
     command = " ".join(["python benchmarks/flow_overhead.py", *sys.argv[1:]])
     result = {
-        "machine": bench.cpu_model(),
+        "machine": cpu_description(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "overhead": previous.get("overhead"),

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, sibling
+from _common import ROOT, cpu_description, offline_environment, sibling
 
 offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"
@@ -149,7 +149,7 @@ def render_markdown(r: dict) -> str:
         "## Scaling out: NER on threads and on Ray",
         "",
         f"Command: `{r['command']}` (results: `benchmarks/results/scale.json`).",
-        f"Machine: {r['machine']}, {r['cores']} cores, torch {r['torch']}, Ray {r['ray']}. Model: {r['model']}.",
+        f"Machine: {r['machine']}, torch {r['torch']}, Ray {r['ray']}. Model: {r['model']}.",
         f"{r['docs']} documents ({SENTENCES} sentences each, ten languages) in batches of {r['batch_docs']}; "
         "each configuration warmed up first on other documents (workers started, models loaded); "
         "a local Ray instance per Ray configuration, its start not counted.",
@@ -217,7 +217,7 @@ def main() -> None:
     command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
     result = {
         "command": command.strip(),
-        "machine": bench.cpu_model(),
+        "machine": cpu_description(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "ray": ray.__version__,

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
 from _common import ROOT, offline_environment
 from _report import replace_section
 
@@ -52,23 +53,10 @@ PER_ORG_LOC = {"MISC": None}
 
 
 def cpu_facts() -> dict:
+    """The CPU (benchmarks/_common.py) and the kind of fast mode it runs."""
     from ner_core.inference import cpu_fast_kind
 
-    flags: set[str] = set()
-    name = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name") and not name:
-            name = line.split(":", 1)[1].strip()
-        if line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-    return {
-        "model_name": name,
-        "cores": os.cpu_count(),
-        "amx_bf16": "amx_bf16" in flags,
-        "avx512_bf16": "avx512_bf16" in flags,
-        "avx512f": "avx512f" in flags,
-        "fast_kind": cpu_fast_kind(),
-    }
+    return {**_common.cpu_facts(), "fast_kind": cpu_fast_kind()}
 
 
 def dev_files() -> list[Path]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import cpu_description
 from flows.evaluate import dropping, expand
 from ner_core import load_model
 from ner_core.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS
@@ -88,7 +88,7 @@ def main() -> None:
         "model_id": model.model_id,
         "max_records": args.max_records,
         "ignore_labels": args.ignore_label,
-        "cpu": _cpu(),
+        "cpu": cpu_description(),
         "seconds": round(seconds, 1),
         "chosen_offset": best.offset,
         "chosen_label_offsets": best.label_offsets,
@@ -106,20 +106,6 @@ def main() -> None:
         )
     if args.apply:
         write_calibrated_adapter(Path(args.apply), Path(args.adapter_output), best, model.labels, model.outside_id)
-
-
-def _cpu() -> str:
-    """The CPU's model name and the flags that decide fast mode, from /proc/cpuinfo."""
-    name, flags = platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return f"{name} ({', '.join(f for f in ('avx2', 'avx512_bf16', 'amx_bf16') if f in flags) or 'no avx2'})"
 
 
 def write_calibrated_adapter(
