@@ -10,6 +10,8 @@ from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
+# The labelled NER data (../shared/data/ner, described by its DATA.md), or NERFLOW_NER_DATA.
+NER_DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
 
 
 def offline_environment() -> None:
@@ -29,6 +31,17 @@ def sibling(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def labelled_sets(folder: str, limit: int | None = None, *, skip: int = 0) -> dict[str, list]:
+    """Every labelled set of one folder of the NER data (``"dev"``, ``"docs"``, ...) by its
+    name: the ``limit`` records after the first ``skip`` of each (all of them without a limit)."""
+    from ner_core.labelled import read_labelled
+
+    return {
+        path.name.split(".", 1)[0]: list(read_labelled(str(path), limit=None if limit is None else skip + limit))[skip:]
+        for path in sorted((NER_DATA / folder).glob("*.jsonl.gz"))
+    }
 
 
 def proc_status_kb(field: str) -> int:

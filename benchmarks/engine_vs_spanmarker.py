@@ -29,10 +29,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import numpy as np
 import psutil
 import torch
+from _common import NER_DATA as DATA
 from _common import cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
 RESULTS = ROOT / "benchmarks" / "results"
 LANG_FILES = [
     "conll02_es",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import time
 from pathlib import Path
@@ -32,8 +31,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
+from _common import NER_DATA as DATA
+from _common import ROOT, cpu_description
+
 RESULTS = ROOT / "benchmarks" / "results"
 CARD = ROOT / "docs" / "model-card.md"
 BEGIN, END = "<!-- default_model_eval:begin -->", "<!-- default_model_eval:end -->"
@@ -122,7 +122,7 @@ def evaluate(
         "model": model_ref,
         "model_id": model.model_id,
         "load_seconds": round(load_seconds, 1),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "machine": {"cpu": cpu_description(), "cores": os.cpu_count()},
         "scoring": "strict entity-level, PER/ORG/LOC (MISC ignored on both sides), exact precision",
         "space_punctuation": EngineConfig().space_punctuation,
         "trim_unpaired_quotes": EngineConfig().trim_unpaired_quotes,

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
-from _common import ROOT, offline_environment
+from _common import NER_DATA as DATA
+from _common import ROOT, labelled_sets, offline_environment
 
 offline_environment()
 
-DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
 RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- fast_precision:begin -->", "<!-- fast_precision:end -->"
@@ -77,16 +76,10 @@ def measure(model_ref: str, sentences: int) -> dict:
 
     from ner_core import EngineConfig, NerEngine, load_model
     from ner_core.inference import cpu_fast_kind
-    from ner_core.labelled import read_labelled
 
     model = load_model(model_ref)
     engines = {p: NerEngine(model, EngineConfig(precision=p)) for p in ("exact", "fast")}
-    sets = sorted(p.name.removesuffix(".jsonl.gz") for p in (DATA / "dev").glob("*.jsonl.gz"))
-    loaded = {
-        name: list(read_labelled(str(DATA / "dev" / f"{name}.jsonl.gz"), limit=sentences))
-        for name in sets
-        if name not in SKIP
-    }
+    loaded = {name: records for name, records in labelled_sets("dev", sentences).items() if name not in SKIP}
     warm = [r for records in loaded.values() for r in records[:4]]
     for engine in engines.values():
         list(engine.predict(r.text for r in warm))

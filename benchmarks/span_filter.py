@@ -32,11 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
-from _common import ROOT, offline_environment
+from _common import NER_DATA, ROOT, labelled_sets, offline_environment
 from _report import replace_section
 
 offline_environment()
-DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
 RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- span-filter:begin -->", "<!-- span-filter:end -->"
@@ -59,20 +58,14 @@ def cpu_facts() -> dict:
     return {**_common.cpu_facts(), "fast_kind": cpu_fast_kind()}
 
 
-def dev_files() -> list[Path]:
-    return sorted((DATA / "dev").glob("*.jsonl.gz"))
-
-
-def speed_files() -> list[Path]:
+def speed_sentences(limit: int) -> list[str]:
     """Sentences in ten languages: the dev sets' eight, and Italian and French, which have no
     dev set (speed only: their labels are not used)."""
-    return dev_files() + [DATA / "test" / "kind_it_wikinews.jsonl.gz", DATA / "train" / "wikineural-silver_fr.jsonl.gz"]
-
-
-def read(path: Path, limit: int, skip: int = 0):
     from ner_core.labelled import read_labelled
 
-    return list(read_labelled(str(path), limit=skip + limit))[skip:]
+    others = [NER_DATA / "test" / "kind_it_wikinews.jsonl.gz", NER_DATA / "train" / "wikineural-silver_fr.jsonl.gz"]
+    sets = [*labelled_sets("dev", limit).values(), *(list(read_labelled(str(p), limit=limit)) for p in others)]
+    return [r.text for records in sets for r in records]
 
 
 def filter_recall(model, limit: int, skip: int) -> dict:
@@ -80,9 +73,8 @@ def filter_recall(model, limit: int, skip: int) -> dict:
     from ner_core.filter_training import CURVE_THRESHOLDS, encode_windows, model_windows, probabilities, recall_curve
 
     data = None
-    for path in dev_files():
-        windows = model_windows(model, read(path, limit, skip))
-        data = encode_windows(model, windows, source=path.name.split(".", 1)[0], into=data, model_entities=True)
+    for name, records in labelled_sets("dev", limit, skip=skip).items():
+        data = encode_windows(model, model_windows(model, records), source=name, into=data, model_entities=True)
     probs = probabilities(model.span_filter.head, data)
     point = model.span_filter.operating_point
     curve = recall_curve(probs, data, sorted({*CURVE_THRESHOLDS, point.threshold}, reverse=True))
@@ -178,7 +170,7 @@ def reference_shaped(args, sentences: list[str], long_docs: list[str], work: Pat
     model_dir = build_reference_shaped_model(work / "reference")
     model = load_model(model_dir, device="cpu")
     t0 = time.perf_counter()
-    dev = {path.name.split(".", 1)[0]: read(path, args.reference_filter_sentences) for path in dev_files()}
+    dev = labelled_sets("dev", args.reference_filter_sentences)
     data = encode_sources(model, dev, label_map=PER_ORG_LOC)
     span_filter = train_span_filter(model, data, data)
     save_span_filter(model_dir, span_filter)
@@ -263,8 +255,8 @@ def measure_reference(args) -> dict:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    sentences = [r.text for path in speed_files() for r in read(path, args.speed_sentences)]
-    long_docs = [r.text for path in sorted((DATA / "docs").glob("*.jsonl.gz")) for r in read(path, args.docs)]
+    sentences = speed_sentences(args.speed_sentences)
+    long_docs = [r.text for records in labelled_sets("docs", args.docs).values() for r in records]
     with tempfile.TemporaryDirectory() as work:
         result = reference_shaped(
             args, sentences[: args.reference_sentences], long_docs[: args.reference_docs], Path(work)
@@ -297,25 +289,22 @@ def measure(args) -> dict:
     result["recall"] = filter_recall(model, args.dev_sentences, args.skip_dev)
     print(f"recall done in {time.perf_counter() - t0:.0f} s", flush=True)
 
-    sets = {path.name.split(".", 1)[0]: read(path, args.dev_sentences, args.skip_dev) for path in dev_files()}
-    long_docs = []
-    for path in sorted((DATA / "docs").glob("*.jsonl.gz")):
-        long_docs += read(path, args.docs)
-    sets["long_documents"] = long_docs
+    dev_sets = labelled_sets("dev", args.dev_sentences, skip=args.skip_dev)
+    long_docs = [r for records in labelled_sets("docs", args.docs).values() for r in records]
+    sets = {**dev_sets, "long_documents": long_docs}
     result["accuracy"] = accuracy(
         model, sets, list(MODES) if args.with_fast_unpruned else ["exact", "pruned", "pruned+fast"]
     )
 
-    sentences = [r.text for path in speed_files() for r in read(path, args.speed_sentences)]
+    sentences = speed_sentences(args.speed_sentences)
     result["speed"] = {
         "sentences": speed(model, sentences, label="sentences"),
         "long_documents": speed(model, [r.text for r in long_docs], label="documents"),
     }
     if not args.skip_flow:
-        docs = [
-            {"id": f"d{i}", "text": r.text}
-            for i, r in enumerate(r for path in dev_files() for r in read(path, args.flow_docs // len(dev_files()) + 1))
-        ][: args.flow_docs]
+        dev = labelled_sets("dev", args.flow_docs // len(dev_sets) + 1).values()
+        docs = [{"id": f"d{i}", "text": r.text} for i, r in enumerate(r for records in dev for r in records)]
+        docs = docs[: args.flow_docs]
         with tempfile.TemporaryDirectory() as work:
             result["end_to_end"] = end_to_end(docs, Path(work), args.model)
     if not args.skip_reference:

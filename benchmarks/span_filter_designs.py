@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, offline_environment, sibling
+from _common import ROOT, labelled_sets, offline_environment, sibling
 from _report import replace_section
 
 offline_environment()
-DATA = Path(os.environ.get("NERFLOW_NER_DATA", ROOT.parent / "shared" / "data" / "ner"))
 RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- span-filter-designs:begin -->", "<!-- span-filter-designs:end -->"
@@ -35,7 +34,6 @@ def measure(args) -> dict:
 
     from ner_core import load_model
     from ner_core.filter_training import FilterTrainConfig, encode_sources, train_span_filter
-    from ner_core.labelled import read_labelled
     from ner_core.span_filter import DESIGNS
 
     cpu_facts = sibling("span_filter").cpu_facts
@@ -43,15 +41,9 @@ def measure(args) -> dict:
     torch.set_num_threads(os.cpu_count() or 1)
     model = load_model(args.model, device="cpu")
 
-    def sources(folder: str, limit: int) -> dict:
-        return {
-            p.name.split(".", 1)[0]: list(read_labelled(str(p), limit=limit))
-            for p in sorted((DATA / folder).glob("*.jsonl.gz"))
-        }
-
     t0 = time.perf_counter()
-    train = encode_sources(model, sources("train", args.max_records))
-    dev = encode_sources(model, sources("dev", args.max_dev_records), model_entities=True)
+    train = encode_sources(model, labelled_sets("train", args.max_records))
+    dev = encode_sources(model, labelled_sets("dev", args.max_dev_records), model_entities=True)
     encoded = time.perf_counter() - t0
     designs = {}
     for design in DESIGNS:
