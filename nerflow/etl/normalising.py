@@ -39,7 +39,7 @@ import polars as pl
 from data_contracts.schemas import UNKNOWN_LANG
 from nerflow.etl.normal_form import normalise_text_expr
 from nerflow.etl.quarantine import NORMALISE, quarantine_rows
-from nerflow.etl.reading import SEGMENT_SCHEMA, ReadBatch
+from nerflow.etl.reading import FILE_INFO_SCHEMA, SEGMENT_SCHEMA, ReadBatch
 
 __all__ = [
     "REFERENCE_LANGUAGES",
@@ -55,7 +55,7 @@ REFERENCE_LANGUAGES = ("en", "de", "es", "fr", "it", "nl", "pl", "pt", "ru", "zh
 """The ten languages of the reference model; detection chooses among them by default."""
 
 DOCUMENT_SCHEMA = pl.Schema(
-    {
+    {  # type: ignore[arg-type]  # mypy joins the spread Schema's values to object
         "doc_id": pl.String,
         "source_uri": pl.String,
         "record": pl.Int64,
@@ -66,12 +66,7 @@ DOCUMENT_SCHEMA = pl.Schema(
         "n_chars": pl.Int32,
         "status": pl.String,
         "metadata": pl.String,
-        "format": pl.String,
-        "page_count": pl.Int32,
-        "title": pl.String,
-        "declared_lang": pl.String,
-        "encoding": pl.String,
-        "encoding_confidence": pl.Float32,
+        **FILE_INFO_SCHEMA,
     }
 )
 

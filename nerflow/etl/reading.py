@@ -93,6 +93,7 @@ __all__ = [
     "MAX_DOCUMENT_CHARS",
     "HTML_TEXT",
     "HtmlText",
+    "FILE_INFO_SCHEMA",
     "RECORD_SCHEMA",
     "SEGMENT_SCHEMA",
     "detect_format",
@@ -112,20 +113,28 @@ engine memory stays bounded (windows are scored in batches); docs/operating.md h
 
 logger = logging.getLogger(__name__)
 
-RECORD_SCHEMA = pl.Schema(
+FILE_INFO_SCHEMA = pl.Schema(
     {
-        "doc_id": pl.String,
-        "text": pl.String,
-        "lang": pl.String,
-        "metadata": pl.String,
-        "source_uri": pl.String,
-        "record": pl.Int64,
         "format": pl.String,
         "page_count": pl.Int32,
         "title": pl.String,
         "declared_lang": pl.String,
         "encoding": pl.String,
         "encoding_confidence": pl.Float32,
+    }
+)
+"""A :class:`DocumentInfo` as columns: what a file declares about itself, carried from the
+records read to the documents table."""
+
+RECORD_SCHEMA = pl.Schema(
+    {  # type: ignore[arg-type]  # mypy joins the spread Schema's values to object
+        "doc_id": pl.String,
+        "text": pl.String,
+        "lang": pl.String,
+        "metadata": pl.String,
+        "source_uri": pl.String,
+        "record": pl.Int64,
+        **FILE_INFO_SCHEMA,
     }
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -10,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from nerflow.etl.extraction.document import DocumentInfo
 from nerflow.etl.formats import detect_format
-from nerflow.etl.reading import FieldMapping, ReadConfig, read_batch
+from nerflow.etl.reading import FILE_INFO_SCHEMA, RECORD_SCHEMA, FieldMapping, ReadConfig, read_batch
 
 
 def _jsonl(*records) -> str:
@@ -392,3 +394,9 @@ def test_html_is_read_as_its_main_content_or_all_its_visible_text(make_batch, me
     assert len(every["text"]) > len(main["text"])
     with pytest.raises(ValueError, match="html_text"):
         ReadConfig(html_text="some")
+
+
+def test_every_file_fact_is_a_record_column():
+    # A field added to DocumentInfo must reach the tables: the schemas derive from one list.
+    assert list(FILE_INFO_SCHEMA) == [f.name for f in dataclasses.fields(DocumentInfo)]
+    assert set(FILE_INFO_SCHEMA) <= set(RECORD_SCHEMA)
