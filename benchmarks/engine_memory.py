@@ -186,10 +186,11 @@ def render_long_document(r: dict) -> str:
         lines.append(
             f"Scoring was stopped after {x['seconds']} s (tokenising and cutting the document included), at "
             f"{share:.1%} of the document's {planned['windows']:,} windows ({planned['window_tokens']:,} window "
-            "tokens, text and markers). The engine builds every window of a document before its first batch, so "
-            "the document's share of memory is in place from the first quarter; what follows adds the decoded "
-            "candidates of scored windows and heap growth, which the heap guard trims every 256 MB. The whole "
-            "run's peak was not measured: at the engine's 100-180 words/s on 2 cores the document takes hours."
+            "tokens, text and markers). The engine holds the document's tokens and windows whole from the first "
+            "quarter, and builds the model inputs of its windows a lookahead (`lookahead_tokens`) at a time; "
+            "what follows adds the decoded candidates of scored windows and heap growth, which the heap guard "
+            "trims every 256 MB. The whole run's peak was not measured: at the engine's 100-180 words/s on 2 "
+            "cores the document takes hours."
         )
     lines.append(LONG_END)
     return "\n".join(lines) + "\n"

@@ -4,8 +4,9 @@
 packs windows of many documents into length-sorted batches under a token budget, scores
 every candidate span, decodes each window as SpanMarker does and merges the windows of a
 document back into character offsets of its text. Documents are read in chunks of about
-``lookahead_tokens`` window tokens, so memory is bounded by that budget (and by the largest
-single document), never by the corpus.
+``lookahead_tokens`` window tokens, and the windows of a longer document are scored a
+lookahead at a time, so the model inputs in memory are bounded by that budget, never by the
+corpus or a document's length (a document's tokens and entities are held whole).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
+from typing import TypeVar
 
 import numpy as np
 
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 EMBEDDINGS = ("none", "marker", "mean")
 _NO_EDGE = 1 << 30
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,6 +236,16 @@ class NerEngine:
 
     def _run(self, chunk: list[_PendingDoc]) -> Iterator[DocResult]:
         items = [(d, w) for d in chunk for w in d.windows]
+        # A chunk is about lookahead_tokens of windows, unless one document is longer: its
+        # windows' model inputs are then built and scored a lookahead at a time, so that the
+        # memory they take is bounded by the lookahead, not by the document's length.
+        for part in _parts(items, [w.n_tokens for _, w in items], self.config.lookahead_tokens):
+            self._score(part)
+        for pending in chunk:
+            yield self._finish(pending)
+
+    def _score(self, items: list[tuple[_PendingDoc, Window]]) -> None:
+        """Score the windows of ``items`` and add their candidates to their documents."""
         # Candidate spans are enumerated once per window, for the model input and the decoding.
         spans = [enumerate_spans(w.n_words, self.model.entity_max_length) for _, w in items]
         inputs = [self._window_input(d.tokens, w, s) for (d, w), s in zip(items, spans)]
@@ -261,8 +275,6 @@ class NerEngine:
                 self.stats.encoder_tokens += (
                     costs[i] if scores.scored is None else inputs[i].n_tokens + 2 * scores.n_scored
                 )
-        for pending in chunk:
-            yield self._finish(pending)
 
     def _window_input(self, doc: TokenizedDoc, w: Window, spans: tuple[np.ndarray, np.ndarray]) -> WindowInput:
         return window_input(doc, w, spans, self._prefix, self._suffix)
@@ -349,3 +361,26 @@ class NerEngine:
             n_split_words=doc.n_split_words,
             n_window_duplicates=duplicates,
         )
+
+
+def _parts(items: list[_T], tokens: list[int], budget: int) -> list[list[_T]]:
+    """``items`` cut into consecutive parts of about ``budget`` tokens each.
+
+    The number of parts is ``sum(tokens) / budget`` rounded, so a chunk that its last document
+    took a little over the budget stays whole (its batches are sorted across all of it), and
+    the parts of a longer one are of even size.
+    """
+    total = sum(tokens)
+    n = max(1, round(total / budget))
+    parts: list[list[_T]] = []
+    current: list[_T] = []
+    filled = 0
+    for item, t in zip(items, tokens):
+        current.append(item)
+        filled += t
+        if len(parts) < n - 1 and filled * n >= total * (len(parts) + 1):
+            parts.append(current)
+            current = []
+    if current:
+        parts.append(current)
+    return parts

@@ -101,6 +101,45 @@ def test_batching_does_not_change_results(tiny_model):
         np.testing.assert_allclose([e.score for e in a.entities], [e.score for e in b.entities], atol=1e-5)
 
 
+def test_a_document_longer_than_the_lookahead_is_scored_a_lookahead_at_a_time(tiny_model):
+    text = " ".join(SENTENCES * 12)
+    whole = NerEngine(tiny_model).predict_text(text)
+    engine = NerEngine(tiny_model, EngineConfig(lookahead_tokens=300))
+    built, waiting = [0], []
+    window_input, score = engine._window_input, engine.scorer.score
+
+    def counted_input(*args):
+        built[0] += 1
+        return window_input(*args)
+
+    def counted_score(windows):
+        waiting.append(built[0])  # inputs built so far, not yet scored
+        built[0] -= len(windows)
+        return score(windows)
+
+    engine._window_input, engine.scorer.score = counted_input, counted_score
+    parted = engine.predict_text(text)
+    assert parted.n_windows >= 8
+    # Never all of the document's inputs at once: at most a part of about 300 tokens (plus
+    # the window that crosses its end).
+    tokens = [w.n_tokens for w in engine.window_inputs(Doc(doc_id="d", text=text))]
+    assert max(waiting) <= 300 // min(tokens) + 1 < len(tokens)
+    assert [(e.start, e.end, e.label) for e in parted.entities] == [(e.start, e.end, e.label) for e in whole.entities]
+    np.testing.assert_allclose([e.score for e in parted.entities], [e.score for e in whole.entities], atol=1e-5)
+
+
+def test_parts_of_a_chunk_keep_order_and_even_size():
+    from ner_core.engine import _parts
+
+    items = list(range(10))
+    assert _parts(items, [10] * 10, 1000) == [items]
+    assert _parts(items, [10] * 10, 90) == [items], "a chunk a little over the budget stays whole"
+    parts = _parts(items, [10] * 10, 30)
+    assert [i for p in parts for i in p] == items
+    assert sorted(len(p) for p in parts) == [3, 3, 4]
+    assert _parts([], [], 30) == []
+
+
 @pytest.mark.parametrize("mode", ["marker", "mean"])
 def test_embeddings_have_the_documented_shape(tiny_model, mode):
     hidden = tiny_model.hidden_size
