@@ -217,6 +217,11 @@ REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- engine_vs_spanmarker:begin -->", "<!-- engine_vs_spanmarker:end -->"
 
 
+def _with_cores(cpu: str, cores: int) -> str:
+    # Results before _common.cpu_description named the CPU without its cores.
+    return cpu if "cores" in cpu else f"{cpu}, {cores} cores"
+
+
 def render_markdown(r: dict) -> str:
     """The report's section of docs/performance.md, from the JSON results."""
     m = r["machine"]
@@ -225,7 +230,7 @@ def render_markdown(r: dict) -> str:
         "## The engine against SpanMarker's `predict`",
         "",
         f"Command: `{r['command']}` (results: `benchmarks/results/engine_vs_spanmarker.json`).",
-        f"Machine: {m['cpu']}, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"Machine: {_with_cores(m['cpu'], m['cores'])}, torch {m['torch']} ({m['torch_threads']} threads), "
         f"CPU capability {m['cpu_capability']}: fast precision here is **{m['fast_precision_kind']}**.",
         f"Model: SpanMarker on {r['model']['encoder']}, random head, model_max_length "
         f"{r['model']['model_max_length']}, entity_max_length {r['model']['entity_max_length']}, "

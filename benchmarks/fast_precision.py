@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from _common import NER_DATA as DATA
-from _common import ROOT, labelled_sets, offline_environment
+from _common import ROOT, cpu_description, labelled_sets, offline_environment
 
 offline_environment()
 
@@ -87,6 +87,7 @@ def measure(model_ref: str, sentences: int) -> dict:
     out = {
         "command": f"python benchmarks/fast_precision.py --model {model_ref} --sentences {sentences}",
         "machine": {
+            "cpu": cpu_description(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "fast_precision_kind": cpu_fast_kind(),
             "torch": torch.__version__,
@@ -123,7 +124,7 @@ def render_markdown(r: dict) -> str:
         "## Fast precision against exact, with the trained default model",
         "",
         f"Command: `{r['command']}` (results: `benchmarks/results/fast_precision.json`). "
-        f"CPU capability {r['machine']['cpu_capability']}: fast precision here is **{r['machine']['fast_precision_kind']}**. "
+        f"Machine: {r['machine'].get('cpu', 'not recorded')}, CPU capability {r['machine']['cpu_capability']}: fast precision here is **{r['machine']['fast_precision_kind']}**. "
         "The first sentences of every dev set, each run exact and then fast in one process. "
         "F1 is strict, on PER/ORG/LOC.",
         "",

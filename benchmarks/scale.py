@@ -149,7 +149,7 @@ def render_markdown(r: dict) -> str:
         "## Scaling out: NER on threads and on Ray",
         "",
         f"Command: `{r['command']}` (results: `benchmarks/results/scale.json`).",
-        f"Machine: {r['machine']}, torch {r['torch']}, Ray {r['ray']}. Model: {r['model']}.",
+        f"Machine: {bench._with_cores(r['machine'], r['cores'])}, torch {r['torch']}, Ray {r['ray']}. Model: {r['model']}.",
         f"{r['docs']} documents ({SENTENCES} sentences each, ten languages) in batches of {r['batch_docs']}; "
         "each configuration warmed up first on other documents (workers started, models loaded); "
         "a local Ray instance per Ray configuration, its start not counted.",

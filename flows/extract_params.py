@@ -114,8 +114,8 @@ class ExtractParams(BaseModel):
     lookahead_tokens: int = Field(
         EngineConfig.lookahead_tokens,
         ge=1,
-        description="Window tokens gathered before they are sorted into batches; lower it to cap NER memory, "
-        "raise it for fuller batches",
+        description="Window tokens gathered before they are sorted into batches (a longer document is scored in "
+        "parts of this size); lower it to cap NER memory, raise it for fuller batches",
     )
     space_punctuation: bool = Field(
         True,

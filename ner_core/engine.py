@@ -6,7 +6,8 @@ every candidate span, decodes each window as SpanMarker does and merges the wind
 document back into character offsets of its text. Documents are read in chunks of about
 ``lookahead_tokens`` window tokens, and the windows of a longer document are scored a
 lookahead at a time, so the model inputs in memory are bounded by that budget, never by the
-corpus or a document's length (a document's tokens and entities are held whole).
+corpus or a document's length (up to about 1.5 times the budget; a document's tokens and
+entities are held whole).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class EngineConfig:
             window (32 tokens for 256-token windows).
         batch_tokens: Token budget of one forward pass (text plus markers, padded).
         max_batch_windows: Most windows in one forward pass.
-        lookahead_tokens: Window tokens gathered before sorting into batches; bounds memory.
+        lookahead_tokens: Window tokens gathered before sorting into batches, and the size
+            of the parts a longer document is scored in; bounds memory.
         precision: ``"exact"`` (float32, identical to SpanMarker) or ``"fast"`` (bf16
             autocast on CPUs with AMX/AVX-512-BF16, int8 dynamic quantisation on other CPUs,
             bf16/fp16 on CUDA; see ``ner_core.inference.cpu_fast_kind``).
@@ -237,8 +239,8 @@ class NerEngine:
     def _run(self, chunk: list[_PendingDoc]) -> Iterator[DocResult]:
         items = [(d, w) for d in chunk for w in d.windows]
         # A chunk is about lookahead_tokens of windows, unless one document is longer: its
-        # windows' model inputs are then built and scored a lookahead at a time, so that the
-        # memory they take is bounded by the lookahead, not by the document's length.
+        # windows' model inputs are then built and scored about a lookahead at a time, so that
+        # the memory they take is bounded by the lookahead, not by the document's length.
         for part in _parts(items, [w.n_tokens for _, w in items], self.config.lookahead_tokens):
             self._score(part)
         for pending in chunk:
@@ -368,7 +370,7 @@ def _parts(items: list[_T], tokens: list[int], budget: int) -> list[list[_T]]:
 
     The number of parts is ``sum(tokens) / budget`` rounded, so a chunk that its last document
     took a little over the budget stays whole (its batches are sorted across all of it), and
-    the parts of a longer one are of even size.
+    the parts of a longer one are of even size, at most about 1.5 times the budget.
     """
     total = sum(tokens)
     n = max(1, round(total / budget))

@@ -131,8 +131,8 @@ def encode_windows(
 
     Args:
         model_entities: Also score every span in exact mode and keep the model's own
-            entities (the full cost of exact mode: for dev data, where the operating point
-            must keep what the model finds).
+            entities (a marker pass for every span on top of the text pass: for dev data,
+            where the operating point must keep what the model finds).
     """
     scorer = TextOnceScorer(model)
     out = into if into is not None else EncodedWindows()

@@ -425,12 +425,10 @@ class _Collector:
         self.rows["metadata"].append(metadata)
         self.rows["source_uri"].append(self.obj.uri)
         self.rows["record"].append(record)
-        self.rows["format"].append(info.format)
-        self.rows["page_count"].append(info.page_count)
-        self.rows["title"].append(_storable(info.title))
-        self.rows["declared_lang"].append(_storable(info.declared_lang))
-        self.rows["encoding"].append(info.encoding)
-        self.rows["encoding_confidence"].append(info.encoding_confidence)
+        for name in FILE_INFO_SCHEMA:
+            value = getattr(info, name)
+            # A title or language is the file's own text: it may hold lone surrogates.
+            self.rows[name].append(_storable(value) if isinstance(value, str) else value)
         return True
 
     def add_extracted(self, doc: ExtractedDocument, doc_id: str, *, record: int | None = None) -> None:
