@@ -95,6 +95,37 @@ def _at_least_zero(*columns: str) -> list[Check]:
     ]
 
 
+def _span_of_document(what: str) -> list[Check]:
+    """The checks of a character span ``[start, end)`` of a document's text (an entity's, a
+    segment's): non-empty, inside a document of the same run."""
+    return [
+        Check("start_not_negative", "ExpectColumnValuesToBeBetween", {"column": "start", "min_value": 0}, "0 <= start"),
+        Check(
+            "start_before_end",
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            {"column_A": "end", "column_B": "start", "or_equal": False},
+            "start < end",
+        ),
+        Check(
+            "document_present",
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "_doc_n_chars"},
+            f"the {what}'s document is in documents (same run)",
+        ),
+        Check(
+            "end_within_document",
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            {
+                "column_A": "_doc_n_chars",
+                "column_B": "end",
+                "or_equal": True,
+                "ignore_row_if": "either_value_is_missing",
+            },
+            "end <= the document's n_chars",
+        ),
+    ]
+
+
 _ENTITIES = [
     *_not_null("doc_id", "entity_id", "run_id", "model_id", "source_uri"),
     Check(
@@ -103,25 +134,7 @@ _ENTITIES = [
         {"column_list": ["run_id", "entity_id"]},
         "entity_id is unique within a run",
     ),
-    Check("start_not_negative", "ExpectColumnValuesToBeBetween", {"column": "start", "min_value": 0}, "0 <= start"),
-    Check(
-        "start_before_end",
-        "ExpectColumnPairValuesAToBeGreaterThanB",
-        {"column_A": "end", "column_B": "start", "or_equal": False},
-        "start < end",
-    ),
-    Check(
-        "document_present",
-        "ExpectColumnValuesToNotBeNull",
-        {"column": "_doc_n_chars"},
-        "the entity's document is in documents (same run)",
-    ),
-    Check(
-        "end_within_document",
-        "ExpectColumnPairValuesAToBeGreaterThanB",
-        {"column_A": "_doc_n_chars", "column_B": "end", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
-        "end <= the document's n_chars",
-    ),
+    *_span_of_document("entity"),
     Check(
         "text_is_document_slice",
         "ExpectColumnPairValuesToBeEqual",
@@ -168,25 +181,7 @@ _SEGMENTS = [
         {"column_list": ["run_id", "doc_id", "segment"]},
         "a segment number appears once per document and run",
     ),
-    Check("start_not_negative", "ExpectColumnValuesToBeBetween", {"column": "start", "min_value": 0}, "0 <= start"),
-    Check(
-        "start_before_end",
-        "ExpectColumnPairValuesAToBeGreaterThanB",
-        {"column_A": "end", "column_B": "start", "or_equal": False},
-        "start < end",
-    ),
-    Check(
-        "document_present",
-        "ExpectColumnValuesToNotBeNull",
-        {"column": "_doc_n_chars"},
-        "the segment's document is in documents (same run)",
-    ),
-    Check(
-        "end_within_document",
-        "ExpectColumnPairValuesAToBeGreaterThanB",
-        {"column_A": "_doc_n_chars", "column_B": "end", "or_equal": True, "ignore_row_if": "either_value_is_missing"},
-        "end <= the document's n_chars",
-    ),
+    *_span_of_document("segment"),
     Check(
         "in_order_without_overlap",
         "ExpectColumnPairValuesAToBeGreaterThanB",
