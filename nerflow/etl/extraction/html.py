@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import lxml.etree
 import lxml.html
@@ -150,7 +151,7 @@ def extract_html(data: bytes, *, all_text: bool = False) -> ExtractedDocument:
     if body is None:
         raise ExtractionError(_NO_MAIN_CONTENT)
     for child, path in _children_with_paths(body, "main"):
-        _article_block(child, path, builder, None)
+        _block(_ARTICLE, child, path, builder, None)
     if not builder.segments:
         raise ExtractionError(_NO_MAIN_CONTENT)
     return builder.build(info)
@@ -275,37 +276,95 @@ class _Run:
             self.parts = []
 
 
-def _article_block(element: lxml.etree._Element, path: str, builder: TextBuilder, inherited: str | None) -> None:
-    """One element of trafilatura's tree: its inline text as a segment, nested blocks after,
-    in document order (text after a nested list is a segment of its own, after the list's)."""
-    tag = _tag(element)
-    if tag is None:
+def _opening_h1(element: lxml.etree._Element) -> bool:
+    return _tag(element) == "head" and element.get("rend") == "h1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Vocabulary:
+    """How the elements of one kind of tree become segments.
+
+    Attributes:
+        blocks: Tags that start a block (a segment of their own); anything else is inline.
+        kinds: The segment kind of a block's tag; others get ``default_kind``.
+        kind_containers: Tags whose kind their nested blocks take.
+        line_break: The tag of a line break; ``preformatted``: of text whose spaces stay.
+        unique: Tags whose paths carry no index.
+        rendered: The page's own DOM, where invisible and hidden elements are skipped.
+        title: Whether a block, the first of the text, is the document's title.
+    """
+
+    blocks: frozenset[str]
+    kinds: dict[str, str]
+    default_kind: str
+    kind_containers: frozenset[str]
+    line_break: str
+    preformatted: str
+    unique: frozenset[str] = frozenset()
+    rendered: bool = False
+    title: Callable[[lxml.etree._Element], bool] | None = None
+
+    def skips(self, element: lxml.etree._Element) -> bool:
+        tag = _tag(element)
+        return tag is None or (self.rendered and (tag in _INVISIBLE or _hidden(element)))
+
+
+# Trafilatura's article tree: the level-1 heading that opens the article is its title.
+_ARTICLE = _Vocabulary(
+    blocks=_TRAF_BLOCKS,
+    kinds=_TRAF_KIND,
+    default_kind="paragraph",
+    kind_containers=_TRAF_KIND_CONTAINERS,
+    line_break="lb",
+    preformatted="code",
+    title=_opening_h1,
+)
+_DOM = _Vocabulary(
+    blocks=_BLOCK_LEVEL,
+    kinds=_DOM_KIND,
+    default_kind="text",
+    kind_containers=_DOM_KIND_CONTAINERS,
+    line_break="br",
+    preformatted="pre",
+    unique=_UNIQUE,
+    rendered=True,
+)
+
+
+def _block(
+    words: _Vocabulary, element: lxml.etree._Element, path: str, builder: TextBuilder, inherited: str | None
+) -> None:
+    """One block element: its inline text as a segment, nested blocks after, in document
+    order (text after a nested list is a segment of its own, after the list's)."""
+    if words.skips(element):
         return
-    kind = inherited or _TRAF_KIND.get(tag, "paragraph")
-    if tag == "head" and element.get("rend") == "h1" and not builder.segments:
-        kind = "title"  # the level-1 heading that opens the article is its title
-    run = _Run(preformatted=tag == "code" or inherited == "code")
+    tag = _tag(element)
+    kind = inherited or words.kinds.get(tag or "", words.default_kind)
+    if words.title is not None and words.title(element) and not builder.segments:
+        kind = "title"
+    run = _Run(preformatted=tag == words.preformatted or inherited == "code")
     run.text(element.text)
-    child_kind = kind if tag in _TRAF_KIND_CONTAINERS else inherited
-    for child, child_path in _children_with_paths(element, path):
+    child_kind = kind if tag in words.kind_containers else inherited
+    for child, child_path in _children_with_paths(element, path, words.unique):
         child_tag = _tag(child)
-        if child_tag in _TRAF_BLOCKS:
+        if child_tag in words.blocks:
             run.flush(builder, kind, path)
-            _article_block(child, child_path, builder, child_kind)
+            _block(words, child, child_path, builder, child_kind)
         elif child_tag is not None:
-            _article_inline(child, run)
+            _inline(words, child, run)
         run.text(child.tail)
     run.flush(builder, kind, path)
 
 
-def _article_inline(element: lxml.etree._Element, run: _Run) -> None:
-    if _tag(element) == "lb":
+def _inline(words: _Vocabulary, element: lxml.etree._Element, run: _Run) -> None:
+    if words.skips(element):
+        return
+    if _tag(element) == words.line_break:
         run.line_break()
         return
     run.text(element.text)
     for child in element:
-        if _tag(child) is not None:
-            _article_inline(child, run)
+        _inline(words, child, run)
         run.text(child.tail)
 
 
@@ -314,40 +373,7 @@ def _visible_blocks(root: lxml.html.HtmlElement, builder: TextBuilder) -> None:
     for title in root.iter("title"):
         builder.add(_HTML_SPACE.sub(" ", title.text_content()), kind="title", block="html/head/title")
         break
-    root_tag = _tag(root) or "html"
-    _dom_block(root, root_tag, builder, None)
-
-
-def _dom_block(element: lxml.etree._Element, path: str, builder: TextBuilder, inherited: str | None) -> None:
-    tag = _tag(element)
-    if tag is None or tag in _INVISIBLE or _hidden(element):
-        return
-    kind = inherited or _DOM_KIND.get(tag, "text")
-    run = _Run(preformatted=tag == "pre" or inherited == "code")
-    run.text(element.text)
-    child_kind = kind if tag in _DOM_KIND_CONTAINERS else inherited
-    for child, child_path in _children_with_paths(element, path, _UNIQUE):
-        child_tag = _tag(child)
-        if child_tag in _BLOCK_LEVEL:
-            run.flush(builder, kind, path)
-            _dom_block(child, child_path, builder, child_kind)
-        elif child_tag is not None:
-            _dom_inline(child, run)
-        run.text(child.tail)
-    run.flush(builder, kind, path)
-
-
-def _dom_inline(element: lxml.etree._Element, run: _Run) -> None:
-    tag = _tag(element)
-    if tag is None or tag in _INVISIBLE or _hidden(element):
-        return
-    if tag == "br":
-        run.line_break()
-        return
-    run.text(element.text)
-    for child in element:
-        _dom_inline(child, run)
-        run.text(child.tail)
+    _block(_DOM, root, _tag(root) or "html", builder, None)
 
 
 def _hidden(element: lxml.etree._Element) -> bool:
