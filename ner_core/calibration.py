@@ -13,7 +13,7 @@ records the offset that was applied (``outside_offset``).
 
 One offset for "O" moves every label the same way. Labels are not equally under-predicted
 (the shipped model misses organisations far more often than places), so an offset per
-entity label (:func:`tune_label_offsets`) can trade where one global offset cannot; it is
+entity label (:meth:`OffsetSweep.tune`) can trade where one global offset cannot; it is
 recorded as ``label_offsets`` and folded into the bias the same way.
 
 Choosing offsets needs many decodings of the same data; an :class:`OffsetSweep` runs the
@@ -45,9 +45,6 @@ __all__ = [
     "apply_outside_offset",
     "best_offset",
     "logit_shift",
-    "sweep_label_offsets",
-    "sweep_outside_offsets",
-    "tune_label_offsets",
 ]
 
 
@@ -95,69 +92,17 @@ def _classifier(model: torch.nn.Module) -> torch.nn.Linear:
     return classifier
 
 
-def sweep_outside_offsets(
-    model: NerModel,
-    data: Mapping[str, Sequence[LabelledText]],
-    offsets: Sequence[float],
-    *,
-    label_map: Mapping[str, str | None] | None = None,
-    gold_label_map: Mapping[str, str | None] | None = None,
-    engine_config: EngineConfig | None = None,
-) -> list[OffsetScores]:
-    """Strict scores of ``model`` with each "O" offset on each data set (exact mode);
-    ``label_map`` and ``gold_label_map`` as ``ner_core.metrics.score_spans`` takes them
-    (``{"MISC": None}`` in both leaves MISC out of the scores).
-
-    The result at each offset is what the model with that offset applied computes, to the
-    rounding of one addition (``tests/ner_core/test_calibration.py``).
-    """
-    with OffsetSweep(
-        model, data, label_map=label_map, gold_label_map=gold_label_map, engine_config=engine_config
-    ) as sweep:
-        return [sweep.score(offset) for offset in offsets]
-
-
-def sweep_label_offsets(
-    model: NerModel,
-    data: Mapping[str, Sequence[LabelledText]],
-    settings: Sequence[tuple[float, Mapping[str, float]]],
-    *,
-    label_map: Mapping[str, str | None] | None = None,
-    gold_label_map: Mapping[str, str | None] | None = None,
-    engine_config: EngineConfig | None = None,
-) -> list[OffsetScores]:
-    """As :func:`sweep_outside_offsets`, each setting an "O" offset and the amounts added to
-    named entity labels' logits."""
-    with OffsetSweep(
-        model, data, label_map=label_map, gold_label_map=gold_label_map, engine_config=engine_config
-    ) as sweep:
-        return [sweep.score(offset, label_offsets) for offset, label_offsets in settings]
-
-
-def tune_label_offsets(
-    model: NerModel,
-    data: Mapping[str, Sequence[LabelledText]],
-    labels: Sequence[str],
-    grid: Sequence[float],
-    *,
-    outside_offset: float = 0.0,
-    rounds: int = 2,
-    label_map: Mapping[str, str | None] | None = None,
-    gold_label_map: Mapping[str, str | None] | None = None,
-    engine_config: EngineConfig | None = None,
-) -> list[OffsetScores]:
-    """:meth:`OffsetSweep.tune` in a sweep of its own."""
-    with OffsetSweep(
-        model, data, label_map=label_map, gold_label_map=gold_label_map, engine_config=engine_config
-    ) as sweep:
-        return sweep.tune(labels, grid, outside_offset=outside_offset, rounds=rounds)
-
-
 class OffsetSweep:
     """An exact-mode engine over fixed data that encodes each batch once and decodes every
     setting of offsets from the kept logits; use it as a context manager (the engine's
     scorer is restored on leaving), and score "O" offsets and tune label offsets in one sweep
-    so that the encoder runs once for all of them."""
+    so that the encoder runs once for all of them.
+
+    ``label_map`` and ``gold_label_map`` are as ``ner_core.metrics.score_spans`` takes them
+    (``{"MISC": None}`` in both leaves MISC out of the scores). The scores of each setting are
+    what the model with those offsets applied computes, to the rounding of one addition
+    (``tests/ner_core/test_calibration.py``).
+    """
 
     def __init__(
         self,

@@ -15,9 +15,6 @@ from ner_core.calibration import (
     apply_outside_offset,
     best_offset,
     logit_shift,
-    sweep_label_offsets,
-    sweep_outside_offsets,
-    tune_label_offsets,
 )
 from ner_core.evaluation import predict_spans
 from ner_core.inference import TextOnceScorer
@@ -43,7 +40,8 @@ def _records(n: int, seed: int = 5) -> list[LabelledText]:
 def test_each_offset_scores_what_the_model_with_that_offset_predicts(tiny_model):
     data = {"a": _records(25, 1), "b": _records(15, 2)}
     offsets = [0.0, 1.5, 4.0]
-    sweep = sweep_outside_offsets(tiny_model, data, offsets)
+    with OffsetSweep(tiny_model, data) as offset_sweep:
+        sweep = [offset_sweep.score(offset) for offset in offsets]
     assert [s.offset for s in sweep] == offsets
     for s in sweep:
         shifted = copy.deepcopy(tiny_model)
@@ -62,8 +60,10 @@ def test_each_offset_scores_what_the_model_with_that_offset_predicts(tiny_model)
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_label_left_out_is_left_out_of_gold_and_predictions(tiny_model):
     data = {"a": _records(20, 3)}
-    [kept] = sweep_outside_offsets(tiny_model, data, [0.0])
-    [left_out] = sweep_outside_offsets(tiny_model, data, [0.0], label_map={"PER": None}, gold_label_map={"PER": None})
+    with OffsetSweep(tiny_model, data) as sweep:
+        kept = sweep.score(0.0)
+    with OffsetSweep(tiny_model, data, label_map={"PER": None}, gold_label_map={"PER": None}) as sweep:
+        left_out = sweep.score(0.0)
     assert "PER" in kept.pooled.per_label and "PER" not in left_out.pooled.per_label
     gold_per = sum(1 for r in data["a"] for *_, label in r.entities if label == "PER")
     assert gold_per and left_out.pooled.micro.support == kept.pooled.micro.support - gold_per
@@ -90,7 +90,8 @@ def _with_offsets(model, offset: float, label_offsets: dict[str, float]):
 def test_each_label_setting_scores_what_the_model_with_those_offsets_predicts(tiny_model):
     data = {"a": _records(25, 4)}
     settings = [(0.0, {}), (0.5, {"PER": 2.0}), (0.0, {"LOC": -3.0, "ORG": 1.0})]
-    sweep = sweep_label_offsets(tiny_model, data, settings)
+    with OffsetSweep(tiny_model, data) as offset_sweep:
+        sweep = [offset_sweep.score(offset, label_offsets) for offset, label_offsets in settings]
     for (offset, label_offsets), s in zip(settings, sweep, strict=True):
         assert (s.offset, s.label_offsets) == (offset, label_offsets)
         engine = NerEngine(_with_offsets(tiny_model, offset, label_offsets), EngineConfig())
@@ -104,12 +105,14 @@ def test_each_label_setting_scores_what_the_model_with_those_offsets_predicts(ti
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_tuning_keeps_the_best_setting_it_scored_and_never_loses_to_no_offsets(tiny_model):
     data = {"a": _records(30, 6), "b": _records(20, 7)}
-    tuned = tune_label_offsets(tiny_model, data, ["PER", "LOC", "ORG"], [-2.0, 0.0, 2.0, 4.0], rounds=2)
+    with OffsetSweep(tiny_model, data) as sweep:
+        tuned = sweep.tune(["PER", "LOC", "ORG"], [-2.0, 0.0, 2.0, 4.0], rounds=2)
     untouched = next(s for s in tuned if not s.label_offsets)
     best = best_offset(tuned)
     assert best.pooled.micro.f1 >= untouched.pooled.micro.f1
     assert len({tuple(sorted(s.label_offsets.items())) for s in tuned}) == len(tuned)  # each setting scored once
-    [again] = sweep_label_offsets(tiny_model, data, [(0.0, best.label_offsets)])
+    with OffsetSweep(tiny_model, data) as sweep:  # a sweep of its own: nothing carried over
+        again = sweep.score(0.0, best.label_offsets)
     assert again.pooled == best.pooled
 
 
@@ -155,4 +158,4 @@ def test_the_logit_shift_is_what_applying_the_offsets_adds_to_the_bias(tiny_mode
 
 def test_the_sweep_refuses_modes_it_does_not_decode(tiny_model):
     with pytest.raises(ValueError, match="exact"):
-        sweep_outside_offsets(tiny_model, {"a": _records(2)}, [0.0], engine_config=EngineConfig(precision="fast"))
+        OffsetSweep(tiny_model, {"a": _records(2)}, engine_config=EngineConfig(precision="fast"))
