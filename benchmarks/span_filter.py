@@ -68,12 +68,12 @@ def speed_sentences(limit: int) -> list[str]:
     return [r.text for records in sets for r in records]
 
 
-def filter_recall(model, limit: int, skip: int) -> dict:
+def filter_recall(model, dev_sets: dict[str, list]) -> dict:
     """Recall of gold and of exact mode's entities at the stored point and along the curve."""
     from ner_core.filter_training import CURVE_THRESHOLDS, encode_windows, model_windows, probabilities, recall_curve
 
     data = None
-    for name, records in labelled_sets("dev", limit, skip=skip).items():
+    for name, records in dev_sets.items():
         data = encode_windows(model, model_windows(model, records), source=name, into=data, model_entities=True)
     probs = probabilities(model.span_filter.head, data)
     point = model.span_filter.operating_point
@@ -286,10 +286,10 @@ def measure(args) -> dict:
         "dev_skipped_per_set": args.skip_dev,
     }
     t0 = time.perf_counter()
-    result["recall"] = filter_recall(model, args.dev_sentences, args.skip_dev)
+    dev_sets = labelled_sets("dev", args.dev_sentences, skip=args.skip_dev)
+    result["recall"] = filter_recall(model, dev_sets)
     print(f"recall done in {time.perf_counter() - t0:.0f} s", flush=True)
 
-    dev_sets = labelled_sets("dev", args.dev_sentences, skip=args.skip_dev)
     long_docs = [r for records in labelled_sets("docs", args.docs).values() for r in records]
     sets = {**dev_sets, "long_documents": long_docs}
     result["accuracy"] = accuracy(
