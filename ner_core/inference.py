@@ -509,8 +509,7 @@ class TextOnceScorer(SpanScorer):
             for w, k in zip(windows, kept)
         ]
         if sum(len(k) for k in kept):
-            starts, ends = self.encode_markers(pruned, text)
-            scored = self._classify(starts, ends, [len(k) for k in kept])
+            scored = self.score_with_text(pruned, text)
         else:
             scored = [WindowScores(scores=np.zeros(0, np.float32), label_ids=np.zeros(0, np.int64)) for _ in windows]
         out = []
