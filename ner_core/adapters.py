@@ -370,6 +370,34 @@ def load_trainable_state(model: SpanMarkerModel, state: dict[str, torch.Tensor],
             model.encoder.get_input_embeddings().weight[_marker_ids(model)] = markers
 
 
+def widen_lora_state(
+    state: dict[str, torch.Tensor], model: SpanMarkerModel, *, rank: int, alpha: float
+) -> dict[str, torch.Tensor]:
+    """Fit the tensors of a LoRA adapter of a lower ``rank`` into ``model``'s higher rank,
+    computing the same function.
+
+    The old update ``(alpha / rank) * B @ A`` is kept exactly: the old ``B`` is rescaled to the
+    new scaling and fills the first columns; the other columns of ``B`` start at zero, as a
+    fresh LoRA does, and the other rows of ``A`` keep the model's random initialisation, so
+    the added rank can learn from the first step.
+    """
+    params = dict(model.named_parameters())
+    widened = dict(state)
+    for name, tensor in state.items():
+        if not name.endswith(("lora_A", "lora_B")):
+            continue
+        target = params[name].detach().clone()
+        module = model.get_submodule(name.rsplit(".", 1)[0])
+        assert isinstance(module, LowRankDelta)
+        if name.endswith("lora_A"):
+            target[: tensor.shape[0]] = tensor
+        else:
+            target.zero_()
+            target[:, : tensor.shape[1]] = tensor * ((alpha / rank) / module.scaling)
+        widened[name] = target
+    return widened
+
+
 def _marker_ids(model: SpanMarkerModel) -> list[int]:
     return list(model.tokenizer.tokenizer.convert_tokens_to_ids(["<start>", "<end>"]))
 

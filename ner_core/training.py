@@ -775,8 +775,11 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
 
 
 def _load_initial_adapter(model: SpanMarkerModel, config: TrainConfig) -> None:
-    """Start from a trained adapter; its settings must be this run's."""
-    from ner_core.adapters import ADAPTER_CONFIG, load_adapter_into
+    """Start from a trained adapter; its settings must be this run's, except that its LoRA
+    rank may be lower (the adapter is widened to this run's rank, its function unchanged)."""
+    from safetensors.torch import load_file
+
+    from ner_core.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, load_trainable_state, widen_lora_state
     from ner_core.default_model import DEFAULT_MODEL_REF, default_artifact_dir
 
     assert config.init_from is not None  # the trainer calls this only when the config names one
@@ -788,16 +791,21 @@ def _load_initial_adapter(model: SpanMarkerModel, config: TrainConfig) -> None:
         "model_max_length": config.model_max_length,
         "entity_max_length": config.entity_max_length,
         "marker_max_length": config.marker_max_length,
-        "lora": {"rank": config.lora_rank, "alpha": config.lora_alpha},
     }
-    differ = {
-        k: (saved.get(k), v)
-        for k, v in ours.items()
-        if (saved.get(k) if k != "lora" else {x: saved["lora"].get(x) for x in v}) != v
-    }
+    differ = {k: (saved.get(k), v) for k, v in ours.items() if saved.get(k) != v}
+    saved_rank, saved_alpha = saved["lora"]["rank"], saved["lora"]["alpha"]
+    if saved_rank > config.lora_rank or (saved_rank == config.lora_rank and saved_alpha != config.lora_alpha):
+        differ["lora"] = (
+            {"rank": saved_rank, "alpha": saved_alpha},
+            {"rank": config.lora_rank, "alpha": config.lora_alpha},
+        )
     if differ:
         raise ValueError(f"init_from {directory} was trained with other settings (saved, this run): {differ}")
-    load_adapter_into(model, directory)
+    state = load_file(str(directory / ADAPTER_WEIGHTS))
+    if saved_rank < config.lora_rank:
+        state = widen_lora_state(state, model, rank=saved_rank, alpha=saved_alpha)
+        logger.info("widened the adapter of %s from LoRA rank %d to %d", directory, saved_rank, config.lora_rank)
+    load_trainable_state(model, state, ref=str(directory))
     logger.info("starting from the adapter in %s", directory)
 
 

@@ -375,9 +375,28 @@ def test_a_second_stage_starts_exactly_where_the_adapter_it_continues_left_off(t
     np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-4, atol=1e-5)
     second.run()
 
+    # A higher rank starts from the same function too, and its added rank learns.
+    wider = Trainer(
+        _config(tmp_path / "wider", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), lora_rank=8),
+        _records()[::-1] * 2,
+    )
+    wider.model.eval()
+    got = NerEngine(wider.ner_model).scorer.score(NerEngine(wider.ner_model).window_inputs(doc))[0]
+    np.testing.assert_array_equal(got.label_ids, expected.label_ids)
+    np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-4, atol=1e-5)
+    from safetensors.torch import load_file
+
+    from ner_core.adapters import ADAPTER_WEIGHTS
+
+    widened = load_file(str(wider.run().adapter_dir / ADAPTER_WEIGHTS))
+    added = [p[:, 4:] for name, p in widened.items() if name.endswith("lora_B")]
+    assert added and all(b.shape[1] == 4 for b in added)
+    assert any(bool(b.abs().sum() > 0) for b in added)
+
+    # A lower rank cannot hold the adapter.
     with pytest.raises(ValueError, match="other settings"):
         Trainer(
-            _config(tmp_path / "third", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), lora_rank=8),
+            _config(tmp_path / "third", tiny_wordpiece_encoder_dir, init_from=str(first.adapter_dir), lora_rank=2),
             _records(),
         )
 
