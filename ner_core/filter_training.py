@@ -32,7 +32,6 @@ from ner_core.span_filter import (
     SpanFilter,
     SpanFilterHead,
     batch_span_positions,
-    window_word_count,
 )
 from ner_core.training import TrainingWindow, build_windows
 from ner_core.windowing import enumerate_spans
@@ -143,7 +142,7 @@ def encode_windows(
         for batch in batches:
             inputs = [windows[i].input for i in batch]
             text = scorer.encode_text(inputs)
-            n_words = [window_word_count(x.start_pos) for x in inputs]
+            n_words = [x.n_words for x in inputs]
             if model_entities:
                 # Exact mode's scores from the same text pass: the marker pass is all it adds.
                 for x, words, scores in zip(inputs, n_words, scorer.score_with_text(inputs, text)):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import math
 import warnings
@@ -36,7 +37,6 @@ from ner_core.span_filter import (
     batch_span_positions,
     parse_span_filter,
     span_selection,
-    window_word_count,
 )
 from ner_core.windowing import TokenizedDoc, Window
 
@@ -165,6 +165,12 @@ class WindowInput:
     @property
     def n_spans(self) -> int:
         return len(self.start_pos)
+
+    @functools.cached_property
+    def n_words(self) -> int:
+        """Words of the window, from its candidate spans: every word starts at least one span.
+        Cached: a span filter's cost estimate and its selection both ask."""
+        return len(np.unique(self.start_pos))
 
 
 def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[np.ndarray, np.ndarray]:
@@ -481,7 +487,7 @@ class TextOnceScorer(SpanScorer):
         text is encoded)."""
         if self.selection is None:
             return window.n_tokens + 2 * window.n_spans
-        return window.n_tokens + 2 * self.selection.expected_spans(window.n_spans, window_word_count(window.start_pos))
+        return window.n_tokens + 2 * self.selection.expected_spans(window.n_spans, window.n_words)
 
     def _score(self, windows: list[WindowInput]) -> list[WindowScores]:
         if self.selection is not None:
@@ -503,7 +509,7 @@ class TextOnceScorer(SpanScorer):
         assert self.selection is not None  # _score calls this only with a selection
         text = self.encode_text(windows)
         probs = self._filter_probabilities(windows, text)
-        kept = [self.selection.keep(p, window_word_count(w.start_pos)) for w, p in zip(windows, probs)]
+        kept = [self.selection.keep(p, w.n_words) for w, p in zip(windows, probs)]
         pruned = [
             WindowInput(input_ids=w.input_ids, start_pos=w.start_pos[k], end_pos=w.end_pos[k])
             for w, k in zip(windows, kept)

@@ -50,7 +50,6 @@ __all__ = [
     "save_span_filter",
     "load_span_filter",
     "has_span_filter",
-    "window_word_count",
 ]
 
 FILTER_WEIGHTS = "span_filter.safetensors"
@@ -145,11 +144,6 @@ class SpanFilter:
     def to(self, device: torch.device) -> SpanFilter:
         self.head.to(device)
         return self
-
-
-def window_word_count(start_pos: np.ndarray) -> int:
-    """Words of a window, from its candidate spans: every word starts at least one span."""
-    return len(np.unique(start_pos))
 
 
 def batch_span_positions(

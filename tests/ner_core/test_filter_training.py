@@ -78,7 +78,6 @@ def test_the_model_entities_kept_for_dev_data_are_exact_modes(tiny_model):
     # of exact mode's ordinary scoring, text and markers together.
     from ner_core.decoding import select_spans
     from ner_core.inference import TextOnceScorer
-    from ner_core.span_filter import window_word_count
     from ner_core.windowing import enumerate_spans
 
     records = _labelled_by_the_model(tiny_model, SENTENCES)
@@ -88,7 +87,7 @@ def test_the_model_entities_kept_for_dev_data_are_exact_modes(tiny_model):
     scored = TextOnceScorer(tiny_model).score([w.input for w in in_data_order])
     assert sum(int(p.sum()) for p in data.predicted) > 0
     for w, kept, s in zip(in_data_order, data.predicted, scored):
-        n_words = window_word_count(w.input.start_pos)
+        n_words = w.input.n_words
         starts, ends = enumerate_spans(n_words, tiny_model.entity_max_length)
         chosen = select_spans(s.scores, s.label_ids, starts, ends, n_words, tiny_model.outside_id)
         assert sorted(np.flatnonzero(kept)) == sorted(chosen)
