@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -46,6 +47,8 @@ __all__ = [
     "save_adapter",
     "materialise_adapter",
     "adapter_digest",
+    "average_adapters",
+    "widen_lora_state",
 ]
 
 logger = logging.getLogger(__name__)
@@ -396,6 +399,57 @@ def widen_lora_state(
             target[:, : tensor.shape[1]] = tensor * ((alpha / rank) / module.scaling)
         widened[name] = target
     return widened
+
+
+def average_adapters(directories: Sequence[Path], dest: Path, *, weights: Sequence[float] | None = None) -> Path:
+    """Write the weighted average of LoRA adapters of one lineage (the same encoder, labels
+    and SpanMarker settings) as one adapter: checkpoint averaging.
+
+    The LoRA updates are averaged exactly: ``sum_i w_i * s_i * B_i @ A_i`` is itself of low
+    rank (the ranks' sum), with the ``A_i`` stacked and the ``B_i``, scaled by ``w_i * s_i``,
+    side by side (scaling 1). Every other tensor (LayerNorms, markers, the classifier) is
+    the weighted mean. A span filter is not carried over: train one for the average.
+
+    Args:
+        weights: One per adapter, summing to 1; equal weights if not given.
+    """
+    from safetensors.torch import load_file, save_file
+
+    directories = [Path(d) for d in directories]
+    weights = list(weights) if weights is not None else [1.0 / len(directories)] * len(directories)
+    if len(directories) < 2 or len(weights) != len(directories) or abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"average_adapters needs two or more adapters and one weight each, summing to 1: {weights}")
+    configs = [json.loads((d / ADAPTER_CONFIG).read_text()) for d in directories]
+    shared = [{k: v for k, v in c.items() if k not in ("lora", "metadata")} for c in configs]
+    if any(c != shared[0] for c in shared[1:]):
+        raise ModelConfigError("adapters of different settings cannot be averaged", ref=str(directories))
+    states = [load_file(str(d / ADAPTER_WEIGHTS)) for d in directories]
+    if any(set(state) != set(states[0]) for state in states[1:]):
+        raise ModelConfigError("adapters with different tensors cannot be averaged", ref=str(directories))
+    scalings = [c["lora"]["alpha"] / c["lora"]["rank"] for c in configs]
+    averaged: dict[str, torch.Tensor] = {}
+    for name in states[0]:
+        if name.endswith("lora_A"):
+            averaged[name] = torch.cat([state[name] for state in states], 0)
+        elif name.endswith("lora_B"):
+            averaged[name] = torch.cat([w * s * state[name] for w, s, state in zip(weights, scalings, states)], 1)
+        else:
+            averaged[name] = sum((w * state[name] for w, state in zip(weights, states)), torch.zeros(()))
+    rank = sum(c["lora"]["rank"] for c in configs)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.contiguous() for k, v in averaged.items()},
+        str(dest / ADAPTER_WEIGHTS),
+        metadata={"format": "nerflow-adapter-1"},
+    )
+    config = {
+        **configs[0],
+        "lora": {**configs[0]["lora"], "rank": rank, "alpha": float(rank)},
+        "metadata": {"averaged": [str(d) for d in directories], "weights": weights},
+    }
+    (dest / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    return dest
 
 
 def _marker_ids(model: SpanMarkerModel) -> list[int]:

@@ -401,6 +401,40 @@ def test_a_second_stage_starts_exactly_where_the_adapter_it_continues_left_off(t
         )
 
 
+def test_averaged_adapters_compute_the_weighted_mean_of_their_weights(tmp_path, tiny_wordpiece_encoder_dir):
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from ner_core.adapters import average_adapters, materialise_adapter
+    from ner_core.errors import ModelConfigError
+
+    runs = [
+        Trainer(_config(tmp_path / f"run{seed}", tiny_wordpiece_encoder_dir, seed=seed), _records()).run()
+        for seed in (3, 4)
+    ]
+    averaged = average_adapters([r.adapter_dir for r in runs], tmp_path / "avg", weights=[0.25, 0.75])
+    merged = [
+        load_file(str(materialise_adapter(d, tmp_path / f"model{i}") / "model.safetensors"))
+        for i, d in enumerate([runs[0].adapter_dir, runs[1].adapter_dir, averaged])
+    ]
+    # W0 + sum_i w_i * delta_i is the weighted mean of the merged weights, LoRA layers included.
+    changed = [k for k in merged[0] if not torch.equal(merged[0][k], merged[1][k])]
+    assert any(".layer." in k and "LayerNorm" not in k for k in changed)
+    assert any(k.startswith("classifier") for k in changed)
+    # The embedding matrix is padded with rows no token uses, random in each checkpoint.
+    used = len(AutoTokenizer.from_pretrained(str(tmp_path / "model2")))
+    for key in changed:
+        rows = slice(None, used) if "word_embeddings" in key else slice(None)
+        expected = 0.25 * merged[0][key][rows] + 0.75 * merged[1][key][rows]
+        torch.testing.assert_close(merged[2][key][rows], expected, msg=key)
+
+    with pytest.raises(ValueError, match="summing to 1"):
+        average_adapters([r.adapter_dir for r in runs], tmp_path / "bad", weights=[0.5, 0.6])
+    other = Trainer(_config(tmp_path / "other", tiny_wordpiece_encoder_dir, entity_max_length=3), _records()).run()
+    with pytest.raises(ModelConfigError, match="different settings"):
+        average_adapters([runs[0].adapter_dir, other.adapter_dir], tmp_path / "bad")
+
+
 def test_sources_can_be_joined_into_pseudo_documents(tmp_path):
     import gzip
 
