@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 ADAPTER_WEIGHTS = "adapter.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_FORMAT = "nerflow-adapter-1"
 
 # The encoder's linear layers that get adapters: attention projections and the feed-forward.
 _LORA_TARGETS = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
@@ -413,7 +414,7 @@ def average_adapters(directories: Sequence[Path], dest: Path, *, weights: Sequen
     Args:
         weights: One per adapter, summing to 1; equal weights if not given.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     directories = [Path(d) for d in directories]
     weights = list(weights) if weights is not None else [1.0 / len(directories)] * len(directories)
@@ -436,20 +437,12 @@ def average_adapters(directories: Sequence[Path], dest: Path, *, weights: Sequen
         else:
             averaged[name] = sum((w * state[name] for w, state in zip(weights, states)), torch.zeros(()))
     rank = sum(c["lora"]["rank"] for c in configs)
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.contiguous() for k, v in averaged.items()},
-        str(dest / ADAPTER_WEIGHTS),
-        metadata={"format": "nerflow-adapter-1"},
-    )
     config = {
         **configs[0],
         "lora": {**configs[0]["lora"], "rank": rank, "alpha": float(rank)},
         "metadata": {"averaged": [str(d) for d in directories], "weights": weights},
     }
-    (dest / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    return dest
+    return _write_adapter(Path(dest), averaged, config)
 
 
 def _marker_ids(model: SpanMarkerModel) -> list[int]:
@@ -461,15 +454,9 @@ def save_adapter(
 ) -> Path:
     """Write the adapter artifact of a LoRA-trained model: ``adapter.safetensors`` and
     ``adapter_config.json`` (encoder reference, SpanMarker settings, LoRA settings)."""
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.contiguous() for k, v in trainable_state(model).items()}
-    save_file(state, str(directory / ADAPTER_WEIGHTS), metadata={"format": "nerflow-adapter-1"})
     cfg = model.config
     config = {
-        "format": "nerflow-adapter-1",
+        "format": ADAPTER_FORMAT,
         "encoder": encoder,
         "labels": [cfg.id2label[i] for i in range(len(cfg.id2label)) if cfg.id2label[i] != "O"],
         "model_max_length": cfg.model_max_length,
@@ -479,6 +466,16 @@ def save_adapter(
         "lora": cfg.nerflow_lora,
         "metadata": metadata or {},
     }
+    return _write_adapter(Path(directory), trainable_state(model), config)
+
+
+def _write_adapter(directory: Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
+    """The adapter artifact's two files: its tensors and its config."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    save_file(tensors, str(directory / ADAPTER_WEIGHTS), metadata={"format": ADAPTER_FORMAT})
     (directory / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     return directory
 
@@ -505,7 +502,7 @@ def materialise_adapter(directory: Path, dest: Path) -> Path:
     (merged weights, safetensors, tokenizer)."""
     directory = Path(directory)
     config = json.loads((directory / ADAPTER_CONFIG).read_text())
-    if config.get("format") != "nerflow-adapter-1":
+    if config.get("format") != ADAPTER_FORMAT:
         raise ModelConfigError(f"not a nerflow adapter (format={config.get('format')!r})", ref=str(directory))
     model = new_span_marker(
         config["encoder"],
