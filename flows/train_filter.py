@@ -3,6 +3,9 @@
     load the model  ->  read labelled train and dev data  ->  text pass over both (encoder frozen)
     ->  train the filter head  ->  choose its operating point on dev  ->  write the checkpoint with it
 
+With ``keep_head`` the model's own filter head stays and only its operating point is chosen
+again, on the dev data (minutes: no training data, no training).
+
 Any checkpoint nerflow loads can be given a filter this way (the reference model
 ``tomaarsen/span-marker-mbert-base-multinerd`` included); the result is the same
 checkpoint with ``span_filter.safetensors`` and ``span_filter.json`` beside it, which
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.extract_params import StorageOptions
 
@@ -38,15 +41,28 @@ class TrainFilterParams(BaseModel):
     model: str = Field(
         "default", min_length=1, description="Model reference: 'default', a directory, an fsspec URI or a hub id"
     )
-    data: list[str] = Field(min_length=1, description="Labelled JSONL files to train on; globs allowed")
+    data: list[str] = Field(
+        default_factory=list, description="Labelled JSONL files to train on; globs allowed (none with keep_head)"
+    )
     dev: list[str] = Field(min_length=1, description="Labelled dev files: the operating point is chosen on them")
     output: str = Field(min_length=1, description="Directory for the checkpoint with its filter")
     filter_only: bool = Field(False, description="Write only the filter's two files into the output directory")
+    keep_head: bool = Field(
+        False, description="Keep the model's filter head and only choose its operating point again on the dev data"
+    )
     max_records: int | None = Field(None, gt=0, description="First N records of each training file")
     max_dev_records: int | None = Field(None, gt=0, description="First N records of each dev file")
     label_map: dict[str, str | None] = Field(default_factory=dict, description="Rename data labels; null drops one")
     filter: FilterTrainConfig = Field(default_factory=FilterTrainConfig)
     storage_options: StorageOptions = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _data_unless_keep_head(self) -> TrainFilterParams:
+        if self.keep_head and self.data:
+            raise ValueError("keep_head keeps the trained head: give no training data")
+        if not self.keep_head and not self.data:
+            raise ValueError("data: labelled files to train the filter on are needed (or keep_head)")
+        return self
 
 
 # NO_CACHE: the encoded windows are hundreds of MB; hashing them for a cache key is waste.
@@ -86,6 +102,20 @@ def fit_span_filter(params: TrainFilterParams, train: EncodedWindows, dev: Encod
     return train_span_filter(model, train, dev, params.filter, info=info)
 
 
+@task(name="choose-operating-point", cache_policy=NO_CACHE)
+def choose_point_again(params: TrainFilterParams, dev: EncodedWindows) -> SpanFilter:
+    """The model's own filter head at the operating point ``params.filter`` asks for."""
+    from ner_core import load_model
+    from ner_core.errors import ModelConfigError
+    from ner_core.filter_training import with_operating_point
+
+    model = load_model(params.model, storage_options=params.storage_options)
+    if model.span_filter is None:
+        raise ModelConfigError("keep_head: the model has no span filter to keep", ref=params.model)
+    info = {**model.span_filter.info, "dev": params.dev, "max_dev_records": params.max_dev_records}
+    return with_operating_point(model.span_filter.head, dev, params.filter, info=info)
+
+
 @task(name="write-checkpoint", cache_policy=NO_CACHE)
 def write_checkpoint(params: TrainFilterParams, span_filter: SpanFilter) -> str:
     from ner_core import load_model
@@ -107,10 +137,14 @@ def write_checkpoint(params: TrainFilterParams, span_filter: SpanFilter) -> str:
 
 @flow(name="train-span-filter", log_prints=True)
 def train_filter(params: TrainFilterParams) -> dict:
-    """Train a span filter for ``params.model`` and write the checkpoint with it."""
-    train = encode_labelled_data(params, params.data, params.max_records)
+    """Train a span filter for ``params.model`` (or choose its filter's operating point again)
+    and write the checkpoint with it."""
     dev = encode_labelled_data(params, params.dev, params.max_dev_records, model_entities=True)
-    span_filter = fit_span_filter(params, train, dev)
+    if params.keep_head:
+        span_filter = choose_point_again(params, dev)
+    else:
+        train = encode_labelled_data(params, params.data, params.max_records)
+        span_filter = fit_span_filter(params, train, dev)
     where = write_checkpoint(params, span_filter)
     point = span_filter.operating_point
     print(

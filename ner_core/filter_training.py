@@ -4,9 +4,10 @@ Each labelled window goes through the text pass once, without markers (under a t
 exact mode's encoder tokens), and its final text states are kept. The head then learns
 from those states which candidate spans are gold entities, with a binary cross-entropy
 whose positive weight favours recall. The operating point is chosen on dev data: the
-highest threshold at which every dev set keeps at least ``target_recall`` of its gold
-entities that the model can represent (word-aligned, at most ``entity_max_length`` words,
-of a label the model has).
+highest threshold at which every dev set keeps at least ``target_recall`` of exact mode's
+own entities (of its gold entities the model can represent, word-aligned and at most
+``entity_max_length`` words, when exact mode's are not computed), rounded down to the recall
+curve's grid. :func:`with_operating_point` chooses a point for a head that exists.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "train_span_filter",
     "recall_curve",
     "choose_operating_point",
+    "with_operating_point",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,11 +69,16 @@ class FilterTrainConfig(BaseModel):
     learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate")
     positive_weight: float = Field(4.0, gt=0, description="loss weight of entity spans against the rest (recall)")
     target_recall: float = Field(
-        0.995,
+        1.0,
         gt=0,
         le=1,
         description="share of the model's own dev entities (gold ones when the model's are not computed) every dev set "
         "keeps at the operating point",
+    )
+    round_to_grid: bool = Field(
+        True,
+        description="round the threshold down to the recall curve's grid (CURVE_THRESHOLDS): the exact point rests on "
+        "the probability of one dev entity, and the step down is the margin for entities the dev data does not hold",
     )
     seed: int = 0
 
@@ -239,10 +246,19 @@ def recall_curve(probs: list[np.ndarray], data: EncodedWindows, thresholds: Sequ
 
 
 def choose_operating_point(
-    probs: list[np.ndarray], data: EncodedWindows, target_recall: float, *, on: str = "model"
+    probs: list[np.ndarray],
+    data: EncodedWindows,
+    target_recall: float,
+    *,
+    on: str = "model",
+    grid: Sequence[float] = (),
 ) -> OperatingPoint:
     """The highest threshold at which every source keeps ``target_recall`` of its entities:
-    the model's own (``on="model"``, what keeps exact mode's output) or the gold ones."""
+    the model's own (``on="model"``, what keeps exact mode's output) or the gold ones.
+
+    With a ``grid``, the threshold is rounded down to the highest grid value at or below it
+    (kept as it is when the grid has none): lower thresholds keep at least as much.
+    """
     if on == "model" and not data.predicted:
         raise ValueError("an operating point on the model's entities needs dev data encoded with model_entities=True")
     threshold = 1.0
@@ -255,6 +271,7 @@ def choose_operating_point(
         # The k-th highest positive probability keeps k of n: ceil(target * n) must be kept.
         k = int(np.ceil(target_recall * len(positives)))
         threshold = min(threshold, float(np.sort(positives)[::-1][k - 1]))
+    threshold = max((t for t in grid if t <= threshold), default=threshold)
     row = recall_curve(probs, data, [threshold])[0]
     return OperatingPoint(threshold=threshold, spans_per_word=row["spans_per_word"], recall=row[f"{on}_min_recall"])
 
@@ -271,8 +288,7 @@ def train_span_filter(
     config = config or FilterTrainConfig()
     if not len(train) or not any(p.any() for p in train.positive):
         raise ValueError("the training data has no entity span the model can represent")
-    if not len(dev) or not any(p.any() for p in dev.positive):
-        raise ValueError("the dev data has no entity span the model can represent: an operating point needs one")
+    _check_dev_data(dev)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
         head = SpanFilterHead(model.hidden_size, design=config.design, inner=config.inner, width_dim=config.width_dim)
@@ -299,6 +315,28 @@ def train_span_filter(
             optimizer.step()
             step += 1
         logger.info("span filter: epoch %d done, loss %.4f, %.0f s", epoch + 1, loss.item(), time.perf_counter() - t0)
+    details = {
+        **(info or {}),
+        "config": config.model_dump(),
+        "train_windows": len(train),
+        "train_spans": int(sum(len(p) for p in train.positive)),
+        "train_positive_spans": int(sum(int(p.sum()) for p in train.positive)),
+        "seconds_training": round(time.perf_counter() - t0, 1),
+    }
+    return with_operating_point(head, dev, config, info=details)
+
+
+def _check_dev_data(dev: EncodedWindows) -> None:
+    if not len(dev) or not any(p.any() for p in dev.positive):
+        raise ValueError("the dev data has no entity span the model can represent: an operating point needs one")
+
+
+def with_operating_point(
+    head: SpanFilterHead, dev: EncodedWindows, config: FilterTrainConfig, *, info: dict[str, Any]
+) -> SpanFilter:
+    """The head as a filter at the operating point ``config`` asks for, chosen on the dev
+    windows; ``info`` (how the head was made) gains how the point was chosen."""
+    _check_dev_data(dev)
     head.eval()
     probs = probabilities(head, dev)
     # The model's own entities are what pruning must keep; a model that finds none on the
@@ -308,15 +346,13 @@ def train_span_filter(
         logger.warning(
             "span filter: the model finds no entity in the dev data; the operating point keeps gold entities"
         )
-    point = choose_operating_point(probs, dev, config.target_recall, on=on)
+    grid = CURVE_THRESHOLDS if config.round_to_grid else ()
+    point = choose_operating_point(probs, dev, config.target_recall, on=on, grid=grid)
     curve = recall_curve(probs, dev, sorted({*CURVE_THRESHOLDS, point.threshold}, reverse=True))
     at_point = next(r for r in curve if r["threshold"] == point.threshold)
     details = {
-        **(info or {}),
-        "config": config.model_dump(),
-        "train_windows": len(train),
-        "train_spans": int(sum(len(p) for p in train.positive)),
-        "train_positive_spans": int(sum(int(p.sum()) for p in train.positive)),
+        **info,
+        "operating_point_rule": {"target_recall": config.target_recall, "round_to_grid": config.round_to_grid},
         "dev_windows": len(dev),
         "operating_point_on": f"{on} entities",
         "dev_recall_by_source": {
@@ -324,7 +360,6 @@ def train_span_filter(
         },
         "dev_share_scored": at_point["share_scored"],
         "curve": [{k: v for k, v in r.items() if not k.endswith("by_source")} for r in curve],
-        "seconds_training": round(time.perf_counter() - t0, 1),
     }
     logger.info(
         "span filter: threshold %.4g keeps %.2f spans per word, lowest dev recall %.4f",

@@ -479,18 +479,26 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if bool(args.data) == args.keep_head:
+        print(
+            "nerflow train-filter: give --data to train a filter, or --keep-head to choose the operating point of "
+            "the model's own filter again (not both)",
+            file=sys.stderr,
+        )
+        return 2
     storage_options = _storage_options(args)
-    _check_data_uris([*args.data, *args.dev], storage_options)
+    _check_data_uris([*(args.data or []), *args.dev], storage_options)
     settings = {
         name: getattr(args, name) for name in FilterTrainConfig.model_fields if getattr(args, name, None) is not None
     }
     result = train_filter(
         TrainFilterParams(
             model=args.model,
-            data=args.data,
+            data=args.data or [],
             dev=args.dev,
             output=args.output,
             filter_only=args.filter_only,
+            keep_head=args.keep_head,
             max_records=args.max_records,
             max_dev_records=args.max_dev_records,
             label_map=_label_mapping(args.label_map),
@@ -504,7 +512,12 @@ def _cmd_train_filter(args: argparse.Namespace) -> int:
 
 def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
-    parser.add_argument("--data", nargs="+", required=True, help="labelled JSONL files or globs to train on")
+    parser.add_argument("--data", nargs="+", help="labelled JSONL files or globs to train on")
+    parser.add_argument(
+        "--keep-head",
+        action="store_true",
+        help="keep the model's filter head and only choose its operating point again on --dev (no --data)",
+    )
     parser.add_argument(
         "--dev", nargs="+", required=True, help="labelled dev files: the operating point is chosen on them"
     )
@@ -525,7 +538,14 @@ def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target-recall",
         type=float,
-        help="share of the model's own dev entities each dev set keeps at the operating point (default 0.995)",
+        help="share of the model's own dev entities each dev set keeps at the operating point (default 1)",
+    )
+    parser.add_argument(
+        "--exact-threshold",
+        dest="round_to_grid",
+        action="store_const",
+        const=False,
+        help="keep the operating point's threshold as found, not rounded down to the recall curve's grid",
     )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     _add_storage_arguments(parser)

@@ -98,6 +98,42 @@ def test_train_filter_then_run_with_it(prefect_harness, tiny_wordpiece_model_dir
     assert main(["validate", str(tables)]) == 0
 
 
+def _train_filter(model, *args: str) -> int:
+    return main(["train-filter", "--model", str(model), *args])
+
+
+def test_keep_head_chooses_the_operating_point_again_without_training(
+    prefect_harness, tiny_wordpiece_model_dir, tmp_path, capsys
+):
+    data = str(_labelled_by_the_model(tiny_wordpiece_model_dir, tmp_path / "labelled.jsonl"))
+    trained, repointed = tmp_path / "trained", tmp_path / "repointed"
+    dev = ["--dev", data, "--epochs", "2"]
+    assert (
+        _train_filter(
+            tiny_wordpiece_model_dir, "--data", data, "--target-recall", "0.5", "--output", str(trained), *dev
+        )
+        == 0
+    )
+    assert _train_filter(trained, "--keep-head", "--output", str(repointed), *dev) == 0
+    before, after = load_model(trained, device="cpu").span_filter, load_model(repointed, device="cpu").span_filter
+    assert before is not None and after is not None
+    for name, tensor in before.head.state_dict().items():
+        assert after.head.state_dict()[name].equal(tensor), f"{name} changed: the head must be kept"
+    assert after.operating_point.recall == 1.0
+    assert after.operating_point.threshold <= before.operating_point.threshold
+    assert after.info["operating_point_rule"]["target_recall"] == 1.0
+    assert after.info["train_windows"] == before.info["train_windows"], "how the head was trained is kept"
+
+    # Training data and --keep-head together, or neither, is refused before anything runs.
+    capsys.readouterr()
+    for extra in (["--data", data, "--keep-head"], []):
+        assert _train_filter(trained, "--dev", data, "--output", str(tmp_path / "other"), *extra) == 2
+        assert "--keep-head" in capsys.readouterr().err
+    # A model without a filter has no head to keep.
+    assert _train_filter(tiny_wordpiece_model_dir, "--keep-head", "--dev", data, "--output", str(tmp_path / "no")) == 1
+    assert "no span filter to keep" in capsys.readouterr().err
+
+
 def test_a_bad_span_filter_setting_is_one_line(capsys):
     assert main(["run", "in", "out", "--no-progress", "--span-filter", "sometimes"]) == 2
     err = capsys.readouterr().err

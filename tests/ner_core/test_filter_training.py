@@ -5,6 +5,7 @@ import pytest
 
 from ner_core import EngineConfig, NerEngine
 from ner_core.filter_training import (
+    CURVE_THRESHOLDS,
     FilterTrainConfig,
     choose_operating_point,
     encode_windows,
@@ -39,7 +40,7 @@ def test_the_operating_point_keeps_the_target_share_of_the_models_entities(tiny_
     dev = encode_windows(tiny_model, windows[:14], source="a", model_entities=True)
     dev = encode_windows(tiny_model, windows[14:28], source="b", into=dev, model_entities=True)
     assert sum(int(p.sum()) for p in dev.predicted) > 5
-    span_filter = _trained(tiny_model, train, dev, target_recall=0.9)
+    span_filter = _trained(tiny_model, train, dev, target_recall=0.9, round_to_grid=False)
     point = span_filter.operating_point
     probs = probabilities(span_filter.head, dev)
     row = recall_curve(probs, dev, [point.threshold])[0]
@@ -53,6 +54,30 @@ def test_the_operating_point_keeps_the_target_share_of_the_models_entities(tiny_
     kept = [r["spans_per_word"] for r in curve]
     assert kept == sorted(kept), "lower thresholds keep more spans"
     assert span_filter.info["operating_point_on"] == "model entities"
+
+
+def test_the_operating_point_rounds_down_to_the_grid_and_keeps_every_entity_by_default(tiny_model):
+    records = _labelled_by_the_model(tiny_model, SENTENCES * 3)
+    windows = model_windows(tiny_model, records)
+    train = encode_windows(tiny_model, windows, source="train")
+    dev = encode_windows(tiny_model, windows[:20], source="a", model_entities=True)
+    exact = _trained(tiny_model, train, dev, round_to_grid=False)
+    grid = (0.5, 0.2, 0.05, 0.01, 0.001)
+    probs = probabilities(exact.head, dev)
+    rounded = choose_operating_point(probs, dev, 1.0, grid=grid)
+    assert exact.operating_point.recall == 1.0 == rounded.recall
+    below = [t for t in grid if t <= exact.operating_point.threshold]
+    assert rounded.threshold == (max(below) if below else exact.operating_point.threshold)
+    assert rounded.spans_per_word >= exact.operating_point.spans_per_word
+    # A grid with nothing at or below the exact point keeps the exact point.
+    assert choose_operating_point(probs, dev, 1.0, grid=(2.0,)).threshold == exact.operating_point.threshold
+
+    by_default = _trained(tiny_model, train, dev)
+    assert by_default.info["operating_point_rule"] == {"target_recall": 1.0, "round_to_grid": True}
+    assert by_default.operating_point.recall == 1.0
+    assert by_default.operating_point.threshold in CURVE_THRESHOLDS or all(
+        t > by_default.operating_point.threshold for t in CURVE_THRESHOLDS
+    )
 
 
 def _trained(model, train, dev, **settings):
