@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.extract_params import StorageOptions
+from ner_core import EngineConfig
 
 __all__ = ["EvaluateParams", "evaluate_model", "render_markdown"]
 
@@ -35,7 +36,11 @@ class EvaluateParams(BaseModel):
         False, description="Score sentence data rejoined as running text is written ('(EFE).', not '( EFE ) .')"
     )
     precision: str = Field("exact", description="'exact' or 'fast'")
-    span_filter: str = Field("off", description="Which candidate spans are scored (ner_core.EngineConfig.span_filter)")
+    span_filter: str = Field(
+        EngineConfig.span_filter,
+        description="Which candidate spans are scored (ner_core.EngineConfig.span_filter): by default as a run scores "
+        "them; 'off' scores every span (exact mode's work)",
+    )
     space_punctuation: bool = Field(
         True, description="Read text with punctuation set apart from words, as the engine does by default"
     )
@@ -49,7 +54,7 @@ class EvaluateParams(BaseModel):
 
 @task(name="score-data-set")
 def score_data_set(params: EvaluateParams, uri: str) -> dict:
-    from ner_core import EngineConfig, load_model
+    from ner_core import load_model
     from ner_core.evaluation import evaluate_records
     from ner_core.labelled import as_written, read_labelled
 

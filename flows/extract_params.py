@@ -100,9 +100,9 @@ class ExtractParams(BaseModel):
     precision: Literal["exact", "fast"] = Field("exact", description="'fast': bf16/fp16 or int8 where supported")
     span_filter: str = Field(
         EngineConfig.span_filter,
-        description="Which candidate spans get the model's full scoring: 'off' all (exact mode's work, identical to "
-        "SpanMarker); 'auto' the model's span filter at its stored operating point when it has one (about 5x faster "
-        "with the default model); 'stored'; 'threshold=P'; 'budget=K' (spans per word)",
+        description="Which candidate spans get the model's full scoring: 'auto' the model's span filter at its stored "
+        "operating point when it has one (about 5x faster with the default model), else all; 'off' all (exact mode's "
+        "work, identical to SpanMarker); 'stored'; 'threshold=P'; 'budget=K' (spans per word)",
     )
     window_tokens: int | None = Field(None, ge=8, description="Tokens per window; empty = the model's maximum")
     overlap_tokens: int | None = Field(None, ge=0, description="Tokens shared by neighbouring windows; empty = 1/8")

@@ -113,7 +113,7 @@ class OffsetSweep:
         gold_label_map: Mapping[str, str | None] | None = None,
         engine_config: EngineConfig | None = None,
     ) -> None:
-        config = engine_config or EngineConfig()
+        config = engine_config or EngineConfig(span_filter="off")
         if config.precision != "exact" or config.span_filter not in ("off", None):
             raise ValueError("the sweep scores exact mode with every span: precision 'exact', span_filter 'off'")
         self.engine = NerEngine(model, config)

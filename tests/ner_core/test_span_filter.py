@@ -132,8 +132,9 @@ def test_settings_are_parsed_and_bad_ones_refused(tiny_model):
     with pytest.raises(ValueError, match="text-once"):
         NerEngine(filtered, EngineConfig(strategy="padded", span_filter="stored"))
     assert NerEngine(filtered, EngineConfig(strategy="padded", span_filter="auto")).span_filter_rule == "off"
-    # The filter is one flag away, not the default (docs/performance.md, "Span filter").
-    assert NerEngine(filtered, EngineConfig()).span_filter_rule == "off"
+    # A model's filter is used by default (docs/performance.md, "Span filter"); exact mode is one flag away.
+    assert NerEngine(filtered, EngineConfig()).span_filter_rule.startswith("stored (threshold=")
+    assert NerEngine(filtered, EngineConfig(span_filter="off")).span_filter_rule == "off"
 
 
 def test_a_threshold_below_the_stored_one_plans_for_every_span(tiny_model):

@@ -67,10 +67,28 @@ def test_train_refuses_a_misspelt_config_key(tmp_path, capsys, flows_never_start
     assert err.startswith("nerflow train: invalid configuration:") and key in err and "Extra inputs" in err
 
 
-def test_train_reports_a_missing_data_file_before_the_flow_starts(tmp_path, capsys, flows_never_start):
-    present = tmp_path / "train.jsonl.gz"
-    with gzip.open(present, "wt") as f:
+def _one_sentence_file(path):
+    with gzip.open(path, "wt") as f:
         f.write(json.dumps({"tokens": ["Anna"], "ner_tags": ["B-PER"]}) + "\n")
+    return path
+
+
+def test_train_options_override_the_config(tmp_path, monkeypatch, capsys):
+    import flows.train
+
+    data = _one_sentence_file(tmp_path / "train.jsonl.gz")
+    config = tmp_path / "config.toml"
+    config.write_text(f'train = ["{data}"]\nseed = 41\nmax_steps = 800\n')
+    given = []
+    monkeypatch.setattr(flows.train, "train_model", lambda c: given.append(c) or {"model_dir": "m"})
+    assert main(["train", "--config", str(config), "--seed", "7", "--max-steps", "3", "--output-dir", "o"]) == 0
+    assert (given[0].seed, given[0].max_steps, given[0].output_dir) == (7, 3, "o")
+    assert main(["train", "--config", str(config)]) == 0
+    assert (given[1].seed, given[1].max_steps) == (41, 800)
+
+
+def test_train_reports_a_missing_data_file_before_the_flow_starts(tmp_path, capsys, flows_never_start):
+    present = _one_sentence_file(tmp_path / "train.jsonl.gz")
     config = tmp_path / "config.toml"
     config.write_text(f'train = ["{present}"]\ndev = ["{tmp_path / "dev.jsonl.gz"}"]\n')
     assert main(["train", "--config", str(config)]) == 1
