@@ -61,7 +61,9 @@ class FilterTrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    design: str = Field("mlp", description=f"head design: one of {DESIGNS}")
+    # biaffine: at the same recall of exact mode's entities it kept 4.3x fewer spans than mlp
+    # (docs/performance.md, "Span filter: choosing the head").
+    design: str = Field("biaffine", description=f"head design: one of {DESIGNS}")
     inner: int = Field(256, ge=8, description="width of the head's hidden layer")
     width_dim: int = Field(32, ge=1, description="width of the span-width embedding")
     epochs: int = Field(3, ge=1, description="passes over the training windows")

@@ -533,7 +533,7 @@ def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-map", nargs="*", metavar="DATA=MODEL", help="rename data labels; 'X=' drops X")
     # The head's settings; unset ones keep FilterTrainConfig's defaults (not imported here:
     # that would load torch for every 'nerflow --help').
-    parser.add_argument("--design", choices=["mlp", "biaffine"], help="the head's design (default mlp)")
+    parser.add_argument("--design", choices=["mlp", "biaffine"], help="the head's design (default biaffine)")
     parser.add_argument("--epochs", type=int, help="passes over the training windows (default 3)")
     parser.add_argument(
         "--positive-weight", type=float, help="loss weight of entity spans against the rest (default 4)"
