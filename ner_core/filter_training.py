@@ -319,7 +319,8 @@ def train_span_filter(
         logger.info("span filter: epoch %d done, loss %.4f, %.0f s", epoch + 1, loss.item(), time.perf_counter() - t0)
     details = {
         **(info or {}),
-        "config": config.model_dump(),
+        # How the head was trained; how its point was chosen is "operating_point_rule".
+        "config": config.model_dump(exclude={"target_recall", "round_to_grid"}),
         "train_windows": len(train),
         "train_spans": int(sum(len(p) for p in train.positive)),
         "train_positive_spans": int(sum(int(p.sum()) for p in train.positive)),

@@ -22,29 +22,15 @@ def _labelled_by_the_model(model_dir, path):
     return path
 
 
+def _train_filter(model, *args: str) -> int:
+    return main(["train-filter", "--model", str(model), *args])
+
+
 def test_train_filter_then_run_with_it(prefect_harness, tiny_wordpiece_model_dir, tmp_path, capsys):
     data = _labelled_by_the_model(tiny_wordpiece_model_dir, tmp_path / "labelled.jsonl")
     out = tmp_path / "filtered"
-    assert (
-        main(
-            [
-                "train-filter",
-                "--model",
-                str(tiny_wordpiece_model_dir),
-                "--data",
-                str(data),
-                "--dev",
-                str(data),
-                "--output",
-                str(out),
-                "--epochs",
-                "2",
-                "--target-recall",
-                "0.9",
-            ]
-        )
-        == 0
-    )
+    files = ["--data", str(data), "--dev", str(data), "--output", str(out)]
+    assert _train_filter(tiny_wordpiece_model_dir, *files, "--epochs", "2", "--target-recall", "0.9") == 0
     assert "span filter written to" in capsys.readouterr().out
     model = load_model(out, device="cpu")
     assert model.span_filter is not None
@@ -53,22 +39,7 @@ def test_train_filter_then_run_with_it(prefect_harness, tiny_wordpiece_model_dir
     assert model.model_id != load_model(tiny_wordpiece_model_dir, device="cpu").model_id
 
     # A non-empty output is refused before anything runs.
-    assert (
-        main(
-            [
-                "train-filter",
-                "--model",
-                str(tiny_wordpiece_model_dir),
-                "--data",
-                str(data),
-                "--dev",
-                str(data),
-                "--output",
-                str(out),
-            ]
-        )
-        == 2
-    )
+    assert _train_filter(tiny_wordpiece_model_dir, *files) == 2
     assert "not empty" in capsys.readouterr().err
 
     inp, tables = write_corpus(tmp_path / "in"), tmp_path / "tables"
@@ -96,10 +67,6 @@ def test_train_filter_then_run_with_it(prefect_harness, tiny_wordpiece_model_dir
     assert 0 < runs[0]["spans_scored"] <= runs[0]["spans"]
     assert json.loads(runs[0]["parameters"])["span_filter"] == "stored"
     assert main(["validate", str(tables)]) == 0
-
-
-def _train_filter(model, *args: str) -> int:
-    return main(["train-filter", "--model", str(model), *args])
 
 
 def test_keep_head_chooses_the_operating_point_again_without_training(

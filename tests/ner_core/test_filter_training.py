@@ -74,6 +74,7 @@ def test_the_operating_point_rounds_down_to_the_grid_and_keeps_every_entity_by_d
 
     by_default = _trained(tiny_model, train, dev)
     assert by_default.info["operating_point_rule"] == {"target_recall": 1.0, "round_to_grid": True}
+    assert "target_recall" not in by_default.info["config"], "the rule is recorded once"
     assert by_default.operating_point.recall == 1.0
     assert by_default.operating_point.threshold in CURVE_THRESHOLDS or all(
         t > by_default.operating_point.threshold for t in CURVE_THRESHOLDS
