@@ -85,6 +85,11 @@ class FilterTrainConfig(BaseModel):
     seed: int = 0
 
 
+# The fields of FilterTrainConfig that choose the operating point rather than train the head:
+# a filter's info records them once, under "operating_point_rule".
+_POINT_RULE_FIELDS: set[str] = {"target_recall", "round_to_grid"}
+
+
 @dataclass(eq=False)
 class EncodedWindows:
     """Windows after the text pass: what the head trains and is measured on.
@@ -320,7 +325,7 @@ def train_span_filter(
     details = {
         **(info or {}),
         # How the head was trained; how its point was chosen is "operating_point_rule".
-        "config": config.model_dump(exclude={"target_recall", "round_to_grid"}),
+        "config": config.model_dump(exclude=_POINT_RULE_FIELDS),
         "train_windows": len(train),
         "train_spans": int(sum(len(p) for p in train.positive)),
         "train_positive_spans": int(sum(int(p.sum()) for p in train.positive)),
@@ -355,7 +360,7 @@ def with_operating_point(
     at_point = next(r for r in curve if r["threshold"] == point.threshold)
     details = {
         **info,
-        "operating_point_rule": {"target_recall": config.target_recall, "round_to_grid": config.round_to_grid},
+        "operating_point_rule": config.model_dump(include=_POINT_RULE_FIELDS),
         "dev_windows": len(dev),
         "operating_point_on": f"{on} entities",
         "dev_recall_by_source": {
