@@ -1,19 +1,21 @@
 """Choose a model's "O" offset (and, with ``--tune-labels``, an offset per entity label) on
 dev data, and write the adapter with them folded in.
 
-One encoder pass over the dev sample (the first ``--max-records`` texts of each file), then
+One encoder pass over the dev sample (the first ``--max-records`` texts of each file, after
+``--skip-records``: choose on one slice, score the choice on another), then
 every setting decoded from the kept logits (``ner_core.calibration``): strict P/R/F1 pooled and
 per data set, PER/ORG/LOC (``--ignore-label MISC``). The chosen "O" offset maximises pooled
 micro F1; ``--tune-labels PER ORG LOC`` then adds to each label's logit the amount of
 ``--label-grid`` that raises pooled F1 most, one label at a time (``--label-rounds`` passes).
 ``--apply ADAPTER --adapter-output DIR`` writes a copy of the adapter with the chosen setting
 folded into the classifier's bias and recorded as ``outside_offset`` and ``label_offsets`` in
-its config (added to any applied before). The span filter files are copied along; retrain the
+its config (added to any applied before); ``--model-output`` also writes its full checkpoint,
+which ``--model`` scores (on other texts: ``--skip-records``). The span filter files are copied along; retrain the
 filter for the new model (``nerflow train-filter``), since the model's entities changed.
 
 Run:  python scripts/choose_outside_offset.py --model MODEL --data '../shared/data/ner/dev/*.jsonl.gz' \\
           --ignore-label MISC --max-records 300 --output benchmarks/results/outside_offset.json \\
-          [--tune-labels PER ORG LOC] [--apply ADAPTER_DIR --adapter-output DIR]
+          [--tune-labels PER ORG LOC] [--apply ADAPTER_DIR --adapter-output DIR [--model-output DIR]]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import json
 import shutil
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", required=True)
     parser.add_argument("--ignore-label", action="append", default=[])
     parser.add_argument("--max-records", type=int, default=300)
+    parser.add_argument("--skip-records", type=int, default=0, help="texts of each file to pass over first")
     parser.add_argument("--offsets", type=float, nargs="+", default=OFFSETS)
     parser.add_argument("--tune-labels", nargs="*", default=[], help="entity labels to give an offset each")
     parser.add_argument("--label-grid", type=float, nargs="+", default=LABEL_GRID)
@@ -51,12 +55,14 @@ def main() -> None:
     parser.add_argument("--output", required=True, help="JSON of the sweep")
     parser.add_argument("--apply", help="adapter directory to write a calibrated copy of")
     parser.add_argument("--adapter-output", help="where the calibrated adapter goes")
+    parser.add_argument("--model-output", help="also write the calibrated adapter's full checkpoint here (to score it)")
     args = parser.parse_args()
 
     model = load_model(args.model, device="cpu")
     data = {}
     for uri in expand(args.data):
-        data[Path(uri).name.split(".", 1)[0]] = list(read_labelled(uri, limit=args.max_records))
+        records = read_labelled(uri, limit=args.skip_records + args.max_records)
+        data[Path(uri).name.split(".", 1)[0]] = list(islice(records, args.skip_records, None))
     started = time.perf_counter()
     ignored = dropping({}, args.ignore_label)  # out of gold and predictions alike, as `nerflow evaluate`
     with OffsetSweep(model, data, label_map=ignored, gold_label_map=ignored) as offset_sweep:
@@ -87,6 +93,7 @@ def main() -> None:
         "model": args.model,
         "model_id": model.model_id,
         "max_records": args.max_records,
+        "skip_records": args.skip_records,
         "ignore_labels": args.ignore_label,
         "cpu": cpu_description(),
         "seconds": round(seconds, 1),
@@ -106,6 +113,10 @@ def main() -> None:
         )
     if args.apply:
         write_calibrated_adapter(Path(args.apply), Path(args.adapter_output), best, model.labels, model.outside_id)
+        if args.model_output:
+            from ner_core.adapters import materialise_adapter
+
+            print(f"model: {materialise_adapter(Path(args.adapter_output), Path(args.model_output))}")
 
 
 def write_calibrated_adapter(
