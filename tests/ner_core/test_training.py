@@ -600,3 +600,46 @@ def test_a_silver_sources_easy_negatives_weigh_less_in_the_loss(tmp_path, tiny_w
         expected = (per_span * weight).sum() / weight.sum()
         assert float(trainer.loss(batch)) == pytest.approx(float(expected), rel=1e-5)
         assert float(trainer.loss(batch)) != pytest.approx(float(per_span.mean()), rel=1e-3)
+
+
+def test_top_layers_train_in_full_beside_lora_and_travel_with_the_adapter(tmp_path, tiny_wordpiece_encoder_dir):
+    from safetensors.torch import load_file
+
+    from ner_core.adapters import ADAPTER_WEIGHTS, materialise_adapter
+
+    plain = Trainer(_config(tmp_path / "plain", tiny_wordpiece_encoder_dir), _records()).run()
+    trainer = Trainer(
+        _config(tmp_path / "top", tiny_wordpiece_encoder_dir, train_top_layers=1, top_layers_learning_rate=1e-2),
+        _records(),
+    )
+    top_index = trainer.model.encoder.config.num_hidden_layers - 1
+    groups = {g["lr"]: len(g["params"]) for g in trainer.optimizer.param_groups}
+    assert groups[1e-2] > 0  # the top layer's weights, at their own rate
+    result = trainer.run()
+
+    saved = load_file(str(result.adapter_dir / ADAPTER_WEIGHTS))
+    full = [k for k in saved if "lora_" not in k and "LayerNorm" not in k and ".layer." in k]
+    assert full and all(f".layer.{top_index}." in k for k in full)
+    assert not [k for k in load_file(str(plain.adapter_dir / ADAPTER_WEIGHTS)) if k in full]
+
+    # The top layer's own weights moved from the encoder's; the layers below kept them.
+    encoder = load_file(str(next(tiny_wordpiece_encoder_dir.glob("*.safetensors"))))
+    below = [k for k in encoder if f".layer.{top_index - 1}.attention.self.query.weight" in k]
+    query = [k for k in encoder if f".layer.{top_index}.attention.self.query.weight" in k]
+    assert len(below) == len(query) == 1
+    trained_query = next(
+        v for k, v in saved.items() if f".layer.{top_index}.attention.self.query." in k and "original" in k
+    )
+    assert not torch.equal(trained_query, encoder[query[0]])
+    assert not any(f".layer.{top_index - 1}." in k and "original" in k for k in saved)
+
+    # The rebuilt checkpoint is the exported one, the full top layer included.
+    rebuilt = load_file(str(materialise_adapter(result.adapter_dir, tmp_path / "rebuilt") / "model.safetensors"))
+    exported = load_file(str(result.model_dir / "model.safetensors"))
+    layer_keys = [k for k in exported if ".layer." in k]
+    assert any(f".layer.{top_index}." in k for k in layer_keys)
+    for key in layer_keys:
+        torch.testing.assert_close(rebuilt[key], exported[key], msg=key)
+
+    with pytest.raises(ValueError, match="needs method = 'lora'"):
+        Trainer(_config(tmp_path / "full", tiny_wordpiece_encoder_dir, method="full", train_top_layers=1), _records())
