@@ -706,8 +706,12 @@ class Trainer:
         }
         if self.config.method == "lora":
             adapter_dir = save_adapter(self.model, self.out / "adapter", encoder=self.config.encoder, metadata=meta)
-            # The same update in peft's format, for whoever wants the encoder adapter alone.
-            export_peft_adapter(self.model, adapter_dir / "peft")
+            # The same update in peft's format, for whoever wants the encoder adapter alone; peft's
+            # LoRA format has no place for layers trained in full, so such an update is not written.
+            if self.config.train_top_layers:
+                logger.info("no peft copy: the top %d layers were trained in full", self.config.train_top_layers)
+            else:
+                export_peft_adapter(self.model, adapter_dir / "peft")
             merge_lora(self.model)
         detach_marker_embedding(self.model)
         model_dir = self.out / "model"

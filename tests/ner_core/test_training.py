@@ -618,6 +618,8 @@ def test_top_layers_train_in_full_beside_lora_and_travel_with_the_adapter(tmp_pa
     result = trainer.run()
 
     saved = load_file(str(result.adapter_dir / ADAPTER_WEIGHTS))
+    # peft's LoRA format cannot hold a layer trained in full: no partial copy is written.
+    assert (plain.adapter_dir / "peft").is_dir() and not (result.adapter_dir / "peft").exists()
     full = [k for k in saved if "lora_" not in k and "LayerNorm" not in k and ".layer." in k]
     assert full and all(f".layer.{top_index}." in k for k in full)
     assert not [k for k in load_file(str(plain.adapter_dir / ADAPTER_WEIGHTS)) if k in full]
