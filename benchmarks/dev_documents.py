@@ -1,0 +1,122 @@
+"""Windowed documents against their sentences, on dev data: the long-document check of
+``evaluate_default_model.py`` (whose documents come from the test splits) on data that settings
+may be chosen on.
+
+Each dev set's first ``--sentences`` texts are joined, ``--per-doc`` at a time and one per line
+as the test documents of ``docs/`` are, into pseudo-documents. Both run through the engine in
+exact mode (span filter off), the documents windowed with ``--window-tokens`` and
+``--overlap-tokens`` (the model's defaults without them), the sentences one by one; strict
+PER/ORG/LOC (MISC left out on both sides). Sentences joined in file order are not a real
+document where a set's sentences were shuffled, but the windowing sees what it sees in
+documents: several sentences per window, windows cut between them, overlaps merged.
+
+Run:  python benchmarks/dev_documents.py [--model default] [--sets uner_zh_gsd,uner_zh_gsdsimp]
+          [--sentences 300] [--per-doc 60] [--window-tokens N --overlap-tokens N] --out JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from _common import NER_DATA, cpu_description, offline_environment
+
+IGNORE = {"MISC": None}
+
+
+def pseudo_documents(records: list, per_doc: int, name: str) -> list:
+    """``records`` joined ``per_doc`` at a time, one per line, entities moved along."""
+    from ner_core.labelled import LabelledText
+
+    docs = []
+    for i in range(0, len(records), per_doc):
+        part = records[i : i + per_doc]
+        entities, at = [], 0
+        for r in part:
+            entities += [(start + at, end + at, label) for start, end, label in r.entities]
+            at += len(r.text) + 1
+        text = "\n".join(r.text for r in part)
+        docs.append(LabelledText(id=f"dev-doc:{name}:{i}", text=text, entities=tuple(entities), lang=part[0].lang))
+    return docs
+
+
+def _scores(report) -> dict:
+    m = report.scores.micro
+    return {"precision": m.precision, "recall": m.recall, "f1": m.f1, "tp": m.tp, "fp": m.fp, "fn": m.fn}
+
+
+def _micro(tp: int, fp: int, fn: int) -> dict:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--sets", help="comma-separated dev sets (default: all of them)")
+    parser.add_argument("--sentences", type=int, default=300, help="first N texts of each set")
+    parser.add_argument("--per-doc", type=int, default=60, help="sentences per pseudo-document")
+    parser.add_argument("--window-tokens", type=int)
+    parser.add_argument("--overlap-tokens", type=int)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    offline_environment()
+    from ner_core import EngineConfig, load_model
+    from ner_core.evaluation import evaluate_records
+    from ner_core.labelled import read_labelled
+
+    model = load_model(args.model, device="cpu")
+    names = (
+        args.sets.split(",")
+        if args.sets
+        else sorted(p.name.split(".", 1)[0] for p in (NER_DATA / "dev").glob("*.jsonl.gz"))
+    )
+    doc_config = EngineConfig(span_filter="off", window_tokens=args.window_tokens, overlap_tokens=args.overlap_tokens)
+    sentence_config = EngineConfig(span_filter="off")
+    result: dict = {
+        "command": " ".join(["python", *sys.argv]),
+        "model": args.model,
+        "model_id": model.model_id,
+        "cpu": cpu_description(),
+        "scoring": "strict entity-level, PER/ORG/LOC (MISC ignored on both sides), exact mode",
+        "sentences_per_set": args.sentences,
+        "sentences_per_document": args.per_doc,
+        "window_tokens": args.window_tokens or model.model_max_length,
+        "overlap_tokens": args.overlap_tokens,
+        "sets": {},
+    }
+    started = time.perf_counter()
+    counts = {kind: {"tp": 0, "fp": 0, "fn": 0} for kind in ("documents", "sentences")}
+    for name in names:
+        sentences = list(read_labelled(str(NER_DATA / "dev" / f"{name}.jsonl.gz"), limit=args.sentences))
+        docs = pseudo_documents(sentences, args.per_doc, name)
+        row: dict = {"n_documents": len(docs), "n_sentences": len(sentences)}
+        for kind, records, config in (("documents", docs, doc_config), ("sentences", sentences, sentence_config)):
+            report = evaluate_records(
+                model, records, name=name, label_map=IGNORE, gold_label_map=IGNORE, engine_config=config
+            )
+            row[kind] = _scores(report)
+            for k in counts[kind]:
+                counts[kind][k] += row[kind][k]
+        row["delta_f1"] = 100 * (row["documents"]["f1"] - row["sentences"]["f1"])
+        result["sets"][name] = row
+        print(
+            f"{name}: windowed F1 {100 * row['documents']['f1']:.2f} vs sentences {100 * row['sentences']['f1']:.2f}"
+            f" ({row['delta_f1']:+.2f}; {len(docs)} documents, {len(sentences)} sentences)",
+            flush=True,
+        )
+    result["pooled"] = {kind: _micro(**c) for kind, c in counts.items()}
+    result["pooled"]["delta_f1"] = 100 * (result["pooled"]["documents"]["f1"] - result["pooled"]["sentences"]["f1"])
+    print(f"pooled: {result['pooled']['delta_f1']:+.2f}")
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
