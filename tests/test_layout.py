@@ -101,10 +101,10 @@ def test_setup_refuses_to_install_into_a_python_that_is_not_a_virtual_environmen
 def test_tests_mirror_the_packages():
     # tests/<package>/<subpackage>/test_<module>.py tests <package>/<subpackage>/<module>.py;
     # a test folder with no package of its path means a test that lives in the wrong place.
-    # (infra/ and scripts/ are folders of the repository, not packages.)
+    # (infra/, scripts/ and benchmarks/ are folders of the repository, not packages.)
     folders = [p.parent for p in (REPO_ROOT / "tests").rglob("test_*.py") if p.parent != REPO_ROOT / "tests"]
     for folder in sorted(set(folders)):
         package = REPO_ROOT / folder.relative_to(REPO_ROOT / "tests")
         assert package.is_dir(), f"tests/{package.relative_to(REPO_ROOT)} tests no package of that path"
-        if package.name not in ("infra", "scripts"):
+        if package.name not in ("infra", "scripts", "benchmarks"):
             assert (package / "__init__.py").exists(), f"{package.relative_to(REPO_ROOT)} is not a package"
