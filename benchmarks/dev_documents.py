@@ -28,31 +28,16 @@ IGNORE = {"MISC": None}
 
 
 def pseudo_documents(records: list, per_doc: int, name: str) -> list:
-    """``records`` joined ``per_doc`` at a time, one per line, entities moved along."""
-    from ner_core.labelled import LabelledText
+    """``records`` joined ``per_doc`` at a time, one per line (``ner_core.labelled.join_texts``),
+    without word offsets, as the test documents are scored."""
+    from dataclasses import replace
 
-    docs = []
-    for i in range(0, len(records), per_doc):
-        part = records[i : i + per_doc]
-        entities, at = [], 0
-        for r in part:
-            entities += [(start + at, end + at, label) for start, end, label in r.entities]
-            at += len(r.text) + 1
-        text = "\n".join(r.text for r in part)
-        docs.append(LabelledText(id=f"dev-doc:{name}:{i}", text=text, entities=tuple(entities), lang=part[0].lang))
-    return docs
+    from ner_core.labelled import join_texts
 
-
-def _scores(report) -> dict:
-    m = report.scores.micro
-    return {"precision": m.precision, "recall": m.recall, "f1": m.f1, "tp": m.tp, "fp": m.fp, "fn": m.fn}
-
-
-def _micro(tp: int, fp: int, fn: int) -> dict:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+    return [
+        replace(join_texts(records[i : i + per_doc]), id=f"dev-doc:{name}:{i}", tokens=None)
+        for i in range(0, len(records), per_doc)
+    ]
 
 
 def main() -> None:
@@ -69,6 +54,7 @@ def main() -> None:
     from ner_core import EngineConfig, load_model
     from ner_core.evaluation import evaluate_records
     from ner_core.labelled import read_labelled
+    from ner_core.metrics import PRF
 
     model = load_model(args.model, device="cpu")
     names = (
@@ -91,7 +77,7 @@ def main() -> None:
         "sets": {},
     }
     started = time.perf_counter()
-    counts = {kind: {"tp": 0, "fp": 0, "fn": 0} for kind in ("documents", "sentences")}
+    counts = {kind: PRF(0, 0, 0) for kind in ("documents", "sentences")}
     for name in names:
         sentences = list(read_labelled(str(NER_DATA / "dev" / f"{name}.jsonl.gz"), limit=args.sentences))
         docs = pseudo_documents(sentences, args.per_doc, name)
@@ -100,9 +86,9 @@ def main() -> None:
             report = evaluate_records(
                 model, records, name=name, label_map=IGNORE, gold_label_map=IGNORE, engine_config=config
             )
-            row[kind] = _scores(report)
-            for k in counts[kind]:
-                counts[kind][k] += row[kind][k]
+            micro = report.scores.micro
+            row[kind] = micro.as_dict()
+            counts[kind] = PRF(counts[kind].tp + micro.tp, counts[kind].fp + micro.fp, counts[kind].fn + micro.fn)
         row["delta_f1"] = 100 * (row["documents"]["f1"] - row["sentences"]["f1"])
         result["sets"][name] = row
         print(
@@ -110,7 +96,7 @@ def main() -> None:
             f" ({row['delta_f1']:+.2f}; {len(docs)} documents, {len(sentences)} sentences)",
             flush=True,
         )
-    result["pooled"] = {kind: _micro(**c) for kind, c in counts.items()}
+    result["pooled"] = {kind: c.as_dict() for kind, c in counts.items()}
     result["pooled"]["delta_f1"] = 100 * (result["pooled"]["documents"]["f1"] - result["pooled"]["sentences"]["f1"])
     print(f"pooled: {result['pooled']['delta_f1']:+.2f}")
     result["seconds"] = round(time.perf_counter() - started, 1)

@@ -506,7 +506,7 @@ class Trainer:
                 continue
             if name.startswith("classifier"):
                 head.append(p)
-            elif c.method == "lora" and _in_top_layers(name, self.model, c.train_top_layers):
+            elif _in_top_layers(name, self.model, c.train_top_layers):
                 top.append(p)
             elif "word_embeddings" in name or "LayerNorm" in name or name.endswith("bias"):
                 no_decay.append(p)
