@@ -18,6 +18,7 @@ Run:  python benchmarks/span_filter.py [--dev-sentences 150] [--speed-sentences 
       [--flow-docs 300] [--skip-flow]
 Writes benchmarks/results/span_filter.json and the "Span filter" section of
 docs/performance.md (``--report-only`` re-renders the section from the JSON).
+``--recall-only --model M --out FILE`` measures step 1 alone for a candidate filter, into FILE.
 """
 
 from __future__ import annotations
@@ -266,16 +267,9 @@ def measure_reference(args) -> dict:
     return result
 
 
-def measure(args) -> dict:
-    import torch
-
-    from ner_core import load_model
-
-    torch.set_num_threads(os.cpu_count() or 1)
-    model = load_model(args.model, device="cpu")
-    if model.span_filter is None:
-        raise SystemExit(f"benchmarks/span_filter.py: model {args.model!r} has no span filter")
-    result: dict = {
+def _about(args, model) -> dict:
+    """What every result records: the command, the CPU, the model and the dev sample."""
+    return {
         "command": " ".join(["python", "benchmarks/span_filter.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d"),
         "cpu": cpu_facts(),
@@ -285,10 +279,24 @@ def measure(args) -> dict:
         "dev_sentences_per_set": args.dev_sentences,
         "dev_skipped_per_set": args.skip_dev,
     }
+
+
+def measure(args) -> dict:
+    import torch
+
+    from ner_core import load_model
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = load_model(args.model, device="cpu")
+    if model.span_filter is None:
+        raise SystemExit(f"benchmarks/span_filter.py: model {args.model!r} has no span filter")
+    result = _about(args, model)
     t0 = time.perf_counter()
     dev_sets = labelled_sets("dev", args.dev_sentences, skip=args.skip_dev)
     result["recall"] = filter_recall(model, dev_sets)
     print(f"recall done in {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.recall_only:
+        return result
 
     long_docs = [r for records in labelled_sets("docs", args.docs).values() for r in records]
     sets = {**dev_sets, "long_documents": long_docs}
@@ -470,7 +478,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with-fast-unpruned", action="store_true", help="also score fast mode without the filter")
     parser.add_argument("--out", type=Path, default=RESULTS / "span_filter.json")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument(
+        "--recall-only",
+        action="store_true",
+        help="measure the filter's recall alone into --out (another file), leaving the report as it is",
+    )
     args = parser.parse_args(argv)
+    if args.recall_only:
+        if args.out == RESULTS / "span_filter.json":
+            parser.error("--recall-only writes a result of its own: give --out another file")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(measure(args), indent=2, ensure_ascii=False) + "\n")
+        return 0
     if args.report_only:
         result = json.loads(args.out.read_text())
     elif args.only_reference:

@@ -5,7 +5,8 @@ characters, or "boundary" (a predicted entity overlaps it with other edges) or "
 (nothing overlaps it). For every predicted entity matching no gold one: "gold MISC" (the
 same characters are MISC in the gold), "boundary" or "spurious". Also strict F1 with ORG and
 LOC counted as one label, which tells a disagreement about what a name is (a country as a
-place or as a government) from a failure to find it. Scores through the full engine, as
+place or as a government) from a failure to find it. The spurious strings listed tell wrong
+entities from gold that leaves names out (BSNLP's dev files annotate few of their mentions). Scores through the full engine, as
 ``nerflow evaluate`` does.
 
 ``--relabel STRING=LABEL`` also scores the predictions with every predicted entity whose
@@ -14,9 +15,10 @@ characters are STRING given LABEL: what following one data set's convention for 
 
 This explains scores; it does not choose models (choose on dev data only).
 
-Run:  python scripts/label_confusion.py [--model default] [--relabel США=ORG] FILE [FILE ...]
+Run:  python scripts/label_confusion.py [--model default] [--max-records N] [--relabel США=ORG] FILE [FILE ...]
 Prints one JSON object per file: confusion counts, the gold strings most often given another
-label, strict F1, F1 with ORG and LOC merged, and strict F1 after each relabelling.
+label, the spurious strings most often predicted, strict F1, F1 with ORG and LOC merged, and
+strict F1 after each relabelling.
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ from ner_core.metrics import score_spans
 LABELS = {"PER", "ORG", "LOC"}
 
 
-def confusion(records, predicted) -> tuple[Counter, Counter]:
-    """``(counts of (gold, predicted) outcomes, gold strings given another label)``."""
+def confusion(records, predicted, gold_strings: frozenset[str] = frozenset()) -> tuple[Counter, Counter, Counter]:
+    """``(counts of (gold, predicted) outcomes, gold strings given another label, spurious
+    predicted strings)``. A spurious entity whose string is in ``gold_strings`` (the gold
+    entities of the whole file) also counts as "spurious, gold elsewhere": the gold names it
+    in another text and leaves it out in this one."""
     counts: Counter = Counter()
     relabelled: Counter = Counter()
+    spurious: Counter = Counter()
     for record, spans in zip(records, predicted):
         gold = {(s, e): label for s, e, label in record.entities if label in LABELS}
         gold_any = {(s, e): label for s, e, label in record.entities}
@@ -62,8 +68,11 @@ def confusion(records, predicted) -> tuple[Counter, Counter]:
                 kind = "boundary"
             else:
                 kind = "spurious"
+                spurious[f"{label}: {record.text[s:e]}"] += 1
+                if record.text[s:e] in gold_strings:
+                    counts["spurious, gold elsewhere"] += 1
             counts[f"{kind}->{label}"] += 1
-    return counts, relabelled
+    return counts, relabelled, spurious
 
 
 def relabel_predictions(records, predicted, string: str, label: str) -> tuple[list[list[tuple[int, int, str]]], int]:
@@ -90,7 +99,10 @@ def _relabelling(value: str) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default", help="model reference (default: the shipped default model)")
-    parser.add_argument("--top", type=int, default=15, help="gold strings given another label to list")
+    parser.add_argument(
+        "--top", type=int, default=15, help="gold strings given another label (and spurious ones) to list"
+    )
+    parser.add_argument("--max-records", type=int, help="score only the first N texts of each file")
     parser.add_argument(
         "--relabel",
         action="append",
@@ -105,10 +117,12 @@ def main() -> None:
     ignore = {"MISC": None}
     merged = {"ORG": "LOC/ORG", "LOC": "LOC/ORG", "MISC": None}
     for file in args.files:
-        records = list(read_labelled(file))
+        every_record = list(read_labelled(file))
+        records = every_record[: args.max_records]
         predicted = predict_spans(engine, records)
         gold = [list(r.entities) for r in records]
-        counts, relabelled = confusion(records, predicted)
+        gold_strings = frozenset(r.text[s:e] for r in every_record for s, e, _ in r.entities)
+        counts, relabelled, spurious = confusion(records, predicted, gold_strings)
         strict = score_spans(gold, predicted, label_map=ignore, gold_label_map=ignore)
         org_loc = score_spans(gold, predicted, label_map=merged, gold_label_map=merged)
         relabelled_f1 = {}
@@ -129,6 +143,7 @@ def main() -> None:
                     "f1_org_loc_merged": round(100 * org_loc.micro.f1, 1),
                     "confusion": dict(sorted(counts.items())),
                     "relabelled": dict(relabelled.most_common(args.top)),
+                    "spurious": dict(spurious.most_common(args.top)),
                     **({"strict_f1_after": relabelled_f1} if relabelled_f1 else {}),
                 },
                 ensure_ascii=False,

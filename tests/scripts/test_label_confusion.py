@@ -33,11 +33,21 @@ def test_confusion_counts_each_gold_entity_and_each_unmatched_prediction():
     script = _script()
     record = _record([(*USA, "ORG"), (*CHINA, "LOC"), (*MOSCOW, "LOC")])
     predicted = [[(*USA, "LOC"), (22, 25, "LOC"), (0, 9, "PER")]]
-    counts, relabelled = script.confusion([record], predicted)
+    counts, relabelled, spurious = script.confusion([record], predicted)
     assert counts == Counter(
         {"ORG->LOC": 1, "LOC->boundary": 1, "LOC->missed": 1, "boundary->LOC": 1, "spurious->PER": 1}
     )
     assert relabelled == Counter({"ORG->LOC: США": 1})
+    assert spurious == Counter({"PER: Президент": 1})
+
+
+def test_spurious_entities_named_in_other_gold_texts_are_counted_apart():
+    script = _script()
+    record = _record([(*CHINA, "LOC")])
+    predicted = [[(*USA, "LOC"), (*CHINA, "LOC"), (0, 9, "PER")]]
+    counts, _, spurious = script.confusion([record], predicted, frozenset({"США", "Москву"}))
+    assert spurious == Counter({"LOC: США": 1, "PER: Президент": 1})
+    assert counts["spurious, gold elsewhere"] == 1  # США: gold in another text of the file
 
 
 def test_relabel_gives_every_prediction_of_the_string_the_label():
