@@ -402,7 +402,9 @@ def widen_lora_state(
     return widened
 
 
-def average_adapters(directories: Sequence[Path], dest: Path, *, weights: Sequence[float] | None = None) -> Path:
+def average_adapters(
+    directories: Sequence[Path], dest: Path, *, weights: Sequence[float] | None = None, max_rank: int | None = None
+) -> Path:
     """Write the weighted average of LoRA adapters of one lineage (the same encoder, labels
     and SpanMarker settings) as one adapter: checkpoint averaging.
 
@@ -413,6 +415,10 @@ def average_adapters(directories: Sequence[Path], dest: Path, *, weights: Sequen
 
     Args:
         weights: One per adapter, summing to 1; equal weights if not given.
+        max_rank: Keep at most this rank: each averaged update is replaced by its best
+            approximation of that rank (truncated SVD), so that a soup of many members still
+            fits the artifact's size. The config's metadata records the largest relative
+            error (Frobenius norm) that this left in any layer.
     """
     from safetensors.torch import load_file
 
@@ -437,12 +443,34 @@ def average_adapters(directories: Sequence[Path], dest: Path, *, weights: Sequen
         else:
             averaged[name] = sum((w * state[name] for w, state in zip(weights, states)), torch.zeros(()))
     rank = sum(c["lora"]["rank"] for c in configs)
+    metadata: dict[str, Any] = {"averaged": [str(d) for d in directories], "weights": weights}
+    if max_rank is not None and max_rank < rank:
+        metadata["truncated_from_rank"] = rank
+        metadata["truncation_relative_error"] = _truncate_rank(averaged, max_rank)
+        rank = max_rank
     config = {
         **configs[0],
         "lora": {**configs[0]["lora"], "rank": rank, "alpha": float(rank)},
-        "metadata": {"averaged": [str(d) for d in directories], "weights": weights},
+        "metadata": metadata,
     }
     return _write_adapter(Path(dest), averaged, config)
+
+
+def _truncate_rank(state: dict[str, torch.Tensor], rank: int) -> float:
+    """Replace every LoRA pair of ``state`` (scaling 1) by the best rank-``rank`` factors of
+    its update ``B @ A``, in place; returns the largest relative error left in one layer."""
+    worst = 0.0
+    for name_a in [n for n in state if n.endswith("lora_A")]:
+        name_b = name_a[: -len("lora_A")] + "lora_B"
+        delta = state[name_b].double() @ state[name_a].double()
+        u, singular, vh = torch.linalg.svd(delta, full_matrices=False)
+        root = singular[:rank].sqrt()
+        state[name_b] = (u[:, :rank] * root).to(state[name_b].dtype)
+        state[name_a] = (root[:, None] * vh[:rank]).to(state[name_a].dtype)
+        norm = float(torch.linalg.norm(singular))
+        if norm > 0:
+            worst = max(worst, float(torch.linalg.norm(singular[rank:])) / norm)
+    return worst
 
 
 def _marker_ids(model: SpanMarkerModel) -> list[int]:

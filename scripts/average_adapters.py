@@ -5,7 +5,11 @@ better averaged than either alone. The LoRA updates are averaged exactly (their 
 up); see ``ner_core.adapters.average_adapters``. The span filter is not carried over: train
 one for the average (``nerflow train-filter``).
 
-Run:  python scripts/average_adapters.py ADAPTER ADAPTER [...] --output DIR [--weights 0.5 0.5] [--model-output DIR]
+``--max-rank R`` keeps the average within rank R (each update's truncated SVD), so that a
+soup of many members fits the artifact's size limit.
+
+Run:  python scripts/average_adapters.py ADAPTER ADAPTER [...] --output DIR [--weights 0.5 0.5] [--max-rank 64]
+          [--model-output DIR]
 ``--model-output`` also writes the full SpanMarker checkpoint, for ``nerflow evaluate`` and
 ``scripts/choose_outside_offset.py``.
 """
@@ -26,9 +30,10 @@ def main() -> None:
     parser.add_argument("adapters", nargs="+", type=Path, help="nerflow adapter directories")
     parser.add_argument("--output", required=True, type=Path, help="directory of the averaged adapter")
     parser.add_argument("--weights", nargs="+", type=float, help="one per adapter, summing to 1 (default: equal)")
+    parser.add_argument("--max-rank", type=int, help="truncate the averaged LoRA updates to this rank")
     parser.add_argument("--model-output", type=Path, help="also write the full SpanMarker checkpoint here")
     args = parser.parse_args()
-    out = average_adapters(args.adapters, args.output, weights=args.weights)
+    out = average_adapters(args.adapters, args.output, weights=args.weights, max_rank=args.max_rank)
     print(f"adapter: {out}")
     if args.model_output:
         print(f"model: {materialise_adapter(out, args.model_output)}")

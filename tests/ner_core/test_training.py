@@ -435,6 +435,46 @@ def test_averaged_adapters_compute_the_weighted_mean_of_their_weights(tmp_path, 
         average_adapters([runs[0].adapter_dir, other.adapter_dir], tmp_path / "bad")
 
 
+def test_averaged_adapters_truncated_to_a_rank_keep_each_updates_best_approximation(
+    tmp_path, tiny_wordpiece_encoder_dir
+):
+    import json
+
+    from safetensors.torch import load_file
+
+    from ner_core.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, average_adapters
+
+    runs = [
+        Trainer(_config(tmp_path / f"run{seed}", tiny_wordpiece_encoder_dir, seed=seed), _records()).run()
+        for seed in (3, 4)
+    ]
+    exact_dir = average_adapters([r.adapter_dir for r in runs], tmp_path / "exact")
+    truncated_dir = average_adapters([r.adapter_dir for r in runs], tmp_path / "rank3", max_rank=3)
+    exact = load_file(str(exact_dir / ADAPTER_WEIGHTS))
+    truncated = load_file(str(truncated_dir / ADAPTER_WEIGHTS))
+    config = json.loads((truncated_dir / ADAPTER_CONFIG).read_text())
+    assert (config["lora"]["rank"], config["lora"]["alpha"]) == (3, 3.0)
+    assert config["metadata"]["truncated_from_rank"] == 8  # two members of rank 4
+    assert 0 < config["metadata"]["truncation_relative_error"] < 1
+
+    pairs = [name[: -len("lora_A")] for name in exact if name.endswith("lora_A")]
+    assert pairs
+    for prefix in pairs:
+        a, b = truncated[prefix + "lora_A"], truncated[prefix + "lora_B"]
+        assert a.shape[0] == b.shape[1] == 3
+        # Eckart-Young: the best rank-3 approximation of the exact averaged update.
+        u, singular, vh = torch.linalg.svd(exact[prefix + "lora_B"].double() @ exact[prefix + "lora_A"].double())
+        best = (u[:, :3] * singular[:3]) @ vh[:3]
+        torch.testing.assert_close((b.double() @ a.double()), best, atol=1e-6, rtol=1e-5)
+    # Every tensor that is not a LoRA factor is the plain average, untouched by the truncation.
+    for name, tensor in exact.items():
+        if not name.endswith(("lora_A", "lora_B")):
+            torch.testing.assert_close(truncated[name], tensor, msg=name)
+    # A rank at or above the members' sum changes nothing.
+    untouched = average_adapters([r.adapter_dir for r in runs], tmp_path / "rank8", max_rank=8)
+    assert "truncated_from_rank" not in json.loads((untouched / ADAPTER_CONFIG).read_text())["metadata"]
+
+
 def test_sources_can_be_joined_into_pseudo_documents(tmp_path):
     import gzip
 
