@@ -5,9 +5,10 @@ characters, or "boundary" (a predicted entity overlaps it with other edges) or "
 (nothing overlaps it). For every predicted entity matching no gold one: "gold MISC" (the
 same characters are MISC in the gold), "boundary" or "spurious". Also strict F1 with ORG and
 LOC counted as one label, which tells a disagreement about what a name is (a country as a
-place or as a government) from a failure to find it. The spurious strings listed tell wrong
-entities from gold that leaves names out (BSNLP's dev files annotate few of their mentions). Scores through the full engine, as
-``nerflow evaluate`` does.
+place or as a government) from a failure to find it. The spurious strings listed, and the
+count of those the file's gold labels elsewhere, tell wrong entities from gold that leaves
+names out (BSNLP's files label a name in some sentences and not in others). Scores through
+the full engine, as ``nerflow evaluate`` does.
 
 ``--relabel STRING=LABEL`` also scores the predictions with every predicted entity whose
 characters are STRING given LABEL: what following one data set's convention for one name
