@@ -18,7 +18,8 @@ Run:  python benchmarks/span_filter.py [--dev-sentences 150] [--speed-sentences 
       [--flow-docs 300] [--skip-flow]
 Writes benchmarks/results/span_filter.json and the "Span filter" section of
 docs/performance.md (``--report-only`` re-renders the section from the JSON).
-``--recall-only --model M --out FILE`` measures step 1 alone for a candidate filter, into FILE.
+``--recall-only --model M --out FILE [--thresholds T ...]`` measures step 1 alone for a
+candidate filter, into FILE, with more thresholds on its curve.
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ def speed_sentences(limit: int) -> list[str]:
     return [r.text for records in sets for r in records]
 
 
-def filter_recall(model, dev_sets: dict[str, list]) -> dict:
-    """Recall of gold and of exact mode's entities at the stored point and along the curve."""
+def filter_recall(model, dev_sets: dict[str, list], extra_thresholds: tuple[float, ...] = ()) -> dict:
+    """Recall of gold and of exact mode's entities at the stored point and along the curve
+    (the curve's thresholds and ``extra_thresholds``)."""
     from ner_core.filter_training import CURVE_THRESHOLDS, encode_windows, model_windows, probabilities, recall_curve
 
     data = None
@@ -78,7 +80,7 @@ def filter_recall(model, dev_sets: dict[str, list]) -> dict:
         data = encode_windows(model, model_windows(model, records), source=name, into=data, model_entities=True)
     probs = probabilities(model.span_filter.head, data)
     point = model.span_filter.operating_point
-    curve = recall_curve(probs, data, sorted({*CURVE_THRESHOLDS, point.threshold}, reverse=True))
+    curve = recall_curve(probs, data, sorted({*CURVE_THRESHOLDS, *extra_thresholds, point.threshold}, reverse=True))
     at_point = next(r for r in curve if r["threshold"] == point.threshold)
     return {
         "threshold": point.threshold,
@@ -293,7 +295,7 @@ def measure(args) -> dict:
     result = _about(args, model)
     t0 = time.perf_counter()
     dev_sets = labelled_sets("dev", args.dev_sentences, skip=args.skip_dev)
-    result["recall"] = filter_recall(model, dev_sets)
+    result["recall"] = filter_recall(model, dev_sets, tuple(args.thresholds))
     print(f"recall done in {time.perf_counter() - t0:.0f} s", flush=True)
     if args.recall_only:
         return result
@@ -483,25 +485,29 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure the filter's recall alone into --out (another file), leaving the report as it is",
     )
+    parser.add_argument("--thresholds", type=float, nargs="*", default=[], help="more thresholds for the recall curve")
     args = parser.parse_args(argv)
     if args.recall_only:
         if args.out == RESULTS / "span_filter.json":
             parser.error("--recall-only writes a result of its own: give --out another file")
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(measure(args), indent=2, ensure_ascii=False) + "\n")
+        _write(measure(args), args.out)
         return 0
     if args.report_only:
         result = json.loads(args.out.read_text())
     elif args.only_reference:
         result = json.loads(args.out.read_text())
         result["reference_shaped"] = measure_reference(args)
-        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        _write(result, args.out)
     else:
         result = measure(args)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        _write(result, args.out)
     replace_section(REPORT, BEGIN, END, render(result))
     return 0
+
+
+def _write(result: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
