@@ -414,7 +414,9 @@ def average_adapters(
     the weighted mean. A span filter is not carried over: train one for the average.
 
     Args:
-        weights: One per adapter, summing to 1; equal weights if not given.
+        weights: One per adapter, summing to 1; equal weights if not given. A negative
+            weight extrapolates: ``[1.5, -0.5]`` on a soup and the adapter its members
+            started from goes half as far again along the members' mean update.
         max_rank: Keep at most this rank: each averaged update is replaced by its best
             approximation of that rank (truncated SVD), so that a soup of many members still
             fits the artifact's size. The config's metadata records the largest relative

@@ -29,7 +29,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("adapters", nargs="+", type=Path, help="nerflow adapter directories")
     parser.add_argument("--output", required=True, type=Path, help="directory of the averaged adapter")
-    parser.add_argument("--weights", nargs="+", type=float, help="one per adapter, summing to 1 (default: equal)")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        help="one per adapter, summing to 1 (default: equal); a negative weight extrapolates",
+    )
     parser.add_argument("--max-rank", type=int, help="truncate the averaged LoRA updates to this rank")
     parser.add_argument("--model-output", type=Path, help="also write the full SpanMarker checkpoint here")
     args = parser.parse_args()

@@ -412,21 +412,26 @@ def test_averaged_adapters_compute_the_weighted_mean_of_their_weights(tmp_path, 
         Trainer(_config(tmp_path / f"run{seed}", tiny_wordpiece_encoder_dir, seed=seed), _records()).run()
         for seed in (3, 4)
     ]
-    averaged = average_adapters([r.adapter_dir for r in runs], tmp_path / "avg", weights=[0.25, 0.75])
-    merged = [
-        load_file(str(materialise_adapter(d, tmp_path / f"model{i}") / "model.safetensors"))
-        for i, d in enumerate([runs[0].adapter_dir, runs[1].adapter_dir, averaged])
+    members = [
+        load_file(str(materialise_adapter(r.adapter_dir, tmp_path / f"model{i}") / "model.safetensors"))
+        for i, r in enumerate(runs)
     ]
-    # W0 + sum_i w_i * delta_i is the weighted mean of the merged weights, LoRA layers included.
-    changed = [k for k in merged[0] if not torch.equal(merged[0][k], merged[1][k])]
-    assert any(".layer." in k and "LayerNorm" not in k for k in changed)
-    assert any(k.startswith("classifier") for k in changed)
-    # The embedding matrix is padded with rows no token uses, random in each checkpoint.
-    used = len(AutoTokenizer.from_pretrained(str(tmp_path / "model2")))
-    for key in changed:
-        rows = slice(None, used) if "word_embeddings" in key else slice(None)
-        expected = 0.25 * merged[0][key][rows] + 0.75 * merged[1][key][rows]
-        torch.testing.assert_close(merged[2][key][rows], expected, msg=key)
+    # The weights of a plain average, and of an extrapolation past the first member (model
+    # extrapolation: a negative weight on the run both continued from).
+    for weights in ([0.25, 0.75], [1.5, -0.5]):
+        name = "_".join(map(str, weights))
+        averaged = average_adapters([r.adapter_dir for r in runs], tmp_path / f"avg{name}", weights=weights)
+        merged = load_file(str(materialise_adapter(averaged, tmp_path / f"model{name}") / "model.safetensors"))
+        # W0 + sum_i w_i * delta_i is the weighted mean of the merged weights, LoRA layers included.
+        changed = [k for k in members[0] if not torch.equal(members[0][k], members[1][k])]
+        assert any(".layer." in k and "LayerNorm" not in k for k in changed)
+        assert any(k.startswith("classifier") for k in changed)
+        # The embedding matrix is padded with rows no token uses, random in each checkpoint.
+        used = len(AutoTokenizer.from_pretrained(str(tmp_path / f"model{name}")))
+        for key in changed:
+            rows = slice(None, used) if "word_embeddings" in key else slice(None)
+            expected = weights[0] * members[0][key][rows] + weights[1] * members[1][key][rows]
+            torch.testing.assert_close(merged[key][rows], expected, msg=key)
 
     with pytest.raises(ValueError, match="summing to 1"):
         average_adapters([r.adapter_dir for r in runs], tmp_path / "bad", weights=[0.5, 0.6])
