@@ -419,15 +419,14 @@ def test_averaged_adapters_compute_the_weighted_mean_of_their_weights(tmp_path, 
     changed = [k for k in members[0] if not torch.equal(members[0][k], members[1][k])]
     assert any(".layer." in k and "LayerNorm" not in k for k in changed)
     assert any(k.startswith("classifier") for k in changed)
-    # A plain average, and an extrapolation past the first member (a negative weight on the
-    # run that both would have continued from).
+    # The embedding matrix is padded with rows no token uses, random in each checkpoint.
+    used = len(AutoTokenizer.from_pretrained(str(tmp_path / "model0")))
+    # A plain average, and an extrapolation past the first member (a negative weight on the second).
     for weights in ([0.25, 0.75], [1.5, -0.5]):
         name = "_".join(map(str, weights))
         averaged = average_adapters([r.adapter_dir for r in runs], tmp_path / f"avg{name}", weights=weights)
         merged = load_file(str(materialise_adapter(averaged, tmp_path / f"model{name}") / "model.safetensors"))
         # W0 + sum_i w_i * delta_i is the weighted mean of the merged weights, LoRA layers included.
-        # The embedding matrix is padded with rows no token uses, random in each checkpoint.
-        used = len(AutoTokenizer.from_pretrained(str(tmp_path / f"model{name}")))
         for key in changed:
             rows = slice(None, used) if "word_embeddings" in key else slice(None)
             expected = weights[0] * members[0][key][rows] + weights[1] * members[1][key][rows]
