@@ -19,8 +19,30 @@ __all__ = ["train_model", "load_config"]
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    """Read a training config from TOML, JSON or YAML."""
-    path = Path(path)
+    """Read a training config from TOML, JSON or YAML.
+
+    A config may name another with ``extends = "other.toml"`` (relative to its own folder):
+    it then holds only what it changes. Its top-level keys replace the base's whole (a
+    ``train`` list is restated in full, never merged), so each file reads as its diff.
+    """
+    return TrainConfig.model_validate(_read_config_chain(Path(path), ()))
+
+
+def _read_config_chain(path: Path, seen: tuple[Path, ...]) -> dict:
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise ValueError(f"training config extends itself: {chain}")
+    data = _read_config_file(path)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ValueError(f"{path}: 'extends' must be a path to another config, not {base!r}")
+    return {**_read_config_chain(path.parent / base, (*seen, resolved)), **data}
+
+
+def _read_config_file(path: Path) -> dict:
     text = path.read_text()
     if path.suffix == ".toml":
         import tomllib
@@ -34,7 +56,9 @@ def load_config(path: str | Path) -> TrainConfig:
         import json
 
         data = json.loads(text)
-    return TrainConfig.model_validate(data)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a training config is a mapping of settings, not {type(data).__name__}")
+    return data
 
 
 @task(name="read-labelled-data")
