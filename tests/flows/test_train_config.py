@@ -75,6 +75,13 @@ def test_a_base_that_is_missing_is_a_clear_error(tmp_path):
         load_config(tmp_path / "child.toml")
 
 
+def test_a_file_that_is_not_a_mapping_is_refused(tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+
+    with pytest.raises(ValueError, match="a mapping of settings, not NoneType"):
+        load_config(tmp_path / "empty.yaml")
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
 def test_every_config_in_the_repository_loads(path):
     config = load_config(path)
