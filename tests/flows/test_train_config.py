@@ -61,25 +61,20 @@ def test_a_config_that_extends_itself_is_refused_with_the_chain(tmp_path):
         load_config(tmp_path / "a.toml")
 
 
-def test_extends_must_name_a_file(tmp_path):
-    (tmp_path / "child.toml").write_text("extends = 3\n")
+@pytest.mark.parametrize(
+    ("name", "text", "error", "message"),
+    [
+        ("child.toml", "extends = 3\n", ValueError, "'extends' must be a path"),
+        ("child.toml", 'extends = "nowhere.toml"\n', FileNotFoundError, r"nowhere\.toml"),
+        ("empty.yaml", "", ValueError, "a mapping of settings, not NoneType"),
+    ],
+    ids=["extends-not-a-path", "base-missing", "not-a-mapping"],
+)
+def test_a_config_that_cannot_be_read_is_a_clear_error(tmp_path, name, text, error, message):
+    (tmp_path / name).write_text(text)
 
-    with pytest.raises(ValueError, match="'extends' must be a path"):
-        load_config(tmp_path / "child.toml")
-
-
-def test_a_base_that_is_missing_is_a_clear_error(tmp_path):
-    (tmp_path / "child.toml").write_text('extends = "nowhere.toml"\n')
-
-    with pytest.raises(FileNotFoundError, match=r"nowhere\.toml"):
-        load_config(tmp_path / "child.toml")
-
-
-def test_a_file_that_is_not_a_mapping_is_refused(tmp_path):
-    (tmp_path / "empty.yaml").write_text("")
-
-    with pytest.raises(ValueError, match="a mapping of settings, not NoneType"):
-        load_config(tmp_path / "empty.yaml")
+    with pytest.raises(error, match=message):
+        load_config(tmp_path / name)
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
