@@ -71,7 +71,8 @@ def encode_labelled_data(
     params: TrainFilterParams, uris: list[str], limit: int | None, *, model_entities: bool = False
 ) -> EncodedWindows:
     """The text pass over every file's windows (the encoder's work of the whole job); on dev
-    data also exact mode's entities, which the operating point must keep."""
+    data also exact mode's entities, which the operating point must keep (and on training
+    data when the head learns them too)."""
     from ner_core import load_model
     from ner_core.filter_training import encode_sources
     from ner_core.labelled import expand_uri, read_labelled
@@ -143,7 +144,9 @@ def train_filter(params: TrainFilterParams) -> dict:
     if params.keep_head:
         span_filter = choose_point_again(params, dev)
     else:
-        train = encode_labelled_data(params, params.data, params.max_records)
+        train = encode_labelled_data(
+            params, params.data, params.max_records, model_entities=params.filter.positives == "gold+model"
+        )
         span_filter = fit_span_filter(params, train, dev)
     where = write_checkpoint(params, span_filter)
     point = span_filter.operating_point

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -70,6 +70,13 @@ class FilterTrainConfig(BaseModel):
     batch_windows: int = Field(64, ge=1, description="windows per optimisation step")
     learning_rate: float = Field(2e-3, gt=0, description="AdamW learning rate")
     positive_weight: float = Field(4.0, gt=0, description="loss weight of entity spans against the rest (recall)")
+    # What pruning must keep is the model's own output; gold spans alone teach the head only
+    # the part of it that agrees with the annotators.
+    positives: Literal["gold", "gold+model"] = Field(
+        "gold",
+        description="the spans the head learns to keep: gold entities, or also the model's own entities on the "
+        "training data (a marker pass over it on top of the text pass)",
+    )
     target_recall: float = Field(
         1.0,
         gt=0,
@@ -295,6 +302,11 @@ def train_span_filter(
     config = config or FilterTrainConfig()
     if not len(train) or not any(p.any() for p in train.positive):
         raise ValueError("the training data has no entity span the model can represent")
+    if config.positives == "gold+model" and not train.predicted:
+        raise ValueError("positives 'gold+model' needs training data encoded with model_entities=True")
+    targets = train.positive
+    if config.positives == "gold+model":
+        targets = [gold | model_found for gold, model_found in zip(train.positive, train.predicted)]
     _check_dev_data(dev)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)
@@ -311,7 +323,7 @@ def train_span_filter(
         head.train()
         for a in range(0, len(order), config.batch_windows):
             index = order[a : a + config.batch_windows].tolist()
-            target = torch.from_numpy(np.concatenate([train.positive[i] for i in index]).astype(np.float32))
+            target = torch.from_numpy(np.concatenate([targets[i] for i in index]).astype(np.float32))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
                 _logits(head, train, index), target, pos_weight=pos_weight
             )
@@ -328,7 +340,7 @@ def train_span_filter(
         "config": config.model_dump(exclude=_POINT_RULE_FIELDS),
         "train_windows": len(train),
         "train_spans": int(sum(len(p) for p in train.positive)),
-        "train_positive_spans": int(sum(int(p.sum()) for p in train.positive)),
+        "train_positive_spans": int(sum(int(p.sum()) for p in targets)),
         "seconds_training": round(time.perf_counter() - t0, 1),
     }
     return with_operating_point(head, dev, config, info=details)

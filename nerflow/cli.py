@@ -539,6 +539,11 @@ def _add_train_filter_arguments(parser: argparse.ArgumentParser) -> None:
         "--positive-weight", type=float, help="loss weight of entity spans against the rest (default 4)"
     )
     parser.add_argument(
+        "--positives",
+        choices=["gold", "gold+model"],
+        help="spans the head learns to keep: gold entities (default), or also the model's own on the training data",
+    )
+    parser.add_argument(
         "--target-recall",
         type=float,
         help="share of the model's own dev entities each dev set keeps at the operating point (default 1)",

@@ -30,11 +30,14 @@ def test_train_filter_then_run_with_it(prefect_harness, tiny_wordpiece_model_dir
     data = _labelled_by_the_model(tiny_wordpiece_model_dir, tmp_path / "labelled.jsonl")
     out = tmp_path / "filtered"
     files = ["--data", str(data), "--dev", str(data), "--output", str(out)]
-    assert _train_filter(tiny_wordpiece_model_dir, *files, "--epochs", "2", "--target-recall", "0.9") == 0
+    settings = ["--epochs", "2", "--target-recall", "0.9", "--positives", "gold+model"]
+    assert _train_filter(tiny_wordpiece_model_dir, *files, *settings) == 0
     assert "span filter written to" in capsys.readouterr().out
     model = load_model(out, device="cpu")
     assert model.span_filter is not None
     assert model.span_filter.operating_point.recall >= 0.9
+    # The flow ran the marker pass over the training data for the model's own entities.
+    assert model.span_filter.info["config"]["positives"] == "gold+model"
     assert model.span_filter.info["operating_point_on"] == "model entities"
     assert model.model_id != load_model(tiny_wordpiece_model_dir, device="cpu").model_id
 

@@ -82,9 +82,8 @@ def test_the_operating_point_rounds_down_to_the_grid_and_keeps_every_entity_by_d
 
 
 def _trained(model, train, dev, **settings):
-    return train_span_filter(
-        model, train, dev, FilterTrainConfig(epochs=2, batch_windows=8, inner=16, width_dim=4, **settings)
-    )
+    small = {"epochs": 2, "batch_windows": 8, "inner": 16, "width_dim": 4}
+    return train_span_filter(model, train, dev, FilterTrainConfig(**{**small, **settings}))
 
 
 def test_training_data_without_entities_is_refused(tiny_model):
@@ -117,3 +116,33 @@ def test_the_model_entities_kept_for_dev_data_are_exact_modes(tiny_model):
         starts, ends = enumerate_spans(n_words, tiny_model.entity_max_length)
         chosen = select_spans(s.scores, s.label_ids, starts, ends, n_words, tiny_model.outside_id)
         assert sorted(np.flatnonzero(kept)) == sorted(chosen)
+
+
+def test_a_head_taught_the_models_entities_learns_them_where_gold_leaves_them_out(tiny_model):
+    # Gold that holds only each text's first word, never what the model finds: a head taught
+    # gold alone learns the model's entities as negatives, one taught both as positives.
+    found = _labelled_by_the_model(tiny_model, [t for t in SENTENCES if " " in t] * 2)
+    records = []
+    for r in found:
+        first_word = (0, r.text.index(" "), tiny_model.labels[1])
+        records.append(LabelledText(id=r.id, text=r.text, entities=(first_word,)))
+    windows = model_windows(tiny_model, records)
+    plain = encode_windows(tiny_model, windows, source="train")
+    with pytest.raises(ValueError, match="model_entities"):
+        _trained(tiny_model, plain, plain, positives="gold+model")
+
+    train = encode_windows(tiny_model, windows, source="train", model_entities=True)
+    gold = [p & ~m for p, m in zip(train.positive, train.predicted)]
+    assert sum(int(m.sum()) for m in train.predicted) > 5 and any(g.any() for g in gold)
+    union = sum(int((p | m).sum()) for p, m in zip(train.positive, train.predicted))
+
+    def mean_probability_of_model_entities(span_filter):
+        probs = probabilities(span_filter.head, train)
+        return float(np.concatenate([p[m] for p, m in zip(probs, train.predicted)]).mean())
+
+    both = _trained(tiny_model, train, train, positives="gold+model", epochs=20)
+    gold_only = _trained(tiny_model, train, train, epochs=20)
+    assert both.info["train_positive_spans"] == union
+    assert gold_only.info["train_positive_spans"] == sum(int(p.sum()) for p in train.positive)
+    assert both.info["config"]["positives"] == "gold+model"
+    assert mean_probability_of_model_entities(both) > mean_probability_of_model_entities(gold_only) + 0.1
