@@ -253,12 +253,28 @@ def span_selection(span_filter: SpanFilter | None, setting: FilterSetting) -> Sp
             describe=f"budget={setting.value:g}",
         )
     threshold = point.threshold if setting.value is None else setting.value
-    # A threshold other than the stored one keeps an unknown share: plan for every span.
-    expected = point.spans_per_word if threshold >= point.threshold else float("inf")
+    expected = _spans_per_word_at_most(span_filter, threshold)
     label = f"stored (threshold={threshold:g})" if setting.value is None else f"threshold={threshold:g}"
     return SpanSelection(
         head=span_filter.head, threshold=threshold, budget=None, spans_per_word=expected, describe=label
     )
+
+
+def _spans_per_word_at_most(span_filter: SpanFilter, threshold: float) -> float:
+    """A bound on the spans per word kept at ``threshold``, from the filter's dev data: a
+    lower threshold keeps at least as many spans, so the stored point's figure bounds any
+    threshold above it, and the recall curve's figure at the nearest threshold at or below
+    it bounds the rest. Below both, the share is unknown: plan for every span.
+
+    Planning for every span packs batches for the marker pass as if nothing were pruned,
+    which halved pruned+fast's words/s at a threshold just under the stored one
+    (docs/model-card.md, "Span filter")."""
+    point = span_filter.operating_point
+    if threshold >= point.threshold:
+        return point.spans_per_word
+    curve = span_filter.info.get("curve", [])
+    below = [row["spans_per_word"] for row in curve if row["threshold"] <= threshold]
+    return min(below, default=float("inf"))
 
 
 def has_span_filter(directory: Path) -> bool:

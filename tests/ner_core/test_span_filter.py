@@ -137,10 +137,19 @@ def test_settings_are_parsed_and_bad_ones_refused(tiny_model):
     assert NerEngine(filtered, EngineConfig(span_filter="off")).span_filter_rule == "off"
 
 
-def test_a_threshold_below_the_stored_one_plans_for_every_span(tiny_model):
+def test_a_threshold_below_the_stored_one_plans_by_the_recall_curve_or_for_every_span(tiny_model):
     point = _random_filter(tiny_model, threshold=0.3)
     assert span_selection(point, parse_span_filter("threshold=0.1")).spans_per_word == float("inf")
     assert span_selection(point, parse_span_filter("threshold=0.4")).spans_per_word == 4.0
+    # With the recall curve of its dev data: the figure at the nearest curve threshold at or
+    # below the one asked for (it keeps at least as many spans), every span below the curve.
+    curve = [{"threshold": t, "spans_per_word": k} for t, k in ((0.2, 5.0), (0.1, 6.0), (0.05, 7.5))]
+    with_curve = dataclasses.replace(point, info={"curve": curve})
+    planned = {
+        t: span_selection(with_curve, parse_span_filter(f"threshold={t}")).spans_per_word for t in (0.15, 0.1, 0.01)
+    }
+    assert planned == {0.15: 6.0, 0.1: 6.0, 0.01: float("inf")}
+    assert span_selection(with_curve, parse_span_filter("threshold=0.3")).spans_per_word == 4.0
 
 
 def test_the_filter_is_stored_beside_the_checkpoint_which_still_loads_in_span_marker(
