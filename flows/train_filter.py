@@ -145,7 +145,7 @@ def train_filter(params: TrainFilterParams) -> dict:
         span_filter = choose_point_again(params, dev)
     else:
         train = encode_labelled_data(
-            params, params.data, params.max_records, model_entities=params.filter.positives == "gold+model"
+            params, params.data, params.max_records, model_entities=params.filter.learns_model_entities
         )
         span_filter = fit_span_filter(params, train, dev)
     where = write_checkpoint(params, span_filter)

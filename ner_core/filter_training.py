@@ -91,6 +91,11 @@ class FilterTrainConfig(BaseModel):
     )
     seed: int = 0
 
+    @property
+    def learns_model_entities(self) -> bool:
+        """Whether training data must be encoded with the model's own entities."""
+        return self.positives == "gold+model"
+
 
 # The fields of FilterTrainConfig that choose the operating point rather than train the head:
 # a filter's info records them once, under "operating_point_rule".
@@ -302,10 +307,10 @@ def train_span_filter(
     config = config or FilterTrainConfig()
     if not len(train) or not any(p.any() for p in train.positive):
         raise ValueError("the training data has no entity span the model can represent")
-    if config.positives == "gold+model" and not train.predicted:
-        raise ValueError("positives 'gold+model' needs training data encoded with model_entities=True")
     targets = train.positive
-    if config.positives == "gold+model":
+    if config.learns_model_entities:
+        if not train.predicted:
+            raise ValueError("positives 'gold+model' needs training data encoded with model_entities=True")
         targets = [gold | model_found for gold, model_found in zip(train.positive, train.predicted)]
     _check_dev_data(dev)
     with torch.random.fork_rng():
