@@ -13,10 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Candidate", "select_spans", "merge_candidates", "entity_char_range", "without_unpaired_quotes"]
+__all__ = [
+    "Candidate",
+    "select_spans",
+    "merge_candidates",
+    "entity_char_range",
+    "without_unpaired_quotes",
+    "QUOTATION_MARKS",
+]
 
 # Quotation marks, not apostrophes ("l'ONU", "Smith’s" keep theirs).
-_QUOTES = frozenset('"«»„“”‟‹›‚‘')
+QUOTATION_MARKS = frozenset('"«»„“”‟‹›‚‘')
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +144,12 @@ def without_unpaired_quotes(text: str, start: int, end: int) -> tuple[int, int]:
     ("Газпром»"). A name between quotes ("«Газпром»") keeps both.
     """
     while start < end:
-        inside = sum(ch in _QUOTES for ch in text[start:end])
+        inside = sum(ch in QUOTATION_MARKS for ch in text[start:end])
         if inside % 2 == 0:
             break
-        if text[start] in _QUOTES:
+        if text[start] in QUOTATION_MARKS:
             start += 1
-        elif text[end - 1] in _QUOTES:
+        elif text[end - 1] in QUOTATION_MARKS:
             end -= 1
         else:
             break

@@ -152,7 +152,8 @@ def encode_windows(
     into: EncodedWindows | None = None,
     model_entities: bool = False,
 ) -> EncodedWindows:
-    """Run the text pass over labelled windows and keep what the head needs.
+    """Run the text pass over labelled windows and keep what the head needs, window by
+    window in the order given.
 
     Args:
         model_entities: Also score every span in exact mode and keep the model's own
@@ -163,28 +164,32 @@ def encode_windows(
     out = into if into is not None else EncodedWindows()
     if len(out) and bool(out.predicted) != model_entities:
         raise ValueError("model_entities must be the same for every part of one data set")
+    states: dict[int, torch.Tensor] = {}
+    predicted: dict[int, np.ndarray] = {}
     batches = pack_by_budget([w.input.n_tokens for w in windows], batch_tokens, max_items=256)
     with torch.inference_mode():
         for batch in batches:
             inputs = [windows[i].input for i in batch]
             text = scorer.encode_text(inputs)
-            n_words = [x.n_words for x in inputs]
             if model_entities:
                 # Exact mode's scores from the same text pass: the marker pass is all it adds.
-                for x, words, scores in zip(inputs, n_words, scorer.score_with_text(inputs, text)):
-                    out.predicted.append(_decoded(model, x, words, scores))
-            states = text.states.float().cpu().to(torch.float16)
-            at = 0
-            for i, words in zip(batch, n_words):
-                w = windows[i]
-                n = w.input.n_tokens
-                out.states.append(states[at : at + n].clone())
-                at += n
-                out.start_pos.append(w.input.start_pos)
-                out.end_pos.append(w.input.end_pos)
-                out.positive.append(w.labels != model.outside_id)
-                out.words.append(words)
-                out.source.append(source)
+                for i, x, scores in zip(batch, inputs, scorer.score_with_text(inputs, text)):
+                    predicted[i] = _decoded(model, x, x.n_words, scores)
+            batch_states = text.states.float().cpu().to(torch.float16)
+            ends = np.cumsum([x.n_tokens for x in inputs])
+            for i, end, x in zip(batch, ends, inputs):
+                states[i] = batch_states[end - x.n_tokens : end].clone()
+    # Batches are packed by length; the windows are kept in the order given, so that callers
+    # can zip them with their own.
+    for i, w in enumerate(windows):
+        out.states.append(states[i])
+        out.start_pos.append(w.input.start_pos)
+        out.end_pos.append(w.input.end_pos)
+        out.positive.append(w.labels != model.outside_id)
+        out.words.append(w.input.n_words)
+        out.source.append(source)
+        if model_entities:
+            out.predicted.append(predicted[i])
     return out
 
 

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from ner_core.labelled import LabelledText
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def dev_documents(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import dev_documents
-
-    yield dev_documents
-    sys.modules.pop("dev_documents", None)
+def dev_documents(benchmark_module):
+    return benchmark_module("dev_documents")
 
 
 def test_pseudo_documents_join_lines_and_move_entities_with_them(dev_documents):

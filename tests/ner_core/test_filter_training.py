@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from ner_core import EngineConfig, NerEngine
 from ner_core.filter_training import (
@@ -98,6 +99,22 @@ def test_config_refuses_unknown_keys():
         FilterTrainConfig(epoch=3)
 
 
+def test_encoded_windows_keep_the_order_they_were_given_in(tiny_model):
+    # Batches are packed by length; callers zip the result with their own windows.
+    from ner_core.inference import TextOnceScorer
+
+    records = _labelled_by_the_model(tiny_model, sorted(SENTENCES, key=len, reverse=True))
+    windows = model_windows(tiny_model, records)
+    assert len({w.input.n_tokens for w in windows}) > 1
+    data = encode_windows(tiny_model, windows, source="x", batch_tokens=64)
+    alone = TextOnceScorer(tiny_model)
+    for w, states, positive in zip(windows, data.states, data.positive, strict=True):
+        assert np.array_equal(positive, w.labels != tiny_model.outside_id)
+        own = alone.encode_text([w.input]).states.float()
+        assert torch.allclose(states.float(), own.to(torch.float16).float(), atol=1e-2)
+    assert data.words == [w.input.n_words for w in windows]
+
+
 def test_the_model_entities_kept_for_dev_data_are_exact_modes(tiny_model):
     # encode_windows scores the markers against its own text pass; the entities must be those
     # of exact mode's ordinary scoring, text and markers together.
@@ -108,10 +125,9 @@ def test_the_model_entities_kept_for_dev_data_are_exact_modes(tiny_model):
     records = _labelled_by_the_model(tiny_model, SENTENCES)
     windows = model_windows(tiny_model, records)
     data = encode_windows(tiny_model, windows, source="dev", model_entities=True)
-    in_data_order = sorted(windows, key=lambda w: w.input.n_tokens)  # encode_windows packs shortest first
-    scored = TextOnceScorer(tiny_model).score([w.input for w in in_data_order])
+    scored = TextOnceScorer(tiny_model).score([w.input for w in windows])
     assert sum(int(p.sum()) for p in data.predicted) > 0
-    for w, kept, s in zip(in_data_order, data.predicted, scored):
+    for w, kept, s in zip(windows, data.predicted, scored, strict=True):
         n_words = w.input.n_words
         starts, ends = enumerate_spans(n_words, tiny_model.entity_max_length)
         chosen = select_spans(s.scores, s.label_ids, starts, ends, n_words, tiny_model.outside_id)
