@@ -552,12 +552,17 @@ def render(r: dict) -> str:
             f"{e['pruned']['docs_per_s'] / e['exact']['docs_per_s']:.2f}×; entities {e['exact']['entities']:,} "
             f"against {e['pruned']['entities']:,}.",
         ]
+    runs: dict[str, list[str]] = {}  # the phases of each later run, by what it records of itself
     for key, about in r.get("remeasured", {}).items():
+        runs.setdefault(json.dumps(about, sort_keys=True), []).append(f"`{key}`")
+    for about_json, keys in runs.items():
+        about = json.loads(about_json)
         cpu = about["cpu"]
         lines += [
             "",
-            f"`{key}` was measured again on {about['date']}, on {cpu['model_name']} (amx_bf16 {cpu['amx_bf16']}, "
-            f"avx512_bf16 {cpu['avx512_bf16']}), model `{about['model_id']}`: `{about['command']}`.",
+            f"{' and '.join(keys)} {'were' if len(keys) > 1 else 'was'} measured again on {about['date']}, on "
+            f"{cpu['model_name']} (amx_bf16 {cpu['amx_bf16']}, avx512_bf16 {cpu['avx512_bf16']}), model "
+            f"`{about['model_id']}`: `{about['command']}`.",
         ]
     lines += ["", END]
     return "\n".join(lines) + "\n"
