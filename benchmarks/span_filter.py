@@ -32,8 +32,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ner_core.filter_training import EncodedWindows
+    from ner_core.loading import NerModel
+    from ner_core.training import TrainingWindow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
@@ -96,11 +102,13 @@ def filter_recall(model, dev_sets: dict[str, list], extra_thresholds: tuple[floa
         "gold_entities": int(sum(p.sum() for p in data.positive)),
         "model_entities": int(sum(p.sum() for p in data.predicted)),
         "words": int(sum(data.words)),
-        **dropped_gold(model, windows, data, probs, point.threshold),
+        **gold_by_label_and_dropped(model, windows, data, probs, point.threshold),
     }
 
 
-def dropped_gold(model, windows: list, data, probs: list[np.ndarray], threshold: float) -> dict:
+def gold_by_label_and_dropped(
+    model: NerModel, windows: list[TrainingWindow], data: EncodedWindows, probs: list[np.ndarray], threshold: float
+) -> dict:
     """Gold recall per label at ``threshold``, and each gold entity the filter drops there:
     its set, label, probability and text (the window's tokens, as the tokenizer decodes them)."""
     found = dict.fromkeys(model.labels, 0)
@@ -123,9 +131,7 @@ def dropped_gold(model, windows: list, data, probs: list[np.ndarray], threshold:
 
 
 def in_quotation_marks(text: str) -> bool:
-    """A span that begins and ends with a quotation mark: CoNLL-2002 Spanish puts the quotes
-    around a title or a name inside the entity; the model, like the other gold sets, leaves
-    them out."""
+    """Whether a span begins and ends with a quotation mark (apostrophes are not ones)."""
     from ner_core.decoding import QUOTATION_MARKS
 
     return len(text) > 1 and text[0] in QUOTATION_MARKS and text[-1] in QUOTATION_MARKS
@@ -333,10 +339,14 @@ def _about(args, model) -> dict:
 
 
 PHASES = ("recall", "accuracy", "speed", "flow", "reference")
+# Each phase's key in the result, where it differs from the phase's name.
+PHASE_KEYS = {"flow": "end_to_end", "reference": "reference_shaped"}
+# What a phase measured again must share with the result it joins.
+SHARED_SETTINGS = ("model", "model_id", "operating_point", "dev_sentences_per_set", "dev_skipped_per_set")
 
 
 def measure(args, phases: tuple[str, ...] = PHASES) -> dict:
-    """The phases asked for, each under its key of the result (``flow`` under ``end_to_end``)."""
+    """The phases asked for, each under its key of the result (``PHASE_KEYS``)."""
     import torch
 
     from ner_core import load_model
@@ -385,9 +395,15 @@ def remeasure(args, path: Path) -> dict:
     command, date and CPU of this run (the rest keep those of the run that wrote the file)."""
     result = json.loads(path.read_text())
     fresh = measure(args, tuple(args.only))
-    about = {"command": fresh["command"], "date": fresh["date"], "cpu": fresh["cpu"], "model_id": fresh["model_id"]}
+    differing = [key for key in SHARED_SETTINGS if fresh.get(key) != result.get(key)]
+    if differing:
+        raise SystemExit(
+            f"benchmarks/span_filter.py --only: {', '.join(differing)} differ from {path}'s; "
+            "run every phase, or give the settings of that run"
+        )
+    about = {key: fresh[key] for key in ("command", "date", "cpu", "model_id", "seconds")}
     for phase in args.only:
-        key = {"flow": "end_to_end", "reference": "reference_shaped"}.get(phase, phase)
+        key = PHASE_KEYS.get(phase, phase)
         result[key] = fresh[key]
         result.setdefault("remeasured", {})[key] = about
     return result
@@ -415,13 +431,15 @@ def _dropped_gold_lines(rec: dict) -> list[str]:
     for name in sorted({d["set"] for d in dropped}):
         counts = [sum(d["set"] == name and d["label"] == label for d in dropped) for label in labels]
         lines.append(f"| {name} | " + " | ".join(map(str, counts)) + f" | {sum(d['set'] == name for d in quoted)} |")
-    lines += [
-        "",
-        f"{len(quoted)} of them are a name together with the quotation marks around it, as CoNLL-2002 Spanish "
-        'annotates titles and some organisations (`" Daily News "`); the model, like the other gold sets and its '
-        "quote-trimmed silver data, ends such a name inside the quotes, so the span with them is never its output.",
-        "",
-    ]
+    lines.append("")
+    if quoted:
+        lines += [
+            f"{len(quoted)} of them are a name together with the quotation marks around it, as CoNLL-2002 Spanish "
+            'annotates titles and some organisations (`" Daily News "`); the model, like the other gold sets and '
+            "its quote-trimmed silver data, ends such a name inside the quotes, so the span with them is never its "
+            "output.",
+            "",
+        ]
     return lines
 
 
@@ -562,7 +580,8 @@ def render(r: dict) -> str:
             "",
             f"{' and '.join(keys)} {'were' if len(keys) > 1 else 'was'} measured again on {about['date']}, on "
             f"{cpu['model_name']} (amx_bf16 {cpu['amx_bf16']}, avx512_bf16 {cpu['avx512_bf16']}), model "
-            f"`{about['model_id']}`: `{about['command']}`.",
+            f"`{about['model_id']}`: `{about['command']}`"
+            + (f" ({about['seconds']:.0f} s)." if "seconds" in about else "."),
         ]
     lines += ["", END]
     return "\n".join(lines) + "\n"
@@ -611,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--thresholds", type=float, nargs="*", default=[], help="more thresholds for the recall curve")
     args = parser.parse_args(argv)
+    if args.only and (args.recall_only or args.report_only or args.skip_flow or args.skip_reference):
+        parser.error("--only names the phases to measure: it takes no --recall-only, --report-only or --skip-*")
     if args.recall_only:
         if args.out == RESULTS / "span_filter.json":
             parser.error("--recall-only writes a result of its own: give --out another file")
