@@ -170,6 +170,19 @@ def accuracy(model, sets: dict[str, list], modes: list[str]) -> dict:
     return out
 
 
+def timed_runs(engine, texts: list[str], repeats: int, *, warm_up: int = 4) -> list[float]:
+    """Seconds of ``repeats`` runs of ``engine`` over ``texts``, after a warm-up on the first
+    ``warm_up`` of them; the engine's stats then count its last run alone."""
+    list(engine.predict(texts[:warm_up]))
+    runs = []
+    for _ in range(repeats):
+        engine.stats.__init__()
+        t0 = time.perf_counter()
+        list(engine.predict(texts))
+        runs.append(time.perf_counter() - t0)
+    return runs
+
+
 def speed(model, texts: list[str], *, label: str, repeats: int = 3) -> dict:
     """Words/s of predict and of each engine mode on the same texts (after a warm-up each).
 
@@ -184,13 +197,7 @@ def speed(model, texts: list[str], *, label: str, repeats: int = 3) -> dict:
     words = None
     for mode, settings in MODES.items():
         engine = NerEngine(model, EngineConfig(**settings, **AS_PREDICT))
-        list(engine.predict(texts[:4]))
-        runs = []
-        for _ in range(repeats):
-            engine.stats.__init__()
-            t0 = time.perf_counter()
-            list(engine.predict(texts))
-            runs.append(time.perf_counter() - t0)
+        runs = timed_runs(engine, texts, repeats)
         seconds = statistics.median(runs)
         words = engine.stats.words
         out[mode] = {
