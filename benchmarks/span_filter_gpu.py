@@ -11,8 +11,9 @@ working tree:
    is built from; versions from ``constraints.txt``), split into parts under ``.gpu/``
    (git-ignored) small enough to travel one per call beside the working tree (the device
    tool sends at most 64 MiB a call); it prints the device calls.
-2. device:  the ``device`` tool's ``run`` once per part, in order, on one warm machine; the
-   last call joins the parts, checks their SHA-256, installs the wheels into ``/tmp/site``
+2. device:  the ``device`` tool's ``run`` once per part, in order, on one warm machine (it
+   goes back after about 30 s idle, and a fresh one has none of the parts: make the calls
+   back to back, and start again from the first if one fails); the last call joins the parts, checks their SHA-256, installs the wheels into ``/tmp/site``
    and runs ``measure`` into ``$OUT/span_filter_gpu.json`` (a few minutes on an H100).
 3. here:    ``python benchmarks/span_filter_gpu.py report FILE``: the JSON goes to
    ``benchmarks/results/span_filter_gpu.json`` and its section into docs/performance.md.
