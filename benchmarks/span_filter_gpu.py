@@ -13,8 +13,9 @@ working tree:
    tool sends at most 64 MiB a call); it prints the device calls.
 2. device:  the ``device`` tool's ``run`` once per part, in order, on one warm machine (it
    goes back after about 30 s idle, and a fresh one has none of the parts: make the calls
-   back to back, and start again from the first if one fails); the last call joins the parts, checks their SHA-256, installs the wheels into ``/tmp/site``
-   and runs ``measure`` into ``$OUT/span_filter_gpu.json`` (a few minutes on an H100).
+   back to back, and start again from the first if one fails); the last call joins the
+   parts, checks their SHA-256, installs the wheels into ``/tmp/site`` and runs ``measure``
+   into ``$OUT/span_filter_gpu.json`` (a few minutes on an H100).
 3. here:    ``python benchmarks/span_filter_gpu.py report FILE``: the JSON goes to
    ``benchmarks/results/span_filter_gpu.json`` and its section into docs/performance.md.
 
@@ -75,17 +76,19 @@ CALL_LIMIT_MIB = 64
 # The device's Python (KINDS.md: python3 is 3.12) and the platforms pip may take wheels for.
 DEVICE_PYTHON = "3.12"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64")
-# The NER data the run reads, as (folder, file pattern, records): the speed sentences
-# (span_filter.speed_sentences), the long documents, and the reference model's filter data.
+# The NER data the run reads with measure's defaults, as (folder, file pattern, records): the
+# speed sentences (span_filter.speed_sentences), the long documents, the reference model's
+# filter data.
 SAMPLE = (
     ("dev", "*.jsonl.gz", 100),
     ("docs", "*.jsonl.gz", 1),
     ("test", "kind_it_wikinews.jsonl.gz", 30),
     ("train", "wikineural-silver_fr.jsonl.gz", 30),
 )
-# Run on the device after every part has arrived: {sha256} is the whole bundle's.
+# Run on the device after every part has arrived: {parts} globs the part folders, {sha256} is
+# the whole bundle's.
 DEVICE_COMMAND = (
-    "set -eo pipefail; cat .gpu/part-*/bundle.tar.part > /tmp/bundle.tar && "
+    "set -eo pipefail; cat {parts}/bundle.tar.part > /tmp/bundle.tar && "
     'echo "{sha256}  /tmp/bundle.tar" | sha256sum -c && mkdir -p /tmp/bundle && tar xf /tmp/bundle.tar -C /tmp/bundle && '
     "python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
     "/tmp/bundle/wheels/*.whl && export PYTHONPATH=/tmp/site NERFLOW_NER_DATA=/tmp/bundle/ner PYTHONUNBUFFERED=1 && "
@@ -345,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     bundle = commands.add_parser("bundle", help="here: the data sample and wheels the device run needs, in .gpu/")
-    bundle.add_argument("--out", type=Path, default=BUNDLE)
+    bundle.add_argument("--out", type=Path, default=BUNDLE, help="a git-ignored folder of the repository")
     bundle.add_argument("--no-wheels", action="store_true", help="the data sample alone")
     bundle.add_argument(
         "--python-version", default=DEVICE_PYTHON, help="the Python the wheels are for (another to rehearse here)"
@@ -365,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("result", type=Path)
     args = parser.parse_args(argv)
     if args.command == "bundle":
+        args.out = args.out.resolve()
+        # Asked of a path inside: a folder pattern ("/.gpu/") matches no folder that is not there yet.
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(args.out / "part-1")], cwd=ROOT).returncode == 0
+        if not args.out.is_relative_to(ROOT) or not ignored:
+            # Parts travel only when carried; an unignored folder would travel with every call.
+            parser.error(f"--out must be a git-ignored folder of the repository, not {args.out}")
         part_mib = int(CALL_LIMIT_MIB - tracked_mib() - 2)  # 2 MiB to spare
         if args.out.exists():
             shutil.rmtree(args.out)
@@ -377,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for part in parts[:-1]:
             print(f'device tool: run(command="ls -l {part.relative_to(ROOT)}", carry=["{part.relative_to(ROOT)}"])')
-        command = DEVICE_COMMAND.format(sha256=sha256)
+        command = DEVICE_COMMAND.format(parts=f"{args.out.relative_to(ROOT)}/part-*", sha256=sha256)
         print(f'device tool: run(command={command!r}, carry=["{parts[-1].relative_to(ROOT)}"], timeout_s=540)')
     elif args.command == "measure":
         result = measure(args)

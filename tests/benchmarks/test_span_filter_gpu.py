@@ -78,3 +78,10 @@ def test_the_bundle_parts_join_into_the_tar_they_were_cut_from(gpu, tmp_path):
 
 def test_a_part_and_the_tracked_files_fit_one_device_call(gpu):
     assert 0 < gpu.tracked_mib() < gpu.CALL_LIMIT_MIB - 8
+
+
+def test_the_bundle_goes_only_into_an_ignored_folder_of_the_repository(gpu, tmp_path, capsys):
+    for out in (tmp_path / "bundle", gpu.ROOT / "docs"):
+        with pytest.raises(SystemExit):
+            gpu.main(["bundle", "--no-wheels", "--out", str(out)])
+        assert "--out must be a git-ignored folder of the repository" in capsys.readouterr().err
