@@ -209,59 +209,76 @@ def speed(model, texts: list[str], *, label: str, repeats: int = 3) -> dict:
         }
         print(f"speed {label} {mode}: {words / seconds:.0f} words/s (median of {repeats})", flush=True)
     out["words"] = words
-    best = None
-    for batch_size in (4, 16):
+    predict = predict_runs(model, texts, words, (4, 16), label=label)
+    for batch_size, row in predict.items():
+        out[f"predict_batch_{batch_size}"] = row
+    out["predict_best_words_per_s"] = max(row["words_per_s"] for row in predict.values())
+    return out
+
+
+def predict_runs(model, texts: list[str], words: int, batch_sizes, *, label: str) -> dict[int, dict]:
+    """Seconds and words/s of SpanMarker's own ``predict`` at each batch size: one timed run
+    after a warm-up on the first four texts."""
+    out = {}
+    for batch_size in batch_sizes:
         model.span_marker.predict(texts[:4], batch_size=batch_size)
         t0 = time.perf_counter()
         model.span_marker.predict(texts, batch_size=batch_size)
         seconds = time.perf_counter() - t0
-        out[f"predict_batch_{batch_size}"] = {"seconds": round(seconds, 2), "words_per_s": round(words / seconds, 1)}
-        best = max(best or 0.0, words / seconds)
+        out[batch_size] = {"seconds": round(seconds, 2), "words_per_s": round(words / seconds, 1)}
         print(f"speed {label} predict batch {batch_size}: {words / seconds:.0f} words/s", flush=True)
-    out["predict_best_words_per_s"] = round(best, 1)
     return out
 
 
-def reference_shaped(args, sentences: list[str], long_docs: list[str], work: Path) -> dict:
-    """What a checkpoint shaped like ``tomaarsen/span-marker-mbert-base-multinerd`` costs
-    through nerflow: a random one (``tests.fixtures_models.build_reference_shaped_model``),
-    given a filter trained on the dev sets' PER/ORG/LOC (its operating point on their gold
-    entities: a random model's own entities say nothing), exact, fast and pruned."""
-    from ner_core import EngineConfig, NerEngine, clear_model_cache, load_model
+def reference_model_with_filter(work: Path, filter_sentences: int, *, device: str = "cpu") -> tuple[NerModel, dict]:
+    """A random checkpoint shaped like ``tomaarsen/span-marker-mbert-base-multinerd``
+    (``tests.fixtures_models.build_reference_shaped_model``) in ``work``, given a filter
+    trained on the first ``filter_sentences`` of each dev set's PER/ORG/LOC, its operating
+    point on their gold entities (a random model's own entities say nothing; only its speed
+    counts). Returns the model loaded with its filter on ``device``, and the filter's facts."""
+    from ner_core import clear_model_cache, load_model
     from ner_core.filter_training import encode_sources, train_span_filter
     from ner_core.span_filter import save_span_filter
     from tests.fixtures_models import build_reference_shaped_model
 
     model_dir = build_reference_shaped_model(work / "reference")
-    model = load_model(model_dir, device="cpu")
+    model = load_model(model_dir, device=device)
     t0 = time.perf_counter()
-    dev = labelled_sets("dev", args.reference_filter_sentences)
-    data = encode_sources(model, dev, label_map=PER_ORG_LOC)
+    data = encode_sources(model, labelled_sets("dev", filter_sentences), label_map=PER_ORG_LOC)
     span_filter = train_span_filter(model, data, data)
     save_span_filter(model_dir, span_filter)
-    seconds_filter = time.perf_counter() - t0
+    facts = {
+        **vars(span_filter.operating_point),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "trained_on": f"first {filter_sentences} sentences of each dev set, gold PER/ORG/LOC",
+    }
+    clear_model_cache()
+    return load_model(model_dir, device=device), facts  # again, now with its filter
+
+
+def with_budget_mode(spans_per_word: float) -> tuple[str, dict]:
+    """:data:`MODES` and a pruned mode at ``spans_per_word`` (its name, and all the modes)."""
+    budget = f"budget={spans_per_word:g}"
+    return budget, {**MODES, budget: {"span_filter": budget, "precision": "exact"}}
+
+
+def reference_shaped(args, sentences: list[str], long_docs: list[str], work: Path) -> dict:
+    """What a checkpoint shaped like the reference model costs through nerflow
+    (:func:`reference_model_with_filter`): exact, fast and pruned, one run each."""
+    from ner_core import EngineConfig, NerEngine
+
+    model, filter_facts = reference_model_with_filter(work, args.reference_filter_sentences)
     out: dict = {
         "shape": "BertModel, hidden 768, 12 layers, 12 heads, intermediate 3072, e5 tokenizer (250k pieces), "
         "15 MultiNERD labels, model_max_length 256, entity_max_length 8, marker_max_length 128",
-        "filter": {
-            **vars(span_filter.operating_point),
-            "seconds": round(seconds_filter, 1),
-            "trained_on": f"first {args.reference_filter_sentences} sentences of each dev set, gold PER/ORG/LOC",
-        },
+        "filter": filter_facts,
     }
-    clear_model_cache()
-    model = load_model(model_dir, device="cpu")  # again, now with its filter
-    budget = f"budget={args.reference_budget:g}"
-    modes = {**MODES, budget: {"span_filter": budget, "precision": "exact"}}
+    budget, modes = with_budget_mode(args.reference_budget)
     for label, texts in (("sentences", sentences), ("long_documents", long_docs)):
         row: dict = {"texts": len(texts)}
         for mode, settings in modes.items():
             engine = NerEngine(model, EngineConfig(**settings, **AS_PREDICT))
-            list(engine.predict(texts[:2]))
-            engine.stats.__init__()
-            t0 = time.perf_counter()
-            list(engine.predict(texts))
-            seconds = time.perf_counter() - t0
+            (seconds,) = timed_runs(engine, texts, 1, warm_up=2)
             row["words"] = engine.stats.words
             row[mode] = {
                 "words_per_s": round(engine.stats.words / seconds, 1),
@@ -369,7 +386,8 @@ def measure(args, phases: tuple[str, ...] = PHASES) -> dict:
     # nothing held out to measure: its recall is the operating point's own choice.
     result["dev_sets_left_out"] = sorted(name for name, records in every_dev_set.items() if not records)
     dev_sets = {name: records for name, records in every_dev_set.items() if records}
-    long_docs = [r for records in labelled_sets("docs", args.docs).values() for r in records]
+    needs_docs = {"accuracy", "speed"} & set(phases)
+    long_docs = [r for records in labelled_sets("docs", args.docs).values() for r in records] if needs_docs else []
     if "recall" in phases:
         result["recall"] = filter_recall(model, dev_sets, tuple(args.thresholds))
         print(f"recall done in {time.perf_counter() - t0:.0f} s", flush=True)

@@ -214,19 +214,6 @@ def engine_speed(model, texts: list[str], *, batch_tokens: int, repeats: int, mo
     return out
 
 
-def predict_speed(model, texts: list[str], words: int, batch_sizes: list[int]) -> dict:
-    """Words/s of SpanMarker's own ``predict`` at each batch size (one timed run after a warm-up)."""
-    out = {}
-    for batch_size in batch_sizes:
-        model.span_marker.predict(texts[:8], batch_size=batch_size)
-        t0 = time.perf_counter()
-        model.span_marker.predict(texts, batch_size=batch_size)
-        seconds = time.perf_counter() - t0
-        out[str(batch_size)] = round(words / seconds, 1)
-        print(f"  predict batch {batch_size}: {words / seconds:.0f} words/s", flush=True)
-    return out
-
-
 def checkpoint_speed(model, workloads: dict[str, list[str]], args, modes: dict, *, with_predict: bool) -> dict:
     """Every workload at every batch budget of ``args``, and predict's words/s beside them."""
     out: dict = {}
@@ -240,7 +227,8 @@ def checkpoint_speed(model, workloads: dict[str, list[str]], args, modes: dict, 
             )
         row["words"] = next(iter(row["by_batch_tokens"].values()))["words"]
         if with_predict:
-            row["predict"] = predict_speed(model, texts, row["words"], args.predict_batch_sizes)
+            predict = span_filter.predict_runs(model, texts, row["words"], args.predict_batch_sizes, label=name)
+            row["predict"] = {str(batch_size): run for batch_size, run in predict.items()}
         out[name] = row
     return out
 
@@ -248,10 +236,7 @@ def checkpoint_speed(model, workloads: dict[str, list[str]], args, modes: dict, 
 def measure(args) -> dict:
     import torch
 
-    from ner_core import clear_model_cache, load_model
-    from ner_core.filter_training import encode_sources, train_span_filter
-    from ner_core.span_filter import save_span_filter
-    from tests.fixtures_models import build_reference_shaped_model
+    from ner_core import load_model
 
     t0 = time.perf_counter()
     if args.device == "cpu":
@@ -275,20 +260,13 @@ def measure(args) -> dict:
     }
     if not args.skip_reference:
         with tempfile.TemporaryDirectory() as work:
-            model_dir = build_reference_shaped_model(Path(work) / "reference")
-            model = load_model(model_dir, device=args.device)
-            dev = labelled_sets("dev", args.reference_filter_sentences)
-            # Its operating point on the gold entities it was trained on: a random model's own
-            # entities say nothing, and only the speed counts here.
-            data = encode_sources(model, dev, label_map=span_filter.PER_ORG_LOC)
-            save_span_filter(model_dir, train_span_filter(model, data, data))
-            clear_model_cache()
-            model = load_model(model_dir, device=args.device)
+            model, filter_facts = span_filter.reference_model_with_filter(
+                Path(work), args.reference_filter_sentences, device=args.device
+            )
             print("reference-shaped checkpoint", flush=True)
-            budget = f"budget={args.reference_budget:g}"
-            modes = {**span_filter.MODES, budget: {"span_filter": budget, "precision": "exact"}}
+            budget, modes = span_filter.with_budget_mode(args.reference_budget)
             result["reference_shaped"] = {
-                "filter": vars(model.span_filter.operating_point),
+                "filter": filter_facts,
                 "budget_mode": budget,
                 **checkpoint_speed(model, workloads, args, modes, with_predict=False),
             }
@@ -337,7 +315,7 @@ def render(r: dict) -> str:
                 lines += [
                     "",
                     "SpanMarker's `predict`: "
-                    + ", ".join(f"batch {b}: {w:,.0f}" for b, w in row["predict"].items())
+                    + ", ".join(f"batch {b}: {run['words_per_s']:,.0f}" for b, run in row["predict"].items())
                     + " words/s.",
                 ]
     lines += ["", END]
