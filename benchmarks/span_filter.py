@@ -20,7 +20,10 @@ Writes benchmarks/results/span_filter.json and the "Span filter" section of
 docs/performance.md (``--report-only`` re-renders the section from the JSON; ``--only``
 measures the phases named into the existing JSON, each marked with its own command and CPU).
 ``--recall-only --model M --out FILE [--thresholds T ...]`` measures step 1 alone for a
-candidate filter, into FILE, with more thresholds on its curve.
+candidate filter, into FILE, with more thresholds on its curve. Every run of step 3 also keeps
+it as the latest speed of its kind of CPU (AMX, AVX-512-BF16 or neither:
+benchmarks/results/span_filter_speed/) and re-renders the section that sets those side by side;
+``--cpu-speed`` runs step 3 alone for that, leaving span_filter.json as it is.
 """
 
 from __future__ import annotations
@@ -50,6 +53,15 @@ offline_environment()
 RESULTS = ROOT / "benchmarks" / "results"
 REPORT = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- span-filter:begin -->", "<!-- span-filter:end -->"
+# The speed phase's latest run on each kind of CPU (cpu_kind), one file per kind.
+CPU_SPEEDS = RESULTS / "span_filter_speed"
+CPU_BEGIN, CPU_END = "<!-- span-filter-cpus:begin -->", "<!-- span-filter-cpus:end -->"
+# The kinds of CPU whose speeds differ most: what each multiplies bfloat16 with, if anything.
+CPU_KINDS = {
+    "amx_bf16": "AMX tiles (bf16)",
+    "avx512_bf16": "AVX-512-BF16, no AMX",
+    "no_bf16": "neither AMX nor AVX-512-BF16",
+}
 # Engine settings of each compared mode.
 MODES = {
     "exact": {"span_filter": "off", "precision": "exact"},
@@ -67,6 +79,15 @@ def cpu_facts() -> dict:
     from ner_core.inference import cpu_fast_kind
 
     return {**_common.cpu_facts(), "fast_kind": cpu_fast_kind()}
+
+
+def cpu_kind(cpu: dict) -> str:
+    """Which of :data:`CPU_KINDS` a CPU (:func:`cpu_facts`) is: the engine's fast mode is bf16
+    on the first two and int8 on the third (``ner_core.inference.cpu_fast_kind``), and the two
+    bf16 kinds multiply at very different speeds."""
+    if cpu.get("amx_bf16"):
+        return "amx_bf16"
+    return "avx512_bf16" if cpu.get("avx512_bf16") else "no_bf16"
 
 
 def speed_sentences(limit: int) -> list[str]:
@@ -434,6 +455,69 @@ def remeasure(args, path: Path) -> dict:
     return result
 
 
+def speed_record(result: dict) -> dict:
+    """The speed phase of a result with what it was measured with: its own command, date and
+    CPU where ``--only`` measured it again, the result's otherwise."""
+    about = result.get("remeasured", {}).get("speed", result)
+    return {
+        **{key: about[key] for key in ("command", "date", "cpu", "model_id")},
+        "operating_point": result["operating_point"],
+        "speed": result["speed"],
+    }
+
+
+def record_cpu_speed(record: dict, folder: Path | None = None) -> Path:
+    """Keep ``record`` (:func:`speed_record`) as the latest speed of its kind of CPU."""
+    folder = folder or CPU_SPEEDS
+    path = folder / f"{cpu_kind(record['cpu'])}.json"
+    _write(record, path)
+    return path
+
+
+def cpu_speeds(folder: Path | None = None) -> list[dict]:
+    """The recorded speed of each kind of CPU, in the order of :data:`CPU_KINDS`."""
+    folder = folder or CPU_SPEEDS
+    records = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    return sorted(records, key=lambda r: list(CPU_KINDS).index(cpu_kind(r["cpu"])))
+
+
+def render_cpu_speeds(records: list[dict]) -> str:
+    """The speed phase side by side on every kind of CPU it has run on."""
+    lines = [
+        CPU_BEGIN,
+        "### Span filter: speed on each kind of CPU",
+        "",
+        "The speed phase above (the same texts, words/s, text read as `predict` reads it), as last measured on "
+        "each kind of CPU, kept in `benchmarks/results/span_filter_speed/KIND.json`: every run of the phase "
+        "writes its kind's file, and `--cpu-speed` runs the phase alone for that. The kind decides what fast "
+        "mode is: bf16 with AMX or AVX-512-BF16, int8 without either. Compare speeds only within one CPU's rows: "
+        "the machines differ in more than their instructions, and a row's model is the default one of its date. "
+        "On long documents `predict` reads each one's first window only (above), so its ratio there is no "
+        "comparison.",
+        "",
+        "| CPU | date | model (filter threshold) | workload | predict (best batch) | exact | fast | pruned | "
+        "pruned+fast | pruned / exact | pruned+fast / predict |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        cpu = r["cpu"]
+        about = (
+            f"{cpu['model_name']}, {cpu['cores']} cores: {CPU_KINDS[cpu_kind(cpu)]}; fast mode {cpu['fast_kind']} | "
+            f"{r['date']} | `{r['model_id']}` ({r['operating_point']['threshold']:.3g})"
+        )
+        for name, s in r["speed"].items():
+            lines.append(
+                f"| {about} | {name.replace('_', ' ')} | {s['predict_best_words_per_s']:.0f} | "
+                f"{s['exact']['words_per_s']:.0f} | {s['fast']['words_per_s']:.0f} | {s['pruned']['words_per_s']:.0f} | "
+                f"{s['pruned+fast']['words_per_s']:.0f} | {s['pruned']['words_per_s'] / s['exact']['words_per_s']:.2f}× | "
+                f"{s['pruned+fast']['words_per_s'] / s['predict_best_words_per_s']:.2f}× |"
+            )
+    lines += ["", "Each row's command:", ""]
+    lines += [f"- {r['cpu']['model_name']} ({CPU_KINDS[cpu_kind(r['cpu'])]}): `{r['command']}`" for r in records]
+    lines += ["", CPU_END]
+    return "\n".join(lines) + "\n"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -654,25 +738,39 @@ def main(argv: list[str] | None = None) -> int:
         help="measure the filter's recall alone into --out (another file), leaving the report as it is",
     )
     parser.add_argument("--thresholds", type=float, nargs="*", default=[], help="more thresholds for the recall curve")
+    parser.add_argument(
+        "--cpu-speed",
+        action="store_true",
+        help="measure the speed phase alone as this kind of CPU's (the JSON of every phase is left as it is)",
+    )
     args = parser.parse_args(argv)
     if args.only and (args.recall_only or args.report_only or args.skip_flow or args.skip_reference):
         parser.error("--only names the phases to measure: it takes no --recall-only, --report-only or --skip-*")
+    if args.cpu_speed and (args.only or args.recall_only or args.report_only):
+        parser.error("--cpu-speed measures the speed phase alone: it takes no --only, --recall-only or --report-only")
+    if args.cpu_speed:
+        record_cpu_speed(speed_record(measure(args, ("speed",))))
+        replace_section(REPORT, CPU_BEGIN, CPU_END, render_cpu_speeds(cpu_speeds()))
+        return 0
     if args.recall_only:
         if args.out == RESULTS / "span_filter.json":
             parser.error("--recall-only writes a result of its own: give --out another file")
         _write(measure(args, ("recall",)), args.out)
         return 0
     if args.report_only:
-        result = json.loads(args.out.read_text())
+        result, measured = json.loads(args.out.read_text()), ()
     elif args.only:
-        result = remeasure(args, args.out)
+        result, measured = remeasure(args, args.out), tuple(args.only)
         _write(result, args.out)
     else:
         skipped = {"flow": args.skip_flow, "reference": args.skip_reference}
-        phases = tuple(p for p in PHASES if not skipped.get(p, False))
-        result = measure(args, phases)
+        measured = tuple(p for p in PHASES if not skipped.get(p, False))
+        result = measure(args, measured)
         _write(result, args.out)
     replace_section(REPORT, BEGIN, END, render(result))
+    if "speed" in measured:
+        record_cpu_speed(speed_record(result))
+    replace_section(REPORT, CPU_BEGIN, CPU_END, render_cpu_speeds(cpu_speeds()))
     return 0
 
 

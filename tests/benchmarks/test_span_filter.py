@@ -92,3 +92,91 @@ def test_only_refuses_the_options_that_would_be_ignored(bench, capsys):
         with pytest.raises(SystemExit):
             bench.main(["--only", "flow", other])
         assert "--only names the phases" in capsys.readouterr().err
+
+
+def test_each_kind_of_cpu_is_told_apart_by_what_it_multiplies_bf16_with(bench):
+    assert bench.cpu_kind({"amx_bf16": True, "avx512_bf16": True}) == "amx_bf16"
+    assert bench.cpu_kind({"amx_bf16": False, "avx512_bf16": True}) == "avx512_bf16"
+    assert bench.cpu_kind({"amx_bf16": False, "avx512_bf16": False}) == "no_bf16"
+    assert bench.cpu_kind({}) == "no_bf16"  # a record from before the flags were kept
+
+
+def _shipped_result(bench) -> dict:
+    return json.loads((bench.RESULTS / "span_filter.json").read_text())
+
+
+def test_the_speed_of_a_phase_measured_again_carries_that_run_s_cpu(bench):
+    result = _shipped_result(bench)
+    result.pop("remeasured", None)
+    assert bench.speed_record(result)["command"] == result["command"]
+    other_cpu = {**result["cpu"], "model_name": "AMD EPYC", "amx_bf16": False}
+    result["remeasured"] = {
+        "speed": {
+            "command": "python x --only speed",
+            "date": "2030-01-01",
+            "cpu": other_cpu,
+            "model_id": result["model_id"],
+            "seconds": 1.0,
+        }
+    }
+
+    record = bench.speed_record(result)
+
+    assert record["command"] == "python x --only speed" and record["cpu"] == other_cpu
+    assert record["speed"] == result["speed"]
+    assert record["operating_point"] == result["operating_point"]
+
+
+def test_each_kind_of_cpu_keeps_its_latest_speed_and_the_report_sets_them_side_by_side(bench, tmp_path):
+    result = _shipped_result(bench)
+    result.pop("remeasured", None)
+    amx = bench.speed_record(result)
+    amx["cpu"] = {**amx["cpu"], "amx_bf16": True}
+    older = {
+        **amx,
+        "date": "2020-01-01",
+        "cpu": {**amx["cpu"], "model_name": "AMD EPYC", "amx_bf16": False, "avx512_bf16": False, "fast_kind": "int8"},
+    }
+    newer = {**older, "date": "2030-01-01"}
+
+    bench.record_cpu_speed(older, tmp_path)
+    bench.record_cpu_speed(amx, tmp_path)
+    bench.record_cpu_speed(newer, tmp_path)  # the same kind again: it replaces the older run
+
+    records = bench.cpu_speeds(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["amx_bf16.json", "no_bf16.json"]
+    assert [r["date"] for r in records] == [amx["date"], "2030-01-01"]  # AMX first
+    report = bench.render_cpu_speeds(records)
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "×" in line]
+    assert len(rows) == 2 * len(result["speed"])
+    sentences = result["speed"]["sentences"]
+    ratio = sentences["pruned+fast"]["words_per_s"] / sentences["predict_best_words_per_s"]
+    assert f"| sentences | {sentences['predict_best_words_per_s']:.0f} |" in rows[0]
+    assert rows[0].endswith(f" {ratio:.2f}× |")
+    assert "neither AMX nor AVX-512-BF16; fast mode int8 | 2030-01-01" in rows[-1]
+
+
+def test_cpu_speed_measures_the_speed_phase_alone_and_leaves_the_results_file(bench, tmp_path, monkeypatch):
+    result = _shipped_result(bench)
+    out = tmp_path / "span_filter.json"
+    out.write_text("untouched")
+    report = tmp_path / "performance.md"
+    report.write_text("# Performance\n")
+    phases_measured = []
+
+    def measure(args, phases):
+        phases_measured.append(phases)
+        return {key: result[key] for key in ("command", "date", "cpu", "model_id", "operating_point", "speed")}
+
+    monkeypatch.setattr(bench, "measure", measure)
+    monkeypatch.setattr(bench, "CPU_SPEEDS", tmp_path / "speeds")
+    monkeypatch.setattr(bench, "REPORT", report)
+
+    assert bench.main(["--cpu-speed", "--out", str(out)]) == 0
+
+    assert phases_measured == [("speed",)]
+    assert out.read_text() == "untouched"
+    assert [p.name for p in (tmp_path / "speeds").iterdir()] == [f"{bench.cpu_kind(result['cpu'])}.json"]
+    assert "### Span filter: speed on each kind of CPU" in report.read_text()
+    with pytest.raises(SystemExit):
+        bench.main(["--cpu-speed", "--only", "speed"])
