@@ -20,8 +20,8 @@ Writes benchmarks/results/span_filter.json and the "Span filter" section of
 docs/performance.md (``--report-only`` re-renders the section from the JSON; ``--only``
 measures the phases named into the existing JSON, each marked with its own command and CPU).
 ``--recall-only --model M --out FILE [--thresholds T ...]`` measures step 1 alone for a
-candidate filter, into FILE, with more thresholds on its curve. Every run of step 3 also keeps
-it as the latest speed of its kind of CPU (AMX, AVX-512-BF16 or neither:
+candidate filter, into FILE, with more thresholds on its curve. Every run of step 3 into the
+shipped results file also keeps it as the latest speed of its kind of CPU (AMX, AVX-512-BF16 or neither:
 benchmarks/results/span_filter_speed/) and re-renders the section that sets those side by side;
 ``--cpu-speed`` runs step 3 alone for that, leaving span_filter.json as it is.
 """
@@ -768,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(args, measured)
         _write(result, args.out)
     replace_section(REPORT, BEGIN, END, render(result))
-    if "speed" in measured:
+    if "speed" in measured and args.out == RESULTS / "span_filter.json":  # not a candidate's run of its own
         record_cpu_speed(speed_record(result))
     replace_section(REPORT, CPU_BEGIN, CPU_END, render_cpu_speeds(cpu_speeds()))
     return 0

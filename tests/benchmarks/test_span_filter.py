@@ -180,3 +180,15 @@ def test_cpu_speed_measures_the_speed_phase_alone_and_leaves_the_results_file(be
     assert "### Span filter: speed on each kind of CPU" in report.read_text()
     with pytest.raises(SystemExit):
         bench.main(["--cpu-speed", "--only", "speed"])
+
+
+def test_a_run_into_another_results_file_does_not_replace_the_cpu_s_speed(bench, tmp_path, monkeypatch):
+    result = _shipped_result(bench)
+    monkeypatch.setattr(bench, "measure", lambda args, phases: result)
+    monkeypatch.setattr(bench, "CPU_SPEEDS", tmp_path / "speeds")
+    monkeypatch.setattr(bench, "REPORT", tmp_path / "performance.md")
+
+    assert bench.main(["--out", str(tmp_path / "candidate.json")]) == 0
+
+    assert json.loads((tmp_path / "candidate.json").read_text())["speed"] == result["speed"]
+    assert not (tmp_path / "speeds").exists()
