@@ -506,16 +506,21 @@ def render_cpu_speeds(records: list[dict]) -> str:
             f"{r['date']} | `{r['model_id']}` ({r['operating_point']['threshold']:.3g})"
         )
         for name, s in r["speed"].items():
-            lines.append(
-                f"| {about} | {name.replace('_', ' ')} | {s['predict_best_words_per_s']:.0f} | "
-                f"{s['exact']['words_per_s']:.0f} | {s['fast']['words_per_s']:.0f} | {s['pruned']['words_per_s']:.0f} | "
-                f"{s['pruned+fast']['words_per_s']:.0f} | {s['pruned']['words_per_s'] / s['exact']['words_per_s']:.2f}× | "
-                f"{s['pruned+fast']['words_per_s'] / s['predict_best_words_per_s']:.2f}× |"
-            )
+            lines.append(f"| {about} | {name.replace('_', ' ')} | {_speed_cells(s)} |")
     lines += ["", "Each row's command:", ""]
     lines += [f"- {r['cpu']['model_name']} ({CPU_KINDS[cpu_kind(r['cpu'])]}): `{r['command']}`" for r in records]
     lines += ["", CPU_END]
     return "\n".join(lines) + "\n"
+
+
+def _speed_cells(s: dict) -> str:
+    """One workload of the speed phase as table cells: predict's best words/s, each engine
+    mode's, pruned against exact and pruned+fast against predict."""
+    modes = ("exact", "fast", "pruned", "pruned+fast")  # the tables' columns, in their order
+    words_per_s = [s["predict_best_words_per_s"], *(s[mode]["words_per_s"] for mode in modes)]
+    pruned_vs_exact = s["pruned"]["words_per_s"] / s["exact"]["words_per_s"]
+    pruned_fast_vs_predict = s["pruned+fast"]["words_per_s"] / s["predict_best_words_per_s"]
+    return " | ".join([*(f"{w:.0f}" for w in words_per_s), f"{pruned_vs_exact:.2f}×", f"{pruned_fast_vs_predict:.2f}×"])
 
 
 def _pct(x: float) -> str:
@@ -636,10 +641,8 @@ def render(r: dict) -> str:
     ]
     for name, s in r["speed"].items():
         lines.append(
-            f"| {name.replace('_', ' ')} ({s['texts']} texts, {s['words']:,} words) | {s['predict_best_words_per_s']:.0f} | "
-            f"{s['exact']['words_per_s']:.0f} | {s['fast']['words_per_s']:.0f} | {s['pruned']['words_per_s']:.0f} | "
-            f"{s['pruned+fast']['words_per_s']:.0f} | {s['pruned']['words_per_s'] / s['exact']['words_per_s']:.2f}× | "
-            f"{s['pruned+fast']['words_per_s'] / s['predict_best_words_per_s']:.2f}× | {_pct(s['pruned']['share_scored'])} |"
+            f"| {name.replace('_', ' ')} ({s['texts']} texts, {s['words']:,} words) | {_speed_cells(s)} | "
+            f"{_pct(s['pruned']['share_scored'])} |"
         )
     lines += [
         "",
@@ -750,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cpu-speed measures the speed phase alone: it takes no --only, --recall-only or --report-only")
     if args.cpu_speed:
         record_cpu_speed(speed_record(measure(args, ("speed",))))
-        replace_section(REPORT, CPU_BEGIN, CPU_END, render_cpu_speeds(cpu_speeds()))
+        _report_cpu_speeds()
         return 0
     if args.recall_only:
         if args.out == RESULTS / "span_filter.json":
@@ -770,8 +773,12 @@ def main(argv: list[str] | None = None) -> int:
     replace_section(REPORT, BEGIN, END, render(result))
     if "speed" in measured and args.out == RESULTS / "span_filter.json":  # not a candidate's run of its own
         record_cpu_speed(speed_record(result))
-    replace_section(REPORT, CPU_BEGIN, CPU_END, render_cpu_speeds(cpu_speeds()))
+    _report_cpu_speeds()
     return 0
+
+
+def _report_cpu_speeds() -> None:
+    replace_section(REPORT, CPU_BEGIN, CPU_END, render_cpu_speeds(cpu_speeds()))
 
 
 def _write(result: dict, path: Path) -> None:

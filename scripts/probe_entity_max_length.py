@@ -33,7 +33,8 @@ offline_environment()
 
 from flows.evaluate import dropping  # noqa: E402
 from ner_core import load_model  # noqa: E402
-from ner_core.engine import Doc, EngineConfig, NerEngine  # noqa: E402
+from ner_core.engine import EngineConfig, NerEngine  # noqa: E402
+from ner_core.evaluation import predict_spans  # noqa: E402
 from ner_core.labelled import LabelledText, read_labelled  # noqa: E402
 from ner_core.metrics import score_spans  # noqa: E402
 
@@ -93,8 +94,7 @@ def _run(model, span_filter: str, data: dict[str, list[LabelledText]], ignored: 
     per_set, gold_all, predicted_all = {}, [], []
     t0 = time.perf_counter()
     for name, records in data.items():
-        results = engine.predict(Doc(doc_id=str(i), text=r.text) for i, r in enumerate(records))
-        predicted = [[(e.start, e.end, e.label) for e in res.entities] for res in results]
+        predicted = predict_spans(engine, records)
         gold = [list(r.entities) for r in records]
         per_set[name] = _prf(score_spans(gold, predicted, label_map=ignored, gold_label_map=ignored).micro)
         gold_all += gold

@@ -17,6 +17,7 @@ Prints, per head and budget, gold recall overall, on the lowest set, and per set
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 from pathlib import Path
@@ -58,8 +59,8 @@ def encoded(model, files: list[Path], choose) -> EncodedWindows:
 def joined(*parts: EncodedWindows) -> EncodedWindows:
     out = EncodedWindows()
     for part in parts:
-        for name in ("states", "start_pos", "end_pos", "positive", "words", "source"):
-            getattr(out, name).extend(getattr(part, name))
+        for f in dataclasses.fields(out):
+            getattr(out, f.name).extend(getattr(part, f.name))
     return out
 
 
