@@ -2,7 +2,8 @@
 
 A reference is a local directory, an fsspec URI (``s3://bucket/models/x``: downloaded once
 into the local cache, keyed by the objects' ETags), or a Hugging Face hub id, which is only
-contacted because the caller named it. Weights load from safetensors only unless the caller
+contacted because the caller named it. A directory (local or remote) that holds a nerflow
+adapter artifact instead of a checkpoint is merged into its full checkpoint once, in the cache. Weights load from safetensors only unless the caller
 opts into pickle, and ``trust_remote_code`` is never set: a checkpoint is data, not code.
 """
 
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from transformers import PreTrainedTokenizerFast
 
+from ner_core.adapters import ADAPTER_CONFIG
 from ner_core.cjk_words import cjk_words_of
-from ner_core.default_model import default_model_dir
+from ner_core.default_model import default_model_dir, materialised_dir
 from ner_core.errors import (
     ModelConfigError,
     ModelDownloadError,
@@ -122,7 +124,8 @@ def load_model(
     Args:
         ref: ``"default"`` (the model shipped with nerflow, built offline on first use),
             a local directory, an fsspec URI (``s3://…``, ``memory://…``) or a hub id
-            (``org/name``).
+            (``org/name``). The directory may hold an adapter artifact (what ``nerflow
+            train`` writes to ``<output_dir>/adapter/``) rather than a checkpoint.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, or ``None``/``"auto"``.
         allow_pickle: Accept a checkpoint whose only weights are pickle files. Unpickling
             runs arbitrary code, so this is off unless the caller trusts the source.
@@ -153,6 +156,14 @@ def load_model(
 def _resolve_local_path(ref: str, storage_options: dict[str, Any] | None) -> Path:
     if ref == "default":
         return default_model_dir()
+    path = _located(ref, storage_options)
+    if (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").exists():
+        # An adapter is the small artifact a run keeps; candidates are scored from it directly.
+        return materialised_dir(path)
+    return path
+
+
+def _located(ref: str, storage_options: dict[str, Any] | None) -> Path:
     if "://" in ref and not ref.startswith("file://"):
         return _fetch_remote(ref, storage_options or {})
     local = Path(ref.removeprefix("file://")).expanduser()

@@ -88,6 +88,45 @@ def test_fsspec_uri_is_downloaded_once_into_the_cache(tiny_wordpiece_model_dir, 
         fs.rm("/models", recursive=True)
 
 
+def test_an_adapter_directory_loads_as_its_merged_checkpoint(tmp_path, tiny_wordpiece_encoder_dir):
+    import torch
+    from safetensors.torch import load_file
+
+    from ner_core.adapters import add_lora, materialise_adapter, new_span_marker, save_adapter
+
+    trained = new_span_marker(
+        str(tiny_wordpiece_encoder_dir), ["PER", "LOC"], model_max_length=32, entity_max_length=3, marker_max_length=16
+    )
+    add_lora(trained, rank=2, alpha=4.0)
+    updates = [param for name, param in trained.named_parameters() if name.endswith("lora_B")]
+    assert updates
+    with torch.no_grad():  # a LoRA update that changes the merged weights
+        for param in updates:
+            param.normal_()
+    adapter = save_adapter(trained, tmp_path / "run" / "adapter", encoder=str(tiny_wordpiece_encoder_dir))
+    merged = materialise_adapter(adapter, tmp_path / "merged")
+
+    model = load_model(adapter, device="cpu")
+    assert model.path.is_relative_to(tmp_path / "cache")
+    got, expected = (load_file(str(path / "model.safetensors")) for path in (model.path, merged))
+    assert got.keys() == expected.keys()
+    # The embedding matrix is padded with rows no token uses, random in each build.
+    used = len(model.tokenizer)
+    for key, tensor in expected.items():
+        rows = slice(None, used) if "word_embeddings" in key else slice(None)
+        torch.testing.assert_close(got[key][rows], tensor[rows], msg=key)
+    assert model.entity_max_length == 3 and set(model.entity_labels) == {"PER", "LOC"}
+    built = model.path.stat().st_mtime_ns
+    clear_model_cache()
+    assert load_model(str(adapter)).path == model.path
+    assert model.path.stat().st_mtime_ns == built  # built once, then read from the cache
+
+    (adapter / "adapter_config.json").write_text('{"format": "something-else"}')
+    clear_model_cache()
+    with pytest.raises(ModelConfigError, match="not a nerflow adapter"):
+        load_model(tmp_path / "run" / "adapter")
+
+
 def test_errors_pickle_with_their_fields():
     err = UnsafeCheckpointError("only pickle", ref="s3://b/m")
     back = pickle.loads(pickle.dumps(err))
