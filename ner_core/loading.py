@@ -3,8 +3,9 @@
 A reference is a local directory, an fsspec URI (``s3://bucket/models/x``: downloaded once
 into the local cache, keyed by the objects' ETags), or a Hugging Face hub id, which is only
 contacted because the caller named it. A directory (local or remote) that holds a nerflow
-adapter artifact instead of a checkpoint is merged into its full checkpoint once, in the cache. Weights load from safetensors only unless the caller
-opts into pickle, and ``trust_remote_code`` is never set: a checkpoint is data, not code.
+adapter artifact instead of a checkpoint is merged into its full checkpoint once, in the
+cache. Weights load from safetensors only unless the caller opts into pickle, and
+``trust_remote_code`` is never set: a checkpoint is data, not code.
 """
 
 from __future__ import annotations
