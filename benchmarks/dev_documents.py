@@ -8,7 +8,9 @@ exact mode (span filter off), the documents windowed with ``--window-tokens`` an
 ``--overlap-tokens`` (the model's defaults without them), the sentences one by one; strict
 PER/ORG/LOC (MISC left out on both sides). Sentences joined in file order are not a real
 document where a set's sentences were shuffled, but the windowing sees what it sees in
-documents: several sentences per window, windows cut between them, overlaps merged.
+documents: several sentences per window, windows cut between them, overlaps merged. Each set's
+difference comes with a 95% bootstrap interval over its documents, and the per-document counts
+are kept for ``benchmarks/document_gap.py`` (two models on the same documents).
 
 Run:  python benchmarks/dev_documents.py [--model default] [--sets uner_zh_gsd,uner_zh_gsdsimp]
           [--sentences 300] [--per-doc 60] [--window-tokens N --overlap-tokens N] --out JSON
@@ -22,7 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from _common import NER_DATA, cpu_description, offline_environment
+from _common import NER_DATA, cpu_description, offline_environment, sibling
+
+document_gap = sibling("document_gap")
 
 IGNORE = {"MISC": None}
 
@@ -82,22 +86,34 @@ def main() -> None:
         sentences = list(read_labelled(str(NER_DATA / "dev" / f"{name}.jsonl.gz"), limit=args.sentences))
         docs = pseudo_documents(sentences, args.per_doc, name)
         row: dict = {"n_documents": len(docs), "n_sentences": len(sentences)}
+        per_text = {}
         for kind, records, config in (("documents", docs, doc_config), ("sentences", sentences, sentence_config)):
             report = evaluate_records(
                 model, records, name=name, label_map=IGNORE, gold_label_map=IGNORE, engine_config=config
             )
             micro = report.scores.micro
             row[kind] = micro.as_dict()
+            per_text[kind] = report.per_text
             counts[kind] = PRF(counts[kind].tp + micro.tp, counts[kind].fp + micro.fp, counts[kind].fn + micro.fn)
         row["delta_f1"] = 100 * (row["documents"]["f1"] - row["sentences"]["f1"])
+        ends = [min(i + args.per_doc, len(sentences)) for i in range(0, len(sentences), args.per_doc)]
+        row["per_document"] = document_gap.per_document(
+            [d.id for d in docs], per_text["documents"], per_text["sentences"], ends
+        )
+        row["delta_f1_interval"] = document_gap.gap_interval(row["per_document"])
         result["sets"][name] = row
+        low, high = row["delta_f1_interval"]
         print(
             f"{name}: windowed F1 {100 * row['documents']['f1']:.2f} vs sentences {100 * row['sentences']['f1']:.2f}"
-            f" ({row['delta_f1']:+.2f}; {len(docs)} documents, {len(sentences)} sentences)",
+            f" ({row['delta_f1']:+.2f}, 95% interval {low:+.2f} to {high:+.2f};"
+            f" {len(docs)} documents, {len(sentences)} sentences)",
             flush=True,
         )
     result["pooled"] = {kind: c.as_dict() for kind, c in counts.items()}
     result["pooled"]["delta_f1"] = 100 * (result["pooled"]["documents"]["f1"] - result["pooled"]["sentences"]["f1"])
+    result["pooled"]["delta_f1_interval"] = document_gap.gap_interval(
+        [d for row in result["sets"].values() for d in row["per_document"]]
+    )
     print(f"pooled: {result['pooled']['delta_f1']:+.2f}")
     result["seconds"] = round(time.perf_counter() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

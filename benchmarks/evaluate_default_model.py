@@ -17,6 +17,10 @@ Writes benchmarks/results/default_model_eval.json and its section of docs/model-
 (``--report-only`` re-renders that section from the JSON). An exploratory run (``--sets``,
 ``--doc-langs``, ``--window-tokens``, ``--overlap-tokens``) writes only the JSON named by ``--out``; the card
 shows the standard settings.
+
+Twenty documents are a small sample, so each language's difference comes with a 95% bootstrap
+interval over its documents, and the per-document counts are kept in the JSON for
+``benchmarks/document_gap.py`` (two models on the same documents).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from _common import NER_DATA as DATA
-from _common import ROOT, cpu_description
+from _common import ROOT, cpu_description, sibling
+
+document_gap = sibling("document_gap")
 
 RESULTS = ROOT / "benchmarks" / "results"
 CARD = ROOT / "docs" / "model-card.md"
@@ -152,6 +158,7 @@ def evaluate(
     for lang in (doc_langs or DOC_LANGS) if docs_per_lang else []:
         docs = list(read_labelled(str(DATA / "docs" / f"docs_{lang}.jsonl.gz")))[:docs_per_lang]
         sentences = []
+        ends = []
         for d in docs:
             m = _DOC_ID.match(d.id)
             if m is None:
@@ -160,14 +167,18 @@ def evaluate(
             if len(lines) != int(m["b"]) - int(m["a"]) + 1:
                 raise ValueError(f"{d.id}: {len(lines)} lines, not the sentences {m['a']}-{m['b']}")
             sentences += lines
+            ends.append(len(sentences))
         doc_rep = evaluate_records(
             model, docs, name=f"docs_{lang}", label_map=IGNORE, gold_label_map=IGNORE, engine_config=doc_config
         )
         sen_rep = evaluate_records(model, sentences, name=f"sentences_{lang}", label_map=IGNORE, gold_label_map=IGNORE)
+        counts = document_gap.per_document([d.id for d in docs], doc_rep.per_text, sen_rep.per_text, ends)
         out["docs"][lang] = {
             "documents": _report(doc_rep),
             "sentences": _report(sen_rep),
             "delta_f1": 100 * (doc_rep.scores.micro.f1 - sen_rep.scores.micro.f1),
+            "delta_f1_interval": document_gap.gap_interval(counts),
+            "per_document": counts,
         }
         print(
             f"docs {lang}: windowed F1 {100 * doc_rep.scores.micro.f1:.1f} vs sentences "
@@ -221,15 +232,18 @@ def render_markdown(r: dict) -> str:
             + "".join(f", {k.replace('_', ' ')} {v}" for k, v in (r.get("doc_windows") or {}).items() if v is not None)
             + ":",
             "",
-            "| lang | documents | words | windowed F1 | sentence F1 | difference |",
-            "|---|--:|--:|--:|--:|--:|",
+            "| lang | documents | words | windowed F1 | sentence F1 | difference | 95% interval |",
+            "|---|--:|--:|--:|--:|--:|--:|",
         ]
         for lang, d in r["docs"].items():
             ok = "✔" if d["delta_f1"] >= -1.0 else "✘"
+            interval = d.get("delta_f1_interval")
             lines.append(
                 f"| {lang} | {d['documents']['texts']} | {d['documents']['words']} | "
                 f"{100 * d['documents']['micro']['f1']:.1f} | {100 * d['sentences']['micro']['f1']:.1f} | "
-                f"{d['delta_f1']:+.1f} {ok} |"
+                f"{d['delta_f1']:+.1f} {ok} | "
+                + (f"{interval[0]:+.1f} to {interval[1]:+.1f}" if interval else "–")
+                + " |"
             )
     return "\n".join(lines) + "\n"
 

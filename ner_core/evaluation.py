@@ -19,7 +19,7 @@ from ner_core.documents import Doc
 from ner_core.engine import EngineConfig, NerEngine
 from ner_core.labelled import LabelledText
 from ner_core.loading import NerModel
-from ner_core.metrics import EntityScores, score_spans
+from ner_core.metrics import PRF, EntityScores, score_spans
 
 __all__ = ["DatasetReport", "evaluate_records", "predict_spans"]
 
@@ -34,6 +34,8 @@ class DatasetReport:
     texts: int = 0
     words: int = 0
     seconds: float = 0.0
+    # Micro counts of each text, in input order: what a bootstrap over texts resamples.
+    per_text: list[PRF] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,10 +89,15 @@ def evaluate_records(
         )
         for lang, idx in by_lang.items()
     }
+    per_text = [
+        score_spans([g], [p], label_map=label_map, gold_label_map=gold_label_map).micro
+        for g, p in zip(gold, predicted, strict=True)
+    ]
     return DatasetReport(
         name=name,
         scores=scores,
         per_language=per_language,
+        per_text=per_text,
         texts=len(records),
         words=engine.stats.words,
         seconds=seconds,

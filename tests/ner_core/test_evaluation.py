@@ -83,6 +83,12 @@ def test_engine_evaluation_of_sentences_agrees_with_seqeval(tiny_model):
     pred_tags = [_tags_from_char_spans(r.tokens, p) for r, p in zip(records, predicted)]
     _assert_same_as_seqeval(report.scores, gold_tags, pred_tags)
     assert report.texts == 60 and set(report.per_language) == {"en"}
+    # Each text's counts, in order, add up to the data set's: what a bootstrap resamples.
+    from ner_core.metrics import pooled
+
+    assert len(report.per_text) == 60
+    assert pooled(report.per_text) == report.scores.micro
+    assert [c.tp + c.fn for c in report.per_text] == [len(r.entities) for r in records]
 
 
 def test_a_label_map_ignores_labels_on_both_sides(tiny_model):

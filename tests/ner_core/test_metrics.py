@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from ner_core.metrics import score_spans, spans_from_iob2
+from ner_core.metrics import PRF, bootstrap_interval, pooled, score_spans, spans_from_iob2
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 sentences = st.lists(st.lists(st.sampled_from(TAGS), min_size=1, max_size=12), min_size=1, max_size=8)
@@ -47,3 +47,43 @@ def test_label_maps_ignore_and_rename():
 def test_samples_must_pair_up():
     with pytest.raises(ValueError):
         score_spans([[]], [[], []])
+
+
+def test_pooled_adds_counts():
+    assert pooled([PRF(1, 2, 3), PRF(4, 0, 1)]) == PRF(5, 2, 4)
+    assert pooled([]) == PRF(0, 0, 0)
+
+
+def _texts(seed: int, n: int) -> list[PRF]:
+    import random
+
+    rng = random.Random(seed)
+    return [PRF(rng.randint(5, 40), rng.randint(0, 10), rng.randint(0, 12)) for _ in range(n)]
+
+
+def test_bootstrap_interval_holds_the_figure_and_narrows_with_more_texts():
+    def f1(texts):
+        return lambda idx: 100 * pooled(texts[i] for i in idx).f1
+
+    few, many = _texts(1, 20), _texts(1, 400)
+    low, high = bootstrap_interval(f1(few), len(few))
+    assert low < f1(few)(range(20)) < high
+    low_many, high_many = bootstrap_interval(f1(many), len(many))
+    assert high_many - low_many < (high - low) / 2
+    # Seeded: the same call gives the same interval.
+    assert bootstrap_interval(f1(few), len(few)) == (low, high)
+
+
+def test_a_paired_difference_is_resampled_in_pairs():
+    """Two scorings of the same texts that differ a little on each: their difference's interval
+    is far narrower than either score's, which it would not be if they were drawn apart."""
+    first = _texts(2, 20)
+    second = [PRF(c.tp - (i % 3 == 0), c.fp + (i % 3 == 0), c.fn + (i % 3 == 0)) for i, c in enumerate(first)]
+
+    def f1(texts, idx):
+        return 100 * pooled(texts[i] for i in idx).f1
+
+    low, high = bootstrap_interval(lambda idx: f1(first, idx), 20)
+    d_low, d_high = bootstrap_interval(lambda idx: f1(first, idx) - f1(second, idx), 20)
+    assert 0 < d_low < f1(first, range(20)) - f1(second, range(20)) < d_high
+    assert d_high - d_low < (high - low) / 3
