@@ -46,6 +46,11 @@ def test_the_interval_holds_the_gap_and_compare_pairs_the_documents(document_gap
     assert compared["documents"] == 20
     assert compared["difference"] == pytest.approx(gap)
     assert compared["difference_interval"][1] < 0
+    # worse's documents lose entities that same's find: its windowed F1 is lower.
+    assert compared["windowed_difference"] == pytest.approx(
+        document_gap.windowed_f1(worse, range(20)) - document_gap.windowed_f1(same, range(20))
+    )
+    assert compared["windowed_difference_interval"][1] < 0
 
 
 def test_runs_of_either_script_give_their_documents(document_gap):
