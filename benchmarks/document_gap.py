@@ -12,6 +12,8 @@ interval. This module derives, from those counts:
 
 Run:  python benchmarks/document_gap.py FIRST.json SECOND.json
       (two runs of either script on the same documents: the first's difference minus the second's)
+      python benchmarks/document_gap.py --pooled RUN.json [RUN.json ...]
+      (the difference over every document of the runs together, with its interval)
 """
 
 from __future__ import annotations
@@ -74,6 +76,16 @@ def compare(first: dict[str, list], second: dict[str, list]) -> dict:
     return out
 
 
+def pooled_gap(runs: Iterable[dict]) -> dict:
+    """The difference over every document of ``runs`` together (several languages, say)."""
+    documents = [d for run in runs for group in documents_of(run).values() for d in group]
+    return {
+        "documents": len(documents),
+        "gap": gap(documents, range(len(documents))),
+        "interval": gap_interval(documents),
+    }
+
+
 def documents_of(run: dict) -> dict[str, list]:
     """The per-document counts of a run of either script, by language or set."""
     groups = run.get("docs") or run.get("sets") or {}
@@ -94,10 +106,18 @@ def _counts(prf: PRF) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("first")
-    parser.add_argument("second")
+    parser.add_argument("runs", nargs="+", metavar="RUN.json")
+    parser.add_argument("--pooled", action="store_true", help="every document of the runs together")
     args = parser.parse_args()
-    first, second = (documents_of(json.loads(Path(f).read_text())) for f in (args.first, args.second))
+    runs = [json.loads(Path(f).read_text()) for f in args.runs]
+    if args.pooled:
+        row = pooled_gap(runs)
+        low, high = row["interval"]
+        print(f"{row['documents']} documents: {row['gap']:+.2f} (95% interval {low:+.2f} to {high:+.2f})")
+        return
+    if len(runs) != 2:
+        parser.error("give two runs to compare, or --pooled")
+    first, second = (documents_of(run) for run in runs)
     for name, row in compare(first, second).items():
         low, high = row["difference_interval"]
         w_low, w_high = row["windowed_difference_interval"]

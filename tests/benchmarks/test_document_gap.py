@@ -61,6 +61,16 @@ def test_runs_of_either_script_give_their_documents(document_gap):
     }
 
 
+def test_runs_pool_into_one_gap(document_gap):
+    german = {"docs": {"de": {"per_document": [_document(0, (8, 2, 2), (9, 1, 1))]}}}
+    chinese = {"docs": {"zh": {"per_document": [_document(1, (10, 0, 0), (10, 0, 0))]}}}
+    pooled = document_gap.pooled_gap([german, chinese])
+    assert pooled["documents"] == 2
+    assert pooled["gap"] == pytest.approx(-5.0)
+    low, high = pooled["interval"]
+    assert low <= -5.0 <= high <= 0.0
+
+
 def test_compare_refuses_different_documents(document_gap):
     with pytest.raises(ValueError, match="different documents"):
         document_gap.compare({"de": [_document(0, (1, 0, 0), (1, 0, 0))]}, {"de": [_document(1, (1, 0, 0), (1, 0, 0))]})
