@@ -58,7 +58,7 @@ def main() -> None:
     from ner_core import EngineConfig, load_model
     from ner_core.evaluation import evaluate_records
     from ner_core.labelled import read_labelled
-    from ner_core.metrics import PRF
+    from ner_core.metrics import PRF, pooled
 
     model = load_model(args.model, device="cpu")
     names = (
@@ -91,10 +91,9 @@ def main() -> None:
             report = evaluate_records(
                 model, records, name=name, label_map=IGNORE, gold_label_map=IGNORE, engine_config=config
             )
-            micro = report.scores.micro
-            row[kind] = micro.as_dict()
+            row[kind] = report.scores.micro.as_dict()
             per_text[kind] = report.per_text
-            counts[kind] = PRF(counts[kind].tp + micro.tp, counts[kind].fp + micro.fp, counts[kind].fn + micro.fn)
+            counts[kind] = pooled([counts[kind], report.scores.micro])
         row["delta_f1"] = 100 * (row["documents"]["f1"] - row["sentences"]["f1"])
         ends = [min(i + args.per_doc, len(sentences)) for i in range(0, len(sentences), args.per_doc)]
         row["per_document"] = document_gap.per_document(

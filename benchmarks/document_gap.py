@@ -39,14 +39,12 @@ def per_document(ids: Sequence[str], documents: Sequence[PRF], sentences: Sequen
 def gap(documents: list[dict], idx: Iterable[int]) -> float:
     """The documents' pooled F1 minus their sentences', in points, over documents ``idx``."""
     idx = list(idx)
-    windowed = pooled(PRF(**documents[i]["documents"]) for i in idx)
-    one_by_one = pooled(PRF(**documents[i]["sentences"]) for i in idx)
-    return 100 * (windowed.f1 - one_by_one.f1)
+    return windowed_f1(documents, idx) - _pooled_f1(documents, idx, "sentences")
 
 
 def windowed_f1(documents: list[dict], idx: Iterable[int]) -> float:
     """The documents' pooled F1 through the windowed engine, in points, over documents ``idx``."""
-    return 100 * pooled(PRF(**documents[i]["documents"]) for i in idx).f1
+    return _pooled_f1(documents, idx, "documents")
 
 
 def gap_interval(documents: list[dict]) -> list[float]:
@@ -68,9 +66,9 @@ def compare(first: dict[str, list], second: dict[str, list]) -> dict:
             "documents": len(a),
             "first": gap(a, everything),
             "second": gap(b, everything),
-            "difference": gap(a, everything) - gap(b, everything),
+            "difference": _gap_difference(a, b, everything),
             "difference_interval": list(bootstrap_interval(partial(_gap_difference, a, b), len(a))),
-            "windowed_difference": windowed_f1(a, everything) - windowed_f1(b, everything),
+            "windowed_difference": _windowed_difference(a, b, everything),
             "windowed_difference_interval": list(bootstrap_interval(partial(_windowed_difference, a, b), len(a))),
         }
     return out
@@ -90,6 +88,10 @@ def documents_of(run: dict) -> dict[str, list]:
     """The per-document counts of a run of either script, by language or set."""
     groups = run.get("docs") or run.get("sets") or {}
     return {name: g["per_document"] for name, g in groups.items() if g.get("per_document")}
+
+
+def _pooled_f1(documents: list[dict], idx: Iterable[int], side: str) -> float:
+    return 100 * pooled(PRF(**documents[i][side]) for i in idx).f1
 
 
 def _gap_difference(first: list[dict], second: list[dict], idx: Sequence[int]) -> float:

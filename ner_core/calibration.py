@@ -180,13 +180,12 @@ def best_offset(sweep: Sequence[OffsetScores]) -> OffsetScores:
 
 
 def _pooled(per_set: Mapping[str, EntityScores]) -> EntityScores:
-    from ner_core.metrics import PRF
+    from ner_core.metrics import PRF, pooled
 
     labels = sorted({label for s in per_set.values() for label in s.per_label})
 
     def total(get: str) -> PRF:
-        parts = [s.micro if get == "" else s.per_label.get(get, PRF(0, 0, 0)) for s in per_set.values()]
-        return PRF(sum(p.tp for p in parts), sum(p.fp for p in parts), sum(p.fn for p in parts))
+        return pooled(s.micro if get == "" else s.per_label.get(get, PRF(0, 0, 0)) for s in per_set.values())
 
     return EntityScores(total(""), {label: total(label) for label in labels})
 

@@ -118,8 +118,7 @@ def score_spans(
         for span in gs - ps:
             counts.setdefault(span[2], Counter())["fn"] += 1
     per_label = {label: PRF(c["tp"], c["fp"], c["fn"]) for label, c in counts.items()}
-    micro = PRF(*(sum(getattr(s, k) for s in per_label.values()) for k in ("tp", "fp", "fn")))
-    return EntityScores(micro=micro, per_label=per_label)
+    return EntityScores(micro=pooled(per_label.values()), per_label=per_label)
 
 
 def _mapped(spans: Iterable[Span], mapping: Mapping[str, str | None] | None) -> set[Span]:

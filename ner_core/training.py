@@ -881,7 +881,7 @@ def dev_evaluator(
     ``engine_config`` is how the engine reads the dev texts (its defaults when ``None``)."""
     label_map = dict.fromkeys(ignore_labels or [])
     from ner_core.evaluation import evaluate_records
-    from ner_core.metrics import PRF
+    from ner_core.metrics import pooled
 
     def evaluate(model: SpanMarkerModel, dev: dict[str, list[LabelledText]]) -> dict[str, Any]:
         nm = training_ner_model(model, Path("."))
@@ -891,8 +891,10 @@ def dev_evaluator(
             )
             for name, recs in dev.items()
         }
-        pooled = PRF(*(sum(getattr(r.scores.micro, k) for r in reports.values()) for k in ("tp", "fp", "fn")))
-        return {"micro_f1": pooled.f1, "per_set": {n: r.scores.micro.f1 for n, r in reports.items()}}
+        return {
+            "micro_f1": pooled(r.scores.micro for r in reports.values()).f1,
+            "per_set": {n: r.scores.micro.f1 for n, r in reports.items()},
+        }
 
     return evaluate
 
