@@ -5,7 +5,9 @@ formats repeated to about ``--text-kb`` KB) goes through the reading stage as th
 it (``nerflow.etl.reading.read_object``: content sniffing, decoding, extraction, segments),
 ``--repeat`` times; the best time counts. MB/s is input bytes per second, characters/s the
 extracted text, pages/s for the PDF. For comparison, the engine's throughput on the same
-extracted text is measured with the shipped default model (exact mode, CPU).
+extracted text is measured with the shipped default model (exact mode, CPU). PDFs are read in
+a child process (``nerflow.etl.extraction.pdf_process``); the PDF is also read in this process,
+as before that, and the child's start is timed once.
 
 Run:  python benchmarks/extraction.py [--pdf-pages 200] [--text-kb 256] [--repeat 3] [--skip-engine]
 Writes benchmarks/results/extraction.json and its section of docs/performance.md.
@@ -70,6 +72,31 @@ def read_once(path: Path, root: Path):
     return seconds, records
 
 
+def pdf_costs(path: Path, root: Path, data: bytes, repeat: int, row: dict) -> dict:
+    """What reading PDFs in a child process costs: the same file read in this process (the
+    reader the flow used before), and the start of a child."""
+    from nerflow.etl import reading
+    from nerflow.etl.extraction.pdf import extract_pdf
+    from nerflow.etl.extraction.pdf_process import PdfReaderProcess
+
+    child_reader = reading._READERS["pdf"]
+    reading._READERS["pdf"] = reading._read_file(extract_pdf)
+    try:
+        in_process = min(read_once(path, root)[0] for _ in range(repeat))
+    finally:
+        reading._READERS["pdf"] = child_reader
+    process = PdfReaderProcess()
+    t0 = time.perf_counter()
+    process.read(data)
+    first = time.perf_counter() - t0
+    process.close()
+    return {
+        "seconds_in_process": round(in_process, 4),
+        "seconds_in_child": row["seconds"],
+        "child_start_seconds": round(first - row["seconds"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pdf-pages", type=int, default=200)
@@ -80,6 +107,7 @@ def main() -> None:
 
     rows = []
     texts = []
+    pdf_child = None
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for fmt, (name, data) in samples(args.pdf_pages, args.text_kb).items():
@@ -103,6 +131,9 @@ def main() -> None:
             )
             texts.extend(records.get_column("text").to_list())
             print(json.dumps(rows[-1]), flush=True)
+            if fmt == "pdf":
+                pdf_child = pdf_costs(path, root, data, args.repeat, rows[-1])
+                print(json.dumps(pdf_child), flush=True)
 
     engine = None
     if not args.skip_engine:
@@ -128,6 +159,7 @@ def main() -> None:
         "python": platform.python_version(),
         "args": vars(args),
         "formats": rows,
+        "pdf_child": pdf_child,
         "engine": engine,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -153,6 +185,14 @@ def render(r: dict) -> str:
             f"{f['pages'] or '–'} | {f['seconds']:.3f} | {f['mb_per_s']:.2f} | {f['chars_per_s']:,} | "
             f"{f['pages_per_s'] or '–'} |"
         )
+    if r.get("pdf_child"):
+        c = r["pdf_child"]
+        lines += [
+            "",
+            f"PDFs are read in a child process (`docs/input-formats.md`): the PDF above took {c['seconds_in_child']:.3f} s "
+            f"through it against {c['seconds_in_process']:.3f} s read in this process, and starting the child, once per "
+            f"process, {c['child_start_seconds']:.2f} s.",
+        ]
     if r["engine"]:
         e = r["engine"]
         slowest = min(f["chars_per_s"] for f in r["formats"])

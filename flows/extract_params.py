@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from ner_core import EngineConfig
 from ner_core.span_filter import parse_span_filter
 from nerflow.etl.annotating import AnnotateConfig, DevicePolicy, ModelInfo
+from nerflow.etl.extraction.pdf_process import PAGE_TIME_LIMIT_S
 from nerflow.etl.formats import InputFormat
 from nerflow.etl.listing import BatchingConfig
 from nerflow.etl.normalising import REFERENCE_LANGUAGES, NormaliseConfig
@@ -58,6 +59,12 @@ class ExtractParams(BaseModel):
     fields: FieldMapping = Field(default_factory=FieldMapping, description="Input field names")
     html_text: HtmlText = Field(
         "main", description="HTML pages: 'main' content with boilerplate removed, or 'all' visible text"
+    )
+    pdf_page_time_limit_s: float = Field(
+        PAGE_TIME_LIMIT_S,
+        gt=0,
+        description="Seconds one PDF page may take to read; a PDF that keeps the reader longer is stopped "
+        "and quarantined with the page",
     )
     modified_after: datetime | None = Field(
         None,
@@ -241,6 +248,7 @@ class ExtractParams(BaseModel):
             fields=self.fields,
             max_document_chars=self.max_document_chars,
             html_text=self.html_text,
+            pdf_page_time_limit_s=self.pdf_page_time_limit_s,
         )
 
     def normalising(self) -> NormaliseConfig:

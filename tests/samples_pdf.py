@@ -11,19 +11,31 @@ Importable as ``tests.samples_pdf`` when the repository root is on ``sys.path``.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fpdf import FPDF
 
+from nerflow.etl.extraction import ExtractedDocument
+
 __all__ = [
+    "CRASH_ON_PAGE_1",
     "GERMAN_PAGE",
     "ENGLISH_PAGES",
+    "HANG_ON_PAGE_2",
+    "HANG_OPENING",
+    "MISBEHAVING_READER",
+    "READER_BUG",
     "REPORT_TITLE",
     "USER_PASSWORD",
     "corrupt_pdf",
     "encrypted_pdf",
     "many_page_text",
     "many_pages_pdf",
+    "misbehaving_reader",
     "missing_page_pdf",
     "no_pages_pdf",
     "report_pdf",
@@ -153,3 +165,32 @@ def many_pages_pdf(n: int) -> bytes:
     for page in range(1, n + 1):
         _write_lines(pdf, many_page_text(page))
     return bytes(pdf.output())
+
+
+# A small generated file cannot make pdfium hang or crash on demand, so the tests of the
+# child-process reader (nerflow.etl.extraction.pdf_process) name this stand-in: it reads real
+# PDFs with the real reader, and misbehaves as pdfium would on a hostile file when the bytes
+# are one of these.
+HANG_OPENING = b"%PDF-1.7 nerflow test: hangs while opening"
+HANG_ON_PAGE_2 = b"%PDF-1.7 nerflow test: hangs on page 2 of 3"
+CRASH_ON_PAGE_1 = b"%PDF-1.7 nerflow test: segfaults on page 1 of 2"
+READER_BUG = b"%PDF-1.7 nerflow test: the reader raises ValueError"
+MISBEHAVING_READER = "tests.samples_pdf:misbehaving_reader"
+
+
+def misbehaving_reader(data: bytes, progress: Callable[[int, int], None]) -> ExtractedDocument:
+    """:func:`~nerflow.etl.extraction.pdf.extract_pdf`, except for the bytes above."""
+    if data == HANG_OPENING:
+        time.sleep(3600)
+    elif data == HANG_ON_PAGE_2:
+        progress(0, 3)
+        progress(1, 3)
+        time.sleep(3600)
+    elif data == CRASH_ON_PAGE_1:
+        progress(0, 2)
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif data == READER_BUG:
+        raise ValueError("a reader bug")
+    from nerflow.etl.extraction.pdf import extract_pdf
+
+    return extract_pdf(data, progress)

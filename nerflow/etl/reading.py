@@ -77,7 +77,7 @@ from nerflow.etl.extraction.docx import extract_docx
 from nerflow.etl.extraction.html import extract_html
 from nerflow.etl.extraction.mail import extract_email, extract_mbox
 from nerflow.etl.extraction.markdown_text import extract_markdown
-from nerflow.etl.extraction.pdf import extract_pdf
+from nerflow.etl.extraction.pdf_process import PAGE_TIME_LIMIT_S, read_pdf
 from nerflow.etl.extraction.sniffing import describe_mismatch, sniff_format
 from nerflow.etl.extraction.text_encoding import bom_encoding, decode_text, extract_text
 from nerflow.etl.formats import FORMATS, detect_format, strip_suffix
@@ -207,6 +207,8 @@ class ReadConfig:
         max_document_chars: Longest text a document may have; a longer one is quarantined
             with its size (annotating one of 50 MB took 10 minutes and 7 GB of memory).
         html_text: One of :data:`HTML_TEXT`.
+        pdf_page_time_limit_s: Seconds a PDF's page may take to read (PDFs are read in a
+            child process that is killed past it); the file is quarantined with the page.
     """
 
     input_format: str = "auto"
@@ -214,6 +216,7 @@ class ReadConfig:
     excerpt_chars: int = EXCERPT_CHARS
     max_document_chars: int = MAX_DOCUMENT_CHARS
     html_text: str = "main"
+    pdf_page_time_limit_s: float = PAGE_TIME_LIMIT_S
 
     def __post_init__(self) -> None:
         if self.input_format not in FORMATS:
@@ -224,6 +227,8 @@ class ReadConfig:
             raise ValueError(f"max_document_chars must be positive, got {self.max_document_chars}")
         if self.html_text not in HTML_TEXT:
             raise ValueError(f"html_text must be one of {HTML_TEXT}, got {self.html_text!r}")
+        if self.pdf_page_time_limit_s <= 0:
+            raise ValueError(f"pdf_page_time_limit_s must be positive, got {self.pdf_page_time_limit_s}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -652,6 +657,10 @@ def _read_file(extract: Callable[[bytes], ExtractedDocument]) -> Callable[[bytes
     return read
 
 
+def _read_pdf(data: bytes, out: _Collector) -> None:
+    out.add_extracted(read_pdf(data, page_time_limit_s=out.config.pdf_page_time_limit_s), out.file_id())
+
+
 def _read_html(data: bytes, out: _Collector) -> None:
     out.add_extracted(extract_html(data, all_text=out.config.html_text == "all"), out.file_id())
 
@@ -675,7 +684,7 @@ _READERS: dict[str, Callable[[bytes, _Collector], None]] = {
     "jsonl": _read_jsonl,
     "parquet": _read_parquet,
     "text": _read_text,
-    "pdf": _read_file(extract_pdf),
+    "pdf": _read_pdf,
     "html": _read_html,
     "docx": _read_file(extract_docx),
     # An OLE compound file: an encrypted Office file or a legacy .doc, which the DOCX reader

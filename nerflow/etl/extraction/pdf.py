@@ -18,7 +18,7 @@ import bisect
 import ctypes
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pypdfium2 as pdfium
@@ -52,27 +52,35 @@ _ERROR_NAMES = {
 }
 
 
-def extract_pdf(data: bytes) -> ExtractedDocument:
+def extract_pdf(data: bytes, progress: Callable[[int, int], None] | None = None) -> ExtractedDocument:
     """The text of a PDF: one ``"line"`` segment per text line, with its page, the page's
     size and its characters' boxes (PDF points, origin at the page's lower left corner).
 
     Lines of a page are joined by ``"\\n"``, pages by ``"\\n\\n"``; pages without text add
     nothing. Raises :class:`ExtractionError` for an encrypted, unreadable or empty file, a
     page that does not load (``page`` set), or a file without any text.
+
+    ``progress(pages_read, page_count)`` is called once the file is open (0 pages read) and
+    after each page: what a caller that watches the time per page needs
+    (``nerflow.etl.extraction.pdf_process``).
     """
     with _PDFIUM_LOCK:
-        return _extract(data)
+        return _extract(data, progress)
 
 
-def _extract(data: bytes) -> ExtractedDocument:
+def _extract(data: bytes, progress: Callable[[int, int], None] | None) -> ExtractedDocument:
     pdf = _open(data)
     try:
         page_count = len(pdf)
         if page_count == 0:
             raise ExtractionError("PDF with no pages")
+        if progress is not None:
+            progress(0, page_count)
         builder = TextBuilder()
         for index in range(page_count):
             _read_page(pdf, index, builder)
+            if progress is not None:
+                progress(index + 1, page_count)
         if not builder.segments:
             raise ExtractionError("no text layer (scanned); OCR not enabled")
         info = DocumentInfo(

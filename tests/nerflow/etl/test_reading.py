@@ -237,6 +237,32 @@ def test_whole_objects_that_hold_no_documents_are_quarantined_once(make_batch, m
     assert read.docs_in == 4
 
 
+def test_a_pdf_that_keeps_the_reader_busy_is_quarantined_and_the_batch_read(make_batch, memfs, monkeypatch):
+    from nerflow.etl.extraction import pdf_process
+    from tests import samples_pdf
+
+    reader = pdf_process.PdfReaderProcess(samples_pdf.MISBEHAVING_READER)
+    monkeypatch.setattr(pdf_process, "_SHARED", reader)
+    fs, _ = memfs
+    batch = make_batch(
+        {
+            "hostile.pdf": samples_pdf.HANG_ON_PAGE_2,
+            "report.pdf": samples_pdf.report_pdf(),
+            "ok.jsonl": _jsonl({"id": "a", "text": "Berlin"}),
+        }
+    )
+    try:
+        read = read_batch(fs, batch, ReadConfig(pdf_page_time_limit_s=1))
+    finally:
+        reader.close()
+    assert sorted(read.records.get_column("doc_id").to_list()) == ["a", "report.pdf"]
+    [bad] = read.quarantine.to_dicts()
+    assert bad["doc_id"] == "hostile.pdf" and bad["raw_excerpt"] is None
+    assert bad["reason"] == "reading page 2 of 3 took longer than 1 s; reading stopped (a PDF that keeps pdfium busy)"
+    with pytest.raises(ValueError, match="pdf_page_time_limit_s must be positive"):
+        ReadConfig(pdf_page_time_limit_s=0)
+
+
 def test_an_unsupported_object_is_not_even_fetched(make_batch, memfs, monkeypatch):
     from nerflow import storage
 
