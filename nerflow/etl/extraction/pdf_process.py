@@ -15,7 +15,7 @@ The child is a fresh interpreter (``python -m nerflow.etl.extraction.pdf_process
 ``multiprocessing`` child: a forked child would inherit Prefect's and torch's threads
 mid-flight, and a spawned one re-runs the caller's main script, which a user's script that
 starts a flow run at import would repeat. It is started on the first PDF, stays up between
-files (starting one costs about a second), and is started again after it is killed. One
+files (starting one costs a third of a second and 80 MB), and is started again after it is killed. One
 child per process, one file at a time, as pdfium allows.
 """
 
@@ -34,7 +34,6 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from nerflow.errors import describe_error
 from nerflow.etl.extraction.document import ExtractedDocument, ExtractionError
 
 __all__ = ["PAGE_TIME_LIMIT_S", "PdfReaderProcess", "read_pdf"]
@@ -210,6 +209,10 @@ def _serve(reader: str, data_fd: int, messages_fd: int) -> None:
         except ExtractionError as e:
             outcome = ("refused", e.reason, e.page, e.part)
         except Exception as e:  # noqa: BLE001  # the parent quarantines the file with it
+            # Imported here: nerflow.errors imports ner_core, and with it torch, which the
+            # child has no use for otherwise (it would triple the child's memory).
+            from nerflow.errors import describe_error
+
             outcome = ("failed", describe_error(e))
         outbox.send(outcome)
 

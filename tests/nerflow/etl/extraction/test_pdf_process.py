@@ -153,3 +153,15 @@ def _running(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_child_does_not_load_torch():
+    # One child per flow process: with torch it would hold about 300 MB instead of 80. (A
+    # reader bug's description imports it: the module-scoped child above has had one.)
+    process = PdfReaderProcess()
+    try:
+        process.read(samples_pdf.report_pdf())
+        with open(f"/proc/{process.pid}/maps") as maps:
+            assert "libtorch" not in maps.read()
+    finally:
+        process.close()
