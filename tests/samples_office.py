@@ -26,6 +26,7 @@ __all__ = [
     "boilerplate_only_html",
     "notes_markdown",
     "report_docx",
+    "annotated_docx",
     "zip_bomb_docx",
     "oversized_zip_docx",
     "not_a_zip_docx",
@@ -203,6 +204,70 @@ def report_docx() -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return _fixed_zip(buffer.getvalue())
+
+
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def _notes_xml(kind: str, texts: list[str]) -> bytes:
+    # Word's separator notes first (ids -1 and 0), then the notes, each opening with its mark.
+    notes = [
+        f'<w:{kind} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{kind}>',
+        f'<w:{kind} w:type="continuationSeparator" w:id="0"><w:p><w:r><w:continuationSeparator/></w:r></w:p></w:{kind}>',
+    ]
+    notes += [
+        f'<w:{kind} w:id="{n}"><w:p><w:r><w:{kind}Ref/></w:r><w:r><w:t xml:space="preserve"> {text}</w:t></w:r></w:p></w:{kind}>'
+        for n, text in enumerate(texts, start=1)
+    ]
+    return f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:{kind}s xmlns:w="{_W}">{"".join(notes)}</w:{kind}s>'.encode()
+
+
+def annotated_docx() -> bytes:
+    """A short report whose names sit in its notes and comments as well: a paragraph with a
+    footnote reference and a reviewer's comment, two footnotes and an endnote (python-docx
+    writes no notes, so their parts, relationships and content types are added to the zip)."""
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    paragraph = document.add_paragraph("The ferry link to Veska opened in April.")
+    paragraph._p.append(parse_xml(f'<w:r xmlns:w="{_W}"><w:footnoteReference w:id="1"/></w:r>'))
+    document.add_comment(paragraph.runs, text="Ask Maren Holloway for the date.", author="Reviewer")
+    document.add_paragraph("Northwind Shipping runs the crossings.")
+    props = document.core_properties
+    props.created = props.modified = _FIXED_TIME.replace(tzinfo=None)
+    props.revision = 1
+    buffer = io.BytesIO()
+    document.save(buffer)
+    parts = {
+        "word/footnotes.xml": _notes_xml(
+            "footnote",
+            ["Interview with Tomas Eriksen in Port Aldren.", "Minutes of the Lindqvist Harbour Authority."],
+        ),
+        "word/endnotes.xml": _notes_xml("endnote", ["Photographs by Anna Berg."]),
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "[Content_Types].xml":
+                overrides = "".join(
+                    f'<Override PartName="/word/{kind}s.xml" '
+                    f'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"/>'
+                    for kind in ("footnote", "endnote")
+                )
+                data = data.replace(b"</Types>", overrides.encode() + b"</Types>")
+            elif name == "word/_rels/document.xml.rels":
+                rels = "".join(
+                    f'<Relationship Id="rIdNotes{kind}" Type="{_REL}/{kind}s" Target="{kind}s.xml"/>'
+                    for kind in ("footnote", "endnote")
+                )
+                data = data.replace(b"</Relationships>", rels.encode() + b"</Relationships>")
+            dst.writestr(name, data)
+        for name, data in parts.items():
+            dst.writestr(name, data)
+    return _fixed_zip(out.getvalue())
 
 
 def _fixed_zip(data: bytes) -> bytes:

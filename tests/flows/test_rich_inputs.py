@@ -19,6 +19,7 @@ FILES = {
     "reports/quarterly.pdf": samples_pdf.report_pdf(),
     "web/article.html": samples_office.article_html(),
     "office/annual.docx": samples_office.report_docx(),
+    "office/annotated.docx": samples_office.annotated_docx(),
     "notes/meeting.md": samples_office.notes_markdown().encode(),
     "mail/update.eml": samples_text.plain_email(),
     "mail/archive.mbox": samples_text.mbox_of(2),
@@ -29,6 +30,7 @@ FORMATS = {
     "reports/quarterly.pdf": "pdf",
     "web/article.html": "html",
     "office/annual.docx": "docx",
+    "office/annotated.docx": "docx",
     "notes/meeting.md": "markdown",
     "mail/update.eml": "email",
     "mail/archive.mbox#1": "email",
@@ -67,6 +69,7 @@ def _check(out: str, storage_options: dict | None = None) -> None:
         by_doc.setdefault(s["doc_id"], []).append(s)
     assert set(by_doc) >= set(FORMATS)
     assert {s["kind"] for s in by_doc["office/annual.docx"]} >= {"header", "title", "table_cell"}
+    assert {s["kind"] for s in by_doc["office/annotated.docx"]} == {"paragraph", "footnote", "endnote", "comment"}
     assert [s["kind"] for s in by_doc["mail/update.eml"]] == ["subject", "body"]
     for doc_id, segs in by_doc.items():
         text = docs[doc_id]["text"]

@@ -1,4 +1,4 @@
-"""Word documents (.docx): headers, body and footers in reading order, with python-docx.
+"""Word documents (.docx): headers, body, notes, comments and footers, with python-docx.
 
 A DOCX is a zip of XML parts, and a zip is the classic way to make a small upload expand into
 gigabytes. So before python-docx opens anything, the archive's directory is checked without
@@ -12,11 +12,12 @@ file is a legacy binary .doc, which python-docx cannot read.
 
 Reading order is the page's: the headers, then the body's paragraphs and tables as they
 appear in the XML (content controls, ``w:sdt``, are opened, since cover pages and tables of
-contents live in them), then the footers. A table is read row by row, one segment per cell
+contents live in them), then the footnotes and endnotes (names and sources often sit there),
+then reviewers' comments, then the footers. A table is read row by row, one segment per cell
 (``w:tc``), so a merged cell is read once: a horizontal merge is one ``w:tc`` spanning grid
 columns, and the continuation cells of a vertical merge hold nothing of their own.
 
-Not read: footnotes, endnotes, comments, text boxes and tracked insertions (``w:ins``).
+Not read: text boxes and tracked insertions (``w:ins``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Iterator
 
 import docx
 from docx.document import Document
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
+from docx.oxml import parse_xml
 from docx.oxml.ns import qn
 from docx.oxml.table import CT_Tbl, CT_Tc
 from docx.oxml.text.paragraph import CT_P
@@ -54,6 +57,7 @@ _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 _HEADING = re.compile(r"heading \d+", re.IGNORECASE)
 _SDT = qn("w:sdt")
 _SDT_CONTENT = qn("w:sdtContent")
+_NOTE_PARTS = {"footnote": RT.FOOTNOTES, "endnote": RT.ENDNOTES}
 
 
 def extract_docx(data: bytes) -> ExtractedDocument:
@@ -61,10 +65,12 @@ def extract_docx(data: bytes) -> ExtractedDocument:
 
     Returns:
         The document. Segments' ``block`` is ``header[1]/p[1]``, ``body/p[12]``,
-        ``body/table[1]/tr[2]/tc[3]`` or ``footer[1]/p[1]`` (1-based; ``p`` and ``table``
-        counted separately within their container, ``tc`` being the cell's position among
-        its row's ``w:tc`` elements); kinds are ``"header"``, ``"title"``, ``"heading"``,
-        ``"paragraph"``, ``"table_cell"``, ``"footer"``. ``info.title`` and
+        ``body/table[1]/tr[2]/tc[3]``, ``footnotes/footnote[2]/p[1]``,
+        ``endnotes/endnote[1]/p[1]``, ``comments/comment[1]/p[1]`` or ``footer[1]/p[1]``
+        (1-based; ``p`` and ``table`` counted separately within their container, ``tc``
+        being the cell's position among its row's ``w:tc`` elements); kinds are
+        ``"header"``, ``"title"``, ``"heading"``, ``"paragraph"``, ``"table_cell"``,
+        ``"footnote"``, ``"endnote"``, ``"comment"``, ``"footer"``. ``info.title`` and
         ``info.declared_lang`` come from the core properties.
 
     Raises:
@@ -125,8 +131,42 @@ def _read(document: Document, builder: TextBuilder) -> None:
         _read_container(header._element, header, f"header[{n}]", "header", builder)
     body = document.element.body
     _read_container(body, document._body, "body", None, builder)
+    for kind in _NOTE_PARTS:
+        _read_notes(document, kind, builder)
+    _read_comments(document, builder)
     for n, footer in enumerate(_distinct(document, header=False), start=1):
         _read_container(footer._element, footer, f"footer[{n}]", "footer", builder)
+
+
+def _related_blob(document: Document, reltype: str) -> bytes | None:
+    for rel in document.part.rels.values():
+        if rel.reltype == reltype and not rel.is_external:
+            blob: bytes = rel.target_part.blob
+            return blob
+    return None
+
+
+def _read_notes(document: Document, kind: str, builder: TextBuilder) -> None:
+    """Footnotes or endnotes, ``footnotes/footnote[n]/p[k]``: n counts the notes as Word
+    numbers them, leaving out the separator lines Word keeps among them. python-docx has no
+    API for notes; their paragraphs and tables are the body's elements."""
+    blob = _related_blob(document, _NOTE_PARTS[kind])
+    if blob is None:
+        return
+    notes = [
+        note for note in parse_xml(blob).iterchildren(qn(f"w:{kind}")) if note.get(qn("w:type"), "normal") == "normal"
+    ]
+    for n, note in enumerate(notes, start=1):
+        _read_container(note, document._body, f"{kind}s/{kind}[{n}]", kind, builder)
+
+
+def _read_comments(document: Document, builder: TextBuilder) -> None:
+    """Reviewers' comments, ``comments/comment[n]/p[k]``, in the order of the comments part."""
+    # Asked for first: python-docx's `Document.comments` adds an empty part when there is none.
+    if _related_blob(document, RT.COMMENTS) is None:
+        return
+    for n, comment in enumerate(document.comments, start=1):
+        _read_container(comment._comment_elm, comment, f"comments/comment[{n}]", "comment", builder)
 
 
 def _distinct(document: Document, *, header: bool) -> Iterator[_Header | _Footer]:

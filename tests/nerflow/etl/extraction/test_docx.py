@@ -12,6 +12,7 @@ from nerflow.etl.extraction.docx import extract_docx
 from nerflow.etl.normal_form import normalise_text
 from tests.samples_office import (
     REPORT_TITLE,
+    annotated_docx,
     encrypted_office,
     legacy_doc,
     not_a_zip_docx,
@@ -56,6 +57,19 @@ def test_report_in_reading_order() -> None:
         ("table_cell", "body/table[2]/tr[1]/tc[2]", "Morning crossing"),
         ("table_cell", "body/table[2]/tr[2]/tc[2]", "Evening crossing"),
         ("footer", "footer[1]/p[1]", "Page footer: prepared by Northwind Shipping"),
+    ]
+
+
+def test_footnotes_endnotes_and_comments_after_the_body() -> None:
+    # Word's separator notes are left out; a note's reference mark in the body adds no text.
+    doc = extract_docx(annotated_docx())
+    assert _blocks(doc) == [
+        ("paragraph", "body/p[1]", "The ferry link to Veska opened in April."),
+        ("paragraph", "body/p[2]", "Northwind Shipping runs the crossings."),
+        ("footnote", "footnotes/footnote[1]/p[1]", "Interview with Tomas Eriksen in Port Aldren."),
+        ("footnote", "footnotes/footnote[2]/p[1]", "Minutes of the Lindqvist Harbour Authority."),
+        ("endnote", "endnotes/endnote[1]/p[1]", "Photographs by Anna Berg."),
+        ("comment", "comments/comment[1]/p[1]", "Ask Maren Holloway for the date."),
     ]
 
 
