@@ -5,7 +5,8 @@ formats repeated to about ``--text-kb`` KB) goes through the reading stage as th
 it (``nerflow.etl.reading.read_object``: content sniffing, decoding, extraction, segments),
 ``--repeat`` times; the best time counts. MB/s is input bytes per second, characters/s the
 extracted text, pages/s for the PDF. For comparison, the engine's throughput on the same
-extracted text is measured with the shipped default model (exact mode, CPU). PDFs are read in
+extracted text is measured with the shipped default model (the engine's defaults: exact
+precision, the model's span filter; CPU). PDFs are read in
 a child process (``nerflow.etl.extraction.pdf_process``); the PDF is also read in this process,
 as before that, and the child's start is timed once.
 
@@ -198,7 +199,8 @@ def render(r: dict) -> str:
         slowest = min(f["chars_per_s"] for f in r["formats"])
         lines += [
             "",
-            f"The default model reads {e['chars_per_s']:,} characters/s of the same text in exact mode on this "
+            f"The default model reads {e['chars_per_s']:,} characters/s of the same text with the engine's defaults "
+            "(exact precision, the model's span filter) on this "
             f"CPU ({e['characters']:,} characters in {e['seconds']} s): the slowest reader is "
             f"{slowest / e['chars_per_s']:,.0f}x faster than the model, so reading is not the bottleneck.",
         ]
