@@ -347,8 +347,8 @@ SEGMENTS_V1 = _contract(
         _Col(
             "kind",
             pa.string(),
-            "line, title, heading, paragraph, list_item, table_cell, code, quote, header, footer, footnote, endnote, "
-            "comment, subject, body, text",
+            "line, title, heading, paragraph, list_item, table_cell, text_box, code, quote, header, footer, footnote, "
+            "endnote, comment, subject, body, text",
         ),
         _Col("page", pa.int32(), "1-based page (PDF), else null", nullable=True),
         _Col(

@@ -27,6 +27,8 @@ __all__ = [
     "notes_markdown",
     "report_docx",
     "annotated_docx",
+    "MARKED_UP_PARAGRAPHS",
+    "marked_up_docx",
     "zip_bomb_docx",
     "oversized_zip_docx",
     "not_a_zip_docx",
@@ -268,6 +270,89 @@ def annotated_docx() -> bytes:
         for name, data in parts.items():
             dst.writestr(name, data)
     return _fixed_zip(out.getvalue())
+
+
+_NAMESPACES = (
+    f'xmlns:w="{_W}" xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+    'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+    'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+    'xmlns:v="urn:schemas-microsoft-com:vml" '
+    f'xmlns:r="{_REL}"'
+)
+
+
+def _t(text: str) -> str:
+    return f'<w:r><w:t xml:space="preserve">{text}</w:t></w:r>'
+
+
+def _text_box(text: str) -> str:
+    # What Word writes: the box as a drawing shape, and a VML copy of it for older readers.
+    content = f"<w:txbxContent><w:p>{_t(text)}</w:p></w:txbxContent>"
+    return (
+        "<w:r><mc:AlternateContent>"
+        '<mc:Choice Requires="wps"><w:drawing><wp:anchor><a:graphic><a:graphicData>'
+        f"<wps:wsp><wps:txbx>{content}</wps:txbx></wps:wsp>"
+        "</a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice>"
+        f"<mc:Fallback><w:pict><v:shape><v:textbox>{content}</v:textbox></v:shape></w:pict></mc:Fallback>"
+        "</mc:AlternateContent></w:r>"
+    )
+
+
+# Paragraphs whose text python-docx's Paragraph.text would not give whole, and the text Word
+# shows with tracked changes accepted.
+MARKED_UP_PARAGRAPHS: tuple[tuple[str, str], ...] = (
+    (
+        # A tracked insertion and a tracked deletion.
+        _t("Signed by ")
+        + f'<w:ins w:id="1" w:author="QA">{_t("Maren Holloway")}</w:ins>'
+        + '<w:del w:id="2" w:author="QA"><w:r><w:delText>Tomas Eriksen</w:delText></w:r></w:del>'
+        + _t(" for the authority."),
+        "Signed by Maren Holloway for the authority.",
+    ),
+    (
+        # An inline content control (a form field) and a hyperlink.
+        _t("Client: ")
+        + f"<w:sdt><w:sdtPr/><w:sdtContent>{_t('Northwind Shipping')}</w:sdtContent></w:sdt>"
+        + _t(", see ")
+        + f'<w:hyperlink r:id="rIdNone">{_t("Veska Ferries")}</w:hyperlink>',
+        "Client: Northwind Shipping, see Veska Ferries",
+    ),
+    (
+        # A simple field's result, a complex field's result (not its code), moved text.
+        _t("Place: ")
+        + f'<w:fldSimple w:instr=" DOCPROPERTY City ">{_t("Port Aldren")}</w:fldSimple>'
+        + _t(", contact: ")
+        + '<w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText> MERGEFIELD Name </w:instrText></w:r>'
+        + '<w:r><w:fldChar w:fldCharType="separate"/></w:r>'
+        + _t("Anna Berg")
+        + '<w:r><w:fldChar w:fldCharType="end"/></w:r>'
+        + f'<w:moveFrom w:id="3" w:author="QA">{_t(" (Lindqvist)")}</w:moveFrom>'
+        + f'<w:moveTo w:id="4" w:author="QA">{_t(".")}</w:moveTo>',
+        "Place: Port Aldren, contact: Anna Berg.",
+    ),
+    (
+        _t("Sidebar:") + _text_box("Ilse Marchetti runs the Velden office."),
+        "Sidebar:",
+    ),
+)
+
+
+def marked_up_docx() -> bytes:
+    """:data:`MARKED_UP_PARAGRAPHS` as a document's body (the last one holds a text box)."""
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    body = document.element.body
+    for xml, _ in MARKED_UP_PARAGRAPHS:
+        body.insert(len(body) - 1, parse_xml(f"<w:p {_NAMESPACES}>{xml}</w:p>"))  # before w:sectPr
+    props = document.core_properties
+    props.created = props.modified = _FIXED_TIME.replace(tzinfo=None)
+    props.revision = 1
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return _fixed_zip(buffer.getvalue())
 
 
 def _fixed_zip(data: bytes) -> bytes:

@@ -20,6 +20,7 @@ FILES = {
     "web/article.html": samples_office.article_html(),
     "office/annual.docx": samples_office.report_docx(),
     "office/annotated.docx": samples_office.annotated_docx(),
+    "office/marked-up.docx": samples_office.marked_up_docx(),
     "notes/meeting.md": samples_office.notes_markdown().encode(),
     "mail/update.eml": samples_text.plain_email(),
     "mail/archive.mbox": samples_text.mbox_of(2),
@@ -31,6 +32,7 @@ FORMATS = {
     "web/article.html": "html",
     "office/annual.docx": "docx",
     "office/annotated.docx": "docx",
+    "office/marked-up.docx": "docx",
     "notes/meeting.md": "markdown",
     "mail/update.eml": "email",
     "mail/archive.mbox#1": "email",
@@ -70,6 +72,8 @@ def _check(out: str, storage_options: dict | None = None) -> None:
     assert set(by_doc) >= set(FORMATS)
     assert {s["kind"] for s in by_doc["office/annual.docx"]} >= {"header", "title", "table_cell"}
     assert {s["kind"] for s in by_doc["office/annotated.docx"]} == {"paragraph", "footnote", "endnote", "comment"}
+    assert [s["kind"] for s in by_doc["office/marked-up.docx"]] == ["paragraph"] * 4 + ["text_box"]
+    assert docs["office/marked-up.docx"]["text"].startswith("Signed by Maren Holloway for the authority.")
     assert [s["kind"] for s in by_doc["mail/update.eml"]] == ["subject", "body"]
     for doc_id, segs in by_doc.items():
         text = docs[doc_id]["text"]

@@ -17,7 +17,14 @@ then reviewers' comments, then the footers. A table is read row by row, one segm
 (``w:tc``), so a merged cell is read once: a horizontal merge is one ``w:tc`` spanning grid
 columns, and the continuation cells of a vertical merge hold nothing of their own.
 
-Not read: text boxes and tracked insertions (``w:ins``).
+A paragraph's text is that of all its runs, in the XML's order, as Word shows the document
+with its tracked changes accepted: python-docx's ``Paragraph.text`` reads only the runs that
+are direct children of the paragraph or of a hyperlink, and so drops tracked insertions
+(``w:ins``), inline content controls (form fields, ``w:sdt``), simple fields (``w:fldSimple``),
+smart tags and moved text. Deleted and moved-away text (``w:del``, ``w:moveFrom``) and field
+codes (``w:instrText``) are not text. A text box anchored in a paragraph follows it as
+segments of its own (``body/p[3]/text_box[1]/p[1]``), read once: Word stores a copy of each box
+for older readers (``mc:Fallback``), which is skipped.
 """
 
 from __future__ import annotations
@@ -58,6 +65,12 @@ _HEADING = re.compile(r"heading \d+", re.IGNORECASE)
 _SDT = qn("w:sdt")
 _SDT_CONTENT = qn("w:sdtContent")
 _NOTE_PARTS = {"footnote": RT.FOOTNOTES, "endnote": RT.ENDNOTES}
+_P, _R, _TEXT_BOX = qn("w:p"), qn("w:r"), qn("w:txbxContent")
+# A run under one of these is not text of the document as shown: deleted or moved-away text, or
+# the copy of a text box kept for readers without drawing support.
+_NOT_SHOWN = frozenset(
+    {qn("w:del"), qn("w:moveFrom"), "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"}
+)
 
 
 def extract_docx(data: bytes) -> ExtractedDocument:
@@ -65,12 +78,12 @@ def extract_docx(data: bytes) -> ExtractedDocument:
 
     Returns:
         The document. Segments' ``block`` is ``header[1]/p[1]``, ``body/p[12]``,
-        ``body/table[1]/tr[2]/tc[3]``, ``footnotes/footnote[2]/p[1]``,
+        ``body/table[1]/tr[2]/tc[3]``, ``body/p[3]/text_box[1]/p[1]``, ``footnotes/footnote[2]/p[1]``,
         ``endnotes/endnote[1]/p[1]``, ``comments/comment[1]/p[1]`` or ``footer[1]/p[1]``
         (1-based; ``p`` and ``table`` counted separately within their container, ``tc``
         being the cell's position among its row's ``w:tc`` elements); kinds are
         ``"header"``, ``"title"``, ``"heading"``, ``"paragraph"``, ``"table_cell"``,
-        ``"footnote"``, ``"endnote"``, ``"comment"``, ``"footer"``. ``info.title`` and
+        ``"text_box"``, ``"footnote"``, ``"endnote"``, ``"comment"``, ``"footer"``. ``info.title`` and
         ``info.declared_lang`` come from the core properties.
 
     Raises:
@@ -204,7 +217,9 @@ def _read_container(
         if isinstance(child, CT_P):
             paragraphs += 1
             paragraph = Paragraph(child, parent)  # type: ignore[arg-type]
-            builder.add(paragraph.text, kind=kind or _paragraph_kind(paragraph), block=f"{path}/p[{paragraphs}]")
+            block = f"{path}/p[{paragraphs}]"
+            builder.add(_paragraph_text(child), kind=kind or _paragraph_kind(paragraph), block=block)
+            _read_text_boxes(child, parent, block, kind, builder)
         else:
             tables += 1
             _read_table(Table(child, parent), f"{path}/table[{tables}]", kind, builder)  # type: ignore[arg-type]
@@ -230,10 +245,35 @@ def _read_table(table: Table, path: str, kind: str | None, builder: TextBuilder)
 def _read_cell(cell: _Cell, tc: CT_Tc, path: str, kind: str | None, builder: TextBuilder) -> None:
     """A cell's paragraphs are one segment, lines apart; a nested table follows as cells of
     its own (the rare paragraph after a nested table is read with those before it)."""
-    lines = [Paragraph(p, cell).text for p in tc.p_lst]
+    lines = [_paragraph_text(p) for p in tc.p_lst]
     builder.add("\n".join(lines), kind=kind or "table_cell", block=path)
+    for n, p in enumerate(tc.p_lst, start=1):
+        _read_text_boxes(p, cell, f"{path}/p[{n}]", kind, builder)
     for n, tbl in enumerate(tc.tbl_lst, start=1):
         _read_table(Table(tbl, cell), f"{path}/table[{n}]", kind, builder)
+
+
+def _paragraph_text(p: etree._Element) -> str:
+    """The text of paragraph ``p`` as shown with tracked changes accepted: every run of its
+    own (not a text box's, which is a paragraph of its own), unless it is not shown."""
+    return "".join(run.text for run in p.iter(_R) if _shown_in(run, p))
+
+
+def _shown_in(element: etree._Element, p: etree._Element) -> bool:
+    """Whether ``element`` belongs to paragraph ``p``'s own text (no nested paragraph, text
+    box or hidden revision between them)."""
+    for ancestor in element.iterancestors():
+        if ancestor is p:
+            return True
+        if ancestor.tag in _NOT_SHOWN or ancestor.tag == _P or ancestor.tag == _TEXT_BOX:
+            return False
+    return False
+
+
+def _read_text_boxes(p: etree._Element, parent: object, path: str, kind: str | None, builder: TextBuilder) -> None:
+    boxes = [box for box in p.iter(_TEXT_BOX) if _shown_in(box, p)]
+    for n, box in enumerate(boxes, start=1):
+        _read_container(box, parent, f"{path}/text_box[{n}]", kind or "text_box", builder)
 
 
 def _paragraph_kind(paragraph: Paragraph) -> str:

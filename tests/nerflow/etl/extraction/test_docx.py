@@ -11,10 +11,12 @@ from nerflow.etl.extraction import ExtractedDocument, ExtractionError
 from nerflow.etl.extraction.docx import extract_docx
 from nerflow.etl.normal_form import normalise_text
 from tests.samples_office import (
+    MARKED_UP_PARAGRAPHS,
     REPORT_TITLE,
     annotated_docx,
     encrypted_office,
     legacy_doc,
+    marked_up_docx,
     not_a_zip_docx,
     oversized_zip_docx,
     report_docx,
@@ -70,6 +72,23 @@ def test_footnotes_endnotes_and_comments_after_the_body() -> None:
         ("footnote", "footnotes/footnote[2]/p[1]", "Minutes of the Lindqvist Harbour Authority."),
         ("endnote", "endnotes/endnote[1]/p[1]", "Photographs by Anna Berg."),
         ("comment", "comments/comment[1]/p[1]", "Ask Maren Holloway for the date."),
+    ]
+
+
+def test_text_as_shown_with_changes_accepted_and_text_boxes_once() -> None:
+    data = marked_up_docx()
+    doc = extract_docx(data)
+    expected = [("paragraph", f"body/p[{n}]", text) for n, (_, text) in enumerate(MARKED_UP_PARAGRAPHS, start=1)]
+    expected.append(("text_box", "body/p[4]/text_box[1]/p[1]", "Ilse Marchetti runs the Velden office."))
+    assert _blocks(doc) == expected
+    # What python-docx's Paragraph.text gives: the inserted name, the form field's and the
+    # simple field's text are lost.
+    import docx
+
+    assert [p.text for p in docx.Document(io.BytesIO(data)).paragraphs][:3] == [
+        "Signed by  for the authority.",
+        "Client: , see Veska Ferries",
+        "Place: , contact: Anna Berg",
     ]
 
 
