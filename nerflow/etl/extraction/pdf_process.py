@@ -188,6 +188,9 @@ def _page(pages_read: int, page_count: int | None) -> int | None:
 
 def _serve(reader: str, data_fd: int, messages_fd: int) -> None:
     """The child's loop: a file's bytes in; progress messages, then its outcome, out."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides what happens
+    # to its child (closes or kills it); the child must not die with a traceback on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     module, _, name = reader.partition(":")
     read: Reader = getattr(importlib.import_module(module), name)

@@ -5,6 +5,7 @@ and crashes come from a stand-in reader (``tests.samples_pdf.misbehaving_reader`
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -165,3 +166,13 @@ def test_the_child_does_not_load_torch():
             assert "libtorch" not in maps.read()
     finally:
         process.close()
+
+
+def test_ctrl_c_is_left_to_the_parent(reader):
+    # A terminal's Ctrl-C reaches the child too: it keeps running until its parent stops it.
+    reader.read(samples_pdf.report_pdf())
+    pid = reader.pid
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.3)
+    _assert_same(reader.read(samples_pdf.report_pdf()), extract_pdf(samples_pdf.report_pdf()))
+    assert reader.pid == pid
