@@ -8,8 +8,8 @@ the run down with it. Read in a child process, it costs one quarantine row:
 - the child reports each page it has read; a page (or the opening of the file, or the
   assembly of its text) that takes longer than the limit has the child killed, and the file
   is quarantined with the page it stopped at;
-- a child that dies (a segfault in pdfium, the out-of-memory killer) is quarantined with how
-  it died.
+- a child that dies (a segfault in pdfium, the out-of-memory killer, which is told to take
+  the child before its parent) is quarantined with how it died.
 
 The child is a fresh interpreter (``python -m nerflow.etl.extraction.pdf_process``), not a
 ``multiprocessing`` child: a forked child would inherit Prefect's and torch's threads
@@ -191,6 +191,7 @@ def _serve(reader: str, data_fd: int, messages_fd: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what happens
     # to its child (closes or kills it); the child must not die with a traceback on its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _first_to_go_when_memory_runs_out()
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     module, _, name = reader.partition(":")
     read: Reader = getattr(importlib.import_module(module), name)
@@ -218,6 +219,17 @@ def _serve(reader: str, data_fd: int, messages_fd: int) -> None:
 
             outcome = ("failed", describe_error(e))
         outbox.send(outcome)
+
+
+def _first_to_go_when_memory_runs_out() -> None:
+    # A PDF that makes pdfium allocate without end would otherwise have the kernel's
+    # out-of-memory killer choose between the child and its parent, which holds the model:
+    # the child is the one to go, and its file is quarantined with how it died.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as adj:
+            adj.write("1000")
+    except OSError:  # not Linux, or /proc not mounted: nothing to adjust
+        pass
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -176,3 +176,9 @@ def test_ctrl_c_is_left_to_the_parent(reader):
     time.sleep(0.3)
     _assert_same(reader.read(samples_pdf.report_pdf()), extract_pdf(samples_pdf.report_pdf()))
     assert reader.pid == pid
+
+
+def test_the_child_goes_first_when_memory_runs_out(reader):
+    reader.read(samples_pdf.report_pdf())
+    with open(f"/proc/{reader.pid}/oom_score_adj") as adj:
+        assert adj.read().strip() == "1000"
