@@ -93,6 +93,13 @@ class PdfReaderProcess:
                     f"the PDF reader process {how} ({_step(pages_read, page_count)})",
                     page=_page(pages_read, page_count),
                 ) from None
+            except ExtractionError:
+                raise
+            except BaseException:
+                # Interrupted mid-file (Ctrl-C, a cancelled task): the child's answer about this
+                # file would be taken for the next one's, so it goes.
+                self._stop()
+                raise
 
     def close(self) -> None:
         """Stop the child; the next :meth:`read` starts another."""
@@ -125,6 +132,10 @@ class PdfReaderProcess:
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
+        except BaseException:
+            os.close(data_write)
+            os.close(messages_read)
+            raise
         finally:
             os.close(data_read)
             os.close(messages_write)

@@ -182,3 +182,27 @@ def test_the_child_goes_first_when_memory_runs_out(reader):
     reader.read(samples_pdf.report_pdf())
     with open(f"/proc/{reader.pid}/oom_score_adj") as adj:
         assert adj.read().strip() == "1000"
+
+
+def test_a_read_interrupted_mid_file_does_not_answer_the_next_one(reader, monkeypatch):
+    # The parent is interrupted while the child still works on a file: that child must not
+    # hand its answer to the next read.
+    from multiprocessing.connection import Connection
+
+    real_poll = Connection.poll
+    calls = []
+
+    def interrupted_poll(self, timeout=0.0):
+        calls.append(timeout)
+        if len(calls) == 2:  # after the first progress message
+            raise KeyboardInterrupt
+        return real_poll(self, timeout)
+
+    reader.read(samples_pdf.report_pdf())
+    before = reader.pid
+    monkeypatch.setattr(Connection, "poll", interrupted_poll)
+    with pytest.raises(KeyboardInterrupt):
+        reader.read(samples_pdf.many_pages_pdf(3))
+    monkeypatch.undo()
+    _assert_same(reader.read(samples_pdf.report_pdf()), extract_pdf(samples_pdf.report_pdf()))
+    assert reader.pid != before
