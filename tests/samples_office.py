@@ -332,6 +332,13 @@ MARKED_UP_PARAGRAPHS: tuple[tuple[str, str], ...] = (
         "Place: Port Aldren, contact: Anna Berg.",
     ),
     (
+        # A ruby: its pronunciation guide is shown above the base text, not in the sentence.
+        _t("本社は")
+        + f"<w:r><w:ruby><w:rubyPr/><w:rt>{_t('とうきょう')}</w:rt><w:rubyBase>{_t('東京')}</w:rubyBase></w:ruby></w:r>"
+        + _t("にある。"),
+        "本社は東京にある。",
+    ),
+    (
         _t("Sidebar:") + _text_box("Ilse Marchetti runs the Velden office."),
         "Sidebar:",
     ),

@@ -72,7 +72,7 @@ def _check(out: str, storage_options: dict | None = None) -> None:
     assert set(by_doc) >= set(FORMATS)
     assert {s["kind"] for s in by_doc["office/annual.docx"]} >= {"header", "title", "table_cell"}
     assert {s["kind"] for s in by_doc["office/annotated.docx"]} == {"paragraph", "footnote", "endnote", "comment"}
-    assert [s["kind"] for s in by_doc["office/marked-up.docx"]] == ["paragraph"] * 4 + ["text_box"]
+    assert [s["kind"] for s in by_doc["office/marked-up.docx"]] == ["paragraph"] * 5 + ["text_box"]
     assert docs["office/marked-up.docx"]["text"].startswith("Signed by Maren Holloway for the authority.")
     assert [s["kind"] for s in by_doc["mail/update.eml"]] == ["subject", "body"]
     for doc_id, segs in by_doc.items():

@@ -21,8 +21,8 @@ A paragraph's text is that of all its runs, in the XML's order, as Word shows th
 with its tracked changes accepted: python-docx's ``Paragraph.text`` reads only the runs that
 are direct children of the paragraph or of a hyperlink, and so drops tracked insertions
 (``w:ins``), inline content controls (form fields, ``w:sdt``), simple fields (``w:fldSimple``),
-smart tags and moved text. Deleted and moved-away text (``w:del``, ``w:moveFrom``) and field
-codes (``w:instrText``) are not text. A text box anchored in a paragraph follows it as
+smart tags and moved text. Deleted and moved-away text (``w:del``, ``w:moveFrom``), field
+codes (``w:instrText``) and ruby pronunciation guides (``w:rt``) are not text. A text box anchored in a paragraph follows it as
 segments of its own (``body/p[3]/text_box[1]/p[1]``), read once: Word stores a copy of each box
 for older readers (``mc:Fallback``), which is skipped.
 """
@@ -66,10 +66,16 @@ _SDT = qn("w:sdt")
 _SDT_CONTENT = qn("w:sdtContent")
 _NOTE_PARTS = {"footnote": RT.FOOTNOTES, "endnote": RT.ENDNOTES}
 _P, _R, _TEXT_BOX = qn("w:p"), qn("w:r"), qn("w:txbxContent")
-# A run under one of these is not text of the document as shown: deleted or moved-away text, or
-# the copy of a text box kept for readers without drawing support.
+# A run under one of these is not text of the document as shown: deleted or moved-away text,
+# the copy of a text box kept for readers without drawing support, or a ruby's pronunciation
+# guide (shown above its base text, "とうきょう" over "東京", not part of the sentence).
 _NOT_SHOWN = frozenset(
-    {qn("w:del"), qn("w:moveFrom"), "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"}
+    {
+        qn("w:del"),
+        qn("w:moveFrom"),
+        qn("w:rt"),
+        "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback",
+    }
 )
 
 

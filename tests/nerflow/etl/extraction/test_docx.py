@@ -79,7 +79,7 @@ def test_text_as_shown_with_changes_accepted_and_text_boxes_once() -> None:
     data = marked_up_docx()
     doc = extract_docx(data)
     expected = [("paragraph", f"body/p[{n}]", text) for n, (_, text) in enumerate(MARKED_UP_PARAGRAPHS, start=1)]
-    expected.append(("text_box", "body/p[4]/text_box[1]/p[1]", "Ilse Marchetti runs the Velden office."))
+    expected.append(("text_box", "body/p[5]/text_box[1]/p[1]", "Ilse Marchetti runs the Velden office."))
     assert _blocks(doc) == expected
     # What python-docx's Paragraph.text gives: the inserted name, the form field's and the
     # simple field's text are lost.
