@@ -38,9 +38,11 @@ __all__ = ["extract_html"]
 
 _NO_MAIN_CONTENT = "no main content: the page has no article text (use all_text to read all visible text)"
 
-# Never rendered as text. <head> is dropped as a whole; its <title> is read separately.
+# Never rendered as text, or not as part of the running text: a ruby's pronunciation guide
+# (<rt>, shown above "東京") and the parentheses around it for browsers without ruby (<rp>).
+# <head> is dropped as a whole; its <title> is read separately.
 _INVISIBLE = frozenset(
-    {"script", "style", "noscript", "template", "head", "iframe", "object", "embed", "canvas", "svg"}
+    {"script", "style", "noscript", "template", "head", "iframe", "object", "embed", "canvas", "svg", "rt", "rp"}
 )
 # Elements that start a block of their own in the rendered page; anything else is inline.
 _BLOCK_LEVEL = frozenset(

@@ -92,13 +92,16 @@ def test_all_text_drops_invisible_elements_and_keeps_line_breaks() -> None:
         b"<div>Anna Berg<br>Port Aldren\n   harbour <span>office</span></div>"
         b"<noscript>Enable scripts</noscript><template><p>Later</p></template>"
         b"<p hidden>Secret</p><p style='display: none'>Gone</p>"
-        b"<pre>line one\n  line two</pre><script>var x = 1;</script></body></html>"
+        b"<pre>line one\n  line two</pre><script>var x = 1;</script>"
+        + "<p>本社は<ruby>東京<rp>(</rp><rt>とうきょう</rt><rp>)</rp></ruby>にある。</p></body></html>".encode()
     )
     doc = extract_html(page, all_text=True)
     assert _blocks(doc) == [
         ("title", "html/head/title", "T"),
         ("text", "html/body/div[1]", "Anna Berg\nPort Aldren harbour office"),
         ("code", "html/body/pre[1]", "line one\nline two"),
+        # A ruby's pronunciation guide is shown above its base text, not in the sentence.
+        ("paragraph", "html/body/p[3]", "本社は東京にある。"),
     ]
 
 
