@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from nerflow.etl.extraction.document import ExtractedDocument, ExtractionError
@@ -123,8 +124,7 @@ class PdfReaderProcess:
         self._stop()
         data_read, data_write = os.pipe()
         messages_read, messages_write = os.pipe()
-        # The child imports what this process can: the same packages, tests' included.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env = {**os.environ, "PYTHONPATH": _added_paths()}
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", __name__, self._reader, str(data_read), str(messages_write)],
@@ -163,6 +163,15 @@ class PdfReaderProcess:
         if process.poll() is None:
             process.kill()
         return _how_it_ended(process.wait())
+
+
+def _added_paths() -> str:
+    """What this process added to its import path (the project's root, a test's), for the
+    child to import the same modules. The interpreter's own directories are left out: on
+    PYTHONPATH they would come before the standard library."""
+    own = [Path(prefix).resolve() for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}]
+    added = [p for p in sys.path if p and not any(Path(p).resolve().is_relative_to(o) for o in own)]
+    return os.pathsep.join(added)
 
 
 def _outcome(message: tuple[Any, ...]) -> ExtractedDocument:

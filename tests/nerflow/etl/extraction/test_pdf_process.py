@@ -206,3 +206,16 @@ def test_a_read_interrupted_mid_file_does_not_answer_the_next_one(reader, monkey
     monkeypatch.undo()
     _assert_same(reader.read(samples_pdf.report_pdf()), extract_pdf(samples_pdf.report_pdf()))
     assert reader.pid != before
+
+
+def test_the_child_is_given_only_the_paths_this_process_added(tmp_path, monkeypatch):
+    # The interpreter's own directories on PYTHONPATH would come before the standard library.
+    import sysconfig
+
+    from nerflow.etl.extraction.pdf_process import _added_paths
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    added = _added_paths().split(os.pathsep)
+    assert str(tmp_path) in added
+    for own in (sysconfig.get_path("stdlib"), sysconfig.get_path("purelib")):
+        assert own not in added
