@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import zipfile
+from collections.abc import Callable
+from typing import Any
 
 __all__ = [
     "ARTICLE_TITLE",
@@ -200,12 +202,21 @@ def report_docx() -> bytes:
     props.language = "en-GB"
     props.author = "Example Author"
     props.last_modified_by = "Example Author"
+    return _saved_docx(document)
+
+
+def _saved_docx(
+    document: Any, *, edit: Callable[[str, bytes], bytes] | None = None, added: dict[str, bytes] | None = None
+) -> bytes:
+    """``document``'s bytes, the same on every call: its core properties' dates fixed, its zip
+    rewritten by :func:`_fixed_zip` (members passed through ``edit``, ``added`` appended)."""
+    props = document.core_properties
     props.created = _FIXED_TIME.replace(tzinfo=None)
     props.modified = _FIXED_TIME.replace(tzinfo=None)
     props.revision = 1
     buffer = io.BytesIO()
     document.save(buffer)
-    return _fixed_zip(buffer.getvalue())
+    return _fixed_zip(buffer.getvalue(), edit=edit, added=added)
 
 
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -237,39 +248,31 @@ def annotated_docx() -> bytes:
     paragraph._p.append(parse_xml(f'<w:r xmlns:w="{_W}"><w:footnoteReference w:id="1"/></w:r>'))
     document.add_comment(paragraph.runs, text="Ask Maren Holloway for the date.", author="Reviewer")
     document.add_paragraph("Northwind Shipping runs the crossings.")
-    props = document.core_properties
-    props.created = props.modified = _FIXED_TIME.replace(tzinfo=None)
-    props.revision = 1
-    buffer = io.BytesIO()
-    document.save(buffer)
-    parts = {
+    kinds = ("footnote", "endnote")
+
+    def declare_notes(name: str, data: bytes) -> bytes:
+        if name == "[Content_Types].xml":
+            overrides = "".join(
+                f'<Override PartName="/word/{kind}s.xml" '
+                f'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"/>'
+                for kind in kinds
+            )
+            return data.replace(b"</Types>", overrides.encode() + b"</Types>")
+        if name == "word/_rels/document.xml.rels":
+            rels = "".join(
+                f'<Relationship Id="rIdNotes{kind}" Type="{_REL}/{kind}s" Target="{kind}s.xml"/>' for kind in kinds
+            )
+            return data.replace(b"</Relationships>", rels.encode() + b"</Relationships>")
+        return data
+
+    notes = {
         "word/footnotes.xml": _notes_xml(
             "footnote",
             ["Interview with Tomas Eriksen in Port Aldren.", "Minutes of the Lindqvist Harbour Authority."],
         ),
         "word/endnotes.xml": _notes_xml("endnote", ["Photographs by Anna Berg."]),
     }
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, zipfile.ZipFile(out, "w") as dst:
-        for name in src.namelist():
-            data = src.read(name)
-            if name == "[Content_Types].xml":
-                overrides = "".join(
-                    f'<Override PartName="/word/{kind}s.xml" '
-                    f'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"/>'
-                    for kind in ("footnote", "endnote")
-                )
-                data = data.replace(b"</Types>", overrides.encode() + b"</Types>")
-            elif name == "word/_rels/document.xml.rels":
-                rels = "".join(
-                    f'<Relationship Id="rIdNotes{kind}" Type="{_REL}/{kind}s" Target="{kind}s.xml"/>'
-                    for kind in ("footnote", "endnote")
-                )
-                data = data.replace(b"</Relationships>", rels.encode() + b"</Relationships>")
-            dst.writestr(name, data)
-        for name, data in parts.items():
-            dst.writestr(name, data)
-    return _fixed_zip(out.getvalue())
+    return _saved_docx(document, edit=declare_notes, added=notes)
 
 
 _NAMESPACES = (
@@ -354,23 +357,24 @@ def marked_up_docx() -> bytes:
     body = document.element.body
     for xml, _ in MARKED_UP_PARAGRAPHS:
         body.insert(len(body) - 1, parse_xml(f"<w:p {_NAMESPACES}>{xml}</w:p>"))  # before w:sectPr
-    props = document.core_properties
-    props.created = props.modified = _FIXED_TIME.replace(tzinfo=None)
-    props.revision = 1
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return _fixed_zip(buffer.getvalue())
+    return _saved_docx(document)
 
 
-def _fixed_zip(data: bytes) -> bytes:
-    """The same members in the same order, with a fixed timestamp, so the bytes repeat."""
+def _fixed_zip(
+    data: bytes, *, edit: Callable[[str, bytes], bytes] | None = None, added: dict[str, bytes] | None = None
+) -> bytes:
+    """The same members in the same order (each through ``edit``, then ``added`` after them),
+    with a fixed timestamp, so the bytes repeat."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=(2024, 1, 2, 3, 4, 6))
+        members = [(info.filename, src.read(info.filename)) for info in src.infolist()]
+        if edit is not None:
+            members = [(name, edit(name, content)) for name, content in members]
+        for name, content in [*members, *(added or {}).items()]:
+            fixed = zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 6))
             fixed.compress_type = zipfile.ZIP_DEFLATED
             fixed.external_attr = 0o644 << 16
-            dst.writestr(fixed, src.read(info.filename))
+            dst.writestr(fixed, content)
     return out.getvalue()
 
 
