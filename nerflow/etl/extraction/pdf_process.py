@@ -15,7 +15,7 @@ The child is a fresh interpreter (``python -m nerflow.etl.extraction.pdf_process
 ``multiprocessing`` child: a forked child would inherit Prefect's and torch's threads
 mid-flight, and a spawned one re-runs the caller's main script, which a user's script that
 starts a flow run at import would repeat. It is started on the first PDF, stays up between
-files (starting one costs a third of a second; it holds about 80 MB), and is started again
+files (starting one takes about 0.2 s; it holds about 80 MB), and is started again
 after it is killed. One child per process, one file at a time, as pdfium allows.
 """
 
