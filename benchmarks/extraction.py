@@ -90,11 +90,13 @@ def pdf_costs(path: Path, root: Path, data: bytes, repeat: int, row: dict) -> di
     t0 = time.perf_counter()
     process.read(data)
     first = time.perf_counter() - t0
+    status = Path(f"/proc/{process.pid}/status").read_text()
     process.close()
     return {
         "seconds_in_process": round(in_process, 4),
         "seconds_in_child": row["seconds"],
         "child_start_seconds": round(first - row["seconds"], 2),
+        "child_rss_mb": round(int(status.split("VmRSS:")[1].split()[0]) / 1024),
     }
 
 
@@ -192,7 +194,7 @@ def render(r: dict) -> str:
             "",
             f"PDFs are read in a child process (`docs/input-formats.md`): the PDF above took {c['seconds_in_child']:.3f} s "
             f"through it against {c['seconds_in_process']:.3f} s read in this process, and starting the child, once per "
-            f"process, {c['child_start_seconds']:.2f} s.",
+            f"process, {c['child_start_seconds']:.2f} s; the child then holds {c['child_rss_mb']} MB.",
         ]
     if r["engine"]:
         e = r["engine"]
