@@ -1,7 +1,7 @@
 """How fast nerflow reads each input format, next to how fast the model reads the text.
 
 Each format's sample (``tests/samples_*.py``; the PDF at ``--pdf-pages`` pages, the text
-formats repeated to about ``--text-kb`` KB) goes through the reading stage as the flow runs
+formats repeated to about ``--text-kb`` KB, the workbook one row of five cells per 40 bytes of ``--text-kb``) goes through the reading stage as the flow runs
 it (``nerflow.etl.reading.read_object``: content sniffing, decoding, extraction, segments),
 ``--repeat`` times; the best time counts. MB/s is input bytes per second, characters/s the
 extracted text, pages/s for the PDF. For comparison, the engine's throughput on the same
@@ -49,6 +49,8 @@ def samples(pdf_pages: int, text_kb: int) -> dict[str, tuple[str, bytes]]:
         "pdf": ("report.pdf", samples_pdf.many_pages_pdf(pdf_pages)),
         "html": ("article.html", big_html),
         "docx": ("report.docx", samples_office.report_docx()),
+        "xlsx": ("ledger.xlsx", samples_office.ledger_xlsx(max(1, (text_kb << 10) // 40))),
+        "pptx": ("slides.pptx", samples_office.slides_pptx()),
         "markdown": ("notes.md", repeated(samples_office.notes_markdown().encode())),
         "email": ("update.eml", samples_text.plain_email()),
         "text (cp1251)": ("letter.txt", repeated(samples_text.cp1251_text())),

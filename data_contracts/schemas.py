@@ -69,7 +69,7 @@ __all__ = [
 
 DOC_STATUSES = ("ok", "empty")
 
-DOCUMENT_FORMATS = ("jsonl", "parquet", "text", "pdf", "html", "docx", "markdown", "email")
+DOCUMENT_FORMATS = ("jsonl", "parquet", "text", "pdf", "html", "docx", "xlsx", "pptx", "markdown", "email")
 """Values of ``documents.format``: the reader that extracted a document's text (an mbox's
 messages are ``email``)."""
 """``documents.status``: annotated, or empty after normalisation (kept, never dropped)."""
@@ -247,7 +247,8 @@ ENTITIES_V2 = _contract(
         _Col(
             "page",
             pa.int32(),
-            "1-based page of the source file the entity starts on (PDF); null where the format has no pages",
+            "1-based page of the source file the entity starts on (PDF page, PPTX slide); null where the format has "
+            "no pages",
             nullable=True,
         ),
         _Col(
@@ -302,17 +303,22 @@ _AFTER_METADATA = _DOCUMENTS_V1_COLUMNS.index(next(c for c in _DOCUMENTS_V1_COLU
 DOCUMENTS_V2 = _contract(
     "documents",
     2,
-    DOCUMENTS_V1.description + " Rich files (PDF, HTML, DOCX, e-mail) are read into text first; "
+    DOCUMENTS_V1.description + " Rich files (PDF, HTML, DOCX, XLSX, PPTX, e-mail) are read into text first; "
     "where each part of the text came from is in segments.",
     [
         *_DOCUMENTS_V1_COLUMNS[:_AFTER_METADATA],
         _Col("format", pa.string(), "The reader that extracted the text: " + ", ".join(DOCUMENT_FORMATS)),
-        _Col("page_count", pa.int32(), "Pages of the source file (PDF), else null", nullable=True),
-        _Col("title", pa.string(), "The title the file declares (PDF, HTML, DOCX, e-mail subject)", nullable=True),
+        _Col("page_count", pa.int32(), "Pages of the source file (PDF pages, PPTX slides), else null", nullable=True),
+        _Col(
+            "title",
+            pa.string(),
+            "The title the file declares (PDF, HTML, Office core properties, e-mail subject)",
+            nullable=True,
+        ),
         _Col(
             "declared_lang",
             pa.string(),
-            "The language the file declares, as written (HTML lang, DOCX, PDF /Lang); lang is still detected",
+            "The language the file declares, as written (HTML lang, Office, PDF /Lang); lang is still detected",
             nullable=True,
         ),
         _Col(
@@ -337,7 +343,8 @@ SEGMENTS_V1 = _contract(
     "segments",
     1,
     "One part of a document's text and where it came from in the source file: a text line of a PDF "
-    "page, a block of an HTML page or a DOCX file, an e-mail's subject or body. Segments of a "
+    "page, a block of an HTML page or a DOCX file, a spreadsheet cell, a slide's paragraph, an "
+    "e-mail's subject or body. Segments of a "
     "document are ordered and do not overlap; text between them is separators.",
     [
         _Col("doc_id", pa.string(), "The document (documents.doc_id)"),
@@ -348,13 +355,14 @@ SEGMENTS_V1 = _contract(
             "kind",
             pa.string(),
             "line, title, heading, paragraph, list_item, table_cell, text_box, code, quote, header, footer, footnote, "
-            "endnote, comment, subject, body, text",
+            "endnote, comment, notes, subject, body, text",
         ),
-        _Col("page", pa.int32(), "1-based page (PDF), else null", nullable=True),
+        _Col("page", pa.int32(), "1-based page (PDF) or slide (PPTX), else null", nullable=True),
         _Col(
             "block",
             pa.string(),
-            "Where in the file: an element path (HTML), a paragraph or cell path (DOCX), a MIME part (e-mail)",
+            "Where in the file: an element path (HTML), a paragraph or cell path (DOCX), a cell reference "
+            "('Q3 Sales'!C3, XLSX), a slide's shape path (PPTX), a MIME part (e-mail)",
             nullable=True,
         ),
         _Col("left", pa.float32(), "PDF: the part's box on its page, in points from the lower left", nullable=True),

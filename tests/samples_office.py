@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -32,10 +33,22 @@ __all__ = [
     "MARKED_UP_PARAGRAPHS",
     "marked_up_docx",
     "zip_bomb_docx",
+    "zip_bomb_xlsx",
     "oversized_zip_docx",
     "not_a_zip_docx",
     "encrypted_office",
     "legacy_doc",
+    "legacy_xls",
+    "legacy_ppt",
+    "WORKBOOK_TITLE",
+    "WORKBOOK_ROWS",
+    "WORKBOOK_NOTE",
+    "WORKBOOK_COMMENT",
+    "contacts_xlsx",
+    "far_apart_xlsx",
+    "ledger_xlsx",
+    "SLIDES_TITLE",
+    "slides_pptx",
 ]
 
 ARTICLE_TITLE = "Harbour Authority Approves New Ferry Link"
@@ -381,9 +394,18 @@ def _fixed_zip(
 def zip_bomb_docx() -> bytes:
     """A zip that looks like a DOCX and holds a 2 MiB member of zeros that deflates about a
     thousandfold: the ratio check catches it without anything being decompressed."""
+    return _zip_bomb("word/document.xml")
+
+
+def zip_bomb_xlsx() -> bytes:
+    """The same bomb as a workbook's main part."""
+    return _zip_bomb("xl/workbook.xml")
+
+
+def _zip_bomb(main_part: str) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name in ("[Content_Types].xml", "word/document.xml"):
+        for name in ("[Content_Types].xml", main_part):
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 6))
             info.compress_type = zipfile.ZIP_DEFLATED
             z.writestr(info, b"<x/>" if name.startswith("[") else bytes(2 * 1024 * 1024))
@@ -421,8 +443,164 @@ def encrypted_office() -> bytes:
     return _ole_header() + entry
 
 
-def legacy_doc() -> bytes:
-    """The minimum of an old Word .doc: the OLE magic and a "WordDocument" stream entry."""
-    name = "WordDocument".encode("utf-16-le") + b"\x00\x00"
+def _legacy_office(stream: str) -> bytes:
+    """The minimum of a legacy binary Office file: the OLE magic and a directory entry for the
+    stream its application writes."""
+    name = stream.encode("utf-16-le") + b"\x00\x00"
     entry = name + bytes(64 - len(name)) + (len(name)).to_bytes(2, "little") + bytes(128 - 66)
     return _ole_header() + entry
+
+
+def legacy_doc() -> bytes:
+    """An old Word .doc: a "WordDocument" stream."""
+    return _legacy_office("WordDocument")
+
+
+def legacy_xls() -> bytes:
+    """An old Excel .xls: a "Workbook" stream."""
+    return _legacy_office("Workbook")
+
+
+def legacy_ppt() -> bytes:
+    """An old PowerPoint .ppt: a "PowerPoint Document" stream."""
+    return _legacy_office("PowerPoint Document")
+
+
+WORKBOOK_TITLE = "Ferry Link Contacts"
+WORKBOOK_ROWS = (
+    ("Name", "Organisation", "City"),
+    ("Maren Holloway", "Lindqvist Harbour Authority", "Port Aldren"),
+    ("Tomas Eriksen", "Regional Council", "Veska"),
+)
+WORKBOOK_NOTE = "Anna Berg of the Coastal Heritage Society asked for the traffic studies."
+WORKBOOK_COMMENT = "Check the spelling with Northwind Shipping."
+
+
+def contacts_xlsx() -> bytes:
+    """A workbook as an office would keep one: a "Contacts" sheet with a header row, names and
+    numbers (a passenger count, a date, a flag: values, not text), a sheet whose name needs
+    quoting ("Q3 Notes") with a note, a comment and a cell with a phonetic guide, a hidden
+    sheet, and a chart sheet (no cells). Excel's rich text, inline strings and ``_x000D_``
+    escapes are in it too: the shared strings and one cell are edited after xlsxwriter, which
+    writes neither phonetic runs nor inline strings."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    workbook.set_properties({"title": WORKBOOK_TITLE, "created": _FIXED_TIME.replace(tzinfo=None)})
+    contacts = workbook.add_worksheet("Contacts")
+    for r, row in enumerate(WORKBOOK_ROWS):
+        contacts.write_row(r, 0, row)
+    contacts.write_row(1, 3, (400, True))
+    contacts.write_datetime(2, 3, dt.datetime(2024, 5, 1), workbook.add_format({"num_format": "yyyy-mm-dd"}))
+    contacts.write_formula("A5", '=A2&" (chair)"', None, "Maren Holloway (chair)")
+    notes = workbook.add_worksheet("Q3 Notes")
+    notes.write("B2", WORKBOOK_NOTE)
+    notes.write_comment("B2", WORKBOOK_COMMENT, {"author": "Reviewer"})
+    notes.write_rich_string("B4", "Signed by ", workbook.add_format({"bold": True}), "Maren Holloway")
+    notes.write("B5", "東京")
+    notes.write("C6", "INLINE")
+    hidden = workbook.add_worksheet("Archive")
+    hidden.write("A1", "Former operator: Baltic Ferries")
+    hidden.hide()
+    chart = workbook.add_chart({"type": "line"})
+    chart.add_series({"values": "=Contacts!$D$2:$D$3"})
+    workbook.add_chartsheet("Chart").set_chart(chart)
+    workbook.close()
+
+    def edit(name: str, content: bytes) -> bytes:
+        if name == "xl/sharedStrings.xml":
+            # The ruby reading Excel keeps over Japanese text; not part of the cell's text.
+            content = content.replace(
+                "<si><t>東京</t></si>".encode(),
+                '<si><t>東京</t><rPh sb="0" eb="2"><t>トウキョウ</t></rPh></si>'.encode(),
+            )
+        if name == "xl/worksheets/sheet2.xml":
+            content = re.sub(
+                rb'<c r="C6" t="s"><v>\d+</v></c>',
+                b'<c r="C6" t="inlineStr"><is><t>Veska_x000D_</t><r><t xml:space="preserve"> harbour</t></r></is></c>',
+                content,
+            )
+        return content
+
+    return _fixed_zip(buffer.getvalue(), edit=edit)
+
+
+def far_apart_xlsx() -> bytes:
+    """Two text cells, in the sheet's first cell and in its last (A1, XFD1048576): a 6 KB file
+    whose grid, held densely, has 17 billion cells."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    workbook.set_properties({"created": _FIXED_TIME.replace(tzinfo=None)})
+    sheet = workbook.add_worksheet("Far")
+    sheet.write("A1", "Port Aldren")
+    sheet.write("XFD1048576", "Veska")
+    workbook.close()
+    return _fixed_zip(buffer.getvalue())
+
+
+def ledger_xlsx(rows: int) -> bytes:
+    """A workbook of ``rows`` rows for the reading benchmark: a name, an organisation, a city
+    and a note per row, with a count beside them (a number: not text)."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    workbook.set_properties({"created": _FIXED_TIME.replace(tzinfo=None)})
+    sheet = workbook.add_worksheet("Ledger")
+    people = REPORT_TABLE[1:]
+    for r in range(rows):
+        name, organisation, city = people[r % len(people)]
+        note = f"{name} met {ARTICLE_PARAGRAPHS[r % len(ARTICLE_PARAGRAPHS)][:60]} (entry {r})"
+        sheet.write_row(r, 0, (name, organisation, city, note, r))
+    workbook.close()
+    return _fixed_zip(buffer.getvalue())
+
+
+SLIDES_TITLE = "Veska Ferry Link"
+
+
+def slides_pptx() -> bytes:
+    """A presentation: a title slide, a slide with bullets (one with a line break), a text box,
+    a group of two shapes and speaker notes, a hidden slide with a table (one merged cell)."""
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    presentation.core_properties.title = SLIDES_TITLE
+    presentation.core_properties.created = _FIXED_TIME.replace(tzinfo=None)
+    presentation.core_properties.modified = _FIXED_TIME.replace(tzinfo=None)
+    presentation.core_properties.last_modified_by = "nerflow tests"
+    first = presentation.slides.add_slide(presentation.slide_layouts[0])
+    first.shapes.title.text = SLIDES_TITLE
+    first.placeholders[1].text = "Lindqvist Harbour Authority"
+
+    second = presentation.slides.add_slide(presentation.slide_layouts[1])
+    body = second.placeholders[1].text_frame
+    body.text = "Maren Holloway opened the terminal at Port Aldren."
+    bullet = body.add_paragraph()
+    bullet.text = "Northwind Shipping runs the route"
+    bullet.add_line_break()
+    bullet.add_run().text = "from the spring."
+    box = second.shapes.add_textbox(Inches(1), Inches(6), Inches(4), Inches(1))
+    box.text_frame.text = "Source: Regional Council"
+    group = second.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(5), Inches(6), Inches(2), Inches(1)).text_frame.text = "Veska"
+    group.shapes.add_textbox(Inches(7), Inches(6), Inches(2), Inches(1)).text_frame.text = "Tomas Eriksen"
+    # The title is set last: it is still read first.
+    second.shapes.title.text = "Opening"
+    second.notes_slide.notes_text_frame.text = "Thank Anna Berg of the Coastal Heritage Society."
+
+    third = presentation.slides.add_slide(presentation.slide_layouts[5])
+    third.shapes.title.text = "Operators"
+    table = third.shapes.add_table(3, 2, Inches(1), Inches(2), Inches(6), Inches(2)).table
+    for r, (name, organisation, _) in enumerate(REPORT_TABLE[:2]):
+        table.cell(r, 0).text, table.cell(r, 1).text = name, organisation
+    table.cell(2, 0).merge(table.cell(2, 1))
+    table.cell(2, 0).text = "Baltic Ferries until 2023"
+    third._element.set("show", "0")  # hidden: left out of the show, still the file's text
+    buffer = io.BytesIO()
+    presentation.save(buffer)
+    return _fixed_zip(buffer.getvalue())

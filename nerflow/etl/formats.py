@@ -12,7 +12,9 @@ from typing import Literal, get_args
 
 __all__ = ["FORMATS", "SUFFIXES", "InputFormat", "detect_format", "strip_suffix"]
 
-InputFormat = Literal["auto", "jsonl", "parquet", "text", "pdf", "html", "docx", "markdown", "email", "mbox"]
+InputFormat = Literal[
+    "auto", "jsonl", "parquet", "text", "pdf", "html", "docx", "xlsx", "pptx", "markdown", "email", "mbox"
+]
 """``input_format`` values: ``"auto"`` decides by content and name, the others force one reader."""
 
 # The one list of formats: the flow's parameters take the type, the stages check the tuple.
@@ -35,6 +37,9 @@ SUFFIXES: tuple[tuple[str, str], ...] = (
     (".htm", "html"),
     (".xhtml", "html"),
     (".docx", "docx"),
+    (".xlsx", "xlsx"),
+    (".xlsm", "xlsx"),
+    (".pptx", "pptx"),
     (".md", "markdown"),
     (".markdown", "markdown"),
     (".eml", "email"),

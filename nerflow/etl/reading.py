@@ -4,7 +4,7 @@ Record formats: JSONL (one JSON object per line, ``.jsonl``/``.ndjson``, gzip al
 or UTF-16/32 with a byte-order mark) and Parquet (one row per document), whose field names are
 configurable (:class:`FieldMapping`). File formats, one document per file: plain text in any
 encoding it can be told apart in (:mod:`nerflow.etl.extraction.text_encoding`), PDF, HTML,
-DOCX, Markdown and e-mail; an mbox gives one document per message. The format is decided by
+DOCX, XLSX, PPTX, Markdown and e-mail; an mbox gives one document per message. The format is decided by
 content first (:func:`nerflow.etl.extraction.sniffing.sniff_format`), the name second, unless
 ``input_format`` forces one. File formats come with segments (where each part of the text came
 from: page, block, PDF boxes) and what the file declares (title, page count, language,
@@ -77,9 +77,12 @@ from nerflow.etl.extraction.docx import extract_docx
 from nerflow.etl.extraction.html import extract_html
 from nerflow.etl.extraction.mail import extract_email, extract_mbox
 from nerflow.etl.extraction.markdown_text import extract_markdown
+from nerflow.etl.extraction.office_archive import ole_reason
 from nerflow.etl.extraction.pdf_process import PAGE_TIME_LIMIT_S, read_pdf
+from nerflow.etl.extraction.pptx import extract_pptx
 from nerflow.etl.extraction.sniffing import describe_mismatch, sniff_format
 from nerflow.etl.extraction.text_encoding import bom_encoding, decode_text, extract_text
+from nerflow.etl.extraction.xlsx import extract_xlsx
 from nerflow.etl.formats import FORMATS, detect_format, strip_suffix
 from nerflow.etl.listing import Batch
 from nerflow.etl.quarantine import EXCERPT_CHARS, QUARANTINE_SCHEMA, READ, quarantine_rows
@@ -352,7 +355,7 @@ def _read(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -> _Col
 
 _UNSUPPORTED = (
     "unsupported file type: neither its name nor its content names a format nerflow reads "
-    "(JSONL, Parquet, text, PDF, HTML, DOCX, Markdown, e-mail, mbox; optionally gzipped)"
+    "(JSONL, Parquet, text, PDF, HTML, DOCX, XLSX, PPTX, Markdown, e-mail, mbox; optionally gzipped)"
 )
 
 # Formats whose bytes make a readable quarantine excerpt.
@@ -672,6 +675,12 @@ def _read_markdown(data: bytes, out: _Collector) -> None:
     out.add_extracted(dataclasses.replace(doc, info=info), out.file_id())
 
 
+def _read_ole(data: bytes, out: _Collector) -> None:
+    # An OLE compound file is an encrypted Office file or a legacy binary one (.doc, .xls,
+    # .ppt): none holds text nerflow can read, and the reason says which it is.
+    raise ExtractionError(ole_reason(data))
+
+
 def _read_mbox(data: bytes, out: _Collector) -> None:
     for n, message in enumerate(extract_mbox(data), start=1):
         if isinstance(message, ExtractionError):
@@ -687,9 +696,9 @@ _READERS: dict[str, Callable[[bytes, _Collector], None]] = {
     "pdf": _read_pdf,
     "html": _read_html,
     "docx": _read_file(extract_docx),
-    # An OLE compound file: an encrypted Office file or a legacy .doc, which the DOCX reader
-    # refuses with the reason.
-    "ole": _read_file(extract_docx),
+    "xlsx": _read_file(extract_xlsx),
+    "pptx": _read_file(extract_pptx),
+    "ole": _read_ole,
     "markdown": _read_markdown,
     "email": _read_file(extract_email),
     "mbox": _read_mbox,

@@ -11,8 +11,8 @@ What counts as bad, and where it goes (see docs/tables.md, "How the contracts ar
 * unreadable records (not UTF-8, not JSON, no text field, text null or not a string): one
   quarantine row each, stage ``read``, with the line or row;
 * unreadable objects (truncated gzip, zero bytes, unsupported type, deleted after listing;
-  corrupt, encrypted, scanned or zero-page PDFs, HTML without main content, a zip bomb, a
-  password-protected Office file, an e-mail with only attachments, a suffix that lies about
+  corrupt, encrypted, scanned or zero-page PDFs, HTML without main content, zip bombs, a
+  password-protected Office file, a legacy .xls, an e-mail with only attachments, a suffix that lies about
   the content, text whose encoding cannot be told): one quarantine row for the object,
   ``record`` null, with the reader's reason;
 * empty or whitespace-only text: kept in ``documents`` with status ``"empty"``;
@@ -267,6 +267,18 @@ CASES = [
         quarantined=((None, "password-protected Office file", "read"),),
     ),
     Case(
+        "legacy-excel-file",
+        "cases/budget.xls",
+        samples_office.legacy_xls(),
+        quarantined=((None, "legacy Excel .xls (OLE) file: not supported; save as .xlsx", "read"),),
+    ),
+    Case(
+        "workbook-that-is-a-zip-bomb",
+        "cases/bomb.xlsx",
+        samples_office.zip_bomb_xlsx(),
+        quarantined=((None, "zip bomb", "read"),),
+    ),
+    Case(
         "email-with-only-attachments",
         "cases/attachments.eml",
         samples_text.attachments_only_email(),
@@ -479,8 +491,9 @@ def test_every_good_document_comes_out_and_the_run_reconciles(run):
     s = run.summary
     assert s.docs_in == s.docs_ok + s.docs_empty + s.docs_quarantined == len(run.documents) + len(run.quarantine)
     assert s.entities == len(run.entities) == sum(d["n_entities"] for d in run.documents)
-    # Ignored: no reader for the name (report.pdf, loop_no_suffix); processed all the same, one row each.
-    assert s.objects_processed == len(CASES) + len(GOOD_FILES) and s.objects_ignored == 2
+    # Ignored: no reader for the name (report.pdf, loop_no_suffix, budget.xls); processed all the
+    # same, one row each.
+    assert s.objects_processed == len(CASES) + len(GOOD_FILES) and s.objects_ignored == 3
     expected_quarantine = sum(len(c.quarantined) for c in CASES)
     assert s.docs_quarantined == expected_quarantine
     check_output(str(run.out), ids)

@@ -1,6 +1,6 @@
-"""PDF, HTML, DOCX, Markdown, e-mail and legacy-encoded text through the whole flow, on local
-files and on the S3 test server: every format's text, its segments, its pages, and for the
-PDF the text under each entity's boxes read back from the original file."""
+"""PDF, HTML, DOCX, XLSX, PPTX, Markdown, e-mail and legacy-encoded text through the whole flow,
+on local files and on the S3 test server: every format's text, its segments, its pages, and
+for the PDF the text under each entity's boxes read back from the original file."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ FILES = {
     "office/annual.docx": samples_office.report_docx(),
     "office/annotated.docx": samples_office.annotated_docx(),
     "office/marked-up.docx": samples_office.marked_up_docx(),
+    "office/contacts.xlsx": samples_office.contacts_xlsx(),
+    "office/slides.pptx": samples_office.slides_pptx(),
     "notes/meeting.md": samples_office.notes_markdown().encode(),
     "mail/update.eml": samples_text.plain_email(),
     "mail/archive.mbox": samples_text.mbox_of(2),
@@ -33,6 +35,8 @@ FORMATS = {
     "office/annual.docx": "docx",
     "office/annotated.docx": "docx",
     "office/marked-up.docx": "docx",
+    "office/contacts.xlsx": "xlsx",
+    "office/slides.pptx": "pptx",
     "notes/meeting.md": "markdown",
     "mail/update.eml": "email",
     "mail/archive.mbox#1": "email",
@@ -74,6 +78,10 @@ def _check(out: str, storage_options: dict | None = None) -> None:
     assert {s["kind"] for s in by_doc["office/annotated.docx"]} == {"paragraph", "footnote", "endnote", "comment"}
     assert [s["kind"] for s in by_doc["office/marked-up.docx"]] == ["paragraph"] * 5 + ["text_box"]
     assert docs["office/marked-up.docx"]["text"].startswith("Signed by Maren Holloway for the authority.")
+    assert {s["kind"] for s in by_doc["office/contacts.xlsx"]} == {"table_cell", "comment"}
+    assert by_doc["office/contacts.xlsx"][0]["block"] == "Contacts!A1"
+    assert docs["office/slides.pptx"]["page_count"] == 3
+    assert [s["page"] for s in by_doc["office/slides.pptx"]] == [1] * 2 + [2] * 7 + [3] * 6
     assert [s["kind"] for s in by_doc["mail/update.eml"]] == ["subject", "body"]
     for doc_id, segs in by_doc.items():
         text = docs[doc_id]["text"]
@@ -84,7 +92,14 @@ def _check(out: str, storage_options: dict | None = None) -> None:
     assert all(s["page_width"] and s["left"] is not None for s in pdf_segments)
 
     entities = read_table(out, "entities", storage_options).to_pylist()
-    assert all(e["page"] is None and e["boxes"] is None for e in entities if docs[e["doc_id"]]["format"] != "pdf")
+    assert all(e["boxes"] is None for e in entities if docs[e["doc_id"]]["format"] != "pdf")
+    assert all(e["page"] is None for e in entities if docs[e["doc_id"]]["format"] not in ("pdf", "pptx"))
+    # A slide's entities are on it: the page is the slide whose segment holds the entity.
+    slides = by_doc["office/slides.pptx"]
+    in_slides = [e for e in entities if e["doc_id"] == "office/slides.pptx"]
+    for e in in_slides:
+        (holder,) = [s for s in slides if s["start"] <= e["start"] < s["end"]]
+        assert e["page"] == holder["page"]
     in_pdf = [e for e in entities if e["doc_id"] == "reports/quarterly.pdf"]
     assert in_pdf and all(e["page"] in (1, 2, 3) and e["boxes"] for e in in_pdf)
     # The text under an entity's boxes, read back from the original PDF, is the entity's text.

@@ -1,4 +1,5 @@
-"""Text out of rich input files (PDF, HTML, DOCX, Markdown, e-mail, text in any encoding).
+"""Text out of rich input files (PDF, HTML, DOCX, XLSX, PPTX, Markdown, e-mail, text in any
+encoding).
 
 Each format has a module of its own that turns an object's bytes into
 :class:`~nerflow.etl.extraction.document.ExtractedDocument` values: the document's text in the

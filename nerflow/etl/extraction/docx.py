@@ -1,14 +1,7 @@
 """Word documents (.docx): headers, body, notes, comments and footers, with python-docx.
 
-A DOCX is a zip of XML parts, and a zip is the classic way to make a small upload expand into
-gigabytes. So before python-docx opens anything, the archive's directory is checked without
-decompressing a byte: the uncompressed sizes the members declare, in total and against their
-compressed sizes. The declared size is a real bound, not a claim to distrust: Python's
-``zipfile`` stops inflating a member at its declared size, so a member that lies about its
-size fails its CRC check instead of filling memory. Office files that are not zips are named
-for what they are: a password-protected .docx is an OLE compound file holding an
-``EncryptedPackage`` stream (no text can be read without the password), and any other OLE
-file is a legacy binary .doc, which python-docx cannot read.
+Before python-docx opens anything, the archive is checked like every Office file's
+(:mod:`nerflow.etl.extraction.office_archive`: zip bombs, encrypted and legacy files).
 
 Reading order is the page's: the headers, then the body's paragraphs and tables as they
 appear in the XML (content controls, ``w:sdt``, are opened, since cover pages and tables of
@@ -31,7 +24,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Iterator
 
 import docx
@@ -47,20 +39,10 @@ from docx.text.paragraph import Paragraph
 from lxml import etree
 
 from nerflow.etl.extraction.document import DocumentInfo, ExtractedDocument, ExtractionError, TextBuilder
+from nerflow.etl.extraction.office_archive import check_ooxml
 
-__all__ = ["MAX_UNCOMPRESSED_BYTES", "MAX_COMPRESSION_RATIO", "extract_docx"]
+__all__ = ["extract_docx"]
 
-MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
-"""The most a DOCX may expand to, all members together."""
-MAX_COMPRESSION_RATIO = 200
-"""The highest uncompressed/compressed ratio of one member; real documents stay well below
-it (long runs of identical XML reach a few dozen), deflate bombs reach about a thousand."""
-_RATIO_MIN_BYTES = 1024 * 1024
-# Below this a member cannot do harm however well it compresses, and small highly repetitive
-# parts (an empty numbering or settings part) would otherwise be false alarms.
-
-_OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
-_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 _HEADING = re.compile(r"heading \d+", re.IGNORECASE)
 _SDT = qn("w:sdt")
 _SDT_CONTENT = qn("w:sdtContent")
@@ -97,7 +79,7 @@ def extract_docx(data: bytes) -> ExtractedDocument:
             password-protected or legacy (.doc) Office file, or a DOCX python-docx cannot
             read.
     """
-    _check_archive(data)
+    check_ooxml(data, main_part="word/document.xml", what="a DOCX")
     try:
         document = docx.Document(io.BytesIO(data))
         builder = TextBuilder()
@@ -113,35 +95,6 @@ def extract_docx(data: bytes) -> ExtractedDocument:
     except Exception as exc:
         raise ExtractionError(f"not a readable DOCX: {type(exc).__name__}: {exc}") from exc
     return builder.build(info)
-
-
-def _check_archive(data: bytes) -> None:
-    """Refuse what python-docx must not open, from the archive's directory alone."""
-    if data.startswith(_OLE_MAGIC):
-        if _ENCRYPTED_PACKAGE in data:
-            raise ExtractionError("password-protected Office file: encrypted, no text can be read")
-        raise ExtractionError("legacy Word .doc (OLE) file: not supported; save as .docx")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise ExtractionError("not a DOCX: not a zip archive") from exc
-    total = sum(m.file_size for m in members)
-    if total > MAX_UNCOMPRESSED_BYTES:
-        raise ExtractionError(
-            f"zip bomb: members expand to {total} bytes in all, over the limit of {MAX_UNCOMPRESSED_BYTES}"
-        )
-    for member in members:
-        if member.file_size < _RATIO_MIN_BYTES:
-            continue
-        ratio = member.file_size / max(member.compress_size, 1)
-        if ratio > MAX_COMPRESSION_RATIO:
-            raise ExtractionError(
-                f"zip bomb: {member.filename} expands from {member.compress_size} to {member.file_size} bytes, "
-                f"ratio {ratio:.0f} over {MAX_COMPRESSION_RATIO}"
-            )
-    if not any(m.filename == "word/document.xml" for m in members):
-        raise ExtractionError("not a DOCX: no word/document.xml")
 
 
 def _read(document: Document, builder: TextBuilder) -> None:

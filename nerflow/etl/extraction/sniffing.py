@@ -20,9 +20,22 @@ from nerflow.etl.formats import SUFFIXES
 
 __all__ = ["SNIFFED_FORMATS", "SUFFIX_FORMATS", "describe_mismatch", "sniff_format"]
 
-SNIFFED_FORMATS = ("jsonl", "parquet", "text", "pdf", "html", "docx", "markdown", "email", "mbox", "ole")
+SNIFFED_FORMATS = (
+    "jsonl",
+    "parquet",
+    "text",
+    "pdf",
+    "html",
+    "docx",
+    "xlsx",
+    "pptx",
+    "markdown",
+    "email",
+    "mbox",
+    "ole",
+)
 """What :func:`sniff_format` returns (or None). ``"ole"`` is an OLE compound file: an
-encrypted Office document or a legacy ``.doc``; the DOCX reader refuses it with the reason."""
+encrypted Office file or a legacy ``.doc``, ``.xls`` or ``.ppt``, refused with the reason."""
 
 SUFFIX_FORMATS: dict[str, str] = {
     suffix: fmt for suffix, fmt in SUFFIXES if suffix.count(".") == 1 and not suffix.endswith(".gz")
@@ -30,7 +43,9 @@ SUFFIX_FORMATS: dict[str, str] = {
 """Suffix (lower case, with the dot) → the format it names."""
 
 # Formats with magic bytes: a suffix naming one is a claim about the content, checked by it.
-_BINARY_FORMATS = {"pdf": "a PDF", "docx": "a DOCX document", "parquet": "a Parquet file"}
+_BINARY_FORMATS = {"pdf": "a PDF", "docx": "a DOCX", "xlsx": "an XLSX", "pptx": "a PPTX", "parquet": "Parquet"}
+# Office Open XML formats, each told by the folder of its main part in the zip.
+_OOXML_FOLDERS = {"docx": b"word/", "xlsx": b"xl/", "pptx": b"ppt/"}
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -78,7 +93,7 @@ def sniff_format(head: bytes, name: str) -> str | None:
     if head.startswith(b"PAR1"):
         return "parquet"
     if head.startswith(_ZIP_MAGIC):
-        return "docx" if _is_docx(head, suffix_format) else None
+        return _ooxml_format(head, suffix_format)
     if head.startswith(_OLE_MAGIC):
         return "ole"
     text = _text_view(head)
@@ -96,16 +111,15 @@ def describe_mismatch(name: str, sniffed: str | None) -> str | None:
     """Why an object cannot be read as its suffix says, when the suffix names a binary format
     (PDF, DOCX, Parquet) and the content is another or none; None when there is no mismatch.
 
-    An OLE file named ``.docx`` is no mismatch here: the DOCX reader tells an encrypted
-    document from a legacy ``.doc`` and says which.
+    An OLE file named ``.docx``, ``.xlsx`` or ``.pptx`` is no mismatch here: its reader tells
+    an encrypted file from a legacy one and says which.
     """
     claimed = _suffix_format(name)
-    if claimed not in _BINARY_FORMATS or sniffed == claimed or (claimed == "docx" and sniffed == "ole"):
+    if claimed not in _BINARY_FORMATS or sniffed == claimed or (claimed in _OOXML_FOLDERS and sniffed == "ole"):
         return None
     suffix = _suffix(name)
     what = f"look like {sniffed}" if sniffed is not None else "are of no format nerflow reads"
-    label = {"pdf": "a PDF", "docx": "a DOCX", "parquet": "Parquet"}[claimed]
-    return f"content is not {label}: the name says {suffix} but the bytes {what}"
+    return f"content is not {_BINARY_FORMATS[claimed]}: the name says {suffix} but the bytes {what}"
 
 
 def _suffix(name: str) -> str:
@@ -121,11 +135,16 @@ def _suffix_format(name: str) -> str | None:
     return SUFFIX_FORMATS.get(_suffix(name))
 
 
-def _is_docx(head: bytes, suffix_format: str | None) -> bool:
-    if suffix_format == "docx" or b"word/" in head:
-        return True
-    # Every OOXML package has [Content_Types].xml; spreadsheets and slides are not documents.
-    return b"[Content_Types].xml" in head and b"xl/" not in head and b"ppt/" not in head
+def _ooxml_format(head: bytes, suffix_format: str | None) -> str | None:
+    """Which Office Open XML format a zip is, by the first part names in its head, else by
+    its suffix; None for other zips (an archive is no document)."""
+    for fmt, folder in _OOXML_FOLDERS.items():
+        if folder in head:
+            return fmt
+    if suffix_format in _OOXML_FOLDERS:
+        return suffix_format
+    # Every OOXML package has [Content_Types].xml: read as a DOCX, whose reader says what is missing.
+    return "docx" if b"[Content_Types].xml" in head else None
 
 
 def _text_view(head: bytes) -> str | None:

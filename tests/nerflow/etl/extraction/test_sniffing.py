@@ -11,6 +11,7 @@ import pytest
 
 from nerflow.etl.extraction.sniffing import SUFFIX_FORMATS, describe_mismatch, sniff_format
 from tests import samples_text as samples
+from tests.samples_office import contacts_xlsx, report_docx, slides_pptx
 
 _HTML = b"<!DOCTYPE html>\n<html><body><p>Anna Berg of ACME</p></body></html>"
 _PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
@@ -31,6 +32,12 @@ def _parquet() -> bytes:
         (b"\r\n" + _PDF, "scan", "pdf"),
         (_parquet()[:4096], "data.jsonl", "parquet"),
         (_DOCX, "letter.bin", "docx"),
+        (contacts_xlsx()[:4096], "contacts.bin", "xlsx"),
+        (slides_pptx()[:4096], "slides", "pptx"),
+        # The content names the format, whatever the name says.
+        (slides_pptx()[:4096], "slides.docx", "pptx"),
+        (report_docx()[:4096], "report.xlsx", "docx"),
+        (_OLE, "legacy.xls", "ole"),
         (b"PK\x03\x04" + b"\x00" * 60 + b"photos/a.jpg", "archive.txt", None),
         (_OLE, "letter.docx", "ole"),
         (_HTML, "page.txt", "html"),
@@ -75,6 +82,13 @@ def test_describe_mismatch() -> None:
     assert describe_mismatch("report.pdf", "pdf") is None
     assert describe_mismatch("scan.txt", "pdf") is None  # .txt names no binary format
     assert describe_mismatch("letter.docx", "ole") is None  # the DOCX reader says which
+    assert describe_mismatch("contacts.xlsx", "ole") is None
+    assert describe_mismatch("contacts.xlsx", "text") == (
+        "content is not an XLSX: the name says .xlsx but the bytes look like text"
+    )
+    assert describe_mismatch("slides.pptx", "docx") == (
+        "content is not a PPTX: the name says .pptx but the bytes look like docx"
+    )
 
 
 def test_suffix_table() -> None:
