@@ -20,10 +20,17 @@ class Doc:
     Attributes:
         doc_id: Caller's identifier, carried into every result.
         text: The text; offsets in the results refer to it as given.
+        breaks: Character offsets where the text's context ends: no model window spans one,
+            so the text on either side is read apart and no entity crosses it. Readers of
+            files set them around parts that stand alone (a table cell, a heading): the model
+            learnt from running sentences, and cells read as one run ("City Maren Holloway
+            Lindqvist Harbour Authority") look like no sentence it knows. Sorted; offsets at
+            or beyond the text's ends change nothing.
     """
 
     doc_id: str
     text: str
+    breaks: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

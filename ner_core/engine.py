@@ -231,6 +231,7 @@ class NerEngine:
             max_word_tokens=self._capacity,
             cjk_pieces=self.model.cjk_words == "pieces",
             space_punctuation=self.config.space_punctuation,
+            breaks=doc.breaks,
         )
         windows = cut_windows(tokens, self.windowing, n_special=len(self._prefix) + len(self._suffix))
         self.stats.seconds_tokenising += time.perf_counter() - t0

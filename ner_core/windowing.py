@@ -13,7 +13,7 @@ import bisect
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,6 +90,8 @@ class TokenizedDoc:
         word_char_end: ``int64[n_words]`` one past the last character, trailing whitespace
             stripped; equal to ``word_char_start`` for a word that covers no visible text.
         sentence_start: ``bool[n_words]`` whether a sentence may start at this word.
+        after_break: ``bool[n_words]`` whether the word is the first after a break
+            (``Doc.breaks``): windows never reach across it. All False without breaks.
         n_split_words: Words longer than a window that were cut into pieces.
     """
 
@@ -101,6 +103,7 @@ class TokenizedDoc:
     word_char_start: np.ndarray
     word_char_end: np.ndarray
     sentence_start: np.ndarray
+    after_break: np.ndarray
     n_split_words: int = 0
 
     @property
@@ -144,6 +147,7 @@ def tokenize_document(
     max_word_tokens: int,
     cjk_pieces: bool = False,
     space_punctuation: bool = False,
+    breaks: Sequence[int] = (),
 ) -> TokenizedDoc:
     """Tokenise ``text`` once with the fast tokenizer and group subwords into words.
 
@@ -159,6 +163,7 @@ def tokenize_document(
             around it ("«Газпром»," is read as "« Газпром » ,"), the form of the tokenised
             corpora NER models are trained on (``spaced_punctuation``). Offsets, words and
             entities stay on the original characters.
+        breaks: Character offsets no window may reach across (``Doc.breaks``).
 
     Returns:
         The tokenised document; empty arrays for an empty or whitespace-only text.
@@ -219,6 +224,7 @@ def tokenize_document(
         word_char_start=char_start,
         word_char_end=char_end,
         sentence_start=_sentence_starts(text, char_start, char_end),
+        after_break=_after_breaks(char_start, breaks),
         n_split_words=n_split,
     )
 
@@ -363,22 +369,39 @@ def cut_windows(doc: TokenizedDoc, config: WindowingConfig, *, n_special: int) -
         n_special: Special tokens the model adds around each window.
 
     Returns:
-        Windows covering every word at least once, in document order.
+        Windows covering every word at least once, in document order. Between two breaks
+        (``doc.after_break``) the words are cut on their own: no window holds words of both
+        sides, and a window's edge at a break counts as an edge of the document.
     """
     n = doc.n_words
     if n == 0:
         return []
-    capacity = config.window_tokens - n_special
-    tok_start = doc.word_token_start.tolist()
-    tok_end = doc.word_token_end.tolist()
-    sentence = doc.sentence_start.tolist()
-    windows = []
-    s = 0
+    words = _WordTokens(doc.word_token_start.tolist(), doc.word_token_end.tolist(), doc.sentence_start.tolist())
+    bounds = [0, *np.flatnonzero(doc.after_break).tolist(), n]
+    windows: list[Window] = []
+    for first, end in zip(bounds[:-1], bounds[1:]):
+        _cut_run(words, config.window_tokens - n_special, config.overlap_tokens, first, end, windows)
+    return windows
+
+
+@dataclass(frozen=True, slots=True)
+class _WordTokens:
+    """A document's words as lists (``TokenizedDoc``'s arrays), for cutting in Python."""
+
+    tok_start: list[int]
+    tok_end: list[int]
+    sentence: list[bool]
+
+
+def _cut_run(words: _WordTokens, capacity: int, overlap: int, first: int, n: int, out: list[Window]) -> None:
+    """Append the windows of words ``[first, n)``, which no break divides."""
+    tok_start, tok_end, sentence = words.tok_start, words.tok_end, words.sentence
+    s = first
     while True:
-        e = bisect.bisect_right(tok_end, tok_start[s] + capacity, lo=s)
+        e = bisect.bisect_right(tok_end, tok_start[s] + capacity, lo=s, hi=n)
         if e >= n:
-            windows.append(Window(s, n, tok_start[s], tok_end[n - 1], s == 0, True))
-            return windows
+            out.append(Window(s, n, tok_start[s], tok_end[n - 1], s == first, True))
+            return
         # End at the last sentence start that still leaves the window at least half full.
         half = tok_start[s] + capacity // 2
         for b in range(e, s, -1):
@@ -387,10 +410,10 @@ def cut_windows(doc: TokenizedDoc, config: WindowingConfig, *, n_special: int) -
             if sentence[b]:
                 e = b
                 break
-        windows.append(Window(s, e, tok_start[s], tok_end[e - 1], s == 0, False))
+        out.append(Window(s, e, tok_start[s], tok_end[e - 1], s == first, False))
         # The next window starts about overlap tokens before this one ends, at a sentence
         # start inside the overlap when there is one, and always moves forward.
-        ns = bisect.bisect_left(tok_start, tok_start[e] - config.overlap_tokens, lo=s + 1, hi=e)
+        ns = bisect.bisect_left(tok_start, tok_start[e] - overlap, lo=s + 1, hi=e)
         for b in range(ns, e):
             if sentence[b]:
                 ns = b
@@ -536,6 +559,16 @@ def _strip_whitespace(text: str, char_start: np.ndarray, char_end: np.ndarray) -
     return np.asarray(cs, dtype=np.int64), np.asarray(ce, dtype=np.int64)
 
 
+def _after_breaks(char_start: np.ndarray, breaks: Sequence[int]) -> np.ndarray:
+    """Per word, whether it is the first word at or after one of ``breaks`` (never word 0: a
+    break before the first word ends no context)."""
+    out = np.zeros(len(char_start), dtype=bool)
+    if len(breaks) and len(char_start):
+        first = np.searchsorted(char_start, np.asarray(breaks, dtype=np.int64), side="left")
+        out[first[(first > 0) & (first < len(char_start))]] = True
+    return out
+
+
 def _sentence_starts(text: str, char_start: np.ndarray, char_end: np.ndarray) -> np.ndarray:
     n = len(char_start)
     out = np.zeros(n, dtype=bool)
@@ -575,4 +608,5 @@ def _empty(doc_id: str, text: str) -> TokenizedDoc:
         word_char_start=z,
         word_char_end=z,
         sentence_start=np.zeros(0, dtype=bool),
+        after_break=np.zeros(0, dtype=bool),
     )

@@ -34,6 +34,7 @@ from ner_core import Doc, DocResult, EngineConfig, EngineStats, NerEngine, load_
 from ner_core.errors import InferenceError, WindowingError
 from nerflow.errors import describe_error
 from nerflow.etl.errors import DeviceUnavailableError
+from nerflow.etl.extraction.document import RUNNING_TEXT_KINDS
 from nerflow.etl.normalising import NormalisedBatch
 from nerflow.etl.quarantine import ANNOTATE, quarantine_rows
 
@@ -228,7 +229,11 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
     t0 = time.perf_counter()
     locked = _engine_for(config, device)
     ok = batch.documents.filter(pl.col("status") == "ok")
-    docs = [Doc(doc_id=i, text=t) for i, t in zip(ok.get_column("doc_id").to_list(), ok.get_column("text").to_list())]
+    breaks = segment_breaks(batch.segments)
+    docs = [
+        Doc(doc_id=i, text=t, breaks=breaks.get(i, ()))
+        for i, t in zip(ok.get_column("doc_id").to_list(), ok.get_column("text").to_list())
+    ]
     with locked.lock:
         engine = locked.engine
         before = EngineStats(**vars(engine.stats))
@@ -247,6 +252,17 @@ def annotate_batch(batch: NormalisedBatch, config: AnnotateConfig, device: str) 
         stats=stats,
         seconds=time.perf_counter() - t0,
     )
+
+
+def segment_breaks(segments: pl.DataFrame) -> dict[str, tuple[int, ...]]:
+    """Per document, where the model's context ends (``Doc.breaks``): the start of every
+    segment after the first, unless it and the one before are both running text
+    (``RUNNING_TEXT_KINDS``: a PDF's lines)."""
+    running = pl.col("kind").is_in(list(RUNNING_TEXT_KINDS))
+    after_first = pl.int_range(pl.len()).over("doc_id") > 0
+    continues = (running & running.shift(1).over("doc_id")).fill_null(False)
+    starts = segments.sort("doc_id", "start").filter(after_first & ~continues)
+    return {doc_id: tuple(at) for doc_id, at in starts.group_by("doc_id").agg(pl.col("start").sort()).iter_rows()}
 
 
 def failed_documents(batch: NormalisedBatch, failures: Mapping[str, str]) -> pl.DataFrame:
@@ -300,7 +316,7 @@ def _predict(engine: NerEngine, docs: list[Doc]) -> tuple[list[DocResult], dict[
     try:
         return list(engine.predict(docs)), {}
     except Exception:  # noqa: BLE001 (any failure: find the documents it belongs to)
-        return annotate_one_by_one(docs, lambda doc: engine.predict_text(doc.text, doc_id=doc.doc_id), _doc_id)
+        return annotate_one_by_one(docs, lambda doc: next(engine.predict([doc])), _doc_id)
 
 
 def _doc_id(doc: Doc) -> str:

@@ -93,6 +93,24 @@ def test_results_stream_in_input_order_with_ids(tiny_model):
     assert engine.stats.documents == len(docs) + 2
 
 
+def test_text_between_breaks_is_read_as_if_it_were_a_document_of_its_own(tiny_model):
+    # Cells of a table: with breaks, each is scored alone, whatever its neighbours.
+    cells = [s.rstrip(" .") for s in SENTENCES[:6]]
+    text = "\n".join(cells)
+    breaks = tuple(text.index(c) for c in cells[1:])
+    engine = NerEngine(tiny_model, EngineConfig())
+    [whole] = engine.predict([Doc(doc_id="t", text=text, breaks=breaks)])
+    alone = [
+        (e.start + offset, e.end + offset, e.label)
+        for offset, result in zip((text.index(c) for c in cells), engine.predict(cells))
+        for e in result.entities
+    ]
+    assert [(e.start, e.end, e.label) for e in whole.entities] == alone
+    assert whole.n_windows == len(cells)
+    [run_on] = engine.predict([text])
+    assert run_on.n_windows < len(cells), "without breaks, windows hold several cells"
+
+
 def test_batching_does_not_change_results(tiny_model):
     big = list(NerEngine(tiny_model, EngineConfig(batch_tokens=8192)).predict(SENTENCES))
     small = list(NerEngine(tiny_model, EngineConfig(batch_tokens=64, max_batch_windows=1)).predict(SENTENCES))

@@ -11,8 +11,11 @@ from ner_core.windowing import (
 )
 
 
-def _doc(word_tokens: list[int], sentence_starts: set[int] = frozenset()) -> TokenizedDoc:
-    """A synthetic document whose i-th word has ``word_tokens[i]`` tokens."""
+def _doc(
+    word_tokens: list[int], sentence_starts: set[int] = frozenset(), breaks: set[int] = frozenset()
+) -> TokenizedDoc:
+    """A synthetic document whose i-th word has ``word_tokens[i]`` tokens; ``breaks`` are the
+    words right after a break."""
     ends = np.cumsum(word_tokens)
     starts = ends - np.asarray(word_tokens)
     n = len(word_tokens)
@@ -27,6 +30,7 @@ def _doc(word_tokens: list[int], sentence_starts: set[int] = frozenset()) -> Tok
         word_char_start=np.arange(n),
         word_char_end=np.arange(n) + 1,
         sentence_start=sent,
+        after_break=np.isin(np.arange(n), list(breaks)),
     )
 
 
@@ -62,6 +66,42 @@ def test_windows_prefer_sentence_boundaries():
     # 64 tokens fit; the window ends at the sentence start at word 40 (more than half full).
     assert windows[0].word_end == 40
     assert windows[1].word_start == 40
+
+
+@pytest.mark.parametrize("overlap", [0, 5, 20])
+def test_no_window_reaches_across_a_break(overlap):
+    rng = np.random.default_rng(1)
+    breaks = {3, 4, 90, 91, 250}  # one-word runs, a run longer than a window, runs in between
+    doc = _doc(rng.integers(1, 6, size=400).tolist(), sentence_starts=set(range(0, 400, 17)), breaks=breaks)
+    windows = cut_windows(doc, WindowingConfig(window_tokens=64, overlap_tokens=overlap), n_special=2)
+    bounds = [0, *sorted(breaks), 400]
+    for w in windows:
+        run = max(b for b in bounds if b <= w.word_start)
+        end = min(b for b in bounds if b > w.word_start)
+        assert w.word_end <= end, "a window holds the words of one run"
+        assert w.at_doc_start == (w.word_start == run) and w.at_doc_end == (w.word_end == end)
+    covered = np.zeros(doc.n_words, dtype=int)
+    for w in windows:
+        covered[w.word_start : w.word_end] += 1
+    assert covered.all()
+    # Each run is cut as if it were a document of its own.
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        sizes = (doc.word_token_end - doc.word_token_start)[start:end].tolist()
+        alone = _doc(sizes, sentence_starts={i - start for i in range(start, end) if doc.sentence_start[i]})
+        cut_alone = cut_windows(alone, WindowingConfig(window_tokens=64, overlap_tokens=overlap), n_special=2)
+        in_run = [w for w in windows if start <= w.word_start < end]
+        assert [(w.word_start - start, w.word_end - start) for w in in_run] == [
+            (w.word_start, w.word_end) for w in cut_alone
+        ]
+
+
+def test_breaks_mark_the_first_word_at_or_after_each_offset(tiny_model):
+    text = "Name\nMaren Holloway\n\nPort Aldren"
+    doc = tokenize_document(tiny_model.tokenizer, "d", text, max_word_tokens=100, breaks=(0, 5, 19, 20, 999))
+    firsts = [text[doc.word_char_start[i] : doc.word_char_end[i]] for i in np.flatnonzero(doc.after_break)]
+    assert firsts == ["Maren", "Port"]  # 0 is before the first word, 999 past the last
+    plain = tokenize_document(tiny_model.tokenizer, "d", text, max_word_tokens=100)
+    assert not plain.after_break.any()
 
 
 def test_enumerate_spans_matches_span_marker_order():

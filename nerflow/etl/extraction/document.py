@@ -15,7 +15,14 @@ import numpy as np
 
 from nerflow.etl.normal_form import normalise_text, normalise_with_map
 
-__all__ = ["DocumentInfo", "ExtractedDocument", "ExtractionError", "Segment", "TextBuilder"]
+__all__ = ["RUNNING_TEXT_KINDS", "DocumentInfo", "ExtractedDocument", "ExtractionError", "Segment", "TextBuilder"]
+
+RUNNING_TEXT_KINDS = frozenset({"line"})
+"""Segment kinds that are pieces of running text cut by the page's layout (a PDF's text
+lines: a sentence, a name, wraps from one to the next), read by the model together with their
+neighbours. Every other segment is a unit of its own (a cell, a heading, a paragraph, a
+slide's bullet), and the model reads it apart (``ner_core.Doc.breaks``): cells and headings
+read as one run look like no sentence the model learnt from, and it finds nothing in them."""
 
 
 class ExtractionError(Exception):

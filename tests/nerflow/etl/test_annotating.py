@@ -53,6 +53,35 @@ def test_entities_are_slices_of_the_normalised_text(tiny_model_dir):
     assert out.stats.documents == 2
 
 
+def _segments(doc_id: str, parts: list[tuple[int, int, str]]) -> pl.DataFrame:
+    rows = [
+        {"doc_id": doc_id, "source_uri": "memory:///x", "segment": i, "start": a, "end": b, "kind": kind}
+        for i, (a, b, kind) in enumerate(parts)
+    ]
+    return pl.DataFrame(rows).with_columns(pl.col("segment", "start", "end").cast(pl.Int32))
+
+
+def test_segments_are_read_apart_except_running_lines():
+    table = _segments("cells", [(0, 4, "title"), (6, 10, "table_cell"), (11, 20, "table_cell"), (22, 40, "paragraph")])
+    pdf = _segments("pdf", [(0, 30, "line"), (31, 60, "line"), (62, 90, "line")])
+    mixed = _segments("mixed", [(0, 10, "line"), (11, 20, "table_cell"), (21, 30, "line"), (31, 40, "line")])
+    breaks = annotating.segment_breaks(pl.concat([mixed, pdf, table.reverse()]))
+    # A PDF's lines run on into each other; any other segment is a unit of its own.
+    assert breaks == {"cells": (6, 11, 22), "mixed": (11, 21)}
+
+
+def test_each_table_cell_of_a_file_gets_windows_of_its_own(tiny_model_dir):
+    cells = [SAMPLE_SENTENCE.rstrip(" ."), "Lindqvist Harbour Authority", "Port Aldren", "Maren Holloway"]
+    text = "\n".join(cells)
+    batch = _batch(text, text)
+    starts = [text.index(c) for c in cells]
+    parts = [(a, a + len(c), "table_cell") for a, c in zip(starts, cells)]
+    batch = NormalisedBatch(batch.batch_id, batch.documents, batch.quarantine, _segments("d0", parts))
+    out = annotate_batch(batch, AnnotateConfig(model=str(tiny_model_dir)), "cpu")
+    windows = {r["doc_id"]: r["n_windows"] for r in out.doc_stats.to_pylist()}
+    assert windows == {"d0": len(cells), "d1": 1}  # d1, the same text as a record, has no segments
+
+
 @pytest.mark.parametrize("mode", ["mean", "marker"])
 def test_embeddings_align_with_entities(tiny_wordpiece_model_dir, mode):
     config = AnnotateConfig(model=str(tiny_wordpiece_model_dir), engine=EngineConfig(embeddings=mode))
