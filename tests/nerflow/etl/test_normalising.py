@@ -126,11 +126,11 @@ def test_the_shipped_examples_read_cleanly_and_languages_match_their_ids():
     fs, root = storage.filesystem(str(REPO_ROOT / "examples" / "documents"))
     [batch] = group_batches(storage.list_objects(fs, root), BatchingConfig(batch_bytes=1 << 30))
     read = read_batch(fs, batch, ReadConfig())
-    # 50 documents in ten languages, and files/: one file of each rich format (9 documents).
-    assert read.quarantine.height == 0 and read.records.height == 59
+    # 50 documents in ten languages, and files/: one file of each rich format (11 documents).
+    assert read.quarantine.height == 0 and read.records.height == 61
     every = normalise_batch(read).documents
     assert every.filter(pl.col("status") != "ok").height == 0
-    assert every.filter(pl.col("source_uri").str.contains("/files/")).height == 9
+    assert every.filter(pl.col("source_uri").str.contains("/files/")).height == 11
     docs = every.filter(~pl.col("source_uri").str.contains("/files/"))
     expected = [d.split("-", 1)[0] if "-" in d.split("/")[0] else "en" for d in docs.get_column("doc_id")]
     assert docs.get_column("lang").to_list() == expected
