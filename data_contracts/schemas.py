@@ -69,7 +69,21 @@ __all__ = [
 
 DOC_STATUSES = ("ok", "empty")
 
-DOCUMENT_FORMATS = ("jsonl", "parquet", "text", "pdf", "html", "docx", "xlsx", "pptx", "markdown", "email")
+DOCUMENT_FORMATS = (
+    "jsonl",
+    "parquet",
+    "text",
+    "pdf",
+    "html",
+    "docx",
+    "xlsx",
+    "pptx",
+    "odt",
+    "ods",
+    "odp",
+    "markdown",
+    "email",
+)
 """Values of ``documents.format``: the reader that extracted a document's text (an mbox's
 messages are ``email``)."""
 """``documents.status``: annotated, or empty after normalisation (kept, never dropped)."""
@@ -247,8 +261,8 @@ ENTITIES_V2 = _contract(
         _Col(
             "page",
             pa.int32(),
-            "1-based page of the source file the entity starts on (PDF page, PPTX slide); null where the format has "
-            "no pages",
+            "1-based page of the source file the entity starts on (PDF page, PPTX or ODP slide); null where the format "
+            "has no pages",
             nullable=True,
         ),
         _Col(
@@ -303,16 +317,21 @@ _AFTER_METADATA = _DOCUMENTS_V1_COLUMNS.index(next(c for c in _DOCUMENTS_V1_COLU
 DOCUMENTS_V2 = _contract(
     "documents",
     2,
-    DOCUMENTS_V1.description + " Rich files (PDF, HTML, DOCX, XLSX, PPTX, e-mail) are read into text first; "
+    DOCUMENTS_V1.description + " Rich files (PDF, HTML, Office, OpenDocument, e-mail) are read into text first; "
     "where each part of the text came from is in segments.",
     [
         *_DOCUMENTS_V1_COLUMNS[:_AFTER_METADATA],
         _Col("format", pa.string(), "The reader that extracted the text: " + ", ".join(DOCUMENT_FORMATS)),
-        _Col("page_count", pa.int32(), "Pages of the source file (PDF pages, PPTX slides), else null", nullable=True),
+        _Col(
+            "page_count",
+            pa.int32(),
+            "Pages of the source file (PDF pages, PPTX or ODP slides), else null",
+            nullable=True,
+        ),
         _Col(
             "title",
             pa.string(),
-            "The title the file declares (PDF, HTML, Office core properties, e-mail subject)",
+            "The title the file declares (PDF, HTML, Office or OpenDocument properties, e-mail subject)",
             nullable=True,
         ),
         _Col(
@@ -357,12 +376,12 @@ SEGMENTS_V1 = _contract(
             "line, title, heading, paragraph, list_item, table_cell, text_box, code, quote, header, footer, footnote, "
             "endnote, comment, notes, subject, body, text",
         ),
-        _Col("page", pa.int32(), "1-based page (PDF) or slide (PPTX), else null", nullable=True),
+        _Col("page", pa.int32(), "1-based page (PDF) or slide (PPTX, ODP), else null", nullable=True),
         _Col(
             "block",
             pa.string(),
             "Where in the file: an element path (HTML), a paragraph or cell path (DOCX), a cell reference "
-            "('Q3 Sales'!C3, XLSX), a slide's shape path (PPTX), a MIME part (e-mail)",
+            "('Q3 Sales'!C3, XLSX and ODS), a slide's shape path (PPTX, ODP), a MIME part (e-mail)",
             nullable=True,
         ),
         _Col("left", pa.float32(), "PDF: the part's box on its page, in points from the lower left", nullable=True),

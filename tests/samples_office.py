@@ -49,6 +49,11 @@ __all__ = [
     "ledger_xlsx",
     "SLIDES_TITLE",
     "slides_pptx",
+    "ODT_TITLE",
+    "report_odt",
+    "contacts_ods",
+    "slides_odp",
+    "encrypted_odt",
 ]
 
 ARTICLE_TITLE = "Harbour Authority Approves New Ferry Link"
@@ -604,3 +609,157 @@ def slides_pptx() -> bytes:
     buffer = io.BytesIO()
     presentation.save(buffer)
     return _fixed_zip(buffer.getvalue())
+
+
+_ODF_NAMESPACES = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+    'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" '
+    'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+    'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
+    'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" '
+    'office:version="1.3"'
+)
+
+
+def _odf(kind: str, body: str, *, title: str | None = None, manifest_extra: str = "") -> bytes:
+    """An OpenDocument package as LibreOffice writes one: ``mimetype`` first and stored, then
+    the manifest, ``meta.xml`` and ``content.xml`` (``body`` inside ``office:body``)."""
+    mimetype = f"application/vnd.oasis.opendocument.{kind}"
+    content = f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content {_ODF_NAMESPACES}><office:body>{body}</office:body></office:document-content>'
+    meta = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-meta {_ODF_NAMESPACES}><office:meta>'
+        + (f"<dc:title>{title}</dc:title>" if title else "")
+        + "<dc:language>en-GB</dc:language></office:meta></office:document-meta>"
+    )
+    manifest = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<manifest:manifest {_ODF_NAMESPACES}>'
+        f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{mimetype}"/>'
+        f'<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">{manifest_extra}'
+        "</manifest:file-entry></manifest:manifest>"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        members = [
+            ("mimetype", mimetype, zipfile.ZIP_STORED),
+            ("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED),
+        ]
+        members += [("meta.xml", meta, zipfile.ZIP_DEFLATED), ("content.xml", content, zipfile.ZIP_DEFLATED)]
+        for name, text, method in members:
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 2, 3, 4, 6))
+            info.compress_type = method
+            z.writestr(info, text.encode("utf-8"))
+    return out.getvalue()
+
+
+ODT_TITLE = "Veska Ferry Link: Annual Report"
+
+
+def report_odt() -> bytes:
+    """A text document with what LibreOffice writes: a heading, a paragraph with spaces,
+    a tab, a line break, a span and a field, a footnote, a comment, a deleted tracked change,
+    a ruby, a list, a table with a merged cell, a text box and a section."""
+    body = (
+        "<office:text>"
+        '<text:tracked-changes><text:changed-region text:id="c1"><text:deletion>'
+        "<text:p>Baltic Ferries</text:p></text:deletion></text:changed-region></text:tracked-changes>"
+        '<text:h text:outline-level="1">Annual   Report</text:h>'
+        '<text:p>Chief executive <text:span>Maren Holloway</text:span> met<text:s text:c="2"/>the'
+        "<text:tab/>council<text:line-break/>in Port Aldren"
+        '<text:note text:note-class="footnote"><text:note-citation>1</text:note-citation>'
+        "<text:note-body><text:p>Minutes kept by Tomas Eriksen.</text:p></text:note-body></text:note>."
+        '<text:change text:change-id="c1"/>'
+        "<office:annotation><dc:creator>Reviewer</dc:creator><text:p>Ask Northwind Shipping.</text:p></office:annotation>"
+        "</text:p>"
+        "<text:p><text:ruby><text:ruby-base>東京</text:ruby-base><text:ruby-text>とうきょう</text:ruby-text></text:ruby>"
+        "にある。</text:p>"
+        "<text:list><text:list-item><text:p>Lindqvist Harbour Authority</text:p></text:list-item>"
+        "<text:list-item><text:p>Regional Council</text:p></text:list-item></text:list>"
+        '<table:table table:name="Table1"><table:table-header-rows><table:table-row>'
+        "<table:table-cell><text:p>Name</text:p></table:table-cell><table:table-cell><text:p>City</text:p></table:table-cell>"
+        "</table:table-row></table:table-header-rows><table:table-row>"
+        '<table:table-cell table:number-columns-spanned="2"><text:p>Anna Berg</text:p><text:p>Veska</text:p></table:table-cell>'
+        "<table:covered-table-cell/></table:table-row></table:table>"
+        '<text:p>See the map.<draw:frame draw:name="Box"><draw:text-box><text:p>Coastal Heritage Society</text:p>'
+        "</draw:text-box></draw:frame></text:p>"
+        '<text:section text:name="Annex"><text:p>Annex by the Regional Council.</text:p></text:section>'
+        "</office:text>"
+    )
+    return _odf("text", body, title=ODT_TITLE)
+
+
+def contacts_ods() -> bytes:
+    """A spreadsheet: a header row, names, a number and a date (values, not text), a cell
+    repeated over three columns, a row repeated twice, a comment, a second sheet whose name
+    needs quoting, and the million empty rows LibreOffice writes after the last one."""
+
+    def cell(text: str, extra: str = "") -> str:
+        return f'<table:table-cell office:value-type="string"{extra}><text:p>{text}</text:p></table:table-cell>'
+
+    body = (
+        '<office:spreadsheet><table:table table:name="Contacts">'
+        '<table:table-column table:number-columns-repeated="3"/>'
+        f"<table:table-row>{cell('Name')}{cell('Organisation')}{cell('City')}</table:table-row>"
+        f"<table:table-row>{cell('Maren Holloway')}{cell('Lindqvist Harbour Authority')}"
+        '<table:table-cell office:value-type="string"><text:p>Port Aldren</text:p>'
+        "<office:annotation><text:p>Check with Northwind Shipping.</text:p></office:annotation></table:table-cell>"
+        '<table:table-cell office:value-type="float" office:value="400"><text:p>400</text:p></table:table-cell>'
+        '<table:table-cell office:value-type="date" office:date-value="2024-05-01"><text:p>2024-05-01</text:p></table:table-cell>'
+        "</table:table-row>"
+        f'<table:table-row><table:table-cell table:number-columns-repeated="2"/>{cell("Veska", chr(32) + "table:number-columns-repeated=" + chr(34) + "3" + chr(34))}</table:table-row>'
+        f'<table:table-row table:number-rows-repeated="2">{cell("Tomas Eriksen")}</table:table-row>'
+        '<table:table-row table:number-rows-repeated="1048570"><table:table-cell table:number-columns-repeated="1024"/></table:table-row>'
+        "</table:table>"
+        f'<table:table table:name="Q3 Notes"><table:table-row><table:table-cell/>{cell(WORKBOOK_NOTE)}</table:table-row></table:table>'
+        "</office:spreadsheet>"
+    )
+    return _odf("spreadsheet", body, title=WORKBOOK_TITLE)
+
+
+def slides_odp() -> bytes:
+    """A presentation: a slide whose title frame comes after its subtitle in the file, a slide
+    with an outline list, a custom shape, a group and notes, and a slide with a table."""
+
+    def frame(cls: str, paragraphs: str) -> str:
+        return f'<draw:frame presentation:class="{cls}"><draw:text-box>{paragraphs}</draw:text-box></draw:frame>'
+
+    body = (
+        "<office:presentation>"
+        '<draw:page draw:name="Cover">'
+        + frame("subtitle", "<text:p>Lindqvist Harbour Authority</text:p>")
+        + frame("title", f"<text:p>{SLIDES_TITLE}</text:p>")
+        + "</draw:page>"
+        '<draw:page draw:name="Opening">'
+        + frame("title", "<text:p>Opening</text:p>")
+        + frame(
+            "outline",
+            "<text:list><text:list-item><text:p>Maren Holloway opened the terminal at Port Aldren.</text:p>"
+            "</text:list-item></text:list>",
+        )
+        + "<draw:custom-shape><text:p>Source: Regional Council</text:p></draw:custom-shape>"
+        + "<draw:g>"
+        + frame("text", "<text:p>Veska</text:p>")
+        + frame("text", "<text:p>Tomas Eriksen</text:p>")
+        + "</draw:g>"
+        + "<presentation:notes>"
+        + frame("notes", "<text:p>Thank Anna Berg of the Coastal Heritage Society.</text:p>")
+        + "</presentation:notes></draw:page>"
+        '<draw:page draw:name="Operators">'
+        + "<draw:frame><table:table><table:table-row><table:table-cell><text:p>Maren Holloway</text:p></table:table-cell>"
+        + "<table:table-cell><text:p>Lindqvist Harbour Authority</text:p></table:table-cell></table:table-row></table:table>"
+        + "</draw:frame></draw:page>"
+        "</office:presentation>"
+    )
+    return _odf("presentation", body, title=SLIDES_TITLE)
+
+
+def encrypted_odt() -> bytes:
+    """A text document whose manifest declares content.xml encrypted, as a password makes it."""
+    return _odf(
+        "text",
+        "<office:text><text:p>unreadable</text:p></office:text>",
+        manifest_extra='<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="x"/>',
+    )

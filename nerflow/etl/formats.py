@@ -10,10 +10,24 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["FORMATS", "SUFFIXES", "InputFormat", "detect_format", "strip_suffix"]
+__all__ = ["FORMATS", "OPENDOCUMENT_MIMETYPES", "SUFFIXES", "InputFormat", "detect_format", "strip_suffix"]
 
 InputFormat = Literal[
-    "auto", "jsonl", "parquet", "text", "pdf", "html", "docx", "xlsx", "pptx", "markdown", "email", "mbox"
+    "auto",
+    "jsonl",
+    "parquet",
+    "text",
+    "pdf",
+    "html",
+    "docx",
+    "xlsx",
+    "pptx",
+    "odt",
+    "ods",
+    "odp",
+    "markdown",
+    "email",
+    "mbox",
 ]
 """``input_format`` values: ``"auto"`` decides by content and name, the others force one reader."""
 
@@ -40,6 +54,12 @@ SUFFIXES: tuple[tuple[str, str], ...] = (
     (".xlsx", "xlsx"),
     (".xlsm", "xlsx"),
     (".pptx", "pptx"),
+    (".odt", "odt"),
+    (".ott", "odt"),
+    (".ods", "ods"),
+    (".ots", "ods"),
+    (".odp", "odp"),
+    (".otp", "odp"),
     (".md", "markdown"),
     (".markdown", "markdown"),
     (".eml", "email"),
@@ -47,6 +67,18 @@ SUFFIXES: tuple[tuple[str, str], ...] = (
 )
 """``(suffix, format)`` pairs, lower case, the longest first: the one map of names to formats
 (the sniffer's tie-breaks use it too)."""
+
+
+OPENDOCUMENT_MIMETYPES: dict[str, str] = {
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/vnd.oasis.opendocument.text-template": "odt",
+    "application/vnd.oasis.opendocument.spreadsheet": "ods",
+    "application/vnd.oasis.opendocument.spreadsheet-template": "ods",
+    "application/vnd.oasis.opendocument.presentation": "odp",
+    "application/vnd.oasis.opendocument.presentation-template": "odp",
+}
+"""An OpenDocument file's ``mimetype`` member → its format (the sniffer reads it from the
+zip's first member, the reader from the archive)."""
 
 
 def detect_format(relpath: str, input_format: str = "auto") -> str | None:

@@ -4,7 +4,7 @@ Record formats: JSONL (one JSON object per line, ``.jsonl``/``.ndjson``, gzip al
 or UTF-16/32 with a byte-order mark) and Parquet (one row per document), whose field names are
 configurable (:class:`FieldMapping`). File formats, one document per file: plain text in any
 encoding it can be told apart in (:mod:`nerflow.etl.extraction.text_encoding`), PDF, HTML,
-DOCX, XLSX, PPTX, Markdown and e-mail; an mbox gives one document per message. The format is decided by
+DOCX, XLSX, PPTX, OpenDocument (ODT, ODS, ODP), Markdown and e-mail; an mbox gives one document per message. The format is decided by
 content first (:func:`nerflow.etl.extraction.sniffing.sniff_format`), the name second, unless
 ``input_format`` forces one. File formats come with segments (where each part of the text came
 from: page, block, PDF boxes) and what the file declares (title, page count, language,
@@ -78,6 +78,7 @@ from nerflow.etl.extraction.html import extract_html
 from nerflow.etl.extraction.mail import extract_email, extract_mbox
 from nerflow.etl.extraction.markdown_text import extract_markdown
 from nerflow.etl.extraction.office_archive import ole_reason
+from nerflow.etl.extraction.opendocument import extract_opendocument
 from nerflow.etl.extraction.pdf_process import PAGE_TIME_LIMIT_S, read_pdf
 from nerflow.etl.extraction.pptx import extract_pptx
 from nerflow.etl.extraction.sniffing import describe_mismatch, sniff_format
@@ -355,7 +356,8 @@ def _read(fs: AbstractFileSystem, obj: StoredObject, config: ReadConfig) -> _Col
 
 _UNSUPPORTED = (
     "unsupported file type: neither its name nor its content names a format nerflow reads "
-    "(JSONL, Parquet, text, PDF, HTML, DOCX, XLSX, PPTX, Markdown, e-mail, mbox; optionally gzipped)"
+    "(JSONL, Parquet, text, PDF, HTML, DOCX, XLSX, PPTX, ODT, ODS, ODP, Markdown, e-mail, mbox; optionally "
+    "gzipped)"
 )
 
 # Formats whose bytes make a readable quarantine excerpt.
@@ -698,6 +700,9 @@ _READERS: dict[str, Callable[[bytes, _Collector], None]] = {
     "docx": _read_file(extract_docx),
     "xlsx": _read_file(extract_xlsx),
     "pptx": _read_file(extract_pptx),
+    "odt": _read_file(extract_opendocument),
+    "ods": _read_file(extract_opendocument),
+    "odp": _read_file(extract_opendocument),
     "ole": _read_ole,
     "markdown": _read_markdown,
     "email": _read_file(extract_email),

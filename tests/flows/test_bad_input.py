@@ -279,6 +279,12 @@ CASES = [
         quarantined=((None, "zip bomb", "read"),),
     ),
     Case(
+        "password-protected-opendocument-file",
+        "cases/secret.odt",
+        samples_office.encrypted_odt(),
+        quarantined=((None, "password-protected OpenDocument file: encrypted, no text can be read", "read"),),
+    ),
+    Case(
         "email-with-only-attachments",
         "cases/attachments.eml",
         samples_text.attachments_only_email(),

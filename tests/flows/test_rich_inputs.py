@@ -1,4 +1,4 @@
-"""PDF, HTML, DOCX, XLSX, PPTX, Markdown, e-mail and legacy-encoded text through the whole flow,
+"""PDF, HTML, DOCX, XLSX, PPTX, OpenDocument, Markdown, e-mail and legacy-encoded text through the whole flow,
 on local files and on the S3 test server: every format's text, its segments, its pages, and
 for the PDF the text under each entity's boxes read back from the original file."""
 
@@ -23,6 +23,9 @@ FILES = {
     "office/marked-up.docx": samples_office.marked_up_docx(),
     "office/contacts.xlsx": samples_office.contacts_xlsx(),
     "office/slides.pptx": samples_office.slides_pptx(),
+    "office/report.odt": samples_office.report_odt(),
+    "office/contacts.ods": samples_office.contacts_ods(),
+    "office/slides.odp": samples_office.slides_odp(),
     "notes/meeting.md": samples_office.notes_markdown().encode(),
     "mail/update.eml": samples_text.plain_email(),
     "mail/archive.mbox": samples_text.mbox_of(2),
@@ -37,6 +40,9 @@ FORMATS = {
     "office/marked-up.docx": "docx",
     "office/contacts.xlsx": "xlsx",
     "office/slides.pptx": "pptx",
+    "office/report.odt": "odt",
+    "office/contacts.ods": "ods",
+    "office/slides.odp": "odp",
     "notes/meeting.md": "markdown",
     "mail/update.eml": "email",
     "mail/archive.mbox#1": "email",
@@ -82,6 +88,9 @@ def _check(out: str, storage_options: dict | None = None) -> None:
     assert by_doc["office/contacts.xlsx"][0]["block"] == "Contacts!A1"
     assert docs["office/slides.pptx"]["page_count"] == 3
     assert [s["page"] for s in by_doc["office/slides.pptx"]] == [1] * 2 + [2] * 7 + [3] * 6
+    assert [s["page"] for s in by_doc["office/slides.odp"]] == [1] * 2 + [2] * 6 + [3] * 2
+    assert by_doc["office/contacts.ods"][-1]["block"] == "'Q3 Notes'!B1"
+    assert {s["kind"] for s in by_doc["office/report.odt"]} >= {"heading", "list_item", "footnote", "comment"}
     assert [s["kind"] for s in by_doc["mail/update.eml"]] == ["subject", "body"]
     for doc_id, segs in by_doc.items():
         text = docs[doc_id]["text"]
@@ -93,13 +102,12 @@ def _check(out: str, storage_options: dict | None = None) -> None:
 
     entities = read_table(out, "entities", storage_options).to_pylist()
     assert all(e["boxes"] is None for e in entities if docs[e["doc_id"]]["format"] != "pdf")
-    assert all(e["page"] is None for e in entities if docs[e["doc_id"]]["format"] not in ("pdf", "pptx"))
+    assert all(e["page"] is None for e in entities if docs[e["doc_id"]]["format"] not in ("pdf", "pptx", "odp"))
     # A slide's entities are on it: the page is the slide whose segment holds the entity.
-    slides = by_doc["office/slides.pptx"]
-    in_slides = [e for e in entities if e["doc_id"] == "office/slides.pptx"]
-    for e in in_slides:
-        (holder,) = [s for s in slides if s["start"] <= e["start"] < s["end"]]
-        assert e["page"] == holder["page"]
+    for deck in ("office/slides.pptx", "office/slides.odp"):
+        for e in (e for e in entities if e["doc_id"] == deck):
+            (holder,) = [s for s in by_doc[deck] if s["start"] <= e["start"] < s["end"]]
+            assert e["page"] == holder["page"]
     in_pdf = [e for e in entities if e["doc_id"] == "reports/quarterly.pdf"]
     assert in_pdf and all(e["page"] in (1, 2, 3) and e["boxes"] for e in in_pdf)
     # The text under an entity's boxes, read back from the original PDF, is the entity's text.

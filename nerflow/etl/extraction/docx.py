@@ -39,7 +39,7 @@ from docx.text.paragraph import Paragraph
 from lxml import etree
 
 from nerflow.etl.extraction.document import DocumentInfo, ExtractedDocument, ExtractionError, TextBuilder
-from nerflow.etl.extraction.office_archive import check_ooxml
+from nerflow.etl.extraction.office_archive import check_office_archive
 
 __all__ = ["extract_docx"]
 
@@ -79,7 +79,7 @@ def extract_docx(data: bytes) -> ExtractedDocument:
             password-protected or legacy (.doc) Office file, or a DOCX python-docx cannot
             read.
     """
-    check_ooxml(data, main_part="word/document.xml", what="a DOCX")
+    check_office_archive(data, main_part="word/document.xml", what="a DOCX")
     try:
         document = docx.Document(io.BytesIO(data))
         builder = TextBuilder()

@@ -1,6 +1,7 @@
-"""Checks every Office Open XML reader (DOCX, XLSX, PPTX) makes before it opens a file.
+"""What every Office reader (DOCX, XLSX, PPTX, OpenDocument) does first, and the package
+parts the Office Open XML readers share (relationships, core properties).
 
-An OOXML file is a zip of XML parts, and a zip is the classic way to make a small upload
+An Office file is a zip of XML parts, and a zip is the classic way to make a small upload
 expand into gigabytes. So before any parser opens anything, the archive's directory is checked
 without decompressing a byte: the uncompressed sizes the members declare, in total and against
 their compressed sizes. The declared size is a real bound, not a claim to distrust: Python's
@@ -27,7 +28,7 @@ __all__ = [
     "MAX_COMPRESSION_RATIO",
     "MAX_UNCOMPRESSED_BYTES",
     "OLE_MAGIC",
-    "check_ooxml",
+    "check_office_archive",
     "core_properties",
     "ole_reason",
     "parse_part",
@@ -78,8 +79,8 @@ def _has_stream(data: bytes, name: str) -> bool:
     return False
 
 
-def check_ooxml(data: bytes, *, main_part: str, what: str) -> None:
-    """Refuse what an OOXML parser must not open, from the archive's directory alone.
+def check_office_archive(data: bytes, *, main_part: str, what: str) -> None:
+    """Refuse what an Office file's parser must not open, from the archive's directory alone.
 
     Args:
         data: The file's bytes.

@@ -22,7 +22,7 @@ from pptx.shapes.base import BaseShape
 from pptx.text.text import TextFrame
 
 from nerflow.etl.extraction.document import DocumentInfo, ExtractedDocument, ExtractionError, TextBuilder
-from nerflow.etl.extraction.office_archive import check_ooxml
+from nerflow.etl.extraction.office_archive import check_office_archive
 
 __all__ = ["extract_pptx"]
 
@@ -45,7 +45,7 @@ def extract_pptx(data: bytes) -> ExtractedDocument:
             password-protected or legacy (.ppt) Office file, or a PPTX python-pptx cannot
             read.
     """
-    check_ooxml(data, main_part="ppt/presentation.xml", what="a PPTX")
+    check_office_archive(data, main_part="ppt/presentation.xml", what="a PPTX")
     try:
         presentation = pptx.Presentation(io.BytesIO(data))
         builder = TextBuilder()

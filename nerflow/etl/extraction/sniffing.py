@@ -16,24 +16,11 @@ import codecs
 import json
 import re
 
-from nerflow.etl.formats import SUFFIXES
+from nerflow.etl.formats import FORMATS, OPENDOCUMENT_MIMETYPES, SUFFIXES
 
 __all__ = ["SNIFFED_FORMATS", "SUFFIX_FORMATS", "describe_mismatch", "sniff_format"]
 
-SNIFFED_FORMATS = (
-    "jsonl",
-    "parquet",
-    "text",
-    "pdf",
-    "html",
-    "docx",
-    "xlsx",
-    "pptx",
-    "markdown",
-    "email",
-    "mbox",
-    "ole",
-)
+SNIFFED_FORMATS = (*(fmt for fmt in FORMATS if fmt != "auto"), "ole")
 """What :func:`sniff_format` returns (or None). ``"ole"`` is an OLE compound file: an
 encrypted Office file or a legacy ``.doc``, ``.xls`` or ``.ppt``, refused with the reason."""
 
@@ -43,7 +30,16 @@ SUFFIX_FORMATS: dict[str, str] = {
 """Suffix (lower case, with the dot) → the format it names."""
 
 # Formats with magic bytes: a suffix naming one is a claim about the content, checked by it.
-_BINARY_FORMATS = {"pdf": "a PDF", "docx": "a DOCX", "xlsx": "an XLSX", "pptx": "a PPTX", "parquet": "Parquet"}
+_BINARY_FORMATS = {
+    "pdf": "a PDF",
+    "docx": "a DOCX",
+    "xlsx": "an XLSX",
+    "pptx": "a PPTX",
+    "odt": "an ODT",
+    "ods": "an ODS",
+    "odp": "an ODP",
+    "parquet": "Parquet",
+}
 # Office Open XML formats, each told by the folder of its main part in the zip.
 _OOXML_FOLDERS = {"docx": b"word/", "xlsx": b"xl/", "pptx": b"ppt/"}
 
@@ -136,8 +132,14 @@ def _suffix_format(name: str) -> str | None:
 
 
 def _ooxml_format(head: bytes, suffix_format: str | None) -> str | None:
-    """Which Office Open XML format a zip is, by the first part names in its head, else by
-    its suffix; None for other zips (an archive is no document)."""
+    """Which Office format a zip is: an OpenDocument file by its ``mimetype`` member, an Office
+    Open XML one by the first part names in its head, else by its suffix; None for other zips
+    (an archive is no document)."""
+    # An OpenDocument file's first member is "mimetype", stored uncompressed: its name and
+    # content follow the 30-byte local header ("mimetypeapplication/vnd.oasis...").
+    if head[30:38] == b"mimetype":
+        kind = head[38:120].split(b"PK", 1)[0].decode("ascii", "replace")
+        return OPENDOCUMENT_MIMETYPES.get(kind.strip())
     for fmt, folder in _OOXML_FOLDERS.items():
         if folder in head:
             return fmt

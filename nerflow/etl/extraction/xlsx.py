@@ -30,9 +30,9 @@ from collections.abc import Iterator
 from lxml import etree
 
 from nerflow.etl.extraction.document import DocumentInfo, ExtractedDocument, ExtractionError, TextBuilder
-from nerflow.etl.extraction.office_archive import check_ooxml, core_properties, parse_part, part_relationships
+from nerflow.etl.extraction.office_archive import check_office_archive, core_properties, parse_part, part_relationships
 
-__all__ = ["extract_xlsx", "cell_reference"]
+__all__ = ["cell_reference", "extract_xlsx", "quoted_sheet_name"]
 
 _WORKBOOK = "xl/workbook.xml"
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
@@ -53,14 +53,14 @@ def extract_xlsx(data: bytes) -> ExtractedDocument:
         ExtractionError: Not a zip, a zip bomb, a zip without ``xl/workbook.xml``, a
             password-protected or legacy (.xls) Office file, or malformed workbook XML.
     """
-    check_ooxml(data, main_part=_WORKBOOK, what="an XLSX")
+    check_office_archive(data, main_part=_WORKBOOK, what="an XLSX")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             builder = TextBuilder()
             relationships = part_relationships(archive, _WORKBOOK)
             strings = _shared_strings(archive, relationships)
             for name, part in _worksheets(archive, relationships):
-                sheet = _quoted_sheet_name(name)
+                sheet = quoted_sheet_name(name)
                 _read_cells(archive, part, sheet, strings, builder)
                 _read_comments(archive, part, sheet, builder)
             title, lang = core_properties(archive)
@@ -92,7 +92,7 @@ def _column_number(reference: str) -> int:
     return number
 
 
-def _quoted_sheet_name(name: str) -> str:
+def quoted_sheet_name(name: str) -> str:
     """The sheet as a reference names it: ``Sales``, ``'Q3 Sales'``, ``'Bob''s'``."""
     if _PLAIN_SHEET_NAME.fullmatch(name):
         return name

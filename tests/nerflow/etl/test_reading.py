@@ -429,3 +429,13 @@ def test_every_file_fact_is_a_record_column():
     assert list(FILE_INFO_SCHEMA) == [f.name for f in dataclasses.fields(DocumentInfo)]
     for schema in (RECORD_SCHEMA, DOCUMENT_SCHEMA):
         assert {name: schema[name] for name in FILE_INFO_SCHEMA} == dict(FILE_INFO_SCHEMA)
+
+
+def test_every_sniffed_format_has_a_reader_and_the_contract_names_what_they_write():
+    from data_contracts.schemas import DOCUMENT_FORMATS
+    from nerflow.etl import reading
+    from nerflow.etl.extraction.sniffing import SNIFFED_FORMATS
+
+    assert set(reading._READERS) == set(SNIFFED_FORMATS)
+    # An mbox's documents are e-mails, and an OLE file is never read: neither is a document's format.
+    assert set(DOCUMENT_FORMATS) == set(SNIFFED_FORMATS) - {"mbox", "ole"}

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from nerflow.etl.extraction import ExtractionError
-from nerflow.etl.extraction.office_archive import check_ooxml, core_properties, ole_reason, part_relationships
+from nerflow.etl.extraction.office_archive import check_office_archive, core_properties, ole_reason, part_relationships
 from tests.samples_office import (
     WORKBOOK_TITLE,
     contacts_xlsx,
@@ -36,7 +36,7 @@ from tests.samples_office import (
 def test_ole_files_are_named_for_what_they_are(build, reason: str) -> None:
     assert ole_reason(build()) == reason
     with pytest.raises(ExtractionError, match=f"^{re.escape(reason)}$"):
-        check_ooxml(build(), main_part="xl/workbook.xml", what="an XLSX")
+        check_office_archive(build(), main_part="xl/workbook.xml", what="an XLSX")
 
 
 def test_a_stream_name_inside_a_longer_one_does_not_count() -> None:
@@ -47,7 +47,7 @@ def test_a_stream_name_inside_a_longer_one_does_not_count() -> None:
 
 def test_zip_bombs_are_refused_for_every_format() -> None:
     with pytest.raises(ExtractionError, match=r"^zip bomb: word/document\.xml expands"):
-        check_ooxml(zip_bomb_docx(), main_part="ppt/presentation.xml", what="a PPTX")
+        check_office_archive(zip_bomb_docx(), main_part="ppt/presentation.xml", what="a PPTX")
 
 
 def test_relationships_resolve_to_member_names() -> None:

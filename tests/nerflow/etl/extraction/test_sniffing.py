@@ -11,7 +11,7 @@ import pytest
 
 from nerflow.etl.extraction.sniffing import SUFFIX_FORMATS, describe_mismatch, sniff_format
 from tests import samples_text as samples
-from tests.samples_office import contacts_xlsx, report_docx, slides_pptx
+from tests.samples_office import contacts_ods, contacts_xlsx, report_docx, report_odt, slides_odp, slides_pptx
 
 _HTML = b"<!DOCTYPE html>\n<html><body><p>Anna Berg of ACME</p></body></html>"
 _PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
@@ -38,6 +38,9 @@ def _parquet() -> bytes:
         (slides_pptx()[:4096], "slides.docx", "pptx"),
         (report_docx()[:4096], "report.xlsx", "docx"),
         (_OLE, "legacy.xls", "ole"),
+        (report_odt(), "report.bin", "odt"),
+        (contacts_ods(), "contacts.xlsx", "ods"),
+        (slides_odp(), "slides", "odp"),
         (b"PK\x03\x04" + b"\x00" * 60 + b"photos/a.jpg", "archive.txt", None),
         (_OLE, "letter.docx", "ole"),
         (_HTML, "page.txt", "html"),
