@@ -8,6 +8,8 @@ import re
 import zipfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nerflow.etl.extraction import ExtractionError
 from nerflow.etl.extraction.office_archive import check_office_archive, core_properties, ole_reason, part_relationships
@@ -58,3 +60,44 @@ def test_relationships_resolve_to_member_names() -> None:
         assert ("comments", "xl/comments1.xml") in part_relationships(archive, "xl/worksheets/sheet2.xml").values()
         assert part_relationships(archive, "xl/no-such-part.xml") == {}
         assert core_properties(archive) == (WORKBOOK_TITLE, None)
+
+
+_READERS = {
+    "docx": ("nerflow.etl.extraction.docx", "extract_docx", "report_docx"),
+    "xlsx": ("nerflow.etl.extraction.xlsx", "extract_xlsx", "contacts_xlsx"),
+    "pptx": ("nerflow.etl.extraction.pptx", "extract_pptx", "slides_pptx"),
+    "odt": ("nerflow.etl.extraction.opendocument", "extract_opendocument", "report_odt"),
+    "ods": ("nerflow.etl.extraction.opendocument", "extract_opendocument", "contacts_ods"),
+    "odp": ("nerflow.etl.extraction.opendocument", "extract_opendocument", "slides_odp"),
+}
+
+
+@pytest.mark.parametrize("fmt", list(_READERS))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_part_gives_a_document_or_a_reason_never_another_error(fmt: str, data) -> None:
+    import importlib
+
+    from tests import samples_office
+
+    module, function, sample = _READERS[fmt]
+    extract = getattr(importlib.import_module(module), function)
+    original = getattr(samples_office, sample)()
+    with zipfile.ZipFile(io.BytesIO(original)) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    index = data.draw(st.integers(0, len(members) - 1), label="member")
+    content = members[index][1]
+    start = data.draw(st.integers(0, max(len(content) - 1, 0)), label="start")
+    length = data.draw(st.integers(1, 64), label="length")
+    noise = data.draw(st.binary(min_size=0, max_size=64), label="replacement")
+    damaged = content[:start] + noise + content[start + length :]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i, (member, body) in enumerate(members):
+            archive.writestr(member, damaged if i == index else body)
+    try:
+        doc = extract(out.getvalue())
+    except ExtractionError as e:
+        assert e.reason
+    else:
+        assert all(0 <= s.start < s.end <= len(doc.text) for s in doc.segments)
