@@ -373,7 +373,7 @@ SEGMENTS_V1 = _contract(
         _Col(
             "kind",
             pa.string(),
-            "line, title, heading, paragraph, list_item, table_cell, text_box, code, quote, header, footer, footnote, "
+            "line, line_part, title, heading, paragraph, list_item, table_cell, text_box, code, quote, header, footer, footnote, "
             "endnote, comment, notes, subject, body, text",
         ),
         _Col("page", pa.int32(), "1-based page (PDF) or slide (PPTX, ODP), else null", nullable=True),

@@ -40,6 +40,9 @@ __all__ = [
     "no_pages_pdf",
     "report_pdf",
     "scanned_pdf",
+    "TABLE_ROWS",
+    "table_pdf",
+    "table_of",
 ]
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -97,6 +100,42 @@ def report_pdf() -> bytes:
     for lines in [*ENGLISH_PAGES, GERMAN_PAGE]:
         _write_lines(pdf, lines)
     return bytes(pdf.output())
+
+
+TABLE_ROWS: list[tuple[str, ...]] = [
+    ("Name", "Organisation", "City"),
+    ("Marta Okonkwo", "Helvetor Logistics", "Port Ellery"),
+    ("Daniel Fairweather", "Port Ellery Council", "Kestrel Bay"),
+]
+# Justified on purpose: its stretched spaces must not read as a table's gaps.
+TABLE_PROSE = (
+    "Marta Okonkwo said the depot in Port Ellery would open in the spring and that Brightwater "
+    "Analytics had agreed to supply its planning software for at least five years."
+)
+
+
+def table_of(rows: list[tuple[str, ...]], *, prose: str | None = None, size: float = 12) -> bytes:
+    """One landscape A4 page per 30 rows: each row's cells at fixed columns 250 pt apart, as
+    a report's table is set, then ``prose`` as a justified paragraph."""
+    pdf = _new_pdf()
+    pdf.set_font("DejaVu", size=size)
+    for first in range(0, max(len(rows), 1), 30):
+        pdf.add_page(orientation="L")
+        y = 48.0
+        for row in rows[first : first + 30]:
+            for column, cell in enumerate(row):
+                pdf.set_xy(48 + 250 * column, y)
+                pdf.cell(h=1.5 * size, text=cell)
+            y += 1.5 * size
+    if prose:
+        pdf.set_xy(48, y + 1.5 * size)
+        pdf.multi_cell(w=450, h=1.5 * size, text=prose, align="J")
+    return bytes(pdf.output())
+
+
+def table_pdf() -> bytes:
+    """A table of names (a header row and two rows of three cells) above a justified paragraph."""
+    return table_of(TABLE_ROWS, prose=TABLE_PROSE)
 
 
 def scanned_pdf() -> bytes:

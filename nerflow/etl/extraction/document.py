@@ -20,8 +20,8 @@ __all__ = ["RUNNING_TEXT_KINDS", "DocumentInfo", "ExtractedDocument", "Extractio
 RUNNING_TEXT_KINDS = frozenset({"line"})
 """Segment kinds that are pieces of running text cut by the page's layout (a PDF's text
 lines: a sentence, a name, wraps from one to the next), read by the model together with their
-neighbours. Every other segment is a unit of its own (a cell, a heading, a paragraph, a
-slide's bullet), and the model reads it apart (``ner_core.Doc.breaks``): cells and headings
+neighbours. Every other segment is a unit of its own (a cell, a PDF line's part set apart by
+a wide gap, a heading, a paragraph, a slide's bullet), and the model reads it apart (``ner_core.Doc.breaks``): cells and headings
 read as one run look like no sentence the model learnt from, and it finds nothing in them."""
 
 
@@ -43,7 +43,8 @@ class Segment:
     Attributes:
         start: First character in the document's text.
         end: One past the last.
-        kind: What the part is: ``"line"`` (a PDF text line), ``"title"``, ``"heading"``,
+        kind: What the part is: ``"line"`` (a PDF text line), ``"line_part"`` (a part of
+            one set apart by a wide gap: a table's cell), ``"title"``, ``"heading"``,
             ``"paragraph"``, ``"list_item"``, ``"table_cell"``, ``"header"``, ``"footer"``,
             ``"subject"``, ``"body"``, ``"text"``.
         page: 1-based page (PDF), else None.

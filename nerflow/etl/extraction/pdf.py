@@ -6,6 +6,11 @@ boxes are what makes PDF entities useful downstream: a reviewer sees the name hi
 the page, so each line keeps its characters' boxes and :func:`entity_boxes` cuts an entity's
 boxes out of them.
 
+A text line with a gap much wider than a space (a table row, a form's label and value, a
+running header's left and right parts) is cut at the gap into ``"line_part"`` segments: the
+model reads each part apart (``RUNNING_TEXT_KINDS``), where a table row read as one line ran
+its names together.
+
 Pages are read one at a time and their pdfium objects closed before the next, so native
 memory stays flat however many pages a file has; only the extracted text and boxes grow.
 A file that cannot be read raises :class:`ExtractionError` with the quarantine reason; there
@@ -153,16 +158,38 @@ def _read_page(pdf: pdfium.PdfDocument, index: int, builder: TextBuilder) -> Non
         page.close()
     separator = "\n\n"
     for match in _LINE.finditer(text):
-        segment = builder.add(
-            match.group(),
-            kind="line",
-            separator=separator,
-            page=page_number,
-            page_size=page_size,
-            char_boxes=boxes[match.start() : match.end()],
-        )
-        if segment is not None:
-            separator = "\n"
+        parts = _parts(boxes[match.start() : match.end()])
+        for a, b in parts:
+            segment = builder.add(
+                match.group()[a:b],
+                kind="line" if len(parts) == 1 else "line_part",
+                separator=separator,
+                page=page_number,
+                page_size=page_size,
+                char_boxes=boxes[match.start() + a : match.start() + b],
+            )
+            if segment is not None:
+                separator = "\n"
+
+
+def _parts(boxes: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of a line's characters between gaps wider than a word space
+    could be: wider than the line's tallest glyph (about an em) and three times its middle
+    gap. A justified line's widest spaces stay well under an em; a table's columns are
+    further apart."""
+    visible = np.flatnonzero((boxes[:, 2] > boxes[:, 0]) | (boxes[:, 3] > boxes[:, 1]))
+    if len(visible) < 2:
+        return [(0, len(boxes))]
+    gaps = boxes[visible[1:], 0] - boxes[visible[:-1], 2]
+    em = float((boxes[visible, 3] - boxes[visible, 1]).max())
+    wide = np.flatnonzero(gaps > max(em, 3 * float(np.median(gaps))))
+    if len(wide) == 0:
+        return [(0, len(boxes))]
+    # A part ends after the visible character before the gap and the next starts at the one after it.
+    cuts = [(int(visible[i]) + 1, int(visible[i + 1])) for i in wide]
+    starts = [0, *(b for _, b in cuts)]
+    ends = [*(a for a, _ in cuts), len(boxes)]
+    return list(zip(starts, ends))
 
 
 def _page_text(textpage: pdfium.PdfTextPage) -> tuple[str, np.ndarray]:

@@ -65,9 +65,10 @@ def test_segments_are_read_apart_except_running_lines():
     table = _segments("cells", [(0, 4, "title"), (6, 10, "table_cell"), (11, 20, "table_cell"), (22, 40, "paragraph")])
     pdf = _segments("pdf", [(0, 30, "line"), (31, 60, "line"), (62, 90, "line")])
     mixed = _segments("mixed", [(0, 10, "line"), (11, 20, "table_cell"), (21, 30, "line"), (31, 40, "line")])
-    breaks = annotating.segment_breaks(pl.concat([mixed, pdf, table.reverse()]))
-    # A PDF's lines run on into each other; any other segment is a unit of its own.
-    assert breaks == {"cells": (6, 11, 22), "mixed": (11, 21)}
+    row = _segments("row", [(0, 10, "line"), (11, 15, "line_part"), (16, 20, "line_part"), (21, 30, "line")])
+    breaks = annotating.segment_breaks(pl.concat([mixed, pdf, table.reverse(), row]))
+    # A PDF's lines run on into each other; any other segment, a line's part too, stands alone.
+    assert breaks == {"cells": (6, 11, 22), "mixed": (11, 21), "row": (11, 16, 21)}
 
 
 def test_each_table_cell_of_a_file_gets_windows_of_its_own(tiny_model_dir):

@@ -173,6 +173,20 @@ def _check_many_pages(doc: ExtractedDocument, n: int) -> None:
     assert doc.text.endswith("\n\n" + "\n".join(samples_pdf.many_page_text(n)))
 
 
+def test_a_table_row_is_cut_at_its_gaps_and_prose_stays_whole() -> None:
+    doc = extract_pdf(samples_pdf.table_pdf())
+    parts = [(s.kind, doc.text[s.start : s.end]) for s in doc.segments]
+    cells = [cell for row in samples_pdf.TABLE_ROWS for cell in row]
+    assert parts[: len(cells)] == [("line_part", cell) for cell in cells]
+    # The justified paragraph's widest spaces are no gaps: its lines stay lines.
+    lines = parts[len(cells) :]
+    assert len(lines) >= 2 and {kind for kind, _ in lines} == {"line"}
+    assert " ".join(text for _, text in lines) == samples_pdf.TABLE_PROSE
+    # Each part keeps its own characters' boxes: the box starts at its column.
+    lefts = [s.box[0] for s in doc.segments[:3]]
+    assert lefts[0] < lefts[1] - 200 < lefts[2] - 450
+
+
 def test_fifty_pages() -> None:
     _check_many_pages(extract_pdf(samples_pdf.many_pages_pdf(50)), 50)
 
