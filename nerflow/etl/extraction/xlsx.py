@@ -100,7 +100,8 @@ def quoted_sheet_name(name: str) -> str:
 
 
 def _local(element: etree._Element) -> str:
-    return etree.QName(element).localname
+    # An XML comment or processing instruction has no name: it is no part of the text.
+    return etree.QName(element).localname if isinstance(element.tag, str) else ""
 
 
 def _xstring(text: str) -> str:

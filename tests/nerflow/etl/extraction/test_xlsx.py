@@ -126,3 +126,10 @@ def test_entities_in_the_xml_are_not_expanded() -> None:
 def test_refused_files(build, reason: str) -> None:
     with pytest.raises(ExtractionError, match=reason):
         extract_xlsx(build())
+
+
+def test_xml_comments_inside_a_string_are_no_text() -> None:
+    data = _with_member(
+        contacts_xlsx(), "xl/sharedStrings.xml", lambda x: x.replace(b"<t>Name</t>", b"<!-- header --><t>Name</t>", 1)
+    )
+    assert _blocks(extract_xlsx(data))[0] == ("table_cell", "Contacts!A1", "Name")
