@@ -661,9 +661,11 @@ ODT_TITLE = "Veska Ferry Link: Annual Report"
 def report_odt() -> bytes:
     """A text document with what LibreOffice writes: a heading, a paragraph with spaces,
     a tab, a line break, a span and a field, a footnote, a comment, a deleted tracked change,
-    a ruby, a list, a table with a merged cell, a text box and a section."""
+    a ruby, a list, a table with a merged cell, text boxes anchored to the page and to a
+    paragraph, and a section."""
     body = (
         "<office:text>"
+        '<draw:frame text:anchor-type="page"><draw:text-box><text:p>Veska Ferry Link</text:p></draw:text-box></draw:frame>'
         '<text:tracked-changes><text:changed-region text:id="c1"><text:deletion>'
         "<text:p>Baltic Ferries</text:p></text:deletion></text:changed-region></text:tracked-changes>"
         '<text:h text:outline-level="1">Annual   Report</text:h>'

@@ -12,8 +12,9 @@ XML, as HTML does, and so does this reader.
 
 - **Text documents** (``odt``): paragraphs, headings, list items, tables (one segment per cell,
   a covered cell of a merge skipped) and sections in order, a text box after the paragraph it
-  is anchored in, then footnotes and endnotes, then comments; blocks as in DOCX
-  (``body/p[3]``, ``body/table[1]/tr[2]/tc[1]``, ``footnotes/footnote[1]/p[1]``).
+  is anchored in (in place when it is anchored to the page), then footnotes and endnotes, then
+  comments; blocks as in DOCX (``body/p[3]``, ``body/table[1]/tr[2]/tc[1]``,
+  ``footnotes/footnote[1]/p[1]``).
 - **Spreadsheets** (``ods``): streamed, as XLSX is: text cells (``office:value-type``
   ``string``; numbers, dates and booleans are values, left out) with their reference
   (``'Q3 Sales'!C3``) and comments (``…!C3/comment``). ODF stores a run of identical adjacent
@@ -230,7 +231,7 @@ def _read_blocks(
 ) -> None:
     """Paragraphs, headings, lists, tables and sections of ``container`` in order. ``kind``
     overrides the blocks' own (everything in a note is ``"footnote"``)."""
-    paragraphs = lists = tables = sections = 0
+    paragraphs = lists = tables = sections = frames = 0
     for child in container:
         if child.tag in (_P, _H):
             paragraphs += 1
@@ -249,6 +250,11 @@ def _read_blocks(
         elif child.tag in _SECTIONS:
             sections += 1
             _read_blocks(child, f"{path}/section[{sections}]", kind, page, builder, later)
+        elif child.tag == _FRAME:
+            # A frame anchored to the page rather than to a paragraph: its text boxes in place.
+            frames += 1
+            for n, box in enumerate(child.iter(_TEXT_BOX), start=1):
+                _read_blocks(box, f"{path}/frame[{frames}]/text_box[{n}]", kind or "text_box", page, builder, later)
 
 
 def _read_anchored(

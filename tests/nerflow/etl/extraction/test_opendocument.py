@@ -29,6 +29,7 @@ def _blocks(doc: ExtractedDocument) -> list[tuple[str, int | None, str | None, s
 def test_a_text_document_reads_as_shown_in_order_then_notes_and_comments() -> None:
     doc = extract_opendocument(report_odt())
     assert [(kind, block, text) for kind, _, block, text in _blocks(doc)] == [
+        ("text_box", "body/frame[1]/text_box[1]/p[1]", "Veska Ferry Link"),  # anchored to the page
         ("heading", "body/p[1]", "Annual Report"),  # white space in the XML collapses
         # Spaces, a tab and a line break as written; the note's number, the comment and the
         # deleted "Baltic Ferries" are not the paragraph's text.
