@@ -12,7 +12,8 @@ as Excel shows them, with ``_xHHHH_`` escapes decoded and phonetic guides (``rPh
 furigana Excel keeps over Japanese text) left out. Numbers, dates, booleans and errors are
 values, not text: they are left out, since Excel shows them through number formats this
 reader does not apply. Every worksheet is read, hidden ones too (their text is the file's,
-only out of sight); chart sheets hold no cells and are skipped.
+only out of sight); chart sheets hold no cells and are skipped, and text boxes drawn over a
+sheet (its drawing part) are not read.
 
 Layout of the text: sheets in the workbook's order, each row's cells one per line in column
 order, rows and sheets apart by a blank line, then the sheet's cell comments. Each cell is a
