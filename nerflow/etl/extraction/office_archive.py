@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import posixpath
 import zipfile
+from collections.abc import Iterator
 
 from lxml import etree
 
@@ -30,10 +31,17 @@ __all__ = [
     "OLE_MAGIC",
     "check_office_archive",
     "core_properties",
+    "declared_title_and_language",
+    "iterparse_part",
     "ole_reason",
     "parse_part",
     "part_relationships",
+    "release",
 ]
+
+# No DTDs, no entities, no network: every part is untrusted XML.
+_SAFE_XML = {"resolve_entities": False, "no_network": True, "load_dtd": False}
+_DC = "http://purl.org/dc/elements/1.1/"
 
 MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 """The most an Office file may expand to, all members together."""
@@ -118,10 +126,37 @@ def check_office_archive(data: bytes, *, main_part: str, what: str) -> None:
 
 
 def parse_part(archive: zipfile.ZipFile, part: str) -> etree._Element:
+    """The root element of package part ``part``, parsed whole."""
     with archive.open(part) as source:
-        # No DTDs, no entities, no network: the file is untrusted XML.
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-        return etree.parse(source, parser).getroot()
+        return etree.parse(source, etree.XMLParser(**_SAFE_XML)).getroot()
+
+
+def iterparse_part(
+    archive: zipfile.ZipFile, part: str, events: tuple[str, ...]
+) -> Iterator[tuple[str, etree._Element]]:
+    """``(event, element)`` of package part ``part``, streamed (a worksheet of any size)."""
+    with archive.open(part) as source:
+        yield from etree.iterparse(source, events=events, **_SAFE_XML)
+
+
+def release(element: etree._Element) -> None:
+    """Forget a streamed element once read, and the siblings read before it, so that a part
+    streamed row by row holds one row at a time."""
+    element.clear()
+    while element.getprevious() is not None:
+        del element.getparent()[0]
+
+
+def declared_title_and_language(root: etree._Element) -> tuple[str | None, str | None]:
+    """``(title, language)`` of the Dublin Core elements under ``root`` (OOXML's core
+    properties, OpenDocument's ``meta.xml``), each None when absent or blank."""
+
+    def value(name: str) -> str | None:
+        element = root.find(f".//{{{_DC}}}{name}")
+        text = (element.text or "").strip() if element is not None else ""
+        return text or None
+
+    return value("title"), value("language")
 
 
 def part_relationships(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
@@ -149,11 +184,4 @@ def core_properties(archive: zipfile.ZipFile) -> tuple[str | None, str | None]:
     part = next((t for kind, t in part_relationships(archive, "").values() if kind == "core-properties"), None)
     if part is None or part not in archive.NameToInfo:
         return None, None
-    root = parse_part(archive, part)
-
-    def value(name: str) -> str | None:
-        element = root.find(f"{{http://purl.org/dc/elements/1.1/}}{name}")
-        text = (element.text or "").strip() if element is not None else ""
-        return text or None
-
-    return value("title"), value("language")
+    return declared_title_and_language(parse_part(archive, part))

@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from nerflow.etl.extraction.document import DocumentInfo, ExtractedDocument, ExtractionError, TextBuilder
-from nerflow.etl.extraction.office_archive import check_office_archive, parse_part
+from nerflow.etl.extraction.office_archive import (
+    check_office_archive,
+    declared_title_and_language,
+    iterparse_part,
+    parse_part,
+    release,
+)
 from nerflow.etl.extraction.xlsx import cell_reference, quoted_sheet_name
 from nerflow.etl.formats import OPENDOCUMENT_MIMETYPES
 
@@ -48,7 +54,6 @@ _NS = {
     "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
     "draw": "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0",
     "presentation": "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0",
-    "dc": "http://purl.org/dc/elements/1.1/",
 }
 
 
@@ -159,14 +164,7 @@ def _format(archive: zipfile.ZipFile) -> str:
 def _meta(archive: zipfile.ZipFile) -> tuple[str | None, str | None]:
     if "meta.xml" not in archive.NameToInfo:
         return None, None
-    meta = parse_part(archive, "meta.xml")
-
-    def value(name: str) -> str | None:
-        element = meta.find(f".//{_q(name)}")
-        text = (element.text or "").strip() if element is not None else ""
-        return text or None
-
-    return value("dc:title"), value("dc:language")
+    return declared_title_and_language(parse_part(archive, "meta.xml"))
 
 
 def _inline_text(paragraph: etree._Element) -> str:
@@ -190,6 +188,11 @@ def _inline_text(paragraph: etree._Element) -> str:
 
     walk(paragraph)
     return "".join(parts)
+
+
+def _lines(container: etree._Element) -> str:
+    """The paragraphs and headings right under ``container`` (a cell, a comment), one per line."""
+    return "\n".join(_inline_text(p) for p in container if p.tag in (_P, _H))
 
 
 def _own(element: etree._Element, paragraph: etree._Element) -> bool:
@@ -289,8 +292,7 @@ def _read_table(
             if cell.tag == _COVERED:
                 continue  # covered by a merged cell, which holds the text
             cell_path = f"{path}/tr[{r}]/tc[{c}]"
-            lines = [_inline_text(p) for p in cell if p.tag in (_P, _H)]
-            builder.add("\n".join(lines), kind=kind or "table_cell", page=page, block=cell_path)
+            builder.add(_lines(cell), kind=kind or "table_cell", page=page, block=cell_path)
             for n, p in enumerate(p for p in cell if p.tag in (_P, _H)):
                 _read_anchored(p, f"{cell_path}/p[{n + 1}]", kind, page, builder, later)
             for n, nested in enumerate((t for t in cell if t.tag == _TABLE), start=1):
@@ -343,40 +345,33 @@ def _read_spreadsheet(archive: zipfile.ZipFile, builder: TextBuilder) -> None:
     """Every sheet's text cells, streamed: a row's cells are dropped once read."""
     sheet, row, column, rows_repeated = "", 0, 0, 1
     new_row, spreadsheet = True, False
-    with archive.open("content.xml") as source:
-        events = etree.iterparse(
-            source, events=("start", "end"), resolve_entities=False, no_network=True, load_dtd=False
-        )
-        for event, element in events:
-            tag = element.tag
-            if event == "start":
-                if tag == _SPREADSHEET:
-                    spreadsheet = True
-                elif tag == _TABLE:
-                    sheet, row = quoted_sheet_name(element.get(_q("table:name"), "")), 0
-                elif tag == _ROW:
-                    rows_repeated, column, new_row = int(element.get(_q("table:number-rows-repeated"), "1")), 0, True
-                continue
-            if tag in (_CELL, _COVERED):
-                columns = int(element.get(_q("table:number-columns-repeated"), "1"))
-                first = column + 1
-                column += columns
-                if tag == _CELL:
-                    reference = _range(sheet, row + 1, first, row + rows_repeated, column)
-                    text = _cell_text(element)
-                    if text and builder.add(
-                        text, kind="table_cell", separator="\n\n" if new_row else "\n", block=reference
-                    ):
-                        new_row = False
-                    for comment in element.iter(_ANNOTATION):
-                        lines = [_inline_text(p) for p in comment if p.tag in (_P, _H)]
-                        builder.add("\n".join(lines), kind="comment", block=f"{reference}/comment")
-                element.clear()
+    for event, element in iterparse_part(archive, "content.xml", ("start", "end")):
+        tag = element.tag
+        if event == "start":
+            if tag == _SPREADSHEET:
+                spreadsheet = True
+            elif tag == _TABLE:
+                sheet, row = quoted_sheet_name(element.get(_q("table:name"), "")), 0
             elif tag == _ROW:
-                row += rows_repeated
-                element.clear()
-                while element.getprevious() is not None:
-                    del element.getparent()[0]
+                rows_repeated, column, new_row = int(element.get(_q("table:number-rows-repeated"), "1")), 0, True
+            continue
+        if tag in (_CELL, _COVERED):
+            columns = int(element.get(_q("table:number-columns-repeated"), "1"))
+            first = column + 1
+            column += columns
+            if tag == _CELL:
+                reference = _range(sheet, row + 1, first, row + rows_repeated, column)
+                text = _cell_text(element)
+                if text and builder.add(
+                    text, kind="table_cell", separator="\n\n" if new_row else "\n", block=reference
+                ):
+                    new_row = False
+                for comment in element.iter(_ANNOTATION):
+                    builder.add(_lines(comment), kind="comment", block=f"{reference}/comment")
+            element.clear()
+        elif tag == _ROW:
+            row += rows_repeated
+            release(element)
     if not spreadsheet:
         raise ExtractionError("not a readable OpenDocument file: a spreadsheet without office:spreadsheet")
 
@@ -384,7 +379,7 @@ def _read_spreadsheet(archive: zipfile.ZipFile, builder: TextBuilder) -> None:
 def _cell_text(cell: etree._Element) -> str | None:
     if cell.get(_q("office:value-type"), "string") != "string":
         return None  # a number, date, percentage, currency, boolean or time: a value, not text
-    return "\n".join(_inline_text(p) for p in cell if p.tag in (_P, _H)) or None
+    return _lines(cell) or None
 
 
 def _range(sheet: str, top: int, left: int, bottom: int, right: int) -> str:

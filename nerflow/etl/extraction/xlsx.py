@@ -31,7 +31,14 @@ from collections.abc import Iterator
 from lxml import etree
 
 from nerflow.etl.extraction.document import DocumentInfo, ExtractedDocument, ExtractionError, TextBuilder
-from nerflow.etl.extraction.office_archive import check_office_archive, core_properties, parse_part, part_relationships
+from nerflow.etl.extraction.office_archive import (
+    check_office_archive,
+    core_properties,
+    iterparse_part,
+    parse_part,
+    part_relationships,
+    release,
+)
 
 __all__ = ["cell_reference", "extract_xlsx", "quoted_sheet_name"]
 
@@ -123,18 +130,12 @@ def _rich_text(element: etree._Element) -> str:
     return _xstring("".join(parts))
 
 
-def _iterparse(archive: zipfile.ZipFile, part: str, events: tuple[str, ...]) -> Iterator[tuple[str, etree._Element]]:
-    with archive.open(part) as source:
-        # No DTDs, no entities, no network: the file is untrusted XML.
-        yield from etree.iterparse(source, events=events, resolve_entities=False, no_network=True, load_dtd=False)
-
-
 def _shared_strings(archive: zipfile.ZipFile, relationships: dict[str, tuple[str, str]]) -> list[str]:
     part = next((target for kind, target in relationships.values() if kind == "sharedStrings"), None)
     if part is None:
         return []
     strings = []
-    for _, element in _iterparse(archive, part, ("end",)):
+    for _, element in iterparse_part(archive, part, ("end",)):
         if _local(element) == "si":
             strings.append(_rich_text(element))
             element.clear()
@@ -153,7 +154,7 @@ def _worksheets(archive: zipfile.ZipFile, relationships: dict[str, tuple[str, st
 def _read_cells(archive: zipfile.ZipFile, part: str, sheet: str, strings: list[str], builder: TextBuilder) -> None:
     row = column = 0
     new_row = True
-    for event, element in _iterparse(archive, part, ("start", "end")):
+    for event, element in iterparse_part(archive, part, ("start", "end")):
         local = _local(element)
         if event == "start":
             if local == "row":
@@ -174,10 +175,7 @@ def _read_cells(archive: zipfile.ZipFile, part: str, sheet: str, strings: list[s
                 new_row = False
             element.clear()
         elif local == "row":
-            # Rows already read are dropped as the stream goes, so a sheet's size costs no memory.
-            element.clear()
-            while element.getprevious() is not None:
-                del element.getparent()[0]
+            release(element)  # a sheet's size costs no memory
 
 
 def _cell_text(cell: etree._Element, strings: list[str], sheet: str, row: int, column: int) -> str | None:
@@ -205,7 +203,7 @@ def _read_comments(archive: zipfile.ZipFile, sheet_part: str, sheet: str, builde
     for kind, part in part_relationships(archive, sheet_part).values():
         if kind != "comments":
             continue
-        for _, element in _iterparse(archive, part, ("end",)):
+        for _, element in iterparse_part(archive, part, ("end",)):
             if _local(element) != "comment":
                 continue
             text_element = next((child for child in element if _local(child) == "text"), None)
