@@ -4,8 +4,9 @@ Record formats: JSONL (one JSON object per line, ``.jsonl``/``.ndjson``, gzip al
 or UTF-16/32 with a byte-order mark) and Parquet (one row per document), whose field names are
 configurable (:class:`FieldMapping`). File formats, one document per file: plain text in any
 encoding it can be told apart in (:mod:`nerflow.etl.extraction.text_encoding`), PDF, HTML,
-DOCX, XLSX, PPTX, OpenDocument (ODT, ODS, ODP), Markdown and e-mail; an mbox gives one document per message. The format is decided by
-content first (:func:`nerflow.etl.extraction.sniffing.sniff_format`), the name second, unless
+DOCX, XLSX, PPTX, OpenDocument (ODT, ODS, ODP), Markdown and e-mail; an mbox gives one
+document per message. The format is decided by content first
+(:func:`nerflow.etl.extraction.sniffing.sniff_format`), the name second, unless
 ``input_format`` forces one. File formats come with segments (where each part of the text came
 from: page, block, PDF boxes) and what the file declares (title, page count, language,
 encoding). Nothing is dropped silently: a record that is not

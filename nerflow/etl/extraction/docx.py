@@ -15,9 +15,10 @@ with its tracked changes accepted: python-docx's ``Paragraph.text`` reads only t
 are direct children of the paragraph or of a hyperlink, and so drops tracked insertions
 (``w:ins``), inline content controls (form fields, ``w:sdt``), simple fields (``w:fldSimple``),
 smart tags and moved text. Deleted and moved-away text (``w:del``, ``w:moveFrom``), field
-codes (``w:instrText``) and ruby pronunciation guides (``w:rt``) are not text. A text box anchored in a paragraph follows it as
-segments of its own (``body/p[3]/text_box[1]/p[1]``), read once: Word stores a copy of each box
-for older readers (``mc:Fallback``), which is skipped.
+codes (``w:instrText``) and ruby pronunciation guides (``w:rt``) are not text. A text box
+anchored in a paragraph follows it as segments of its own (``body/p[3]/text_box[1]/p[1]``),
+read once: Word stores a copy of each box for older readers (``mc:Fallback``), which is
+skipped.
 """
 
 from __future__ import annotations
@@ -66,13 +67,14 @@ def extract_docx(data: bytes) -> ExtractedDocument:
 
     Returns:
         The document. Segments' ``block`` is ``header[1]/p[1]``, ``body/p[12]``,
-        ``body/table[1]/tr[2]/tc[3]``, ``body/p[3]/text_box[1]/p[1]``, ``footnotes/footnote[2]/p[1]``,
-        ``endnotes/endnote[1]/p[1]``, ``comments/comment[1]/p[1]`` or ``footer[1]/p[1]``
-        (1-based; ``p`` and ``table`` counted separately within their container, ``tc``
-        being the cell's position among its row's ``w:tc`` elements); kinds are
-        ``"header"``, ``"title"``, ``"heading"``, ``"paragraph"``, ``"table_cell"``,
-        ``"text_box"``, ``"footnote"``, ``"endnote"``, ``"comment"``, ``"footer"``. ``info.title`` and
-        ``info.declared_lang`` come from the core properties.
+        ``body/table[1]/tr[2]/tc[3]``, ``body/p[3]/text_box[1]/p[1]``,
+        ``footnotes/footnote[2]/p[1]``, ``endnotes/endnote[1]/p[1]``,
+        ``comments/comment[1]/p[1]`` or ``footer[1]/p[1]`` (1-based; ``p`` and ``table``
+        counted separately within their container, ``tc`` being the cell's position among
+        its row's ``w:tc`` elements); kinds are ``"header"``, ``"title"``, ``"heading"``,
+        ``"paragraph"``, ``"table_cell"``, ``"text_box"``, ``"footnote"``, ``"endnote"``,
+        ``"comment"``, ``"footer"``. ``info.title`` and ``info.declared_lang`` come from the
+        core properties.
 
     Raises:
         ExtractionError: Not a zip, a zip bomb, a zip without ``word/document.xml``, a

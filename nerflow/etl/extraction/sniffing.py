@@ -89,7 +89,7 @@ def sniff_format(head: bytes, name: str) -> str | None:
     if head.startswith(b"PAR1"):
         return "parquet"
     if head.startswith(_ZIP_MAGIC):
-        return _ooxml_format(head, suffix_format)
+        return _office_format(head, suffix_format)
     if head.startswith(_OLE_MAGIC):
         return "ole"
     text = _text_view(head)
@@ -105,7 +105,7 @@ def sniff_format(head: bytes, name: str) -> str | None:
 
 def describe_mismatch(name: str, sniffed: str | None) -> str | None:
     """Why an object cannot be read as its suffix says, when the suffix names a binary format
-    (PDF, DOCX, Parquet) and the content is another or none; None when there is no mismatch.
+    (PDF, an Office or OpenDocument format, Parquet) and the content is another or none; None when there is no mismatch.
 
     An OLE file named ``.docx``, ``.xlsx`` or ``.pptx`` is no mismatch here: its reader tells
     an encrypted file from a legacy one and says which.
@@ -131,7 +131,7 @@ def _suffix_format(name: str) -> str | None:
     return SUFFIX_FORMATS.get(_suffix(name))
 
 
-def _ooxml_format(head: bytes, suffix_format: str | None) -> str | None:
+def _office_format(head: bytes, suffix_format: str | None) -> str | None:
     """Which Office format a zip is: an OpenDocument file by its ``mimetype`` member, an Office
     Open XML one by the first part names in its head, else by its suffix; None for other zips
     (an archive is no document)."""
