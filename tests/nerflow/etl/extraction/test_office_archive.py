@@ -12,14 +12,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nerflow.etl.extraction import ExtractionError
+from nerflow.etl.extraction.docx import extract_docx
 from nerflow.etl.extraction.office_archive import check_office_archive, core_properties, ole_reason, part_relationships
+from nerflow.etl.extraction.opendocument import extract_opendocument
+from nerflow.etl.extraction.pptx import extract_pptx
+from nerflow.etl.extraction.xlsx import extract_xlsx
 from tests.samples_office import (
     WORKBOOK_TITLE,
+    contacts_ods,
     contacts_xlsx,
     encrypted_office,
     legacy_doc,
     legacy_ppt,
     legacy_xls,
+    report_docx,
+    report_odt,
+    slides_odp,
+    slides_pptx,
     zip_bomb_docx,
 )
 
@@ -63,12 +72,12 @@ def test_relationships_resolve_to_member_names() -> None:
 
 
 _READERS = {
-    "docx": ("nerflow.etl.extraction.docx", "extract_docx", "report_docx"),
-    "xlsx": ("nerflow.etl.extraction.xlsx", "extract_xlsx", "contacts_xlsx"),
-    "pptx": ("nerflow.etl.extraction.pptx", "extract_pptx", "slides_pptx"),
-    "odt": ("nerflow.etl.extraction.opendocument", "extract_opendocument", "report_odt"),
-    "ods": ("nerflow.etl.extraction.opendocument", "extract_opendocument", "contacts_ods"),
-    "odp": ("nerflow.etl.extraction.opendocument", "extract_opendocument", "slides_odp"),
+    "docx": (extract_docx, report_docx),
+    "xlsx": (extract_xlsx, contacts_xlsx),
+    "pptx": (extract_pptx, slides_pptx),
+    "odt": (extract_opendocument, report_odt),
+    "ods": (extract_opendocument, contacts_ods),
+    "odp": (extract_opendocument, slides_odp),
 }
 
 
@@ -76,13 +85,8 @@ _READERS = {
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_damaged_part_gives_a_document_or_a_reason_never_another_error(fmt: str, data) -> None:
-    import importlib
-
-    from tests import samples_office
-
-    module, function, sample = _READERS[fmt]
-    extract = getattr(importlib.import_module(module), function)
-    original = getattr(samples_office, sample)()
+    extract, sample = _READERS[fmt]
+    original = sample()
     with zipfile.ZipFile(io.BytesIO(original)) as archive:
         members = [(info, archive.read(info)) for info in archive.infolist()]
     index = data.draw(st.integers(0, len(members) - 1), label="member")
